@@ -1,0 +1,47 @@
+# Two commands set up a fresh machine: `make run` and `make test`.
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+CONFIG ?= config/example.yaml
+# Debian packages the project uses: tcpdump (scapy's BPF compiler), tshark and
+# tcpreplay (benchmarks, live replay tests), prometheus (promtool), chromium
+# (report rendering test), iproute2 (network namespaces), curl (proxy tests).
+DEBS   := tcpdump tshark tcpreplay prometheus chromium iproute2 curl sqlite3 nftables systemd
+
+.PHONY: install run test lint bench clean debs
+
+install: $(STAMP)
+
+$(STAMP): pyproject.toml
+	@$(MAKE) --no-print-directory debs
+	python3 -m venv $(VENV)
+	$(PY) -m pip install --quiet --upgrade pip
+	$(PY) -m pip install --quiet -e '.[test,bench]'
+	touch $(STAMP)
+
+# Debian packages are installed only when running as root on a Debian-like
+# system and only those that are missing; otherwise the tests that need them skip.
+debs:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=""; for p in $(DEBS); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
+	  if [ -n "$$missing" ]; then \
+	    echo "installing Debian packages:$$missing"; \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	  fi; \
+	fi
+
+run: install
+	$(VENV)/bin/social-monitor run --config $(CONFIG)
+
+test: install
+	$(VENV)/bin/ruff check .
+	$(PY) -m pytest
+
+lint: install
+	$(VENV)/bin/ruff check .
+
+bench: install
+	$(PY) bench/run_all.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache build *.egg-info

@@ -1,0 +1,124 @@
+"""Platform lookup: which social-media platform, if any, a hostname belongs to.
+
+The catalog is data (`monitor/data/platforms.yaml`), validated for duplicate
+ids and for a suffix claimed by two platforms. Matching is label-wise on the
+domain suffix, longest suffix first, so `m.facebook.com` is Facebook and
+`notfacebook.com` is not. The table is a single dict from suffix to platform,
+built once: a lookup is at most one dict probe per label of the name.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass
+from importlib import resources
+from typing import Any
+
+import yaml
+
+from monitor.observation import normalise_hostname
+
+
+@dataclass(slots=True, frozen=True)
+class Platform:
+    id: str
+    name: str
+    category: str
+    domains: tuple[str, ...]
+
+
+class CatalogError(ValueError):
+    """A catalog entry that would make matching ambiguous or wrong."""
+
+
+class Catalog:
+    """Suffix table from domain to platform."""
+
+    def __init__(self, platforms: Iterable[Platform]):
+        self.platforms: dict[str, Platform] = {}
+        self._by_suffix: dict[str, Platform] = {}
+        for platform in platforms:
+            if platform.id in self.platforms:
+                raise CatalogError(f"platform {platform.id!r} is listed twice")
+            self.platforms[platform.id] = platform
+            for domain in platform.domains:
+                suffix = normalise_hostname(domain)
+                other = self._by_suffix.get(suffix)
+                if other is not None:
+                    raise CatalogError(
+                        f"domain {suffix!r} is claimed by both {other.id!r} and {platform.id!r}"
+                    )
+                self._by_suffix[suffix] = platform
+
+    def __len__(self) -> int:
+        return len(self.platforms)
+
+    @property
+    def domain_count(self) -> int:
+        return len(self._by_suffix)
+
+    def lookup(self, hostname: str) -> Platform | None:
+        """The platform owning the longest matching suffix of `hostname`, or None."""
+        if not hostname:
+            return None
+        name = hostname.lower().rstrip(".") if hostname.isascii() else normalise_hostname(hostname)
+        table = self._by_suffix
+        while True:
+            hit = table.get(name)
+            if hit is not None:
+                return hit
+            dot = name.find(".")
+            if dot < 0:
+                return None
+            name = name[dot + 1 :]
+
+    def restricted(
+        self,
+        only: Iterable[str] | None = None,
+        exclude: Iterable[str] = (),
+        add: Iterable[Platform] = (),
+        extra_domains: dict[str, list[str]] | None = None,
+    ) -> Catalog:
+        """A new catalog narrowed, trimmed or extended as a trust's config asks."""
+        keep = dict(self.platforms)
+        if only is not None:
+            only_set = set(only)
+            keep = {pid: p for pid, p in keep.items() if pid in only_set}
+        for pid in exclude:
+            keep.pop(pid, None)
+        for pid, domains in (extra_domains or {}).items():
+            base = keep[pid]
+            keep[pid] = Platform(base.id, base.name, base.category, base.domains + tuple(domains))
+        for platform in add:
+            keep[platform.id] = platform
+        return Catalog(keep.values())
+
+
+def parse_platforms(raw: Any, where: str) -> list[Platform]:
+    """Platforms from the catalog's YAML shape, with errors naming `where`."""
+    if not isinstance(raw, dict) or not isinstance(raw.get("platforms"), list):
+        raise CatalogError(f"{where}: expected a mapping with a 'platforms' list")
+    out = []
+    for index, entry in enumerate(raw["platforms"]):
+        try:
+            out.append(
+                Platform(
+                    id=str(entry["id"]),
+                    name=str(entry["name"]),
+                    category=str(entry["category"]),
+                    domains=tuple(str(d) for d in entry["domains"]),
+                )
+            )
+        except (KeyError, TypeError) as exc:
+            raise CatalogError(f"{where}: platforms[{index}]: missing or bad field {exc}") from None
+    return out
+
+
+def default_platforms() -> list[Platform]:
+    """The catalog shipped with the package."""
+    text = resources.files("monitor").joinpath("data/platforms.yaml").read_text("utf-8")
+    return parse_platforms(yaml.safe_load(text), "monitor/data/platforms.yaml")
+
+
+def default_catalog() -> Catalog:
+    return Catalog(default_platforms())

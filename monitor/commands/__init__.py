@@ -1,0 +1,1 @@
+"""Subcommands of `social-monitor`, one module each (see monitor/cli.py)."""

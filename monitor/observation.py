@@ -1,0 +1,201 @@
+"""The two values that flow through the pipeline: what a source saw, and what it means.
+
+An `Observation` is built by a source (the packet sensor or the proxy addon)
+and holds only what was on the wire: a hostname, never a URL or content. The
+tagging stage turns it into an `AccessEvent`, which adds where, when, which
+platform and which device, and the policy flags. Both are plain, slotted data
+classes so that they are cheap to build on the hot path.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, Literal
+
+Protocol = Literal["dns", "tls", "quic", "http"]
+Transport = Literal["tcp", "udp"]
+Source = Literal["sensor", "proxy"]
+# How the hostname was tied to this flow: read from the flow itself, or
+# inferred from an earlier DNS answer for the server address (a weaker signal).
+Attribution = Literal["direct", "dns-answer"]
+PeriodKind = Literal["contact", "non-contact", "closed"]
+
+
+def normalise_hostname(name: str) -> str:
+    """Lower-case, strip the trailing dot and surrounding space; IDN labels to A-labels."""
+    name = name.strip().rstrip(".").lower()
+    if name.isascii():
+        return name
+    try:
+        return name.encode("idna").decode("ascii")
+    except UnicodeError:
+        return name
+
+
+@dataclass(slots=True)
+class Observation:
+    """One sighting of a client reaching a named server."""
+
+    timestamp: float  # seconds since the epoch, UTC
+    client_ip: str
+    client_port: int
+    server_ip: str
+    server_port: int
+    transport: Transport
+    protocol: Protocol
+    hostname: str
+    source: Source = "sensor"
+    client_mac: str | None = None
+    user: str | None = None  # proxy-authenticated user, where the school enables it
+    attribution: Attribution = "direct"
+    obscured: bool = False  # Encrypted Client Hello: the visible name is only the outer one
+    vlan: int | None = None
+
+    @property
+    def signal(self) -> str:
+        """The signal name stored on a session: the protocol, or `proxy` for the addon."""
+        return "proxy" if self.source == "proxy" else self.protocol
+
+    def to_ecs(self) -> dict[str, Any]:
+        """ECS field names, flat dotted keys, for JSON lines and CSV alike."""
+        out: dict[str, Any] = {
+            "@timestamp": iso_utc(self.timestamp),
+            "source.ip": self.client_ip,
+            "source.port": self.client_port,
+            "destination.ip": self.server_ip,
+            "destination.port": self.server_port,
+            "network.transport": self.transport,
+            "network.protocol": self.protocol,
+        }
+        if self.protocol == "dns":
+            out["dns.question.name"] = self.hostname
+        elif self.protocol in ("tls", "quic"):
+            out["tls.client.server_name"] = self.hostname
+        else:
+            out["url.domain"] = self.hostname
+        if self.client_mac:
+            out["source.mac"] = self.client_mac
+        if self.user:
+            out["user.name"] = self.user
+        if self.vlan is not None:
+            out["network.vlan.id"] = self.vlan
+        out["event.module"] = self.source
+        if self.attribution != "direct":
+            out["social.attribution"] = self.attribution
+        if self.obscured:
+            out["social.obscured"] = True
+        return out
+
+
+@dataclass(slots=True, frozen=True)
+class Flag:
+    """A policy rule an access breaks, with the clause of the policy it cites."""
+
+    name: str  # contact_time | pupil_area
+    clause: str  # e.g. "4.3"
+    reason: str
+
+    def to_dict(self) -> dict[str, str]:
+        return {"name": self.name, "clause": self.clause, "reason": self.reason}
+
+
+@dataclass(slots=True, frozen=True)
+class Exemption:
+    """Why an access that would be flagged is not (e.g. clause 4.1, professional use)."""
+
+    name: str
+    reason: str
+    clause: str | None = None
+
+    def to_dict(self) -> dict[str, str | None]:
+        return {"name": self.name, "reason": self.reason, "clause": self.clause}
+
+
+@dataclass(slots=True)
+class AccessEvent:
+    """An observation tagged with device, platform, place, time and policy."""
+
+    observation: Observation
+    platform: str | None = None
+    platform_name: str | None = None
+    category: str | None = None
+    sensitive: bool = False  # category the trust never records (e.g. trade union, health)
+    trust_device: bool = False
+    device_mac: str | None = None
+    asset_tag: str | None = None
+    device_kind: str | None = None
+    owner: str | None = None  # pseudonymous staff id; proxy user where known
+    groups: tuple[str, ...] = ()
+    school: str | None = None
+    zone: str | None = None
+    zone_kind: str | None = None
+    pupil_area: bool | None = None
+    period: str | None = None
+    period_kind: PeriodKind = "closed"
+    week: str | None = None
+    local_time: str | None = None  # ISO 8601 in the school's time zone
+    flags: tuple[Flag, ...] = ()
+    exemption: Exemption | None = None
+
+    @property
+    def flagged(self) -> bool:
+        return bool(self.flags) and self.exemption is None
+
+    @property
+    def recordable(self) -> bool:
+        """Only trust devices reaching an in-scope, non-sensitive platform are ever stored."""
+        return self.trust_device and self.platform is not None and not self.sensitive
+
+    def to_ecs(self) -> dict[str, Any]:
+        out = self.observation.to_ecs()
+        if self.asset_tag:
+            out["host.id"] = self.asset_tag
+        if self.device_kind:
+            out["host.type"] = self.device_kind
+        if self.device_mac and "source.mac" not in out:
+            out["source.mac"] = self.device_mac
+        if self.owner and "user.name" not in out:
+            out["user.id"] = self.owner
+        out.update(
+            {
+                "social.platform": self.platform,
+                "social.platform_name": self.platform_name,
+                "social.category": self.category,
+                "social.trust_device": self.trust_device,
+                "social.school": self.school,
+                "social.zone": self.zone,
+                "social.zone_kind": self.zone_kind,
+                "social.pupil_area": self.pupil_area,
+                "social.period": self.period,
+                "social.period_kind": self.period_kind,
+                "social.week": self.week,
+                "social.local_time": self.local_time,
+                "social.flags": [f.to_dict() for f in self.flags],
+                "social.flagged": self.flagged,
+                "social.exemption": self.exemption.to_dict() if self.exemption else None,
+            }
+        )
+        return out
+
+
+def iso_utc(ts: float) -> str:
+    """RFC 3339 UTC timestamp with milliseconds, as ECS expects for @timestamp."""
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace(
+        "+00:00", "Z"
+    )
+
+
+__all__ = [
+    "AccessEvent",
+    "Attribution",
+    "Exemption",
+    "Flag",
+    "Observation",
+    "PeriodKind",
+    "Protocol",
+    "Source",
+    "Transport",
+    "iso_utc",
+    "normalise_hostname",
+]
