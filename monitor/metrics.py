@@ -1,0 +1,108 @@
+"""Prometheus metrics: one `Metrics` object per process, on an injectable registry.
+
+Labels are bounded sets only (school, zone, platform, period kind, flag,
+protocol, result): never a device, a person or an address, so a flood of
+random hostnames cannot grow the number of series. Platform labels come from
+the catalog (or "none"), zone and school labels from the config (or
+"unknown"), so every label set is known when the config is loaded.
+"""
+
+from __future__ import annotations
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+
+from monitor import __version__
+
+
+class Metrics:
+    def __init__(self, registry: CollectorRegistry | None = None):
+        self.registry = registry if registry is not None else CollectorRegistry()
+        r = self.registry
+        self.build_info = Info("social_monitor_build", "Version of social-monitor", registry=r)
+        self.build_info.info({"version": __version__})
+        self.accesses = Counter(
+            "social_monitor_accesses_total",
+            "Observed accesses to in-scope platforms by trust devices",
+            ["school", "zone", "platform", "period_kind", "flagged"],
+            registry=r,
+        )
+        self.flagged = Counter(
+            "social_monitor_flagged_accesses_total",
+            "Accesses flagged by a policy rule",
+            ["school", "flag"],
+            registry=r,
+        )
+        self.observations = Counter(
+            "social_monitor_observations_total",
+            "Observations handed to the pipeline, by source and outcome",
+            ["source", "outcome"],  # outcome: recorded, not_social, not_trust_device, sensitive, ...
+            registry=r,
+        )
+        self.packets = Counter(
+            "social_monitor_packets_total", "Packets seen by the sensor", ["interface"], registry=r
+        )
+        self.packets_dropped = Gauge(
+            "social_monitor_kernel_dropped_packets",
+            "Packets the kernel dropped before the sensor read them (pcap statistics)",
+            ["interface"],
+            registry=r,
+        )
+        self.parse_errors = Counter(
+            "social_monitor_parse_errors_total",
+            "Packets that could not be parsed, by protocol",
+            ["protocol"],
+            registry=r,
+        )
+        self.flow_evictions = Counter(
+            "social_monitor_flow_evictions_total",
+            "Flows evicted from a full flow or reassembly table",
+            ["table"],
+            registry=r,
+        )
+        self.proxy_connections = Counter(
+            "social_monitor_proxy_connections_total",
+            "Client connections seen by the proxy addon, by how TLS was handled",
+            ["handling"],  # passthrough, decrypted, plain
+            registry=r,
+        )
+        self.addon_errors = Counter(
+            "social_monitor_addon_errors_total",
+            "Failures inside the proxy addon (traffic kept flowing)",
+            ["hook"],
+            registry=r,
+        )
+        self.store_writes = Counter(
+            "social_monitor_store_writes_total", "Sessions written to the store", registry=r
+        )
+        self.store_write_errors = Counter(
+            "social_monitor_store_write_errors_total",
+            "Failed store writes, by reason",
+            ["reason"],
+            registry=r,
+        )
+        self.store_queue_dropped = Counter(
+            "social_monitor_store_queue_dropped_total",
+            "Events dropped because the writer queue was full",
+            registry=r,
+        )
+        self.store_queue_depth = Gauge(
+            "social_monitor_store_queue_depth", "Events waiting for the store writer", registry=r
+        )
+        self.store_write_latency = Histogram(
+            "social_monitor_store_write_latency_seconds",
+            "Time to commit one batch to the store",
+            buckets=(0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+            registry=r,
+        )
+        self.config_reloads = Counter(
+            "social_monitor_config_reloads_total", "Config reloads, by result", ["result"], registry=r
+        )
+        self.child_restarts = Counter(
+            "social_monitor_child_restarts_total",
+            "Restarts of supervised child processes",
+            ["child"],
+            registry=r,
+        )
+        self.up = Gauge(
+            "social_monitor_component_up", "1 when a component is running", ["component"], registry=r
+        )
