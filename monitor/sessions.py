@@ -327,6 +327,18 @@ class SessionMerger:
             session.owner = event.owner
         return True
 
+    def add_session(self, session: Session) -> None:
+        """Put back a segment whose write failed, so a retry merges it with newer events."""
+        session.id, session.version, session.record_id = None, 0, None
+        segments = self._open.setdefault(session.key, [])
+        for existing in segments:
+            if within_gap(existing, session.first_seen, session.last_seen, self.idle_gap):
+                merge_into(existing, session)
+                break
+        else:
+            segments.append(session)
+        self.count += session.observations
+
     def drain(self) -> list[Session]:
         """The merged segments, ordered by first sighting; empties the merger."""
         out: list[Session] = []

@@ -14,7 +14,7 @@ def event(
     *,
     device: str = "OAK-0001",
     mac: str = "3c:52:82:10:00:01",
-    platform: str = "facebook",
+    platform: str | None = "facebook",
     school: str = "oak-primary",
     zone: str = "classrooms",
     period: str | None = "Lesson 1",
@@ -32,10 +32,10 @@ def event(
     obs = Observation(
         timestamp=ts, client_ip="10.10.10.31", client_port=50000, server_ip="157.240.1.35",
         server_port=443, transport="udp" if protocol == "quic" else "tcp", protocol=protocol,
-        hostname=hostname or f"www.{platform}.com", source=source, client_mac=mac,
+        hostname=hostname or f"www.{platform or 'example'}.com", source=source, client_mac=mac,
     )
     return AccessEvent(
-        observation=obs, platform=platform, platform_name=platform.title(), category="social",
+        observation=obs, platform=platform, platform_name=(platform or "").title() or None, category="social",
         sensitive=sensitive, trust_device=trust_device,
         device_mac=mac if trust_device else None, asset_tag=device if trust_device else None,
         device_kind="laptop", owner=owner if trust_device else None, school=school, zone=zone,
