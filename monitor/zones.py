@@ -24,19 +24,23 @@ class ZoneInfo:
     monitored: bool = True
 
 
+def _mask(bits: int, prefixlen: int) -> int:
+    return ((1 << bits) - 1) ^ ((1 << (bits - prefixlen)) - 1)
+
+
 class ZoneTable:
-    def __init__(self, entries: Iterable[tuple[str, ZoneInfo]], vlans: Iterable[tuple[int, ZoneInfo]] = ()):
+    def __init__(
+        self, entries: Iterable[tuple[str, ZoneInfo]], vlans: Iterable[tuple[int, ZoneInfo]] = ()
+    ):
         self._v4: dict[int, dict[int, ZoneInfo]] = {}
         self._v6: dict[int, dict[int, ZoneInfo]] = {}
         for cidr, info in entries:
             net = ipaddress.ip_network(cidr, strict=False)
             table = self._v4 if net.version == 4 else self._v6
             table.setdefault(net.prefixlen, {})[int(net.network_address)] = info
-        bits = 32
-        self._v4_lengths = sorted(self._v4, reverse=True)
-        self._v6_lengths = sorted(self._v6, reverse=True)
-        self._v4_masks = [(self._v4[n], ((1 << bits) - 1) ^ ((1 << (bits - n)) - 1)) for n in self._v4_lengths]
-        self._v6_masks = [(self._v6[n], ((1 << 128) - 1) ^ ((1 << (128 - n)) - 1)) for n in self._v6_lengths]
+        # longest prefix first: (networks of that length, mask of that length)
+        self._v4_masks = [(self._v4[n], _mask(32, n)) for n in sorted(self._v4, reverse=True)]
+        self._v6_masks = [(self._v6[n], _mask(128, n)) for n in sorted(self._v6, reverse=True)]
         self._vlans = dict(vlans)
         self.lookup = lru_cache(maxsize=65536)(self._lookup)
 
