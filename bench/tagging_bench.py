@@ -74,7 +74,8 @@ class NaivePeer:
         ip = ipaddress.ip_address(obs.client_ip)
         best = None
         for net, school, zone in self.nets:
-            if ip.version == net.version and ip in net and (best is None or net.prefixlen > best[0].prefixlen):
+            better = best is None or net.prefixlen > best[0].prefixlen
+            if ip.version == net.version and ip in net and better:
                 best = (net, school, zone)
         return platform, best
 
@@ -96,7 +97,8 @@ def main() -> int:
           f"config load {load_s:.2f} s, table build {build_s * 1000:.0f} ms")
 
     rng = random.Random(7)
-    hosts = ["www.facebook.com", "scontent.cdninstagram.com", "www.bbc.co.uk", "site1234.bench-social.example",
+    hosts = ["www.facebook.com", "scontent.cdninstagram.com", "www.bbc.co.uk",
+             "site1234.bench-social.example",
              "rr1---sn-x.googlevideo.com", "api.github.com", "x.com", "notfacebook.com"]
     clients = ["10.20.10.41", "10.20.30.10", "2001:db8:20:10::41", "10.10.10.31", "172.17.3.40",
                "2001:db8:65:2a::9", "192.0.2.1"] + [f"172.16.{i}.{j}" for i in range(30) for j in (5, 70)]
