@@ -457,7 +457,8 @@ def _read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{shown}: cannot read: {exc}"]) from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's loader when present: a trust with thousands of zones loads 10x faster
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown
