@@ -260,6 +260,20 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def verify(self) -> VerifyResult: ...
 
+    def _record_known(self, record_id: int, session_id: int, version: int) -> bool:
+        """Whether a record is one the store wrote: its session points at it or moved past it."""
+        row = self._con.execute(
+            "SELECT 1 FROM sessions WHERE id = ? AND (record_id = ? OR version > ?)",
+            (session_id, record_id, version),
+        ).fetchone()
+        if row:
+            return True
+        later = self._con.execute(
+            "SELECT 1 FROM records WHERE session_id = ? AND version > ? AND id > ?",
+            (session_id, version, record_id),
+        ).fetchone()
+        return later is not None
+
     # --- retention ------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -680,6 +694,9 @@ class SQLiteSessionStore(SessionStore):
                 return broken("changed", rid - 1, f"record {rid - 1} changed (record {rid} no longer "
                               "links to it)")
             if not valid:
+                if not self._record_known(rid, sid, version):
+                    return broken("inserted", rid, f"record {rid} inserted (no session version it could "
+                                  "belong to, and its hash is wrong)")
                 return broken("changed", rid, f"record {rid} changed (its hash does not match its fields)")
             if body is not None and hashlib.sha256(body.encode()).hexdigest() != digest:
                 return broken("changed", rid, f"record {rid} changed (content of session {sid} "
