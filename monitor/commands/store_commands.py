@@ -47,8 +47,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 def verify(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else None
-    if path is not None and path.is_dir():
-        raise UserError(f"{path}: verifying an export directory is not supported yet")
+    if path is not None and path.is_dir():  # an export directory: check it against its manifest
+        from monitor.commands.export_commands import print_verify
+
+        return print_verify(path)
     if path is not None:
         store = open_store(path, create=False)
         shown = str(path)
