@@ -46,7 +46,7 @@ import structlog
 from monitor import __version__
 from monitor.config import Config
 from monitor.errors import UserError
-from monitor.exportlog import LogEntry, append, current_user
+from monitor.exportlog import LogEntry, append, current_user, read_log
 from monitor.report import ReportContext, ReportStats, render_report
 from monitor.sessions import ECS_FIELDS, Session
 from monitor.store import SessionStore
@@ -555,11 +555,13 @@ def _sar_readme(config: Config, staff_id: str, devices: list[str], n: int) -> st
 # --- verification -----------------------------------------------------------------------------
 
 
-def verify_export(directory: str | Path) -> tuple[bool, list[str]]:
+def verify_export(directory: str | Path, log_path: str | Path | None = None) -> tuple[bool, list[str]]:
     """Check every file of an export against its manifest; name each file that differs.
 
     Returns (ok, lines): one line per file, and a last line with the verdict.
-    A file missing, changed or added is a failure."""
+    A file missing, changed or added is a failure. With `log_path`, the
+    manifest itself must be the one the export log recorded, so rewriting a
+    file *and* its manifest entry is caught too."""
     d = Path(directory)
     lines: list[str] = []
     try:
@@ -591,11 +593,29 @@ def verify_export(directory: str | Path) -> tuple[bool, list[str]]:
         if name != MANIFEST and name not in files:
             lines.append(f"{name}: NOT IN MANIFEST (added after the export)")
             ok = False
+    if log_path is not None:
+        ok = _check_log(d, Path(log_path), lines) and ok
     head = manifest.get("chain_head") or {}
     verdict = "export ok" if ok else "export FAILED verification"
     lines.append(f"{d}: {verdict}: {len(files)} files; store chain head at export: record "
                  f"{head.get('record_id')} {str(head.get('hash'))[:16]}…")
     return ok, lines
+
+
+def _check_log(d: Path, log_path: Path, lines: list[str]) -> bool:
+    digest, _ = sha256_file(d / MANIFEST)
+    check = read_log(log_path)
+    match = next((x for x in check.entries if x.manifest_sha256 == digest), None)
+    ok = check.ok
+    if match is not None:
+        lines.append(f"manifest.json: matches export log entry {match.seq} ({match.at}, by {match.user})")
+    else:
+        ok = False
+        lines.append(f"manifest.json: NOT IN THE EXPORT LOG {log_path} (the manifest was changed after the "
+                     "export, or the export was not made from this store)")
+    if not check.ok:
+        lines.append(f"export log: {check.problem}")
+    return ok
 
 
 def _first_difference(size: int, expected: Any) -> str:

@@ -26,6 +26,7 @@ from monitor.sessions import Session
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 OUTSIDE = "Outside timetable"
 MAX_ROWS = 2000  # flagged rows in the HTML table; the CSV always has them all
+FLAG_LABELS = {"contact_time": "Contact time", "pupil_area": "Pupil area"}
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                 "eleven", "twelve")
 
@@ -133,8 +134,7 @@ class ReportStats:
             zone=s.zone,
             period=s.period or OUTSIDE,
             platform=s.platform_name or s.platform,
-            flags="; ".join(f"{f.reason} ({f.clause})" if f.reason else f"{f.name} ({f.clause})"
-                            for f in s.flags),
+            flags="; ".join(f"{FLAG_LABELS.get(f.name, f.name)} ({f.clause})" for f in s.flags),
             exemption=(f"{s.exemption.name} ({s.exemption.clause})" if s.exemption.clause
                        else s.exemption.name) if s.exemption else "",
             hostnames=", ".join(s.hostnames),
@@ -151,6 +151,10 @@ def number(n: int) -> str:
 
 def plural(n: int, one: str, many: str | None = None) -> str:
     return f"{number(n)} {one if n == 1 else (many or one + 's')}"
+
+
+def accesses(n: int) -> str:
+    return plural(n, "access", "accesses")
 
 
 def span_words(first: date, last: date) -> str:
@@ -174,9 +178,9 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
             f"to {long_date(ctx.last_day)}")
     out = []
     if ctx.flagged_only:
-        lead = f"{when}, this export lists only flagged accesses at {ctx.school}."
+        lead = f"{when}, this export lists only flagged accesses at {e(ctx.school)}."
     else:
-        lead = (f"{when}, {plural(st.total, 'access')} to social media from trust devices at {ctx.school} "
+        lead = (f"{when}, {accesses(st.total)} to social media from trust devices at {e(ctx.school)} "
                 f"were recorded.")
     if st.flagged == 0:
         out.append(f"{lead} <strong>None was flagged</strong> under clause 4.3 of the Social Media Policy.")
@@ -190,7 +194,7 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
         both = " (an access can be both)" if st.contact and st.pupil and st.contact + st.pupil > st.flagged \
             else ""
         out.append(
-            f"{lead} <strong>{plural(st.flagged, 'access')} {verb} flagged</strong> under clause 4.3: "
+            f"{lead} <strong>{accesses(st.flagged)} {verb} flagged</strong> under clause 4.3: "
             f"{' and '.join(parts)}{both}, from {plural(len(st.devices), 'device')}."
         )
         (platform, zone, period), n = st.combos.most_common(1)[0]
@@ -201,11 +205,11 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
             f"Most were {e(top_platform[0])} ({number(top_platform[1])}), in {e(top_zone[0])} "
             f"({number(top_zone[1])}), during {e(top_period[0])} ({number(top_period[1])}). "
             f"The most common single pattern was {e(platform)} in {e(zone)} during {e(period)} "
-            f"({plural(n, 'access')})."
+            f"({accesses(n)})."
         )
     if st.exempt:
         names = ", ".join(f"{e(name)} ({number(n)})" for name, n in st.exemptions.most_common())
-        out.append(f"A further {plural(st.exempt, 'access')} matched a flag but "
+        out.append(f"A further {accesses(st.exempt)} matched a flag but "
                    f"{'was' if st.exempt == 1 else 'were'} allowed as professional use under clause 4.1: "
                    f"{names}.")
     if ctx.identified:
