@@ -60,7 +60,7 @@ def test_export_verify_and_log(trust, tmp_path, capsys):
 
 def test_identify_without_reason_is_refused(trust, tmp_path, capsys):
     out = tmp_path / "named"
-    code, text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
+    code, _text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
                           "--from", "2026-11-02", "--to", "2026-11-29", "--out", str(out), "--identify")
     assert code != 0
     assert "--identify" in err and "--reason" in err and "nothing was exported" in err
