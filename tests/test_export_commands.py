@@ -40,6 +40,9 @@ def test_export_verify_and_log(trust, tmp_path, capsys):
     code, text, err = run(capsys, "verify", str(out))
     assert code == 0, err
     assert "sessions.csv: ok" in text and "export ok" in text
+    code, text, err = run(capsys, "verify", str(out), "--config", str(trust))
+    assert code == 0, err
+    assert "manifest.json: matches export log entry 1" in text
 
     csv_path = out / "sessions.csv"
     data = bytearray(csv_path.read_bytes())

@@ -106,12 +106,17 @@ def verify_export_command(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_dir():
         raise UserError(f"{path}: not a directory (give an export directory)")
-    return print_verify(path)
+    return print_verify(path, args.config)
 
 
-def print_verify(path: Path) -> int:
-    """Shared with `verify DIR`: print one line per file, exit 1 if any differs."""
-    ok, lines = verify_export(path)
+def print_verify(path: Path, config_path: str | None = None) -> int:
+    """Shared with `verify DIR`: print one line per file, exit 1 if any differs.
+
+    With a config, the manifest must also be one the config's export log recorded."""
+    log_path = log_path_for(load_config(config_path).store_path) if config_path else None
+    ok, lines = verify_export(path, log_path=log_path)
+    if log_path is None:
+        lines.insert(-1, "manifest.json: not checked against an export log (give --config to check it)")
     stream = sys.stdout if ok else sys.stderr
     for line in lines:
         print(line, file=stream)
@@ -153,4 +158,5 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify-export", help="check an export directory against its manifest")
     p.add_argument("path", help="export directory")
+    add_config_argument(p)
     p.set_defaults(func=verify_export_command)

@@ -50,7 +50,7 @@ def verify(args: argparse.Namespace) -> int:
     if path is not None and path.is_dir():  # an export directory: check it against its manifest
         from monitor.commands.export_commands import print_verify
 
-        return print_verify(path)
+        return print_verify(path, args.config)
     if path is not None:
         store = open_store(path, create=False)
         shown = str(path)
