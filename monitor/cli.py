@@ -19,6 +19,7 @@ from monitor.errors import UserError
 COMMAND_MODULES = [
     "monitor.commands.daemon_commands",
     "monitor.commands.config_commands",
+    "monitor.commands.store_commands",
 ]
 
 
