@@ -17,9 +17,23 @@ import structlog
 _configured = False
 
 
+class _Std:
+    """sys.stdout or sys.stderr, looked up at each write (tests and tools swap them)."""
+
+    def __init__(self, name: str):
+        self.name = name
+
+    def write(self, text: str) -> int:
+        return getattr(sys, self.name).write(text)
+
+    def flush(self) -> None:
+        getattr(sys, self.name).flush()
+
+
 def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     global _configured
-    stream = stream or sys.stderr
+    stream = _Std("stdout") if stream is sys.stdout else _Std("stderr") if stream in (None, sys.stderr) \
+        else stream
     shared: list = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -36,7 +50,7 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
         logger_factory=structlog.PrintLoggerFactory(stream),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)
+    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[
