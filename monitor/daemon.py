@@ -197,8 +197,6 @@ class Daemon:
                 self.reload()
             if self.proxy is not None:
                 self.proxy.supervise()
-            if self.writer is not None:
-                self.metrics.store_queue_depth.set(self.writer.pending())
         self._shutdown()
         return 0
 
