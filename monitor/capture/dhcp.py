@@ -39,6 +39,7 @@ class DHCPBinding:
     ip: str
     mac: str
     hostname: str | None = None
+    at: float | None = None  # capture time of the ACK
 
 
 def parse_message(data: bytes) -> DHCPMessage:

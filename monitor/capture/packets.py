@@ -13,6 +13,7 @@ tunnels; TCP and UDP.
 from __future__ import annotations
 
 import socket
+import struct
 from typing import Final
 
 # pcap link types (https://www.tcpdump.org/linktypes.html)
@@ -34,7 +35,14 @@ VLAN_ETHERTYPES: Final = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 
 PROTO_TCP: Final = 6
 PROTO_UDP: Final = 17
-_IPV6_EXTENSIONS: Final = frozenset({0, 43, 60, 135, 139, 140})
+# IPv6 headers that come before the transport: hop-by-hop, routing, fragment, AH,
+# destination options, mobility, HIP, shim6.
+_IPV6_NOT_L4: Final = frozenset({0, 43, 44, 51, 60, 135, 139, 140})
+# One struct call per header on the hot path instead of a dozen byte indexings.
+_IPV4 = struct.Struct("!BxHxxHxB2x4s4s").unpack_from  # version/ihl, total length, fragment, proto, addrs
+_IPV6 = struct.Struct("!B3xHBx16s16s").unpack_from  # version, payload length, next header, addrs
+_TCP = struct.Struct("!HHI4xBB").unpack_from  # ports, sequence number, data offset, flags
+_UDP = struct.Struct("!HHH").unpack_from  # ports, length
 _MAX_TUNNEL_DEPTH: Final = 4
 
 TCP_FIN: Final = 0x01
@@ -53,6 +61,22 @@ Decoded = tuple[int, bytes, bytes, int, int, int, int, int, int, "int | None", i
 def decode(linktype: int, buf: bytes) -> Decoded | None:
     """The 5-tuple and the L4 payload bounds of one frame, or None when it carries no TCP/UDP."""
     n = len(buf)
+    if linktype == LINKTYPE_ETHERNET and n >= 54 and buf[12:14] == b"\x08\x00" and buf[14] == 0x45:
+        # Fast path for the common case: untagged Ethernet, IPv4 without options, no fragment.
+        _b0, total, frag, proto, src, dst = _IPV4(buf, 14)
+        if not frag & 0x3FFF:  # DF alone is fine; MF or a fragment offset take the general path
+            end = 14 + total if 20 <= total < n - 14 else n
+            if proto == PROTO_TCP:
+                sport, dport, seq, doff, flags = _TCP(buf, 34)
+                doff = (doff >> 4) << 2
+                if doff >= 20 and end - 34 >= doff:
+                    return (PROTO_TCP, src, dst, sport, dport, 34 + doff, end, seq, flags, None, 0)
+                return None
+            if proto == PROTO_UDP and end >= 42:
+                sport, dport, ulen = _UDP(buf, 34)
+                if 8 <= ulen < end - 34:
+                    end = 34 + ulen
+                return (PROTO_UDP, src, dst, sport, dport, 42, end, 0, 0, None, 0)
     vlan = None
     l2 = -1
     if linktype == LINKTYPE_ETHERNET:
@@ -114,48 +138,35 @@ def decode(linktype: int, buf: bytes) -> Decoded | None:
         if proto == 4:  # IPv4 header (also IP-in-IP)
             if end - off < 20:
                 return None
-            b0 = buf[off]
+            b0, total, frag, proto, src, dst = _IPV4(buf, off)
             ihl = (b0 & 0x0F) << 2
             if b0 >> 4 != 4 or ihl < 20 or end - off < ihl:
                 return None
-            total = (buf[off + 2] << 8) | buf[off + 3]
             if ihl <= total < end - off:
                 end = off + total  # drop Ethernet padding
-            if ((buf[off + 6] & 0x1F) << 8) | buf[off + 7]:
+            if frag & 0x1FFF:
                 return None  # a non-first fragment carries no transport header
-            proto = buf[off + 9]
-            src = buf[off + 12 : off + 16]
-            dst = buf[off + 16 : off + 20]
             off += ihl
         elif proto == 41:  # IPv6 header (also 6in4)
             if end - off < 40:
                 return None
-            if buf[off] >> 4 != 6:
+            b0, plen, proto, src, dst = _IPV6(buf, off)
+            if b0 >> 4 != 6:
                 return None
-            plen = (buf[off + 4] << 8) | buf[off + 5]
             if 0 < plen < end - off - 40:
                 end = off + 40 + plen
-            proto = buf[off + 6]
-            src = buf[off + 8 : off + 24]
-            dst = buf[off + 24 : off + 40]
             off += 40
-            while True:
-                if proto in _IPV6_EXTENSIONS:
-                    if end - off < 8:
-                        return None
-                    proto, off = buf[off], off + ((buf[off + 1] + 1) << 3)
-                elif proto == 44:  # fragment header
-                    if end - off < 8:
-                        return None
+            while proto in _IPV6_NOT_L4:
+                if end - off < 8:
+                    return None
+                if proto == 44:  # fragment header
                     if ((buf[off + 2] << 8) | buf[off + 3]) & 0xFFF8:
                         return None
                     proto, off = buf[off], off + 8
                 elif proto == 51:  # authentication header
-                    if end - off < 8:
-                        return None
                     proto, off = buf[off], off + ((buf[off + 1] + 2) << 2)
                 else:
-                    break
+                    proto, off = buf[off], off + ((buf[off + 1] + 1) << 3)
         elif proto == 47:  # GRE, version 0, carrying IP
             if end - off < 4:
                 return None
@@ -172,19 +183,15 @@ def decode(linktype: int, buf: bytes) -> Decoded | None:
         if proto == PROTO_TCP:
             if end - off < 20:
                 return None
-            doff = (buf[off + 12] >> 4) << 2
+            sport, dport, seq, doff, flags = _TCP(buf, off)
+            doff = (doff >> 4) << 2
             if doff < 20 or end - off < doff:
                 return None
-            sport = (buf[off] << 8) | buf[off + 1]
-            dport = (buf[off + 2] << 8) | buf[off + 3]
-            seq = int.from_bytes(buf[off + 4 : off + 8], "big")
-            return (PROTO_TCP, src, dst, sport, dport, off + doff, end, seq, buf[off + 13], vlan, l2)
+            return (PROTO_TCP, src, dst, sport, dport, off + doff, end, seq, flags, vlan, l2)
         if proto == PROTO_UDP:
             if end - off < 8:
                 return None
-            sport = (buf[off] << 8) | buf[off + 1]
-            dport = (buf[off + 2] << 8) | buf[off + 3]
-            ulen = (buf[off + 4] << 8) | buf[off + 5]
+            sport, dport, ulen = _UDP(buf, off)
             if 8 <= ulen < end - off:
                 end = off + ulen
             return (PROTO_UDP, src, dst, sport, dport, off + 8, end, 0, 0, vlan, l2)

@@ -117,7 +117,7 @@ class Sensor:
         if sport in DNS_PORTS or dport in DNS_PORTS:
             self._dns(ts, frame, frame[start:end], d, "udp")
         elif sport in DHCP_PORTS and dport in DHCP_PORTS:
-            self._dhcp(frame[start:end])
+            self._dhcp(ts, frame[start:end])
         else:
             first = frame[start]
             if first & 0x80:
@@ -203,7 +203,7 @@ class Sensor:
             for address, ttl in msg.addresses:
                 self.dns_answers.remember(address, qname, ttl, ts)
 
-    def _dhcp(self, payload: bytes) -> None:
+    def _dhcp(self, ts: float, payload: bytes) -> None:
         try:
             msg = dhcp.parse_message(payload)
         except dhcp.DHCPParseError:
@@ -216,7 +216,7 @@ class Sensor:
         elif (msg.op == 2 and msg.message_type == dhcp.DHCPACK and msg.your_ip != b"\0\0\0\0"
               and self.on_binding is not None):
             name = msg.hostname or self._dhcp_names.get(msg.client_mac)
-            self.on_binding(dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name))
+            self.on_binding(dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts))
 
     def _quic_long(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
         version = payload[1:5]

@@ -75,7 +75,7 @@ def _tagger_learns(tagger: Any):
     devices = getattr(tagger, "devices", None)
     if devices is None or not hasattr(devices, "learn"):
         return None
-    return lambda b: devices.learn(b.ip, b.mac, hostname=b.hostname)
+    return lambda b: devices.learn(b.ip, b.mac, hostname=b.hostname, at=b.at)
 
 
 def classify(args: argparse.Namespace) -> int:
