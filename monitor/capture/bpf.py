@@ -15,6 +15,8 @@ follows it).
 
 from __future__ import annotations
 
+from monitor.capture.packets import LINKTYPE_ETHERNET
+
 # IPv4 TCP: payload length = IP total length - IP header - TCP header.
 _TCP4_KEEP = (
     "(ip and tcp and ((tcp[tcpflags] & tcp-syn) != 0"
@@ -30,9 +32,13 @@ _IP6_OTHER = "(ip6 and ip6[6] != 6)"
 # IPv4 tunnels (IP-in-IP, 6in4, GRE) and fragments: their inner headers are not at fixed offsets.
 _IP4_OTHER = "(ip and (ip proto 4 or ip proto 41 or ip proto 47 or (ip[6:2] & 0x1fff) != 0))"
 
-BPF_FILTER = f"udp or {_TCP4_KEEP} or {_TCP6_KEEP} or {_IP6_OTHER} or {_IP4_OTHER} or vlan"
+BPF_FILTER = f"udp or {_TCP4_KEEP} or {_TCP6_KEEP} or {_IP6_OTHER} or {_IP4_OTHER}"
 
 
-def capture_filter(extra: str | None = None) -> str:
-    """The pre-filter, optionally narrowed further by an operator's own expression."""
-    return f"({BPF_FILTER}) and ({extra})" if extra else BPF_FILTER
+def capture_filter(linktype: int = LINKTYPE_ETHERNET, extra: str | None = None) -> str:
+    """The pre-filter for a link type, optionally narrowed by an operator's own expression.
+
+    `vlan` exists only on Ethernet (libpcap refuses it on cooked or raw-IP links).
+    """
+    expression = f"{BPF_FILTER} or vlan" if linktype == LINKTYPE_ETHERNET else BPF_FILTER
+    return f"({expression}) and ({extra})" if extra else expression

@@ -225,7 +225,7 @@ class QuicInitials:
                 try:
                     _header, payload, _pn, _ = context.decrypt_packet(packet, pn_offset - start, 0)
                     break
-                except Exception:
+                except Exception:  # wrong keys (a server's Initial) or a damaged packet
                     payload = None
             if payload is None:
                 continue

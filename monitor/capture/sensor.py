@@ -67,14 +67,14 @@ class Sensor:
         self.packets += 1
         try:
             self._feed(ts, linktype, frame)
-        except Exception:
+        except Exception:  # a hostile frame is counted, it never stops capture
             self._error(self._protocol_of(linktype, frame))
 
     def _protocol_of(self, linktype: int, frame: bytes) -> str:
         """Which parser a frame that raised was meant for, for the parse-error label."""
         try:
             d = decode(linktype, frame)
-        except Exception:
+        except Exception:  # only labelling the error here
             return "packet"
         if d is None:
             return "packet"

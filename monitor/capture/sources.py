@@ -9,7 +9,6 @@ kernel drops come from the socket's PACKET_STATISTICS.
 
 from __future__ import annotations
 
-import os
 import select
 import struct
 import threading
@@ -162,18 +161,31 @@ _ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})  # none, tun, rawip, ipgre
 
 
 class LiveInterface:
-    """One interface opened with scapy's L2ListenSocket and the kernel BPF pre-filter."""
+    """One interface opened with scapy's L2ListenSocket and the kernel BPF pre-filter.
 
-    def __init__(self, name: str, bpf_filter: str | None, promisc: bool = True):
+    The socket is opened first and the filter attached after, because the
+    filter depends on the link type (`vlan` is Ethernet only).
+    """
+
+    def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True):
         from scapy.config import conf
 
         self.name = name
         try:
-            self.socket = conf.L2listen(iface=name, filter=bpf_filter, promisc=promisc)
-        except (OSError, Exception) as exc:  # scapy raises Scapy_Exception for a bad filter
+            self.socket = conf.L2listen(iface=name, promisc=promisc)
+        except (OSError, ValueError) as exc:
             raise UserError(f"cannot capture on {name}: {exc}") from None
         hatype = self.socket.ins.getsockname()[3]
         self.linktype = LINKTYPE_RAW if hatype in _ARPHRD_RAW_IP else LINKTYPE_ETHERNET
+        expression = bpf_filter(self.linktype) if bpf_filter else None
+        if expression:
+            from scapy.arch.linux import attach_filter
+
+            try:
+                attach_filter(self.socket.ins, expression, name)
+            except Exception as exc:  # scapy raises its own exception types here
+                self.socket.close()
+                raise UserError(f"cannot set the capture filter on {name}: {exc}") from None
         self.received = 0
         self.dropped = 0
 
@@ -206,31 +218,24 @@ def live_frames(interfaces: list[LiveInterface], stop: threading.Event,
                 poll_seconds: float = 0.5) -> Iterator[tuple[LiveInterface, Frame]]:
     """Frames from several interfaces at once, until `stop` is set."""
     by_fd = {i.fileno(): i for i in interfaces}
-    wake_r, wake_w = os.pipe()
-    try:
-        while not stop.is_set():
-            try:
-                ready, _, _ = select.select([*by_fd, wake_r], [], [], poll_seconds)
-            except InterruptedError:
-                continue
-            if on_idle is not None:
-                on_idle()
-            for fd in ready:
-                iface = by_fd.get(fd)
-                if iface is None:
-                    continue
-                for _ in range(256):  # drain a burst without going back to select
-                    try:
-                        frame = iface.recv()
-                    except (TimeoutError, BlockingIOError):
-                        break
-                    if frame is not None:
-                        yield iface, frame
-                    if not _readable(fd):
-                        break
-    finally:
-        os.close(wake_r)
-        os.close(wake_w)
+    while not stop.is_set():
+        try:
+            ready, _, _ = select.select(list(by_fd), [], [], poll_seconds)
+        except InterruptedError:
+            continue
+        if on_idle is not None:
+            on_idle()
+        for fd in ready:
+            iface = by_fd[fd]
+            for _ in range(256):  # drain a burst before going back to the outer select
+                try:
+                    frame = iface.recv()
+                except (BlockingIOError, InterruptedError, TimeoutError):
+                    break
+                if frame is not None:
+                    yield iface, frame
+                if not _readable(fd):
+                    break
 
 
 def _readable(fd: int) -> bool:

@@ -145,7 +145,9 @@ def sense(args: argparse.Namespace) -> int:
     metrics = Metrics()
     sensor = Sensor(lambda obs: (writer.write(row(obs)), sys.stdout.flush()),
                     on_binding=_tagger_learns(tagger), metrics=metrics)
-    bpf = None if args.no_filter else capture_filter(args.filter)
+    def bpf(linktype: int) -> str | None:
+        return None if args.no_filter else capture_filter(linktype, args.filter)
+
     interfaces = [LiveInterface(name, bpf) for name in interfaces_named]
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
