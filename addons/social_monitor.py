@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import functools
 import sys
+import threading
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -31,8 +32,8 @@ except ImportError:  # a mitmdump outside the venv: use the checkout this file l
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor.config import Config, load_config
-from monitor.errors import ConfigError
-from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink
+from monitor.errors import ConfigError, UserError
+from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
 from monitor.metrics import Metrics
 from monitor.observation import Observation
 from monitor.pipeline import Pipeline
@@ -48,7 +49,12 @@ from monitor.tagging import Tagger
 
 log = structlog.get_logger("social_monitor.addon")
 F = TypeVar("F", bound=Callable[..., Any])
-OPTIONS = ("social_monitor_config", "social_monitor_decrypt", "social_monitor_events_jsonl")
+OPTIONS = (
+    "social_monitor_config",
+    "social_monitor_decrypt",
+    "social_monitor_store",
+    "social_monitor_events_jsonl",
+)
 
 
 def guarded(hook: str) -> Callable[[F], F]:
@@ -108,6 +114,15 @@ class SocialMonitor:
             """,
         )
         loader.add_option(
+            "social_monitor_store",
+            bool,
+            True,
+            """
+            Write recorded accesses to the store named by the config (store.path),
+            through a writer thread with a bounded queue. Off: count and log only.
+            """,
+        )
+        loader.add_option(
             "social_monitor_events_jsonl",
             str,
             "",
@@ -141,7 +156,10 @@ class SocialMonitor:
             decrypt = parse_decrypt_option(opts.social_monitor_decrypt, config.catalog)
         except ValueError as exc:
             raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
-        sink = self._build_sink(config, opts.social_monitor_events_jsonl)
+        try:
+            sink = self._build_sink(config, opts.social_monitor_store, opts.social_monitor_events_jsonl)
+        except UserError as exc:  # the store cannot be opened
+            raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
         pipeline = Pipeline(Tagger(config), sink=sink, metrics=self.metrics)
         self._swap(config, pipeline, decrypt)
         self.metrics.config_reloads.labels("ok").inc()
@@ -153,12 +171,15 @@ class SocialMonitor:
             storing=pipeline.refusal is None and sink is not None,
         )
 
-    def _build_sink(self, config: Config, jsonl: str) -> Sink | None:
+    def _build_sink(self, config: Config, store: bool, jsonl: str) -> Sink | None:
+        """The store writer (or an injected sink, in tests) plus the optional JSON-lines file."""
         sinks: list[Sink] = []
         if self.sink_factory is not None:
             injected = self.sink_factory(config)
             if injected is not None:
                 sinks.append(injected)
+        elif store:
+            sinks.append(open_store_sink(config, self.metrics))
         if jsonl:
             sinks.append(JsonLinesSink(jsonl, self.metrics, config.model.store.queue_size))
         if not sinks:
@@ -170,7 +191,8 @@ class SocialMonitor:
         self.config, self.pipeline, self.decrypt = config, pipeline, decrypt
         self.sink = pipeline.sink if pipeline else None
         if old is not None and old is not self.sink:
-            close_sink(old)
+            # flushing the old writer may take a moment: not on the event loop
+            threading.Thread(target=close_sink, args=(old,), name="social-monitor-close", daemon=True).start()
 
     def done(self) -> None:
         close_sink(self.sink)

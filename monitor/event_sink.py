@@ -3,8 +3,8 @@
 A sink is `callable(event) -> bool`: True when the event was accepted, False
 when it was dropped because a bounded queue was full. The pipeline counts
 both outcomes. `JsonLinesSink` writes ECS JSON lines from its own thread, for
-a SIEM or log shipper and for tests that run a real mitmdump; the store writer
-(issue 5) is the other sink. `FanOut` feeds several sinks.
+a SIEM or log shipper and for tests that run a real mitmdump; `StoreSink`
+wraps the store's writer thread (monitor.writer). `FanOut` feeds several sinks.
 """
 
 from __future__ import annotations
@@ -14,9 +14,11 @@ import queue
 import threading
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 import structlog
 
+from monitor.config import Config
 from monitor.metrics import Metrics
 from monitor.observation import AccessEvent
 
@@ -95,3 +97,28 @@ def close_sink(sink: object) -> None:
     close = getattr(sink, "close", None)
     if close is not None:
         close()
+
+
+class StoreSink:
+    """The store writer (monitor.writer) as a sink: `submit` never blocks, `close` flushes."""
+
+    def __init__(self, writer: Any):
+        self.writer = writer
+
+    def __call__(self, event: AccessEvent) -> bool:
+        return bool(self.writer.submit(event))
+
+    def close(self, timeout: float = 5.0) -> None:
+        self.writer.close(timeout)
+
+
+def open_store_sink(config: Config, metrics: Metrics) -> StoreSink:
+    """Open the config's store and start its writer thread; StoreError when it cannot be opened.
+
+    Purging by retention is left to the daemon, which owns the store's schedule."""
+    from monitor.store import open_config_store
+    from monitor.writer import StoreWriter
+
+    store = open_config_store(config)
+    writer = StoreWriter(store, metrics, queue_size=config.model.store.queue_size)
+    return StoreSink(writer.start())

@@ -128,7 +128,7 @@ def test_missing_config_file_is_an_options_error(tmp_path: Path):
     [(["tiktok"], True), (["TikTok", " youtube "], True), ([], True), (["myspace"], False)],
 )
 def test_decrypt_option_names_catalog_platforms(value, ok):
-    a = SM.SocialMonitor()
+    a = SM.SocialMonitor(sink_factory=lambda config: None)
     with taddons.context(a) as tctx:
         if ok:
             tctx.configure(a, social_monitor_config=str(TEST_CONFIG), social_monitor_decrypt=value)
@@ -370,3 +370,43 @@ def test_hook_failure_never_turns_decryption_on(monkeypatch):
         data = hello("www.tiktok.com")
         a.tls_clienthello(data)
     assert data.ignore_connection is True
+
+
+# --- the real sinks -------------------------------------------------------------------------
+
+
+def tmp_config(tmp_path: Path) -> Path:
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
+    shutil.copy(TEST_CONFIG, tmp_path / "config.yaml")
+    return tmp_path / "config.yaml"
+
+
+def test_accesses_reach_the_store_and_the_jsonl_file(tmp_path: Path):
+    from monitor.store import open_store
+
+    config = tmp_config(tmp_path)
+    a = SM.SocialMonitor()
+    a.clock = lambda: NOON
+    with taddons.context(a) as tctx:
+        tctx.configure(a, social_monitor_config=str(config),
+                       social_monitor_events_jsonl=str(tmp_path / "events.jsonl"))
+        c = client()
+        for _ in range(3):
+            a.tls_clienthello(hello("www.tiktok.com", c))
+        a.tls_clienthello(hello("www.example.org", c))
+        a.done()
+    with open_store(tmp_path / "store.db", create=False) as store:
+        (session,) = store.sessions()
+    assert (session.platform, session.zone, session.period, session.observations) == (
+        "tiktok", "loopback-class", "All day", 1)
+    assert "proxy" in session.signals
+    lines = (tmp_path / "events.jsonl").read_text().splitlines()
+    assert len(lines) == 1 and '"social.platform":"tiktok"' in lines[0]
+
+
+def test_store_that_cannot_be_opened_is_an_options_error(tmp_path: Path):
+    config = tmp_config(tmp_path)
+    (tmp_path / "store.db").write_bytes(b"not a database at all, just text" * 10)
+    a = SM.SocialMonitor()
+    with taddons.context(a) as tctx, pytest.raises(exceptions.OptionsError, match="social_monitor_store"):
+        tctx.configure(a, social_monitor_config=str(config))
