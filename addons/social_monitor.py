@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 from mitmproxy import connection, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
+from prometheus_client import start_http_server
 
 try:
     import monitor  # noqa: F401  (installed in the project's venv)
@@ -55,6 +56,7 @@ OPTIONS = (
     "social_monitor_store",
     "social_monitor_events_jsonl",
 )
+METRICS_OPTION = "social_monitor_metrics"
 
 
 def guarded(hook: str) -> Callable[[F], F]:
@@ -89,6 +91,7 @@ class SocialMonitor:
         self.sink: Sink | None = None
         self.decrypt: frozenset[str] = frozenset()
         self.connections = ConnectionTable()
+        self._metrics_server: Any = None
         self._evictions_seen = 0
 
     # --- options ------------------------------------------------------------------------
@@ -123,6 +126,16 @@ class SocialMonitor:
             """,
         )
         loader.add_option(
+            METRICS_OPTION,
+            str,
+            "",
+            """
+            host:port where this mitmdump process serves its own Prometheus metrics
+            (e.g. 127.0.0.1:9465; the daemon's endpoint is a different process).
+            Empty: not served.
+            """,
+        )
+        loader.add_option(
             "social_monitor_events_jsonl",
             str,
             "",
@@ -136,6 +149,8 @@ class SocialMonitor:
         """Rebuild config, pipeline and sink only when one of our options changed."""
         from mitmproxy import ctx
 
+        if METRICS_OPTION in updated:
+            self._serve_metrics(ctx.options.social_monitor_metrics)
         if not any(name in updated for name in OPTIONS):
             return
         opts = ctx.options
@@ -194,9 +209,30 @@ class SocialMonitor:
             # flushing the old writer may take a moment: not on the event loop
             threading.Thread(target=close_sink, args=(old,), name="social-monitor-close", daemon=True).start()
 
+    def _serve_metrics(self, listen: str) -> None:
+        """(Re)start the metrics endpoint: a prometheus_client server thread, off the event loop."""
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
+        if not listen:
+            return
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise exceptions.OptionsError(f"{METRICS_OPTION}: {listen!r} is not host:port")
+        try:
+            self._metrics_server, _ = start_http_server(int(port), addr=host.strip("[]"),
+                                                        registry=self.metrics.registry)
+        except OSError as exc:
+            raise exceptions.OptionsError(f"{METRICS_OPTION}: cannot listen on {listen}: {exc}") from exc
+        log.info("proxy_metrics_listening", listen=listen)
+
     def done(self) -> None:
         close_sink(self.sink)
         self.sink = None
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server = None
 
     # --- hooks ----------------------------------------------------------------------------
 

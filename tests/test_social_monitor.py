@@ -410,3 +410,26 @@ def test_store_that_cannot_be_opened_is_an_options_error(tmp_path: Path):
     a = SM.SocialMonitor()
     with taddons.context(a) as tctx, pytest.raises(exceptions.OptionsError, match="social_monitor_store"):
         tctx.configure(a, social_monitor_config=str(config))
+
+
+def test_metrics_endpoint_serves_the_addon_registry():
+    import urllib.request
+
+    from tests.proxy_helpers import free_port
+
+    port = free_port()
+    a = SM.SocialMonitor(sink_factory=lambda config: None)
+    with taddons.context(a) as tctx:
+        tctx.configure(a, social_monitor_metrics=f"127.0.0.1:{port}")
+        a.metrics.addon_errors.labels("tls_clienthello").inc()
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/metrics", timeout=5) as resp:
+            body = resp.read().decode()
+        a.done()
+    assert 'social_monitor_addon_errors_total{hook="tls_clienthello"} 1.0' in body
+
+
+@pytest.mark.parametrize("value", ["9465", "127.0.0.1:http"])
+def test_bad_metrics_listen_is_an_options_error(value):
+    a = SM.SocialMonitor(sink_factory=lambda config: None)
+    with taddons.context(a) as tctx, pytest.raises(exceptions.OptionsError, match="social_monitor_metrics"):
+        tctx.configure(a, social_monitor_metrics=value)
