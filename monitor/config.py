@@ -384,7 +384,7 @@ class Config:
     def resolve(self, relative: str) -> Path:
         """A path from the config, taken relative to the config file's folder."""
         path = Path(relative)
-        return path if path.is_absolute() else self.path.parent / path
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
 
     @property
     def store_path(self) -> Path:
