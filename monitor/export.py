@@ -28,6 +28,7 @@ import csv
 import hashlib
 import hmac
 import json
+import math
 import os
 import re
 import secrets
@@ -178,21 +179,72 @@ def sha256_file(path: Path) -> tuple[str, int]:
     return digest.hexdigest(), size
 
 
-def csv_cells(ecs: dict[str, Any]) -> list[str]:
-    """One CSV row from an ECS record: lists joined with `;`, flags as `name (clause)`, as `events`."""
-    out = []
-    for name in ECS_FIELDS:
-        value = ecs[name]
-        if name == "social.flags":
-            value = ";".join(f"{f['name']} ({f['clause']})" for f in value)
-        elif name == "social.exemption":
-            value = value["name"] if value else ""
-        elif isinstance(value, list):
-            value = ";".join(value)
-        elif isinstance(value, bool):
-            value = "true" if value else "false"
-        out.append("" if value is None else str(value))
-    return out
+def iso_ms(ts: float) -> str:
+    """`monitor.observation.iso_utc`, character for character, at half the cost (100k rows twice)."""
+    frac, whole = math.modf(ts)
+    us = round(frac * 1e6)
+    if us >= 1_000_000:
+        whole += 1
+        us -= 1_000_000
+    elif us < 0:  # before 1970: modf keeps the sign
+        whole -= 1
+        us += 1_000_000
+    return f"{time.strftime('%Y-%m-%dT%H:%M:%S', time.gmtime(whole))}.{us // 1000:03d}Z"
+
+
+def ecs_record(s: Session, device: str, mac: str | None, owner: str | None) -> dict[str, Any]:
+    """`Session.to_ecs()` with the device, MAC and owner given (aliases or the real ones).
+
+    The same keys, order and values (a test holds the two together); built here
+    because the export writes it 100,000 times a month per school."""
+    return {
+        "event.start": iso_ms(s.first_seen),
+        "event.end": iso_ms(s.last_seen),
+        "event.duration": round((s.last_seen - s.first_seen) * 1e9),
+        "host.id": device,
+        "host.mac": mac,
+        "host.type": s.device_kind,
+        "user.id": owner,
+        "social.session_id": s.id,
+        "social.platform": s.platform,
+        "social.platform_name": s.platform_name,
+        "social.category": s.category,
+        "social.school": s.school,
+        "social.zone": s.zone,
+        "social.zone_kind": s.zone_kind,
+        "social.pupil_area": s.pupil_area,
+        "social.local_date": s.local_date,
+        "social.week": s.week,
+        "social.period": s.period,
+        "social.period_kind": s.period_kind,
+        "social.flagged": bool(s.flags) and s.exemption is None,
+        "social.flags": [f.to_dict() for f in s.flags],
+        "social.exemption": s.exemption.to_dict() if s.exemption else None,
+        "social.signals": list(s.signals),
+        "social.observations": s.observations,
+        "social.hostnames": list(s.hostnames),
+    }
+
+
+def _text(value: Any) -> Any:
+    return ("true" if value else "false") if isinstance(value, bool) else value
+
+
+def csv_row(s: Session, ecs: dict[str, Any]) -> tuple[Any, ...]:
+    """The CSV row of `Session.to_csv_row()` (lists joined with `;`, flags `name (clause)`), as a tuple.
+
+    csv.writer writes None as an empty cell and numbers with str()."""
+    g = ecs.get
+    return (
+        g("event.start"), g("event.end"), g("event.duration"), g("host.id"), g("host.mac"), g("host.type"),
+        g("user.id"), g("social.session_id"), g("social.platform"), g("social.platform_name"),
+        g("social.category"), g("social.school"), g("social.zone"), g("social.zone_kind"),
+        _text(g("social.pupil_area")), g("social.local_date"), g("social.week"), g("social.period"),
+        g("social.period_kind"), _text(g("social.flagged")),
+        ";".join(f"{f.name} ({f.clause})" for f in s.flags),
+        s.exemption.name if s.exemption else "",
+        ";".join(s.signals), g("social.observations"), ";".join(s.hostnames),
+    )
 
 
 class ExportWriter:
@@ -248,28 +300,35 @@ def _make_private_dirs(path: Path) -> None:
         os.mkdir(d, DIR_MODE)
 
 
+Labeller = Callable[[Session], tuple[str, str | None, str | None]]
+
+
+def identity(s: Session) -> tuple[str, str | None, str | None]:
+    return s.device, s.device_mac, s.owner
+
+
 def write_sessions(
     writer: ExportWriter,
     sessions: Iterable[Session],
     *,
-    relabel: Callable[[Session, dict[str, Any]], None] | None = None,
-    observe: Callable[[Session, dict[str, Any]], None] | None = None,
+    labels: Labeller = identity,
+    observe: Callable[[Session, str, str | None], None] | None = None,
 ) -> int:
-    """sessions.csv and sessions.jsonl in one pass; `relabel` edits the ECS record (pseudonyms)."""
+    """sessions.csv and sessions.jsonl in one pass; `labels` gives (device, MAC, owner) as shown."""
     n = 0
-    dumps = json.dumps
+    encode = json.JSONEncoder(ensure_ascii=False).encode  # one encoder, not one per row
     with writer.open_text("sessions.csv") as csv_fh, writer.open_text("sessions.jsonl") as json_fh:
         rows = csv.writer(csv_fh, lineterminator="\n")
         rows.writerow(ECS_FIELDS)
+        write_row = rows.writerow
+        write_json = json_fh.write
         for s in sessions:
-            ecs = s.to_ecs()
-            if relabel is not None:
-                relabel(s, ecs)
-            rows.writerow(csv_cells(ecs))
-            json_fh.write(dumps(ecs, ensure_ascii=False))
-            json_fh.write("\n")
+            device, mac, owner = labels(s)
+            ecs = ecs_record(s, device, mac, owner)
+            write_row(csv_row(s, ecs))
+            write_json(encode(ecs) + "\n")
             if observe is not None:
-                observe(s, ecs)
+                observe(s, device, owner)
             n += 1
     return n
 
@@ -365,24 +424,23 @@ def run_export(
         devices, owners = distinct_people(store, **filters)
         pseudo = Pseudonymiser({"Device": devices, "Staff": owners}, key=key)
 
-    def labels(s: Session) -> tuple[str, str | None]:
-        if pseudo is None:
-            return s.device, s.owner
-        return pseudo.alias("Device", s.device) or "", pseudo.alias("Staff", s.owner)
+    labels: Labeller = identity
+    if pseudo is not None:
+        device_alias: dict[str, str] = {}
+        owner_alias: dict[str | None, str | None] = {None: None}
+
+        def labels(s: Session) -> tuple[str, str | None, str | None]:
+            device = device_alias.get(s.device)
+            if device is None:
+                device = device_alias[s.device] = pseudo.alias("Device", s.device) or ""
+            if s.owner not in owner_alias:
+                owner_alias[s.owner] = pseudo.alias("Staff", s.owner)
+            return device, None, owner_alias[s.owner]
 
     stats = ReportStats(tz)
-
-    def relabel(s: Session, ecs: dict[str, Any]) -> None:
-        device, owner = labels(s)
-        ecs["host.id"] = device
-        ecs["user.id"] = owner
-        if pseudo is not None:
-            ecs["host.mac"] = None
-        stats.add(s, device, owner)
-
     writer = ExportWriter(request.out)
     try:
-        n = write_sessions(writer, store.sessions(**filters), relabel=relabel)
+        n = write_sessions(writer, store.sessions(**filters), labels=labels, observe=stats.add)
         manifest = _base_manifest(config, "export", user, now)
         manifest.update({
             "school": {"id": school.id, "name": school.name},
@@ -503,7 +561,7 @@ def run_sar(
     try:
         flagged = 0
 
-        def count(s: Session, _ecs: dict[str, Any]) -> None:
+        def count(s: Session, _device: str, _owner: str | None) -> None:
             nonlocal flagged
             flagged += s.flagged
 

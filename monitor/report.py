@@ -97,6 +97,14 @@ class ReportStats:
         self.devices: set[str] = set()
         self.rows: list[Row] = []
         self.rows_left_out = 0
+        self._days: dict[str, tuple[str, str]] = {}
+
+    def _day(self, local_date: str) -> tuple[str, str]:
+        """Weekday name and the Monday of its week, once per date (a month has 30, not 100,000)."""
+        day = date.fromisoformat(local_date)
+        monday = day - timedelta(days=day.weekday())
+        found = self._days[local_date] = (WEEKDAYS[day.weekday()], monday.isoformat())
+        return found
 
     def add(self, s: Session, device: str, owner: str | None) -> None:
         self.total += 1
@@ -111,14 +119,14 @@ class ReportStats:
             names = {f.name for f in s.flags}
             self.contact += "contact_time" in names
             self.pupil += "pupil_area" in names
-            day = date.fromisoformat(s.local_date)
+            weekday, week = self._days.get(s.local_date) or self._day(s.local_date)
             period = s.period or OUTSIDE
             platform = s.platform_name or s.platform
-            self.heat[(WEEKDAYS[day.weekday()], period)] += 1
+            self.heat[(weekday, period)] += 1
             self.by_zone[s.zone] += 1
             self.by_platform[platform] += 1
             self.by_period[period] += 1
-            self.by_week[(day - timedelta(days=day.weekday())).isoformat()] += 1
+            self.by_week[week] += 1
             self.combos[(platform, s.zone, period)] += 1
             self.devices.add(device)
         if len(self.rows) >= self.max_rows:

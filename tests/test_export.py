@@ -317,3 +317,28 @@ def test_sar_contains_only_that_person(example_config, store, tmp_path, staff, d
     assert stat.S_IMODE((result.out / "sessions.csv").stat().st_mode) == 0o600
     entry = read_log(tmp_path / "log.jsonl").entries[-1]
     assert (entry.kind, entry.subject, entry.user, entry.sessions) == ("sar", staff, "dpo", len(data))
+
+
+# --- the export's own ECS and CSV encoders match the store's ---------------------------------------
+
+
+def test_ecs_and_csv_match_session_encoders(store):
+    import random
+
+    from monitor.export import csv_row, ecs_record, iso_ms
+    from monitor.observation import iso_utc
+    from monitor.sessions import ECS_FIELDS
+
+    checked = 0
+    for s in store.sessions():
+        ecs = ecs_record(s, s.device, s.device_mac, s.owner)
+        assert ecs == s.to_ecs() and list(ecs) == list(ECS_FIELDS)
+        expected = s.to_csv_row()
+        got = ["" if v is None else str(v) for v in csv_row(s, ecs)]
+        assert got == [expected[k] for k in ECS_FIELDS]
+        checked += 1
+    assert checked > 50
+    rnd = random.Random(3)
+    edges = [0.0, 1.0005, 1790000000.9995, 1790000000.9999996, -1.5]
+    for ts in [*edges, *(rnd.uniform(0, 2e9) for _ in range(3000))]:
+        assert iso_ms(ts) == iso_utc(ts), ts
