@@ -325,16 +325,21 @@ def test_sar_contains_only_that_person(example_config, store, tmp_path, staff, d
 def test_ecs_and_csv_match_session_encoders(store):
     import random
 
-    from monitor.export import csv_row, ecs_record, iso_ms
+    from monitor.export import RowEncoder, ecs_record, iso_ms
     from monitor.observation import iso_utc
     from monitor.sessions import ECS_FIELDS
 
     checked = 0
+    encoder = RowEncoder()
     for s in store.sessions():
         ecs = ecs_record(s, s.device, s.device_mac, s.owner)
         assert ecs == s.to_ecs() and list(ecs) == list(ECS_FIELDS)
+        line, row = encoder.encode(s, s.device, s.device_mac, s.owner)
+        assert line.endswith("\n") and line.count("\n") == 1
+        assert json.loads(line) == ecs and list(json.loads(line)) == list(ECS_FIELDS)
+        assert line == json.dumps(ecs, ensure_ascii=False) + "\n"
         expected = s.to_csv_row()
-        got = ["" if v is None else str(v) for v in csv_row(s, ecs)]
+        got = ["" if v is None else str(v) for v in row]
         assert got == [expected[k] for k in ECS_FIELDS]
         checked += 1
     assert checked > 50
