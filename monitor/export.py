@@ -38,6 +38,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
+from json.encoder import encode_basestring as _encode_string  # what ensure_ascii=False uses
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -233,44 +234,59 @@ def _text(value: bool | None) -> str | None:
 class RowEncoder:
     """One session as a JSON line (the `ecs_record`) and a CSV row (`Session.to_csv_row()`).
 
-    The flags, exemption and signals of a session come from a handful of
-    combinations, and the flags carry the longest text of the record, so
-    their JSON is encoded once per combination and spliced in. A test holds
-    the output equal to `ecs_record` and `to_csv_row`."""
+    Most of a record repeats from session to session: the place and period
+    part for a school day, and the flags, exemption and signals (the longest
+    text). Those parts are encoded once per distinct value, in bounded caches,
+    and spliced between the per-session fields, which are escaped with the
+    json module's own string encoder. The output is byte-for-byte
+    `json.dumps(ecs_record(...), ensure_ascii=False)`; a test holds it there."""
+
+    CACHE = 8192
 
     def __init__(self) -> None:
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
+        self._middles: dict[tuple[Any, ...], str] = {}
         self._tails: dict[tuple[Any, ...], str] = {}
+        self._hosts: dict[tuple[str, ...], str] = {}
 
-    def _tail(self, s: Session) -> str:
-        key = (s.flags, s.exemption, s.signals)
-        tail = self._tails.get(key)
-        if tail is None:
-            if len(self._tails) >= 4096:  # bounded, whatever the data
-                self._tails.clear()
-            tail = self._tails[key] = self._encode({
-                "social.flags": [f.to_dict() for f in s.flags],
-                "social.exemption": s.exemption.to_dict() if s.exemption else None,
-                "social.signals": list(s.signals),
-            })[1:-1]
-        return tail
+    def _cached(self, cache: dict, key: Any, make: Callable[[], str]) -> str:
+        found = cache.get(key)
+        if found is None:
+            if len(cache) >= self.CACHE:  # bounded, whatever the data
+                cache.clear()
+            found = cache[key] = make()
+        return found
 
-    def encode(self, s: Session, device: str, mac: str | None, owner: str | None) -> tuple[str, tuple]:
-        enc = self._encode
-        start, end = iso_ms(s.first_seen), iso_ms(s.last_seen)
-        duration = round((s.last_seen - s.first_seen) * 1e9)
-        flagged = bool(s.flags) and s.exemption is None
-        head = enc({
-            "event.start": start, "event.end": end, "event.duration": duration, "host.id": device,
-            "host.mac": mac, "host.type": s.device_kind, "user.id": owner, "social.session_id": s.id,
+    def _middle(self, s: Session, flagged: bool) -> str:
+        return self._encode({
             "social.platform": s.platform, "social.platform_name": s.platform_name,
             "social.category": s.category, "social.school": s.school, "social.zone": s.zone,
             "social.zone_kind": s.zone_kind, "social.pupil_area": s.pupil_area,
             "social.local_date": s.local_date, "social.week": s.week, "social.period": s.period,
             "social.period_kind": s.period_kind, "social.flagged": flagged,
-        })
-        line = (f'{head[:-1]}, {self._tail(s)}, "social.observations": {int(s.observations)}, '
-                f'"social.hostnames": {enc(list(s.hostnames))}}}\n')
+            "social.flags": [f.to_dict() for f in s.flags],
+            "social.exemption": s.exemption.to_dict() if s.exemption else None,
+            "social.signals": list(s.signals),
+        })[1:-1]
+
+    def encode(self, s: Session, device: str, mac: str | None, owner: str | None) -> tuple[str, tuple]:
+        start, end = iso_ms(s.first_seen), iso_ms(s.last_seen)
+        duration = round((s.last_seen - s.first_seen) * 1e9)
+        flagged = bool(s.flags) and s.exemption is None
+        middle = self._cached(
+            self._middles,
+            (s.platform, s.platform_name, s.category, s.school, s.zone, s.zone_kind, s.pupil_area,
+             s.local_date, s.week, s.period, s.period_kind, s.flags, s.exemption, s.signals),
+            lambda: self._middle(s, flagged),
+        )
+        hosts = self._cached(self._hosts, s.hostnames, lambda: self._encode(list(s.hostnames)))
+        line = (
+            f'{{"event.start": "{start}", "event.end": "{end}", "event.duration": {duration}, '
+            f'"host.id": {_json_str(device)}, "host.mac": {_json_str(mac)}, '
+            f'"host.type": {_json_str(s.device_kind)}, "user.id": {_json_str(owner)}, '
+            f'"social.session_id": {"null" if s.id is None else int(s.id)}, {middle}, '
+            f'"social.observations": {int(s.observations)}, "social.hostnames": {hosts}}}\n'
+        )
         row = (
             start, end, duration, device, mac, s.device_kind, owner, s.id, s.platform, s.platform_name,
             s.category, s.school, s.zone, s.zone_kind, _text(s.pupil_area), s.local_date, s.week, s.period,
@@ -279,6 +295,10 @@ class RowEncoder:
             ";".join(s.hostnames),
         )
         return line, row
+
+
+def _json_str(value: str | None) -> str:
+    return "null" if value is None else _encode_string(value)
 
 
 class ExportWriter:
