@@ -418,6 +418,14 @@ class SQLiteSessionStore(SessionStore):
         rows = self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         return {r[0] for r in rows}
 
+    def _read_version(self) -> int:
+        current = self._con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        if current == SCHEMA_VERSION:
+            fmt = self._meta("format")
+            if fmt != STORE_FORMAT:
+                raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
+        return int(current)
+
     def _migrate(self, create: bool) -> None:
         con = self._con
         tables = self._tables()
@@ -429,6 +437,8 @@ class SQLiteSessionStore(SessionStore):
                 )
             if not create:
                 raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
+        elif self._read_version() == SCHEMA_VERSION:
+            return  # the common case takes no write lock: readers open while writers write
         con.execute("BEGIN IMMEDIATE")
         try:
             if "schema_version" not in self._tables():
