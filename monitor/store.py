@@ -299,17 +299,53 @@ class SessionStore(abc.ABC):
 def record_hash(
     record_id: int, session_id: int, version: int, recorded_at: float, body_sha256: str, prev: str
 ) -> str:
-    header = canonical_json(
-        {
-            "body_sha256": body_sha256,
-            "id": record_id,
-            "prev": prev,
-            "recorded_at": recorded_at,
-            "session_id": session_id,
-            "version": version,
-        }
+    """SHA-256 of the record's header in canonical JSON (sorted keys, compact).
+
+    Written out by hand because it runs for every record: it is byte for byte
+    `canonical_json({"body_sha256", "id", "prev", "recorded_at", "session_id", "version"})`
+    (a test holds it to that), so another implementation can recompute it with any JSON library.
+    """
+    header = (
+        f'{{"body_sha256":"{body_sha256}","id":{int(record_id)},"prev":"{prev}",'
+        f'"recorded_at":{float(recorded_at)!r},"session_id":{int(session_id)},"version":{int(version)}}}'
     )
     return hashlib.sha256(header.encode()).hexdigest()
+
+
+# Flags and exemptions repeat across millions of rows: encode and parse each distinct value once.
+_CACHE_LIMIT = 4096
+_flags_json: dict[tuple[Flag, ...], str] = {}
+_flags_parsed: dict[str, tuple[Flag, ...]] = {}
+_exemption_json: dict[Exemption, str] = {}
+
+
+def _encode_flags(flags: tuple[Flag, ...]) -> str:
+    text = _flags_json.get(flags)
+    if text is None:
+        text = canonical_json([f.to_dict() for f in flags])
+        if len(_flags_json) < _CACHE_LIMIT:
+            _flags_json[flags] = text
+    return text
+
+
+def _decode_flags(text: str) -> tuple[Flag, ...]:
+    flags = _flags_parsed.get(text)
+    if flags is None:
+        flags = tuple(Flag(**f) for f in json.loads(text))
+        if len(_flags_parsed) < _CACHE_LIMIT:
+            _flags_parsed[text] = flags
+    return flags
+
+
+def _encode_exemption(exemption: Exemption | None) -> str | None:
+    if exemption is None:
+        return None
+    text = _exemption_json.get(exemption)
+    if text is None:
+        text = canonical_json(exemption.to_dict())
+        if len(_exemption_json) < _CACHE_LIMIT:
+            _exemption_json[exemption] = text
+    return text
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
@@ -318,8 +354,8 @@ def _session_row(s: Session) -> tuple[Any, ...]:
         s.platform_name, s.category, s.school, s.zone, s.zone_kind,
         None if s.pupil_area is None else int(s.pupil_area), s.period, s.period_kind, s.week,
         s.local_date, s.first_seen, s.last_seen, s.observations, ",".join(s.signals),
-        ",".join(s.hostnames), canonical_json([f.to_dict() for f in s.flags]), int(s.flagged),
-        canonical_json(s.exemption.to_dict()) if s.exemption else None, s.version, s.record_id,
+        ",".join(s.hostnames), _encode_flags(s.flags), int(s.flagged), _encode_exemption(s.exemption),
+        s.version, s.record_id,
     )
 
 
@@ -340,7 +376,7 @@ def _row_session(row: Sequence[Any]) -> Session:
         observations=observations,
         signals=tuple(signals.split(",")) if signals else (),
         hostnames=tuple(hostnames.split(",")) if hostnames else (),
-        flags=tuple(Flag(**f) for f in json.loads(flags)),
+        flags=_decode_flags(flags),
         exemption=Exemption(**ex) if ex else None,
         period_kind=period_kind,
         week=week,
@@ -516,21 +552,28 @@ class SQLiteSessionStore(SessionStore):
             next_sid = int(self._meta("next_session_id") or "1")
             changed: dict[int, Session] = {}
             new_ids: set[int] = set()
-            lookup = f"{_SELECT_SESSIONS} WHERE session_key = ? AND last_seen >= ? AND first_seen <= ? " \
-                     "ORDER BY last_seen DESC LIMIT 1"
+            open_rows = self._open_rows(segments)
             for seg in segments:
-                row = con.execute(lookup, (seg.key, seg.first_seen - gap, seg.last_seen + gap)).fetchone()
-                if row is None:
+                match = None
+                for row in open_rows.get(seg.key, ()):
+                    sid = row[0]
+                    current = changed.get(sid)
+                    first, last = (current.first_seen, current.last_seen) if current else (row[18], row[19])
+                    if seg.first_seen <= last + gap and seg.last_seen >= first - gap and (
+                        match is None or last > match[1]
+                    ):
+                        match = (row, last)
+                if match is None:
                     seg.id = next_sid
                     seg.version = 0
                     next_sid += 1
                     changed[seg.id] = seg
                     new_ids.add(seg.id)
                     continue
-                sid = row[0]
-                target = changed.get(sid)
+                row = match[0]
+                target = changed.get(row[0])
                 if target is None:
-                    target = changed[sid] = _row_session(row)
+                    target = changed[row[0]] = _row_session(row)
                 merge_into(target, seg)
             prev = head.hash
             rid = head.record_id
@@ -571,6 +614,19 @@ class SQLiteSessionStore(SessionStore):
                     seg.id = None
             raise
         return len(records)
+
+    def _open_rows(self, segments: Sequence[Session]) -> dict[str, list[tuple[Any, ...]]]:
+        """Stored sessions that the segments may extend: one indexed query per 500 keys."""
+        keys = sorted({seg.key for seg in segments})
+        low = min(seg.first_seen for seg in segments) - self.idle_gap
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"{_SELECT_SESSIONS} WHERE session_key IN ({marks}) AND last_seen >= ?"
+            for row in self._con.execute(sql, (*chunk, low)):
+                found.setdefault(row[1], []).append(row)
+        return found
 
     # --- reading --------------------------------------------------------------------------
 
