@@ -24,10 +24,11 @@ from collections import deque
 
 import structlog
 
+from monitor.config import Config
 from monitor.metrics import Metrics
 from monitor.observation import AccessEvent
 from monitor.sessions import SessionMerger
-from monitor.store import SessionStore
+from monitor.store import SessionStore, open_config_store
 
 log = structlog.get_logger("monitor.writer")
 
@@ -89,6 +90,16 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self.dropped = 0
         self.last_error: str | None = None
+
+    @classmethod
+    def from_config(cls, config: Config, metrics: Metrics | None = None) -> StoreWriter:
+        """The daemon's writer: the config's store, idle gap, queue size and retention (purged daily)."""
+        return cls(
+            open_config_store(config),
+            metrics,
+            queue_size=config.model.store.queue_size,
+            retention_days=config.model.retention_days,
+        )
 
     def start(self) -> StoreWriter:
         self._thread.start()
@@ -180,7 +191,7 @@ class StoreWriter:
         started = time.perf_counter()
         try:
             written = self.store.write_sessions(segments)
-        except (sqlite3.Error, OSError) as exc:
+        except Exception as exc:  # any failure: keep the batch, count, retry (bounded by max_pending)
             for seg in segments:
                 merger.add_session(seg)
             reason = error_reason(exc)
@@ -188,7 +199,7 @@ class StoreWriter:
             self.last_error = f"{type(exc).__name__}: {exc}"
             self.metrics.store_write_errors.labels(reason=reason).inc()
             log.error("store_write_failed", reason=reason, error=str(exc), pending_events=self.pending,
-                      attempt=self._failures)
+                      attempt=self._failures, exc_info=reason == "other")
             return False
         self.metrics.store_write_latency.observe(time.perf_counter() - started)
         self.metrics.store_writes.inc(written)
