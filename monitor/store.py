@@ -31,6 +31,14 @@ session row for each key (so observations from another process merge into the
 same session) and appends. WAL mode lets readers work on a snapshot while
 writers commit.
 
+Known limits: a hash chain without a secret proves that records were not
+changed *by someone who did not recompute the hashes*; the chain head that an
+export manifest records (issue 6) anchors the store against a full rewrite
+after that point. A late observation that falls between two sessions already
+stored extends the later one rather than joining them (joining would delete
+an evidence row). Tombstones keep the SHA-256 of purged content until they
+are compacted into a checkpoint.
+
 Portability: the SQL is plain (no AUTOINCREMENT, no UPSERT, no JSON
 functions); ids are allocated from `store_meta` inside the transaction;
 only `SQLiteSessionStore` knows about pragmas and file headers, so a
@@ -431,6 +439,8 @@ class SQLiteSessionStore(SessionStore):
             if str(mode).lower() != "wal":
                 log.warning("store_not_wal", path=self._shown, journal_mode=mode)
             con.execute("PRAGMA synchronous = FULL")
+            # 64 MiB of page cache: the six session indexes of a million rows stay in memory
+            con.execute("PRAGMA cache_size = -65536")
             self._migrate(create)
         except sqlite3.DatabaseError as exc:
             self._con.close()
