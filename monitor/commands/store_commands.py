@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import sys
 import time
@@ -126,10 +125,10 @@ def events(args: argparse.Namespace) -> int:
     with open_config_store(config, create=False) as store:
         rows = store.sessions(**filters)
         if args.format == "jsonl":
-            dumps = json.dumps
+            write = out.write
             for s in rows:
-                out.write(dumps(s.to_ecs(), ensure_ascii=False))
-                out.write("\n")
+                write(s.to_json())
+                write("\n")
         elif args.format == "csv":
             writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
             writer.writeheader()
