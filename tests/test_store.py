@@ -118,3 +118,41 @@ def test_writer_from_config(tmp_path):
     assert writer.close(5)
     with open_store(tmp_path / "x.db") as store:
         assert store.count() == 2
+
+
+def test_ecs_json_lines_parse_to_to_ecs(store):
+    """The SQL-built JSON lines and the Python `to_ecs()` agree field for field, timestamps included."""
+    import json
+    import random
+
+    from monitor.observation import Exemption
+    from monitor.store import SessionStore
+
+    rng = random.Random(7)
+    events = []
+    for i in range(300):
+        ts = T0 + i * 1000 + rng.random() * 500
+        events.append(event(ts, device=f"D{i % 7}", zone=("classrooms", "staff-room")[i % 2],
+                            protocol=("dns", "tls", "quic")[i % 3], owner=None if i % 5 == 0 else "staff-1",
+                            exemption=Exemption("marketing-team", 'posts "for" the school', "4.1")
+                            if i % 11 == 0 else None, flags=() if i % 3 == 0 else event().flags))
+        events.append(event(ts + rng.random() * 100, device=f"D{i % 7}",
+                            zone=("classrooms", "staff-room")[i % 2], source="proxy",
+                            hostname='odd",name.facebook.com'))
+    store.write(events)
+    sessions = list(store.sessions())
+    lines = list(store.ecs_json())
+    assert len(lines) == len(sessions) == 300
+    for s, line in zip(sessions, lines, strict=True):
+        assert json.loads(line) == s.to_ecs()
+    python_lines = list(SessionStore.ecs_json(store, school="oak-primary", flagged=True))
+    assert python_lines and [json.loads(x) for x in python_lines] == [
+        json.loads(x) for x in store.ecs_json(school="oak-primary", flagged=True)]
+    assert store.verify().ok  # a hostname with a quote and a comma round-trips through the row
+
+
+def test_flagged_column_edit_is_detected(store):
+    store.write([event(T0)])
+    store._con.execute("UPDATE sessions SET flagged = 0")
+    result = store.verify()
+    assert not result.ok and "session 1 changed" in (result.problem or "")

@@ -123,13 +123,14 @@ def events(args: argparse.Namespace) -> int:
     }
     out = sys.stdout
     with open_config_store(config, create=False) as store:
-        rows = store.sessions(**filters)
         if args.format == "jsonl":
             write = out.write
-            for s in rows:
-                write(s.to_json())
+            for line in store.ecs_json(**filters):
+                write(line)
                 write("\n")
-        elif args.format == "csv":
+            return 0
+        rows = store.sessions(**filters)
+        if args.format == "csv":
             writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
             writer.writeheader()
             for s in rows:
