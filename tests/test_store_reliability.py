@@ -161,3 +161,34 @@ def test_writer_flush_from_another_thread(tmp_path):
     with open_store(tmp_path / "s.db") as store:
         assert sorted(s.observations for s in store.sessions()) == [500] * 4
         assert store.verify().ok
+
+
+def test_long_session_is_reversioned_at_most_once_per_interval(tmp_path):
+    """More of the same waits for extend_interval; a new access or a new flag is written at once."""
+    from tests.store_helpers import PUPILS
+
+    db = tmp_path / "s.db"
+    writer = StoreWriter(open_store(db), Metrics(), max_delay=0.005, extend_interval=30).start()
+    with open_store(db) as reader:
+
+        def wait_for(check, seconds: float = 5.0) -> bool:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                if check():
+                    return True
+                time.sleep(0.01)
+            return False
+
+        writer.submit(event(T0))
+        assert wait_for(lambda: reader.count() == 1)
+        for i in range(1, 20):  # twenty batches of more of the same
+            writer.submit(event(T0 + i))
+            time.sleep(0.02)
+        assert reader.chain_head().record_id == 1  # held in memory, not re-versioned twenty times
+        assert writer.pending == 19
+        writer.submit(event(T0 + 30, flags=(PUPILS,)))  # a new flag is material
+        assert wait_for(lambda: reader.chain_head().record_id == 2)
+        assert reader.session(1).observations == 21 and len(reader.session(1).flags) == 2
+        writer.submit(event(T0 + 31))
+        assert writer.close(5)
+        assert reader.session(1).observations == 22 and reader.verify().ok
