@@ -24,6 +24,7 @@ never looks like a finished one.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import hashlib
 import hmac
@@ -444,7 +445,31 @@ def _base_manifest(config: Config, kind: str, user: str, now: float) -> dict[str
     }
 
 
-def run_export(
+@contextlib.contextmanager
+def read_snapshot(store: SessionStore) -> Iterator[None]:
+    """One read transaction for the whole export, while the daemon keeps writing (WAL).
+
+    The chain head in the manifest, the aliases and every row then come from
+    the same moment, so the head anchors exactly what was exported."""
+    con = getattr(store, "_con", None)
+    if con is None or con.in_transaction:
+        yield
+        return
+    con.execute("BEGIN")
+    try:
+        yield
+    finally:
+        if con.in_transaction:
+            con.execute("COMMIT")
+
+
+def run_export(config: Config, store: SessionStore, request: ExportRequest, **kw: Any) -> ExportResult:
+    """Write one export directory and append it to the export log (`log_path`)."""
+    with read_snapshot(store):
+        return _export(config, store, request, **kw)
+
+
+def _export(
     config: Config,
     store: SessionStore,
     request: ExportRequest,
@@ -454,7 +479,6 @@ def run_export(
     user: str | None = None,
     key: bytes | None = None,
 ) -> ExportResult:
-    """Write one export directory and append it to the export log."""
     started = time.perf_counter()
     reason = check_identify(request.identify, request.reason)
     school = config.school(request.school)
@@ -471,7 +495,7 @@ def run_export(
     if request.flagged_only:
         filters["flagged"] = True
 
-    head = store.chain_head()  # before reading: the export covers at most what this head anchors
+    head = store.chain_head()  # the first read: the snapshot the whole export comes from
     if request.identify:
         pseudo = None
     else:
@@ -592,7 +616,13 @@ def subject_sessions(config: Config, store: SessionStore, staff_id: str) -> Iter
     yield from sorted(found.values(), key=lambda s: (s.first_seen, s.id or 0))
 
 
-def run_sar(
+def run_sar(config: Config, store: SessionStore, staff_id: str, out: Path, **kw: Any) -> ExportResult:
+    """A subject access request: everything stored about one person, with a manifest, logged."""
+    with read_snapshot(store):
+        return _sar(config, store, staff_id, out, **kw)
+
+
+def _sar(
     config: Config,
     store: SessionStore,
     staff_id: str,
@@ -603,7 +633,6 @@ def run_sar(
     now: float | None = None,
     user: str | None = None,
 ) -> ExportResult:
-    """A subject access request: everything stored about one person, with a manifest, logged."""
     started = time.perf_counter()
     staff_id = staff_id.strip()
     if not staff_id:

@@ -347,3 +347,33 @@ def test_ecs_and_csv_match_session_encoders(store):
     edges = [0.0, 1.0005, 1790000000.9995, 1790000000.9999996, -1.5]
     for ts in [*edges, *(rnd.uniform(0, 2e9) for _ in range(3000))]:
         assert iso_ms(ts) == iso_utc(ts), ts
+
+
+def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_path, monkeypatch):
+    from monitor.observation import Observation
+    from monitor.store import open_store
+    from monitor.tagging import Tagger
+
+    from .conftest import london
+
+    store = populate(example_config, tmp_path / "live.db")
+    before_head, before_count = store.chain_head(), store.count(school="ash-secondary")
+    daemon = open_store(tmp_path / "live.db")
+    original = store.sessions
+
+    def racing(**filters):
+        # the daemon records a new access in the middle of the export
+        obs = Observation(london(2026, 11, 10, 9, 30), "10.20.10.41", 50000, "198.51.100.7", 443, "tcp",
+                          "tls", "www.tiktok.com")
+        daemon.write([Tagger(example_config).tag(obs)])
+        yield from original(**filters)
+
+    monkeypatch.setattr(store, "sessions", racing)
+    result = run_export(example_config, store, ExportRequest("ash-secondary", FIRST, LAST, tmp_path / "o"),
+                        user="head")
+    assert result.sessions == before_count
+    assert result.manifest["chain_head"] == {"record_id": before_head.record_id, "hash": before_head.hash}
+    monkeypatch.undo()
+    assert store.count(school="ash-secondary") == before_count + 1  # written, just not in this export
+    daemon.close()
+    store.close()
