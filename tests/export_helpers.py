@@ -58,5 +58,6 @@ def populate(config: Config, path: Path) -> SessionStore:
     """A store at `path` holding the four weeks; returned open."""
     tagger = Tagger(config)
     store = open_store(path)
-    store.write(tagger.tag(o) for o in observations())
+    # as the daemon's pipeline does: only recordable events reach the store (guest Wi-Fi never does)
+    store.write(e for e in (tagger.tag(o) for o in observations()) if e.recordable)
     return store

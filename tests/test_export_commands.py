@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 import stat
+from datetime import date
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from monitor.cli import main
 from monitor.config import load_config
+from monitor.export import day_bounds
+from monitor.store import open_store
 
 from .export_helpers import populate
 
@@ -34,7 +38,9 @@ def test_export_verify_and_log(trust, tmp_path, capsys):
     code, text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
                           "--from", "2026-11-02", "--to", "2026-11-29", "--out", str(out))
     assert code == 0, err
-    assert "72 sessions" in text and "pseudonymised" in text and "logged as export 1" in text
+    with open_store(tmp_path / "var" / "store.db", create=False) as store:
+        expected = store.count(school="ash-secondary")
+    assert f"{expected} sessions" in text and "pseudonymised" in text and "logged as export 1" in text
     assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700  # a new parent is private too
 
     code, text, err = run(capsys, "verify", str(out))
@@ -92,7 +98,9 @@ def test_last_week_and_out_placeholders(trust, tmp_path, capsys):
     out = tmp_path / "exports" / "ash-secondary" / "2026-11-16_2026-11-22"
     manifest = json.loads((out / "manifest.json").read_text())
     assert (manifest["period"]["from"], manifest["period"]["to"]) == ("2026-11-16", "2026-11-22")
-    assert manifest["sessions"] == 18  # one week of the four
+    with open_store(tmp_path / "var" / "store.db", create=False) as store:
+        since, until = day_bounds(date(2026, 11, 16), date(2026, 11, 22), ZoneInfo("Europe/London"))
+        assert manifest["sessions"] == store.count(school="ash-secondary", since=since, until=until) > 0
 
 
 @pytest.mark.parametrize(
