@@ -210,8 +210,9 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
         top_zone = st.by_zone.most_common(1)[0]
         top_period = st.by_period.most_common(1)[0]
         out.append(
-            f"Most were {e(top_platform[0])} ({number(top_platform[1])}), in {e(top_zone[0])} "
-            f"({number(top_zone[1])}), during {e(top_period[0])} ({number(top_period[1])}). "
+            f"Most often the platform was {e(top_platform[0])} ({number(top_platform[1])} of "
+            f"{number(st.flagged)}), the zone {e(top_zone[0])} ({number(top_zone[1])}) and the period "
+            f"{e(top_period[0])} ({number(top_period[1])}). "
             f"The most common single pattern was {e(platform)} in {e(zone)} during {e(period)} "
             f"({accesses(n)})."
         )
