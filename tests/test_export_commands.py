@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 import stat
 from datetime import date
 from pathlib import Path
@@ -11,20 +12,27 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.cli import main
-from monitor.config import load_config
 from monitor.export import day_bounds
 from monitor.store import open_store
 
 from .export_helpers import populate
 
 
-@pytest.fixture
-def trust(example_data, write_config, tmp_path) -> Path:
-    """A trust config whose store (four weeks of Ash Grove) lives in tmp_path."""
-    example_data["store"]["path"] = str(tmp_path / "var" / "store.db")
-    path = write_config(example_data)
-    populate(load_config(path), tmp_path / "var" / "store.db").close()
+@pytest.fixture(scope="module")
+def seed(example_config, tmp_path_factory) -> Path:
+    """Four weeks of Ash Grove, written once for the module."""
+    path = tmp_path_factory.mktemp("seed") / "store.db"
+    populate(example_config, path).close()
     return path
+
+
+@pytest.fixture
+def trust(example_data, write_config, tmp_path, seed) -> Path:
+    """A trust config whose store (a copy of the seed) lives in tmp_path."""
+    (tmp_path / "var").mkdir()
+    shutil.copy(seed, tmp_path / "var" / "store.db")
+    example_data["store"]["path"] = str(tmp_path / "var" / "store.db")
+    return write_config(example_data)
 
 
 def run(capsys, *argv: str) -> tuple[int, str, str]:
