@@ -49,7 +49,7 @@ import structlog
 from monitor import __version__
 from monitor.config import Config
 from monitor.errors import UserError
-from monitor.exportlog import LogEntry, append, current_user, read_log
+from monitor.exportlog import LogEntry, append, current_user, log_head, read_log
 from monitor.report import ReportContext, ReportStats, render_report
 from monitor.sessions import ECS_FIELDS, Session
 from monitor.store import SessionStore
@@ -536,6 +536,7 @@ def _export(
             "sessions": n,
             "flagged": stats.flagged,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
+            "export_log_head": log_head(log_path) if log_path is not None else None,
         })
         context = ReportContext(
             trust=config.trust.name,
@@ -661,6 +662,7 @@ def _sar(
             "flagged": flagged,
             "retention_days": config.model.retention_days,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
+            "export_log_head": log_head(log_path) if log_path is not None else None,
         })
         out, manifest_hash = writer.seal(manifest)
     except BaseException:

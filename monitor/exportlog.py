@@ -13,10 +13,10 @@ breaks the chain and `read_log` says where.
 from __future__ import annotations
 
 import fcntl
-import getpass
 import hashlib
 import json
 import os
+import pwd
 from collections.abc import Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -67,8 +67,25 @@ def log_path_for(store_path: str | Path) -> Path:
 
 
 def current_user() -> str:
-    """The OS user running the export (sudo's caller when run under sudo)."""
-    return os.environ.get("SUDO_USER") or getpass.getuser()
+    """The OS user running the export, from the real uid (not $USER, which anyone can set).
+
+    Under sudo the caller is named too: "alice (sudo to root)"."""
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (containers)
+        name = f"uid {os.getuid()}"
+    caller = os.environ.get("SUDO_USER")
+    return f"{caller} (sudo to {name})" if caller and caller != name else name
+
+
+def log_head(path: str | Path) -> dict[str, Any] | None:
+    """The last entry's number and hash: each new manifest quotes it, so copies of exports held
+    by their readers anchor the log (rewriting it would contradict them)."""
+    check = read_log(path)
+    if not check.entries:
+        return None
+    last = check.entries[-1]
+    return {"seq": last.seq, "hash": last.hash}
 
 
 def _entries(path: Path) -> Iterator[tuple[int, LogEntry]]:
@@ -138,4 +155,13 @@ def read_log(path: str | Path) -> LogCheck:
     return LogCheck(entries, problem is None, problem)
 
 
-__all__ = ["ExportLogError", "LogCheck", "LogEntry", "append", "current_user", "log_path_for", "read_log"]
+__all__ = [
+    "ExportLogError",
+    "LogCheck",
+    "LogEntry",
+    "append",
+    "current_user",
+    "log_head",
+    "log_path_for",
+    "read_log",
+]

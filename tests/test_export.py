@@ -398,3 +398,10 @@ def test_store_write_drops_unmonitored_zone(example_config, tmp_path):
     with open_store(tmp_path / "s.db") as store:
         store.write([guest])
         assert store.count() == 0
+
+
+def test_manifest_quotes_the_export_log_head(export, tmp_path):
+    first = export("a")
+    assert first.manifest["export_log_head"] is None
+    second = export("b")
+    assert second.manifest["export_log_head"] == {"seq": 1, "hash": first.log_entry.hash}

@@ -82,3 +82,27 @@ def test_concurrent_appends_keep_one_chain(tmp_path):
     check = read_log(path)
     assert check.ok, check.problem
     assert [e.seq for e in check.entries] == list(range(1, 41))
+
+
+def test_current_user_is_the_real_uid(monkeypatch):
+    import os
+    import pwd
+
+    from monitor.exportlog import current_user
+
+    real = pwd.getpwuid(os.getuid()).pw_name
+    monkeypatch.setenv("USER", "someone-else")
+    monkeypatch.setenv("LOGNAME", "someone-else")
+    monkeypatch.delenv("SUDO_USER", raising=False)
+    assert current_user() == real
+    monkeypatch.setenv("SUDO_USER", "alice")
+    assert current_user() == f"alice (sudo to {real})"
+
+
+def test_log_head(tmp_path):
+    from monitor.exportlog import log_head
+
+    path = tmp_path / "log.jsonl"
+    assert log_head(path) is None
+    last = [append(path, entry(i)) for i in range(3)][-1]
+    assert log_head(path) == {"seq": 3, "hash": last.hash}
