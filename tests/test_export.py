@@ -344,7 +344,7 @@ def test_ecs_and_csv_match_session_encoders(store):
         checked += 1
     assert checked > 50
     rnd = random.Random(3)
-    edges = [0.0, 1.0005, 1790000000.9995, 1790000000.9999996, -1.5]
+    edges = [0.0, 1.0005, 1790000000.9995, 1790000000.9999996, -1.5, 86400.0, 86399.9999996, -0.0000004]
     for ts in [*edges, *(rnd.uniform(0, 2e9) for _ in range(3000))]:
         assert iso_ms(ts) == iso_utc(ts), ts
 
