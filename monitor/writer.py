@@ -241,6 +241,8 @@ class StoreWriter:
                     merger.add_session(seg)
                 self._chunk = max(1, min(self._chunk, len(due)) // 2)
                 reason = error_reason(exc)
+                if reason == "disk_full":
+                    self.store.relieve()
                 self._failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.store_write_errors.labels(reason=reason).inc()
