@@ -322,6 +322,9 @@ class SessionStore(abc.ABC):
     def purge_due(self, now: float | None = None) -> bool:
         """Whether a day has passed since the last purge (the daemon asks this hourly)."""
 
+    def relieve(self) -> None:  # noqa: B027 (optional hook: a server database has nothing to give back)
+        """After a full disk: give back what the store can (SQLite: checkpoint and truncate the WAL)."""
+
     @abc.abstractmethod
     def close(self) -> None: ...
 
@@ -484,6 +487,8 @@ class SQLiteSessionStore(SessionStore):
             con.execute("PRAGMA synchronous = FULL")
             # 64 MiB of page cache: the six session indexes of a million rows stay in memory
             con.execute("PRAGMA cache_size = -65536")
+            # a reset WAL is cut back to 4 MiB, so one burst does not keep the disk space forever
+            con.execute("PRAGMA journal_size_limit = 4194304")
             self._migrate(create)
         except sqlite3.DatabaseError as exc:
             self._con.close()
@@ -563,6 +568,16 @@ class SQLiteSessionStore(SessionStore):
             if con.in_transaction:
                 con.execute("ROLLBACK")
             raise
+
+    def relieve(self) -> None:
+        """Copy committed WAL frames into the database and truncate the WAL.
+
+        On a full disk the WAL has often grown into the last free space (failed transactions
+        leave frames past the commit point); truncating it is what lets the retry fit."""
+        try:
+            self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
+        except sqlite3.Error as exc:
+            log.warning("store_checkpoint_failed", path=self._shown, error=str(exc))
 
     def close(self) -> None:
         with contextlib.suppress(sqlite3.Error):

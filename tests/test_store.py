@@ -97,29 +97,6 @@ def test_any_batching_keeps_every_observation_and_the_chain(tmp_path_factory, of
         assert len(sessions) >= len(single.drain())  # batching never joins what one batch keeps apart
 
 
-def test_writer_from_config(tmp_path):
-    import shutil
-    from pathlib import Path
-
-    import yaml
-
-    from monitor.config import load_config
-    from monitor.writer import StoreWriter
-
-    folder = tmp_path / "config"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "config", folder)
-    raw = yaml.safe_load((folder / "example.yaml").read_text())
-    raw["store"] = {"path": str(tmp_path / "x.db"), "idle_gap_seconds": 60, "queue_size": 50}
-    (folder / "example.yaml").write_text(yaml.safe_dump(raw))
-    writer = StoreWriter.from_config(load_config(folder / "example.yaml")).start()
-    assert writer.store.idle_gap == 60 and writer.queue_size == 50 and writer.retention_days == 90
-    writer.submit(event(T0))
-    writer.submit(event(T0 + 61))
-    assert writer.close(5)
-    with open_store(tmp_path / "x.db") as store:
-        assert store.count() == 2
-
-
 def test_ecs_json_lines_parse_to_to_ecs(store):
     """The SQL-built JSON lines and the Python `to_ecs()` agree field for field, timestamps included."""
     import json
