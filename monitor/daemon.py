@@ -179,7 +179,13 @@ class Daemon:
                                      metrics=self.metrics)
             self._start_metrics(config)
             if self.options.capture and config.model.capture.enabled:
-                self._start_sensor(config)
+                try:
+                    self._start_sensor(config)
+                except UserError as exc:
+                    # e.g. no CAP_NET_RAW on a newcomer's laptop: the proxy still serves, and
+                    # component_up{component="sensor"} 0 raises the alert on a real gateway
+                    self.metrics.up.labels("sensor").set(0)
+                    log.error("sensor_unavailable", error=str(exc))
             if self.options.proxy and config.model.capture.proxy_enabled:
                 self.proxy = ProxyChild(self.options, config, self.metrics)
                 self.proxy.start()
