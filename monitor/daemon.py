@@ -169,8 +169,10 @@ class Daemon:
             print("\n".join(exc.errors), file=sys.stderr)
             return 1
         config = self.config
-        log.info("starting", version=__version__, config=str(config.path), trust=config.trust.name,
-                 schools=len(config.schools), devices=len(config.devices), pid=os.getpid())
+        log.info("starting", version=__version__, pid=os.getpid())
+        log.info("config_loaded", config=str(config.path), trust=config.trust.name,
+                 fingerprint=config.fingerprint[:12], schools=len(config.schools),
+                 devices=len(config.devices), platforms=len(config.catalog))
         self._install_signals()
         try:
             self._start_store(config)
