@@ -166,3 +166,217 @@ def test_tmpfiles_fails_without_the_user(tmp_path: Path) -> None:
     (root / "etc" / "passwd").write_text("root:x:0:0:root:/root:/bin/sh\n")
     (root / "etc" / "group").write_text("root:x:0:\n")
     assert _run(tmpfiles, f"--root={root}", "--create", TMPFILES).returncode != 0
+
+
+# --- Prometheus ------------------------------------------------------------------------------------------
+
+PROM = DEPLOY / "prometheus"
+RULES = PROM / "social-monitor.rules.yml"
+RULES_TEST = PROM / "social-monitor.rules.test.yml"
+SCRAPE = PROM / "scrape.yml"
+SPIKE_TEST = "SocialMonitorFlaggedAccessSpike"
+
+
+def _exposed_metrics() -> dict[str, set[str]]:
+    """Every sample name the daemon's Metrics can expose (with _total, _bucket... suffixes) -> its labels."""
+    from monitor.metrics import Metrics
+
+    suffixes = {
+        "counter": ("_total", "_created"),
+        "gauge": ("",),
+        "histogram": ("_bucket", "_count", "_sum", "_created"),
+        "summary": ("", "_count", "_sum", "_created"),
+        "info": ("_info",),
+    }
+    names: dict[str, set[str]] = {}
+    for collector in set(Metrics().registry._collector_to_names):
+        labels = set(collector._labelnames)
+        for suffix in suffixes[collector._type]:
+            names[collector._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
+    names["social_monitor_build_info"] |= {"version"}  # Info's labels are its keys
+    return names
+
+
+def test_exposed_metrics_include_the_contract() -> None:
+    """Guards the helper the name checks rely on: suffixed names and labels come through."""
+    names = _exposed_metrics()
+    assert names["social_monitor_accesses_total"] == {"school", "zone", "platform", "period_kind", "flagged"}
+    assert "le" in names["social_monitor_store_write_latency_seconds_bucket"]
+    assert "social_monitor_build_info" in names
+    assert "social_monitor_kernel_dropped_packets" in names
+
+
+# Identifiers in PromQL that are not metric names.
+_PROMQL_WORDS = {
+    "by", "without", "on", "ignoring", "group_left", "group_right", "and", "or", "unless", "offset", "bool",
+    "inf", "nan", "sum", "avg", "min", "max", "count", "group", "stddev", "stdvar", "topk", "bottomk",
+    "quantile", "count_values",
+}  # fmt: skip
+_SELECTOR = re.compile(r"(?<![\w:.$])([a-zA-Z_:][\w:]*)\s*(\{[^}]*\})?")
+
+
+def _selectors(expr: str) -> list[tuple[str, set[str]]]:
+    """(metric name, label names matched) for each series selector in a PromQL expression."""
+    expr = re.sub(r'"(?:[^"\\]|\\.)*"', '""', expr)  # strings cannot hide a name
+    expr = re.sub(r"\[[^\]]*\]", "", expr)  # [5m], [7d:1h]
+    expr = re.sub(r"\b(by|without|on|ignoring|group_left|group_right)\s*\([^)]*\)", r"\1", expr)
+    found = []
+    for m in _SELECTOR.finditer(expr):
+        name, matchers = m.group(1), m.group(2) or ""
+        rest = expr[m.end() :].lstrip()
+        if name in _PROMQL_WORDS or (rest.startswith("(") and not matchers):
+            continue  # a keyword or a function call
+        labels = set(re.findall(r"([a-zA-Z_]\w*)\s*(?:=~|!~|!=|=)", matchers))
+        found.append((name, labels))
+    return found
+
+
+def _recorded_names() -> set[str]:
+    import yaml
+
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return {r["record"] for g in groups for r in g["rules"] if "record" in r}
+
+
+def _check_selectors(expr: str, known: dict[str, set[str]]) -> list[str]:
+    problems = []
+    for name, labels in _selectors(expr):
+        if name not in known:
+            problems.append(f"unknown metric {name!r}")
+            continue
+        extra = labels - known[name] - {"job", "instance", "__name__"}
+        if extra:
+            problems.append(f"{name} has no label(s) {sorted(extra)}")
+    return problems
+
+
+@pytest.mark.parametrize(
+    ("expr", "problem"),
+    [
+        ('sum by (school) (rate(social_monitor_accesses_total{zone=~"$zone"}[5m]))', None),
+        ("rate(social_monitor_accesses[5m])", "unknown metric 'social_monitor_accesses'"),
+        ("social_monitor_store_queue_depth{reason='x'}", "has no label(s) ['reason']"),
+        ("histogram_quantile(0.99, rate(social_monitor_store_write_latency_seconds_bucket[5m]))", None),
+        ("increase(social_monitor_kernel_drops[10m]) > 0", "unknown metric 'social_monitor_kernel_drops'"),
+    ],
+)
+def test_selector_check_catches_wrong_names_and_labels(expr: str, problem: str | None) -> None:
+    known = {**_exposed_metrics(), "up": set()}
+    problems = _check_selectors(expr, known)
+    if problem is None:
+        assert problems == []
+    else:
+        assert any(problem in p for p in problems), problems
+
+
+def _rule_exprs() -> list[tuple[str, str]]:
+    import yaml
+
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    return [(r.get("alert") or r["record"], r["expr"]) for g in groups for r in g["rules"]]
+
+
+@pytest.mark.parametrize(("name", "expr"), _rule_exprs(), ids=[n for n, _ in _rule_exprs()])
+def test_rules_use_only_metrics_the_daemon_exposes(name: str, expr: str) -> None:
+    known = {**_exposed_metrics(), "up": set()}
+    known |= {rec: {"school"} for rec in _recorded_names()}
+    assert _check_selectors(expr, known) == []
+
+
+def test_every_alert_has_severity_summary_description_and_runbook() -> None:
+    import yaml
+
+    groups = yaml.safe_load(RULES.read_text())["groups"]
+    alerts = [r for g in groups for r in g["rules"] if "alert" in r]
+    assert {a["alert"] for a in alerts} >= {
+        "SocialMonitorDown", "SocialMonitorSensorNotRunning", "SocialMonitorKernelDrops",
+        "SocialMonitorStoreWriteErrors", "SocialMonitorStoreQueueDropping", "SocialMonitorConfigReloadFailed",
+        "SocialMonitorChildRestarting", "SocialMonitorFlaggedAccessSpike",
+    }  # fmt: skip
+    for alert in alerts:
+        assert alert["labels"]["severity"] in {"critical", "warning", "info"}, alert["alert"]
+        assert {"summary", "description", "runbook"} <= set(alert["annotations"]), alert["alert"]
+
+
+def test_promtool_check_rules() -> None:
+    result = _run(_tool("promtool"), "check", "rules", RULES)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_promtool_check_rules_fails_on_a_broken_copy(tmp_path: Path) -> None:
+    broken = tmp_path / RULES.name
+    broken.write_text(RULES.read_text().replace("== 0", "=== 0", 1))
+    assert _run(_tool("promtool"), "check", "rules", broken).returncode != 0
+
+
+def test_promtool_unit_tests_pass() -> None:
+    result = _run(_tool("promtool"), "test", "rules", RULES_TEST, timeout=240)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _mutated_suite(tmp_path: Path, old: str, new: str, keep_spike: bool) -> Path:
+    """The rules with one change, and the unit tests (without the slow spike test unless it is needed)."""
+    import yaml
+
+    text = RULES.read_text()
+    assert text.count(old) == 1, old
+    (tmp_path / RULES.name).write_text(text.replace(old, new))
+    suite = yaml.safe_load(RULES_TEST.read_text())
+    if not keep_spike:
+        suite["tests"] = [t for t in suite["tests"] if t["name"] != SPIKE_TEST]
+    path = tmp_path / RULES_TEST.name
+    path.write_text(yaml.safe_dump(suite, sort_keys=False))
+    return path
+
+
+# (id, text in the rules, replacement): each weakens or widens one alert.
+MUTATIONS = [
+    ("down-for", '.*"} == 0\n        for: 5m', '.*"} == 0\n        for: 9m'),
+    ("sensor", '{component="sensor"} == 0', '{component="sensor"} == 1'),
+    ("drops-delta", "(increase(social_monitor_kernel_dropped", "(delta(social_monitor_kernel_dropped"),
+    ("parse-ratio", "          ) > 0.01\n", "          ) > 0.05\n"),
+    ("errors-born", "_store_write_errors_total offset 10m", "_store_write_errors_total"),
+    ("dropped", "store_queue_dropped_total[10m])) > 0", "store_queue_dropped_total[10m])) > 500"),
+    ("backlog-for", "queue_depth > 5000\n        for: 10m", "queue_depth > 5000\n        for: 1m"),
+    ("reload-result", 'config_reloads_total{result="failure"}[15m])) > 0', "config_reloads_total[15m])) > 0"),
+    ("restarts", "child_restarts_total[15m])) > 2.5", "child_restarts_total[15m])) > 1.5"),
+]
+
+
+@pytest.mark.parametrize(("old", "new"), [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS])
+def test_unit_tests_catch_a_changed_rule(tmp_path: Path, old: str, new: str) -> None:
+    """Mutation check: each alert's tests fail when its rule is weakened or widened."""
+    result = _run(_tool("promtool"), "test", "rules", _mutated_suite(tmp_path, old, new, keep_spike=False))
+    assert result.returncode != 0, f"tests still pass with {new!r}"
+
+
+def test_unit_tests_catch_a_flat_mean_spike_baseline(tmp_path: Path) -> None:
+    """The naive baseline (all hours of the week, zeros included) alerts on an ordinary busy school."""
+    old = "quantile_over_time(0.5, (school:social_monitor_flagged_accesses:increase1h > 0)[7d:1h] offset 1h)"
+    new = "avg_over_time(school:social_monitor_flagged_accesses:increase1h[7d:1h] offset 1h)"
+    suite = _mutated_suite(tmp_path, old, new, keep_spike=True)
+    result = _run(_tool("promtool"), "test", "rules", suite, timeout=240)
+    assert result.returncode != 0
+    assert "ash-secondary" in result.stdout + result.stderr
+
+
+def test_promtool_check_config_with_the_scrape_snippet(tmp_path: Path) -> None:
+    import yaml
+
+    snippet = yaml.safe_load(SCRAPE.read_text())
+    jobs = snippet["scrape_configs"]
+    assert all(job["job_name"].startswith("social-monitor") for job in jobs)  # SocialMonitorDown's matcher
+    remote = next(job for job in jobs if job.get("scheme") == "https")
+    assert remote["basic_auth"]["password_file"] and remote["tls_config"]["ca_file"]
+
+    def config(jobs: list[dict]) -> Path:
+        path = tmp_path / "prometheus.yml"
+        body = {"global": {"scrape_interval": "30s"}, "rule_files": [str(RULES)], "scrape_configs": jobs}
+        path.write_text(yaml.safe_dump(body))
+        return path
+
+    result = _run(_tool("promtool"), "check", "config", config(jobs))
+    assert result.returncode == 0, result.stdout + result.stderr
+    # The check can fail: a timeout longer than the interval is rejected.
+    broken = [{**jobs[0], "scrape_timeout": "5m"}, *jobs[1:]]
+    assert _run(_tool("promtool"), "check", "config", config(broken)).returncode != 0
