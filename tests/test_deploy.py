@@ -239,14 +239,21 @@ def _recorded_names() -> set[str]:
 
 
 def _check_selectors(expr: str, known: dict[str, set[str]]) -> list[str]:
+    """Unknown metric names, matchers on labels a metric lacks, and grouping by labels none has."""
     problems = []
+    available = {"job", "instance", "__name__"}
     for name, labels in _selectors(expr):
         if name not in known:
             problems.append(f"unknown metric {name!r}")
             continue
+        available |= known[name]
         extra = labels - known[name] - {"job", "instance", "__name__"}
         if extra:
             problems.append(f"{name} has no label(s) {sorted(extra)}")
+    for group in re.findall(r"\b(?:by|without)\s*\(([^)]*)\)", expr):
+        missing = {g.strip() for g in group.split(",") if g.strip()} - available
+        if missing:
+            problems.append(f"grouping by label(s) no metric has: {sorted(missing)}")
     return problems
 
 
@@ -258,6 +265,7 @@ def _check_selectors(expr: str, known: dict[str, set[str]]) -> list[str]:
         ("social_monitor_store_queue_depth{reason='x'}", "has no label(s) ['reason']"),
         ("histogram_quantile(0.99, rate(social_monitor_store_write_latency_seconds_bucket[5m]))", None),
         ("increase(social_monitor_kernel_drops[10m]) > 0", "unknown metric 'social_monitor_kernel_drops'"),
+        ("sum by (zone) (rate(social_monitor_flagged_accesses_total[5m]))", "grouping by label(s) no metric"),
     ],
 )
 def test_selector_check_catches_wrong_names_and_labels(expr: str, problem: str | None) -> None:
@@ -380,3 +388,125 @@ def test_promtool_check_config_with_the_scrape_snippet(tmp_path: Path) -> None:
     # The check can fail: a timeout longer than the interval is rejected.
     broken = [{**jobs[0], "scrape_timeout": "5m"}, *jobs[1:]]
     assert _run(_tool("promtool"), "check", "config", config(broken)).returncode != 0
+
+
+# --- Grafana ----------------------------------------------------------------------------------------------
+
+DASHBOARD = DEPLOY / "grafana" / "social-monitor-dashboard.json"
+_GRAFANA_RANGES = {"$__rate_interval": "5m", "$__interval": "1m", "$__range": "1d"}
+
+
+def _dashboard() -> dict:
+    import json
+
+    return json.loads(DASHBOARD.read_text())
+
+
+def _all_panels(panels: list[dict]) -> list[dict]:
+    out = []
+    for panel in panels:
+        out.append(panel)
+        out.extend(_all_panels(panel.get("panels", [])))
+    return out
+
+
+def _targets() -> list[tuple[str, str]]:
+    """(panel title, PromQL) for every query of every panel."""
+    panels = _all_panels(_dashboard()["panels"])
+    return [(p["title"], t["expr"]) for p in panels for t in p.get("targets", [])]
+
+
+def _as_promql(expr: str) -> str:
+    """A Grafana query as plain PromQL: range macros become durations, variables match anything."""
+    for macro, value in _GRAFANA_RANGES.items():
+        expr = expr.replace(macro, value)
+    return re.sub(r"\$\{?\w+(?::\w+)?\}?", ".*", expr)
+
+
+def test_dashboard_shape() -> None:
+    dash = _dashboard()
+    assert dash["schemaVersion"] >= 36
+    assert dash["uid"] == "social-monitor"
+    assert [i["name"] for i in dash["__inputs"]] == ["DS_PROMETHEUS"]
+    variables = {v["name"]: v for v in dash["templating"]["list"]}
+    assert variables["DS_PROMETHEUS"]["type"] == "datasource"
+    for name in ("school", "zone"):
+        assert variables[name]["query"]["query"].startswith("label_values(social_monitor_accesses_total")
+        assert variables[name]["query"]["query"].rstrip(")").endswith(name)
+        assert variables[name]["includeAll"] and variables[name]["allValue"] == ".*"
+
+
+def test_dashboard_panel_ids_are_unique_and_panels_do_not_overlap() -> None:
+    panels = _all_panels(_dashboard()["panels"])
+    ids = [p["id"] for p in panels]
+    assert len(ids) == len(set(ids))
+    cells: set[tuple[int, int]] = set()
+    for p in panels:
+        g = p["gridPos"]
+        assert g["x"] + g["w"] <= 24, p["title"]
+        mine = {(x, y) for x in range(g["x"], g["x"] + g["w"]) for y in range(g["y"], g["y"] + g["h"])}
+        assert not mine & cells, f"{p['title']} overlaps another panel"
+        cells |= mine
+
+
+def test_dashboard_queries_use_the_prometheus_input() -> None:
+    for panel in _all_panels(_dashboard()["panels"]):
+        if panel["type"] == "row":
+            continue
+        sources = [panel["datasource"], *(t["datasource"] for t in panel["targets"])]
+        assert all(s == {"type": "prometheus", "uid": "${DS_PROMETHEUS}"} for s in sources), panel["title"]
+
+
+TARGET_IDS = [f"{t}-{i}" for i, (t, _) in enumerate(_targets())]
+
+
+@pytest.mark.parametrize(("title", "expr"), _targets(), ids=TARGET_IDS)
+def test_dashboard_queries_use_only_metrics_the_daemon_exposes(title: str, expr: str) -> None:
+    known = {**_exposed_metrics(), **{rec: {"school"} for rec in _recorded_names()}}
+    assert _selectors(_as_promql(expr)), f"{title}: no metric in {expr!r}"
+    assert _check_selectors(_as_promql(expr), known) == []
+
+
+@pytest.mark.parametrize(
+    ("metric", "label"),
+    [
+        ("social_monitor_accesses_total", "platform"),
+        ("social_monitor_accesses_total", "zone"),
+        ("social_monitor_accesses_total", "period_kind"),
+        ("social_monitor_flagged_accesses_total", "flag"),
+        ("social_monitor_kernel_dropped_packets", None),
+        ("social_monitor_parse_errors_total", "protocol"),
+        ("social_monitor_store_write_errors_total", None),
+        ("social_monitor_store_queue_depth", None),
+        ("social_monitor_store_write_latency_seconds_bucket", None),
+        ("social_monitor_config_reloads_total", "result"),
+        ("social_monitor_child_restarts_total", "child"),
+        ("social_monitor_component_up", None),
+    ],
+)
+def test_dashboard_has_the_panels_asked_for(metric: str, label: str | None) -> None:
+    """Each asked-for view exists: a query on the metric, grouped by the label where one is named."""
+    exprs = [e for _, e in _targets() if re.search(rf"\b{metric}\b", e)]
+    assert exprs, metric
+    if label:
+        assert any(re.search(rf"by \([^)]*\b{label}\b", e) for e in exprs), (metric, label)
+
+
+def _promtool_check_exprs(tmp_path: Path, exprs: list[str]) -> subprocess.CompletedProcess[str]:
+    """promtool parses every expression, as recording rules in a scratch file."""
+    import yaml
+
+    rules = [{"record": f"dashboard:query_{i}", "expr": _as_promql(e)} for i, e in enumerate(exprs)]
+    path = tmp_path / "dashboard-queries.rules.yml"
+    path.write_text(yaml.safe_dump({"groups": [{"name": "dashboard", "rules": rules}]}))
+    return _run(_tool("promtool"), "check", "rules", path)
+
+
+def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
+    result = _promtool_check_exprs(tmp_path, [e for _, e in _targets()])
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_dashboard_query_check_can_fail(tmp_path: Path) -> None:
+    broken = "sum by (platform (rate(social_monitor_accesses_total[$__rate_interval]))"
+    assert _promtool_check_exprs(tmp_path, [broken]).returncode != 0
