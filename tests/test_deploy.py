@@ -95,6 +95,7 @@ def test_unit_is_not_dynamic_user_and_writes_only_its_state() -> None:
     writable = [v for (sec, k), v in settings.items() if sec == "Service" and k == "ReadWritePaths"]
     assert writable == ["/var/lib/social-monitor"]
     assert ("Install", "WantedBy") in settings
+    assert settings[("Unit", "StartLimitIntervalSec")] == "0"  # keeps restarting, however long it takes
 
 
 def _verifiable_copy(tmp_path: Path, text: str) -> Path:
