@@ -9,7 +9,8 @@ about a third flagged, some exempt) into a fresh store, then times:
 * `export`: the whole `run_export` (pseudonyms, sessions.csv, sessions.jsonl,
   report.html, manifest with SHA-256, export log entry);
 * the peer: Debian's `sqlite3 -csv` CLI dumping the same rows (all columns of
-  the sessions table, same WHERE and ORDER BY) to a CSV file;
+  the sessions table, same WHERE and ORDER BY) to a CSV file, and `sqlite3 -json`
+  to a JSON file (the export writes both kinds);
 * for the breakdown: reading the sessions through the store API alone.
 
 and prints seconds and the ratio export / peer.
@@ -159,6 +160,14 @@ def main() -> int:
         after = resource.getrusage(resource.RUSAGE_CHILDREN)
         peer_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
         peer_rows = sum(1 for _ in peer_out.open()) - 1
+        # and the same rows as JSON too, since the export writes both a CSV and a JSON file
+        t = time.perf_counter()
+        before = resource.getrusage(resource.RUSAGE_CHILDREN)
+        with (work / "peer.json").open("w") as fh:
+            subprocess.run([sqlite3, "-readonly", "-json", str(db), sql], stdout=fh, check=True)
+        peer_json_s = time.perf_counter() - t
+        after = resource.getrusage(resource.RUSAGE_CHILDREN)
+        peer_json_cpu = (after.ru_utime + after.ru_stime) - (before.ru_utime + before.ru_stime)
     sizes = {p.name: p.stat().st_size for p in out.iterdir()}
     print(f"read through the store API: {n:,} sessions in {read_s:.2f} s")
     print(f"export (csv + jsonl + report.html + manifest, pseudonymised): {result.sessions:,} sessions, "
@@ -167,6 +176,10 @@ def main() -> int:
     if peer_s is not None:
         print(f"peer `sqlite3 -csv` dump of the same rows: {peer_rows:,} rows in {peer_s:.2f} s "
               f"(CPU {peer_cpu:.2f} s)")
+        print(f"peer `sqlite3 -json` dump of the same rows: {peer_json_s:.2f} s (CPU {peer_json_cpu:.2f} s)")
+        both_s, both_cpu = peer_s + peer_json_s, peer_cpu + peer_json_cpu
+        print(f"ratio export / (sqlite3 -csv + sqlite3 -json): {export_s / both_s:.1f}x wall, "
+              f"{export_cpu / max(both_cpu, 1e-3):.1f}x CPU")
         cpu_ratio = export_cpu / max(peer_cpu, 1e-3)
         print(f"ratio export / sqlite3 dump: {export_s / peer_s:.1f}x wall, {cpu_ratio:.1f}x CPU "
               "(the export also writes JSON lines, the HTML report, hashes and pseudonyms)")
