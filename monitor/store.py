@@ -49,6 +49,7 @@ from __future__ import annotations
 
 import abc
 import contextlib
+import dataclasses
 import hashlib
 import json
 import os
@@ -64,7 +65,7 @@ import structlog
 
 from monitor.errors import UserError
 from monitor.observation import AccessEvent, Exemption, Flag
-from monitor.sessions import Session, SessionMerger, canonical_json, merge_into
+from monitor.sessions import Session, SessionMerger, canonical_json, merge_into, within_gap
 
 log = structlog.get_logger("monitor.store")
 
@@ -620,6 +621,7 @@ class SQLiteSessionStore(SessionStore):
             next_sid = int(self._meta("next_session_id") or "1")
             changed: dict[int, Session] = {}
             new_ids: set[int] = set()
+            opened: dict[str, list[Session]] = {}
             open_rows = self._open_rows(segments)
             for seg in segments:
                 match = None
@@ -632,11 +634,18 @@ class SQLiteSessionStore(SessionStore):
                     ):
                         match = (row, last)
                 if match is None:
-                    seg.id = next_sid
-                    seg.version = 0
+                    # a session opened earlier in this same transaction (callers may pass unmerged segments)
+                    fresh = next((n for n in opened.get(seg.key, ()) if within_gap(n, seg.first_seen,
+                                                                                   seg.last_seen, gap)), None)
+                    if fresh is not None:
+                        merge_into(fresh, seg)
+                        continue
+                    # a copy: the caller's segments stay untouched, so a failed write can be retried as is
+                    created = dataclasses.replace(seg, id=next_sid, version=0, record_id=None)
                     next_sid += 1
-                    changed[seg.id] = seg
-                    new_ids.add(seg.id)
+                    changed[created.id] = created
+                    new_ids.add(created.id)
+                    opened.setdefault(seg.key, []).append(created)
                     continue
                 row = match[0]
                 target = changed.get(row[0])
@@ -676,10 +685,6 @@ class SQLiteSessionStore(SessionStore):
             if con.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     con.execute("ROLLBACK")
-            # ids handed out in a failed transaction must not leak into the retry
-            for seg in segments:
-                if seg.id in new_ids:
-                    seg.id = None
             raise
         return len(records)
 

@@ -133,3 +133,12 @@ def test_flagged_column_edit_is_detected(store):
     store._con.execute("UPDATE sessions SET flagged = 0")
     result = store.verify()
     assert not result.ok and "session 1 changed" in (result.problem or "")
+
+
+def test_write_sessions_merges_unmerged_segments_of_one_call(store):
+    from monitor.sessions import session_from_event
+
+    segments = [session_from_event(event(T0 + i * 10, protocol=("dns", "tls")[i % 2])) for i in range(5)]
+    assert store.write_sessions(segments) == 1
+    [s] = store.sessions()
+    assert s.observations == 5 and s.signals == ("dns", "tls")
