@@ -174,6 +174,7 @@ class Daemon:
                  fingerprint=config.fingerprint[:12], schools=len(config.schools),
                  devices=len(config.devices), platforms=len(config.catalog))
         self._install_signals()
+        self.metrics.declare_known_series()
         try:
             self._start_store(config)
             tagger = Tagger(config)
