@@ -378,7 +378,7 @@ class SessionMerger:
 
     def add(self, event: AccessEvent) -> bool:
         # `event.recordable`, inlined: this runs for every observation
-        if not event.trust_device or event.platform is None or event.sensitive:
+        if not event.trust_device or event.platform is None or event.sensitive or not event.monitored:
             return False
         obs = event.observation
         ts = obs.timestamp

@@ -128,7 +128,7 @@ class StoreWriter:
 
     def submit(self, event: AccessEvent) -> bool:
         """Queue an event; False only when it was dropped because the queue was full (counted)."""
-        if not event.trust_device or event.platform is None or event.sensitive:
+        if not event.trust_device or event.platform is None or event.sensitive or not event.monitored:
             return True  # never stored by design (`event.recordable`): not a loss
         q = self._queue
         if len(q) >= self.queue_size:

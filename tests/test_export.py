@@ -379,11 +379,6 @@ def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_p
     store.close()
 
 
-@pytest.mark.xfail(
-    reason="store branch: SessionMerger.add inlines `recordable` without `event.monitored`, so store.write() "
-    "keeps guest Wi-Fi accesses (the pipeline filters them before the store)",
-    strict=False,
-)
 def test_store_write_drops_unmonitored_zone(example_config, tmp_path):
     from monitor.observation import Observation
     from monitor.store import open_store
