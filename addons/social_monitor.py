@@ -92,6 +92,7 @@ class SocialMonitor:
         self.decrypt: frozenset[str] = frozenset()
         self.connections = ConnectionTable()
         self._metrics_server: Any = None
+        self._handling_counters: dict[str, Any] = {}
         self._evictions_seen = 0
 
     # --- options ------------------------------------------------------------------------
@@ -295,12 +296,14 @@ class SocialMonitor:
         return state
 
     def _observe_flow(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None and flow.response.status_code == 407:
-            return  # refused by proxy authentication: no access happened
         hostname = hostname_or_none(flow.request.pretty_host)
         if hostname is None:
             return
         state = self._state(flow.client_conn)
+        if hostname in state.hostnames:
+            return  # the common case: another request of a page already observed
+        if flow.response is not None and flow.response.status_code == 407:
+            return  # refused by proxy authentication: no access happened
         user = proxy_user(flow.metadata) or state.user
         server = flow.server_conn
         protocol = "tls" if flow.request.scheme == "https" else "http"
@@ -336,7 +339,10 @@ class SocialMonitor:
     def _count_handling(self, state: ConnectionState, handling: str) -> None:
         if state.handling is None:
             state.handling = handling
-            self.metrics.proxy_connections.labels(handling).inc()
+            counter = self._handling_counters.get(handling)
+            if counter is None:  # label children resolved once: `labels()` is not free per connection
+                counter = self._handling_counters[handling] = self.metrics.proxy_connections.labels(handling)
+            counter.inc()
 
 
 addons = [SocialMonitor()]

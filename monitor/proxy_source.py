@@ -9,6 +9,7 @@ requests on one keep-alive connection is one access, not 200.
 
 from __future__ import annotations
 
+import functools
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -21,17 +22,30 @@ from monitor.observation import Observation, Protocol, normalise_hostname
 Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) or None
 
 
+@functools.lru_cache(maxsize=65536)
+def ip_text(host: str) -> str | None:
+    """Canonical text of an IP literal ('[::1]' -> '::1', '::ffff:10.0.0.1' -> '10.0.0.1'), else None.
+
+    Cached (bounded): the same client and server addresses recur on every
+    connection, and parsing them is the costliest step of an observation."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)  # dual-stack sockets report ::ffff:a.b.c.d
+    return str(mapped or ip)
+
+
 def is_ip_literal(host: str) -> bool:
     """True for '10.0.0.1', '::1', '[::1]': an address is not a hostname the catalog can name."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return ip_text(host) is not None
 
 
+@functools.lru_cache(maxsize=16384)
 def hostname_or_none(name: str | None) -> str | None:
-    """The normalised hostname, or None when there is no name (absent, empty or an IP literal)."""
+    """The normalised hostname, or None when there is no name (absent, empty or an IP literal).
+
+    Cached (bounded): a page's requests name the same few hosts again and again."""
     if not name:
         return None
     host = normalise_hostname(name)
@@ -50,11 +64,10 @@ def endpoint(*candidates: Address) -> tuple[str, int]:
     for addr in candidates:
         if not addr:
             continue
-        host, port = str(addr[0]), int(addr[1])
-        if is_ip_literal(host):
-            ip = ipaddress.ip_address(host.strip("[]"))
-            mapped = getattr(ip, "ipv4_mapped", None)  # dual-stack sockets report ::ffff:a.b.c.d
-            return str(mapped or ip), port
+        port = int(addr[1])
+        ip = ip_text(str(addr[0]))
+        if ip is not None:
+            return ip, port
     return "", port
 
 
