@@ -214,6 +214,57 @@ async def https_load(proxy_port: int, https_port: int, ca: Path, duration: float
     )
 
 
+def hook_costs(work: Path, count: int = 3000) -> dict[str, float]:
+    """CPU microseconds (all threads, incl. the store writer) the addon adds per request and per connection.
+
+    Measured in this process through mitmproxy's test harness with a real
+    ClientHello and a real store, so the figure does not depend on what else
+    the machine is running as much as throughput does."""
+    import importlib.util
+
+    from mitmproxy.proxy import context
+    from mitmproxy.test import taddons, tflow, tutils
+    from mitmproxy.tls import ClientHelloData
+
+    from tests.proxy_helpers import client_hello
+
+    spec = importlib.util.spec_from_file_location("social_monitor_bench", ADDON)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    hook_dir = work / "hooks"
+    hook_dir.mkdir()
+    shutil.copy(TEST_CONFIG, hook_dir / "config.yaml")
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", hook_dir / "devices.csv")
+    addon = module.SocialMonitor()
+    hello = client_hello(HOSTNAME)
+    out: dict[str, float] = {}
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, social_monitor_config=str(hook_dir / "config.yaml"))
+        flow = tflow.tflow(req=tutils.treq(host="127.0.0.1", port=80), resp=True)
+        flow.request.headers["Host"] = HOSTNAME
+        addon.responseheaders(flow)
+        started = time.process_time()
+        for _ in range(count * 10):
+            addon.responseheaders(flow)
+        out["http_request_us"] = (time.process_time() - started) * 1e6 / (count * 10)
+
+        clients = []
+        for i in range(count):
+            c = tflow.tclient_conn()
+            c.peername = ("127.0.0.1", 1024 + i)
+            clients.append(c)
+        started = time.process_time()
+        for c in clients:
+            ctx = context.Context(c, tctx.options)
+            ctx.server.address = ctx.server.peername = ("127.0.0.1", 443)
+            addon.tls_clienthello(ClientHelloData(ctx, hello))
+            addon.client_disconnected(c)
+        addon.sink.writer.flush(30)
+        out["tls_connection_us"] = (time.process_time() - started) * 1e6 / count
+        addon.done()
+    return out
+
+
 def median_result(results: list[Result]) -> Result:
     return Result(
         statistics.median(r.rate for r in results),
@@ -306,6 +357,7 @@ def main() -> int:
     except Exception as exc:  # the figures stand without it; say why it is missing
         print(f"could not read the addon's store: {exc!r}")
 
+    hooks = hook_costs(work)
     summary = {name: {kind: median_result(rs) for kind, rs in kinds.items()} for name, kinds in raw.items()}
     ratio = {kind: summary["addon"][kind].rate / summary["bare"][kind].rate for kind in ("http", "https")}
     # capacity: operations per CPU-second of the proxy, the robust figure on a shared machine
@@ -325,6 +377,11 @@ def main() -> int:
         print(f"{'  CPU us per op':26}" + "".join(f"{summary[n][kind].cpu_us_per_op:>22.0f}" for n in names)
               + f"{cpu_ratio[kind]:>12.3f}")
     print(f"observations recorded by the addon's store: {sessions}")
+    http_share = hooks["http_request_us"] / summary["bare"]["http"].cpu_us_per_op
+    tls_share = hooks["tls_connection_us"] / summary["bare"]["https"].cpu_us_per_op
+    print(f"addon CPU in-process: {hooks['http_request_us']:.1f} us per HTTP request on a seen connection "
+          f"({http_share:.2%} of bare's CPU per request); {hooks['tls_connection_us']:.1f} us per new "
+          f"TLS connection incl. store write ({tls_share:.2%} of bare's CPU per connection)")
     OUT.parent.mkdir(parents=True, exist_ok=True)
     OUT.write_text(json.dumps({
         "args": vars(args),
@@ -333,6 +390,7 @@ def main() -> int:
         "ratio": ratio,
         "cpu_capacity_ratio": cpu_ratio,
         "store_observations": sessions,
+        "addon_hook_cpu_us": hooks,
     }, indent=2))
     print(f"written {OUT}")
     shutil.rmtree(work, ignore_errors=True)

@@ -189,3 +189,65 @@ def test_broken_pipeline_does_not_break_the_page(tmp_path: Path, origins: Origin
     with open_store(tmp_path / "store.db", create=False) as store:
         assert list(store.sessions()) == []
 
+
+
+# --- transparent mode, in a network namespace of its own ---------------------------------------
+
+NETNS_RULES = """
+table ip social_monitor_test {{
+    chain output {{
+        # locally generated traffic to the fake "internet" address 127.0.0.2 goes to the proxy
+        type nat hook output priority -100; policy accept;
+        ip daddr 127.0.0.2 tcp dport {{ 80, 443 }} redirect to :{port}
+    }}
+}}
+"""
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None
+    or shutil.which("curl") is None,
+    reason="needs root, ip, nft and curl to build a network namespace",
+)
+def test_transparent_mode_in_a_network_namespace():
+    """Re-runs the inner test below inside a fresh netns, where nftables may redirect freely."""
+    name = f"sm-proxy-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=30)
+        out = subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"{__file__}::test_transparent_inner"],
+            cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "SM_IN_NETNS": name},
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], timeout=30)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("SM_IN_NETNS"), reason="run by the network namespace test above")
+def test_transparent_inner(tmp_path: Path, origins: Origins):
+    proxy = start_proxy(tmp_path, origins, "--mode", "transparent")
+    rules = tmp_path / "rules.nft"
+    rules.write_text(NETNS_RULES.format(port=proxy.port))
+    try:
+        subprocess.run(["nft", "-f", str(rules)], check=True, timeout=30)
+        for url in ("https://www.tiktok.com/", "http://www.tiktok.com/", "https://www.example.org/"):
+            host, port = url.split("/")[2], 443 if url.startswith("https") else 80
+            out = subprocess.run(
+                ["curl", "-sS", "--max-time", "10", "--noproxy", "*", "--cacert", str(origins.ca),
+                 "--resolve", f"{host}:{port}:127.0.0.2", url],
+                capture_output=True, text=True, timeout=30,
+            )
+            assert out.stdout == f"hello from {host}", out.stderr  # TLS verified: passed through
+        metrics = proxy.metrics()
+    finally:
+        output = proxy.stop()
+    with open_store(tmp_path / "store.db", create=False) as store:
+        sessions = list(store.sessions())
+    assert [(s.platform, s.observations, s.zone) for s in sessions] == [
+        ("tiktok", 2, "loopback-class")], output
+    assert sample(metrics, 'social_monitor_proxy_connections_total{handling="passthrough"}') == 2
+    assert sample(metrics, 'social_monitor_observations_total{outcome="not_social",source="proxy"}') == 1
