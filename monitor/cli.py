@@ -18,6 +18,7 @@ from monitor.errors import UserError
 # Order is the order of `social-monitor --help`.
 COMMAND_MODULES = [
     "monitor.commands.config_commands",
+    "monitor.commands.store_commands",
 ]
 
 

@@ -192,9 +192,12 @@ def session_key(
     return KEY_SEP.join((device, platform, school, zone, period or "", local_date))
 
 
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
 def canonical_json(value: Any) -> str:
     """Sorted keys, no spaces, UTF-8: the one encoding the hash chain is computed over."""
-    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return _CANONICAL.encode(value)
 
 
 def local_date_of(event: AccessEvent) -> str:
@@ -280,21 +283,26 @@ class SessionMerger:
 
     def __init__(self, idle_gap: float):
         self.idle_gap = float(idle_gap)
-        self._open: dict[str, list[Session]] = {}
+        self._open: dict[tuple[str, ...], list[Session]] = {}
         self.count = 0
 
     def __len__(self) -> int:
         return self.count
 
     def add(self, event: AccessEvent) -> bool:
-        if not event.recordable:
+        # `event.recordable`, inlined: this runs for every observation
+        if not event.trust_device or event.platform is None or event.sensitive:
             return False
         obs = event.observation
         ts = obs.timestamp
-        device = event.asset_tag or event.device_mac or obs.client_mac or ""
-        key = KEY_SEP.join(
-            (device, event.platform or "", event.school or "", event.zone or "", event.period or "",
-             local_date_of(event))
+        lt = event.local_time
+        key = (
+            event.asset_tag or event.device_mac or obs.client_mac or "",
+            event.platform,
+            event.school or "",
+            event.zone or "",
+            event.period or "",
+            lt[:10] if lt and len(lt) >= 10 else local_date_of(event),
         )
         self.count += 1
         segments = self._open.get(key)
@@ -313,11 +321,11 @@ class SessionMerger:
             session.last_seen = ts
         elif ts < session.first_seen:
             session.first_seen = ts
-        signal = obs.signal
+        signal = "proxy" if obs.source == "proxy" else obs.protocol
         if signal not in session.signals:
             session.signals = _union(session.signals, (signal,))
         host = obs.hostname
-        if host and host not in session.hostnames and len(session.hostnames) < MAX_HOSTNAMES:
+        if host and len(session.hostnames) < MAX_HOSTNAMES and host not in session.hostnames:
             session.hostnames = _union(session.hostnames, (host,))
         if event.flags and event.flags != session.flags:
             session.flags = tuple(sorted(set(session.flags) | set(event.flags), key=_flag_order))
@@ -330,7 +338,9 @@ class SessionMerger:
     def add_session(self, session: Session) -> None:
         """Put back a segment whose write failed, so a retry merges it with newer events."""
         session.id, session.version, session.record_id = None, 0, None
-        segments = self._open.setdefault(session.key, [])
+        key = (session.device, session.platform, session.school, session.zone, session.period or "",
+               session.local_date)
+        segments = self._open.setdefault(key, [])
         for existing in segments:
             if within_gap(existing, session.first_seen, session.last_seen, self.idle_gap):
                 merge_into(existing, session)

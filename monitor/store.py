@@ -31,6 +31,14 @@ session row for each key (so observations from another process merge into the
 same session) and appends. WAL mode lets readers work on a snapshot while
 writers commit.
 
+Known limits: a hash chain without a secret proves that records were not
+changed *by someone who did not recompute the hashes*; the chain head that an
+export manifest records (issue 6) anchors the store against a full rewrite
+after that point. A late observation that falls between two sessions already
+stored extends the later one rather than joining them (joining would delete
+an evidence row). Tombstones keep the SHA-256 of purged content until they
+are compacted into a checkpoint.
+
 Portability: the SQL is plain (no AUTOINCREMENT, no UPSERT, no JSON
 functions); ids are allocated from `store_meta` inside the transaction;
 only `SQLiteSessionStore` knows about pragmas and file headers, so a
@@ -260,6 +268,20 @@ class SessionStore(abc.ABC):
     @abc.abstractmethod
     def verify(self) -> VerifyResult: ...
 
+    def _record_known(self, record_id: int, session_id: int, version: int) -> bool:
+        """Whether a record is one the store wrote: its session points at it or moved past it."""
+        row = self._con.execute(
+            "SELECT 1 FROM sessions WHERE id = ? AND (record_id = ? OR version > ?)",
+            (session_id, record_id, version),
+        ).fetchone()
+        if row:
+            return True
+        later = self._con.execute(
+            "SELECT 1 FROM records WHERE session_id = ? AND version > ? AND id > ?",
+            (session_id, version, record_id),
+        ).fetchone()
+        return later is not None
+
     # --- retention ------------------------------------------------------------------------
 
     @abc.abstractmethod
@@ -285,17 +307,53 @@ class SessionStore(abc.ABC):
 def record_hash(
     record_id: int, session_id: int, version: int, recorded_at: float, body_sha256: str, prev: str
 ) -> str:
-    header = canonical_json(
-        {
-            "body_sha256": body_sha256,
-            "id": record_id,
-            "prev": prev,
-            "recorded_at": recorded_at,
-            "session_id": session_id,
-            "version": version,
-        }
+    """SHA-256 of the record's header in canonical JSON (sorted keys, compact).
+
+    Written out by hand because it runs for every record: it is byte for byte
+    `canonical_json({"body_sha256", "id", "prev", "recorded_at", "session_id", "version"})`
+    (a test holds it to that), so another implementation can recompute it with any JSON library.
+    """
+    header = (
+        f'{{"body_sha256":"{body_sha256}","id":{int(record_id)},"prev":"{prev}",'
+        f'"recorded_at":{float(recorded_at)!r},"session_id":{int(session_id)},"version":{int(version)}}}'
     )
     return hashlib.sha256(header.encode()).hexdigest()
+
+
+# Flags and exemptions repeat across millions of rows: encode and parse each distinct value once.
+_CACHE_LIMIT = 4096
+_flags_json: dict[tuple[Flag, ...], str] = {}
+_flags_parsed: dict[str, tuple[Flag, ...]] = {}
+_exemption_json: dict[Exemption, str] = {}
+
+
+def _encode_flags(flags: tuple[Flag, ...]) -> str:
+    text = _flags_json.get(flags)
+    if text is None:
+        text = canonical_json([f.to_dict() for f in flags])
+        if len(_flags_json) < _CACHE_LIMIT:
+            _flags_json[flags] = text
+    return text
+
+
+def _decode_flags(text: str) -> tuple[Flag, ...]:
+    flags = _flags_parsed.get(text)
+    if flags is None:
+        flags = tuple(Flag(**f) for f in json.loads(text))
+        if len(_flags_parsed) < _CACHE_LIMIT:
+            _flags_parsed[text] = flags
+    return flags
+
+
+def _encode_exemption(exemption: Exemption | None) -> str | None:
+    if exemption is None:
+        return None
+    text = _exemption_json.get(exemption)
+    if text is None:
+        text = canonical_json(exemption.to_dict())
+        if len(_exemption_json) < _CACHE_LIMIT:
+            _exemption_json[exemption] = text
+    return text
 
 
 def _session_row(s: Session) -> tuple[Any, ...]:
@@ -304,8 +362,8 @@ def _session_row(s: Session) -> tuple[Any, ...]:
         s.platform_name, s.category, s.school, s.zone, s.zone_kind,
         None if s.pupil_area is None else int(s.pupil_area), s.period, s.period_kind, s.week,
         s.local_date, s.first_seen, s.last_seen, s.observations, ",".join(s.signals),
-        ",".join(s.hostnames), canonical_json([f.to_dict() for f in s.flags]), int(s.flagged),
-        canonical_json(s.exemption.to_dict()) if s.exemption else None, s.version, s.record_id,
+        ",".join(s.hostnames), _encode_flags(s.flags), int(s.flagged), _encode_exemption(s.exemption),
+        s.version, s.record_id,
     )
 
 
@@ -326,7 +384,7 @@ def _row_session(row: Sequence[Any]) -> Session:
         observations=observations,
         signals=tuple(signals.split(",")) if signals else (),
         hostnames=tuple(hostnames.split(",")) if hostnames else (),
-        flags=tuple(Flag(**f) for f in json.loads(flags)),
+        flags=_decode_flags(flags),
         exemption=Exemption(**ex) if ex else None,
         period_kind=period_kind,
         week=week,
@@ -381,6 +439,8 @@ class SQLiteSessionStore(SessionStore):
             if str(mode).lower() != "wal":
                 log.warning("store_not_wal", path=self._shown, journal_mode=mode)
             con.execute("PRAGMA synchronous = FULL")
+            # 64 MiB of page cache: the six session indexes of a million rows stay in memory
+            con.execute("PRAGMA cache_size = -65536")
             self._migrate(create)
         except sqlite3.DatabaseError as exc:
             self._con.close()
@@ -404,6 +464,14 @@ class SQLiteSessionStore(SessionStore):
         rows = self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
         return {r[0] for r in rows}
 
+    def _read_version(self) -> int:
+        current = self._con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
+        if current == SCHEMA_VERSION:
+            fmt = self._meta("format")
+            if fmt != STORE_FORMAT:
+                raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
+        return int(current)
+
     def _migrate(self, create: bool) -> None:
         con = self._con
         tables = self._tables()
@@ -415,6 +483,8 @@ class SQLiteSessionStore(SessionStore):
                 )
             if not create:
                 raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
+        elif self._read_version() == SCHEMA_VERSION:
+            return  # the common case takes no write lock: readers open while writers write
         con.execute("BEGIN IMMEDIATE")
         try:
             if "schema_version" not in self._tables():
@@ -492,21 +562,28 @@ class SQLiteSessionStore(SessionStore):
             next_sid = int(self._meta("next_session_id") or "1")
             changed: dict[int, Session] = {}
             new_ids: set[int] = set()
-            lookup = f"{_SELECT_SESSIONS} WHERE session_key = ? AND last_seen >= ? AND first_seen <= ? " \
-                     "ORDER BY last_seen DESC LIMIT 1"
+            open_rows = self._open_rows(segments)
             for seg in segments:
-                row = con.execute(lookup, (seg.key, seg.first_seen - gap, seg.last_seen + gap)).fetchone()
-                if row is None:
+                match = None
+                for row in open_rows.get(seg.key, ()):
+                    sid = row[0]
+                    current = changed.get(sid)
+                    first, last = (current.first_seen, current.last_seen) if current else (row[18], row[19])
+                    if seg.first_seen <= last + gap and seg.last_seen >= first - gap and (
+                        match is None or last > match[1]
+                    ):
+                        match = (row, last)
+                if match is None:
                     seg.id = next_sid
                     seg.version = 0
                     next_sid += 1
                     changed[seg.id] = seg
                     new_ids.add(seg.id)
                     continue
-                sid = row[0]
-                target = changed.get(sid)
+                row = match[0]
+                target = changed.get(row[0])
                 if target is None:
-                    target = changed[sid] = _row_session(row)
+                    target = changed[row[0]] = _row_session(row)
                 merge_into(target, seg)
             prev = head.hash
             rid = head.record_id
@@ -547,6 +624,19 @@ class SQLiteSessionStore(SessionStore):
                     seg.id = None
             raise
         return len(records)
+
+    def _open_rows(self, segments: Sequence[Session]) -> dict[str, list[tuple[Any, ...]]]:
+        """Stored sessions that the segments may extend: one indexed query per 500 keys."""
+        keys = sorted({seg.key for seg in segments})
+        low = min(seg.first_seen for seg in segments) - self.idle_gap
+        found: dict[str, list[tuple[Any, ...]]] = {}
+        for start in range(0, len(keys), 500):
+            chunk = keys[start : start + 500]
+            marks = ", ".join("?" * len(chunk))
+            sql = f"{_SELECT_SESSIONS} WHERE session_key IN ({marks}) AND last_seen >= ?"
+            for row in self._con.execute(sql, (*chunk, low)):
+                found.setdefault(row[1], []).append(row)
+        return found
 
     # --- reading --------------------------------------------------------------------------
 
@@ -680,6 +770,9 @@ class SQLiteSessionStore(SessionStore):
                 return broken("changed", rid - 1, f"record {rid - 1} changed (record {rid} no longer "
                               "links to it)")
             if not valid:
+                if not self._record_known(rid, sid, version):
+                    return broken("inserted", rid, f"record {rid} inserted (no session version it could "
+                                  "belong to, and its hash is wrong)")
                 return broken("changed", rid, f"record {rid} changed (its hash does not match its fields)")
             if body is not None and hashlib.sha256(body.encode()).hexdigest() != digest:
                 return broken("changed", rid, f"record {rid} changed (content of session {sid} "
