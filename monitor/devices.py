@@ -74,7 +74,7 @@ class DeviceDirectory:
         """The trust device behind this client, or None for a device the trust does not own."""
         if mac:
             device = self._by_mac.get(mac)
-            if device is None and len(mac) != 17:
+            if device is None:
                 try:
                     device = self._by_mac.get(normalise_mac(mac))
                 except ValueError:

@@ -1,0 +1,324 @@
+"""QUIC Initial packets: decrypt the client's Initials and read the ClientHello's server name.
+
+IETF QUIC (RFC 9000/9001 v1, RFC 9369 v2, drafts 23 to 32) protects Initial
+packets with keys derived from the client's first Destination Connection ID
+and a public, version-specific salt, so any observer can decrypt them. We
+reuse aioquic's AEAD and header protection, and reassemble the CRYPTO stream
+across packets and datagrams (out of order, coalesced, several Initials in
+one datagram) until the ClientHello is complete.
+
+Google QUIC up to Q046 sends its CHLO handshake message in clear text: Q043
+and older with the legacy public header (no long-header bit), Q046 with a
+long header. The CHLO is a tag/value map; the server name is the `SNI` tag.
+"""
+
+from __future__ import annotations
+
+import binascii
+from dataclasses import dataclass, field
+from typing import Final
+
+from aioquic.quic.crypto import INITIAL_CIPHER_SUITE, CryptoContext
+from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
+
+from monitor.capture.tls import ClientHelloInfo, TLSParseError, parse_client_hello
+
+VERSION_1: Final = 0x00000001
+VERSION_2: Final = 0x6B3343CF
+
+_SALT_V1 = binascii.unhexlify("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
+_SALT_V2 = binascii.unhexlify("0dede3def700a6db819381be6e269dcbf9bd2ed9")
+_SALT_DRAFT_29 = binascii.unhexlify("afbfec289993d24c9e9786f19c6111e04390a899")
+_SALT_DRAFT_23 = binascii.unhexlify("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
+
+
+def initial_salt(version: int) -> bytes | None:
+    """The Initial salt for a version we can decrypt, else None."""
+    if version == VERSION_1:
+        return _SALT_V1
+    if version == VERSION_2:
+        return _SALT_V2
+    if 0xFF00001D <= version <= 0xFF000020:  # drafts 29 to 32
+        return _SALT_DRAFT_29
+    if 0xFF000017 <= version <= 0xFF00001C:  # drafts 23 to 28
+        return _SALT_DRAFT_23
+    return None
+
+
+def is_initial(first_byte: int, version: int) -> bool:
+    """Long-header packet type Initial: 0b00 in v1 and drafts, 0b01 in v2 (RFC 9369 section 3.2)."""
+    ptype = (first_byte & 0x30) >> 4
+    return ptype == 1 if version == VERSION_2 else ptype == 0
+
+
+class QUICParseError(ValueError):
+    """A long header or frame that runs past its datagram or breaks the encoding."""
+
+
+def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
+    """RFC 9000 section 16 variable-length integer at pos; returns (value, next pos)."""
+    if pos >= len(buf):
+        raise QUICParseError("varint past the end")
+    first = buf[pos]
+    size = 1 << (first >> 6)
+    if pos + size > len(buf):
+        raise QUICParseError("varint past the end")
+    value = first & 0x3F
+    for i in range(1, size):
+        value = (value << 8) | buf[pos + i]
+    return value, pos + size
+
+
+def client_initial_context(version: int, dcid: bytes) -> CryptoContext | None:
+    """Keys that decrypt a client's Initial packets (RFC 9001 section 5.2)."""
+    salt = initial_salt(version)
+    if salt is None:
+        return None
+    algorithm = cipher_suite_hash(INITIAL_CIPHER_SUITE)
+    secret = hkdf_expand_label(
+        algorithm, hkdf_extract(algorithm, salt, dcid), b"client in", b"", algorithm.digest_size
+    )
+    context = CryptoContext()
+    # aioquic picks the "quicv2" labels for v2 and the "quic" labels for everything else.
+    context.setup(cipher_suite=INITIAL_CIPHER_SUITE, secret=secret,
+                  version=VERSION_2 if version == VERSION_2 else VERSION_1)
+    return context
+
+
+def crypto_frames(payload: bytes) -> list[tuple[int, bytes]]:
+    """(offset, data) of the CRYPTO frames in a decrypted Initial payload."""
+    out = []
+    pos = 0
+    n = len(payload)
+    while pos < n:
+        ftype = payload[pos]
+        pos += 1
+        if ftype == 0x00 or ftype == 0x01:  # PADDING, PING
+            continue
+        if ftype in (0x02, 0x03):  # ACK
+            _largest, pos = read_varint(payload, pos)
+            _delay, pos = read_varint(payload, pos)
+            count, pos = read_varint(payload, pos)
+            _first, pos = read_varint(payload, pos)
+            for _ in range(count):
+                _gap, pos = read_varint(payload, pos)
+                _len, pos = read_varint(payload, pos)
+            if ftype == 0x03:
+                for _ in range(3):
+                    _ecn, pos = read_varint(payload, pos)
+        elif ftype == 0x06:  # CRYPTO
+            offset, pos = read_varint(payload, pos)
+            length, pos = read_varint(payload, pos)
+            if pos + length > n:
+                raise QUICParseError("CRYPTO frame past the packet")
+            out.append((offset, payload[pos : pos + length]))
+            pos += length
+        elif ftype in (0x1C, 0x1D):  # CONNECTION_CLOSE
+            _code, pos = read_varint(payload, pos)
+            if ftype == 0x1C:
+                _frame, pos = read_varint(payload, pos)
+            reason, pos = read_varint(payload, pos)
+            pos += reason
+        else:
+            break  # no other frame is allowed in an Initial packet
+    return out
+
+
+@dataclass(slots=True)
+class CryptoStream:
+    """The client's Initial CRYPTO stream of one connection, until the ClientHello is whole."""
+
+    context: CryptoContext | None
+    chunks: dict[int, bytes] = field(default_factory=dict)
+    size: int = 0
+    last_seen: float = 0.0
+
+    def add(self, offset: int, data: bytes, limit: int) -> None:
+        if offset + len(data) > limit or not data:
+            return
+        old = self.chunks.get(offset)
+        if old is None or len(old) < len(data):
+            self.chunks[offset] = data
+            self.size += len(data) - (len(old) if old else 0)
+
+    def contiguous(self) -> bytes:
+        out = bytearray()
+        for offset in sorted(self.chunks):
+            if offset > len(out):
+                break
+            data = self.chunks[offset]
+            if offset + len(data) > len(out):
+                out += data[len(out) - offset :]
+        return bytes(out)
+
+
+@dataclass(slots=True)
+class InitialResult:
+    """What one datagram told us: a finished ClientHello, or that the packet was an Initial at all."""
+
+    hello: ClientHelloInfo | None
+    version: int
+
+
+def parse_long_headers(data: bytes) -> list[tuple[int, int, bytes, int, int]]:
+    """Client Initial packets coalesced in a datagram: (version, start, dcid, pn_offset, end) each."""
+    packets = []
+    pos = 0
+    n = len(data)
+    while pos + 7 <= n and data[pos] & 0x80:
+        start = pos
+        first = data[pos]
+        version = int.from_bytes(data[pos + 1 : pos + 5], "big")
+        if version == 0:
+            break  # version negotiation
+        dcid_len = data[pos + 5]
+        if dcid_len > 20:
+            raise QUICParseError(f"connection id of {dcid_len} bytes")
+        pos += 6
+        dcid = data[pos : pos + dcid_len]
+        pos += dcid_len
+        if pos >= n:
+            raise QUICParseError("header past the datagram")
+        scid_len = data[pos]
+        pos += 1 + scid_len
+        ptype = (first & 0x30) >> 4
+        initial = is_initial(first, version)
+        retry = ptype == (0 if version == VERSION_2 else 3)
+        if retry:
+            break
+        if initial:
+            token_len, pos = read_varint(data, pos)
+            pos += token_len
+        length, pos = read_varint(data, pos)
+        end = pos + length
+        if end > n:
+            raise QUICParseError("packet length past the datagram")
+        if initial:
+            packets.append((version, start, dcid, pos, end))
+        pos = end
+    return packets
+
+
+class QuicInitials:
+    """Per-connection CRYPTO reassembly for QUIC Initials, bounded in connections and bytes."""
+
+    def __init__(self, max_connections: int = 4096, max_crypto_bytes: int = 16384, on_evict=None):
+        self.max_connections = max_connections
+        self.max_crypto_bytes = max_crypto_bytes
+        self.streams: dict[tuple, CryptoStream] = {}
+        self._on_evict = on_evict
+
+    def datagram(self, key: tuple, data: bytes, now: float) -> InitialResult | None:
+        """Feed one UDP payload that starts with a long header; a ClientHello once it is complete."""
+        packets = parse_long_headers(data)
+        if not packets:
+            return None
+        version = packets[0][0]
+        stream = self.streams.get(key)
+        hello = None
+        for version, start, dcid, pn_offset, end in packets:
+            if initial_salt(version) is None:
+                continue
+            packet = data[start:end]
+            payload = None
+            for context in self._contexts(stream, version, dcid):
+                try:
+                    _header, payload, _pn, _ = context.decrypt_packet(packet, pn_offset - start, 0)
+                    break
+                except Exception:  # wrong keys (a server's Initial) or a damaged packet
+                    payload = None
+            if payload is None:
+                continue
+            if stream is None:
+                stream = self._new_stream(key, client_initial_context(version, dcid), now)
+            elif stream.context is None:
+                stream.context = client_initial_context(version, dcid)
+            for offset, chunk in crypto_frames(payload):
+                stream.add(offset, chunk, self.max_crypto_bytes)
+            stream.last_seen = now
+            hello = self._client_hello(stream)
+            if hello is not None:
+                self.streams.pop(key, None)
+                break
+        return InitialResult(hello, version)
+
+    def _contexts(self, stream: CryptoStream | None, version: int, dcid: bytes):
+        # Once the server has answered, a client's later Initials carry the server's connection
+        # id but are still protected with the keys of the first one: try those first.
+        if stream is not None and stream.context is not None:
+            yield stream.context
+        context = client_initial_context(version, dcid)
+        if context is not None:
+            yield context
+
+    def _new_stream(self, key: tuple, context: CryptoContext | None, now: float) -> CryptoStream:
+        if len(self.streams) >= self.max_connections:
+            del self.streams[next(iter(self.streams))]
+            if self._on_evict:
+                self._on_evict()
+        stream = self.streams[key] = CryptoStream(context, last_seen=now)
+        return stream
+
+    @staticmethod
+    def _client_hello(stream: CryptoStream) -> ClientHelloInfo | None:
+        data = stream.contiguous()
+        if len(data) < 4:
+            return None
+        need = 4 + int.from_bytes(data[1:4], "big")
+        if len(data) < need:
+            return None
+        try:
+            return parse_client_hello(data[:need])
+        except TLSParseError:
+            raise QUICParseError("ClientHello in CRYPTO frames is malformed") from None
+
+    def expire(self, older_than: float) -> None:
+        for key in [k for k, s in self.streams.items() if s.last_seen < older_than]:
+            del self.streams[key]
+
+
+def is_gquic_version(version: bytes) -> bool:
+    """Google QUIC versions are ASCII `Q0nn` (and `T0nn` for its TLS-based successors)."""
+    return len(version) == 4 and version[:2] == b"Q0" and version[2:].isdigit()
+
+
+def legacy_gquic_version(data: bytes) -> bytes | None:
+    """The version of a gQUIC (<= Q043) client packet with the public header, else None."""
+    if len(data) < 13:
+        return None
+    flags = data[0]
+    if flags & 0x80 or not flags & 0x01:
+        return None
+    pos = 9 if flags & 0x08 else 1
+    version = data[pos : pos + 4]
+    return version if is_gquic_version(version) else None
+
+
+def chlo_server_name(data: bytes) -> str | None:
+    """The SNI tag of a clear-text gQUIC CHLO message in `data`, else None.
+
+    A CHLO is `CHLO`, a 16-bit little-endian tag count, 2 bytes of padding,
+    then (tag, 32-bit little-endian end offset) pairs, then the values.
+    """
+    pos = data.find(b"CHLO")
+    if pos < 0 or pos + 8 > len(data):
+        return None
+    count = int.from_bytes(data[pos + 4 : pos + 6], "little")
+    index = pos + 8
+    values = index + 8 * count
+    if count > 128 or values > len(data):
+        raise QUICParseError("CHLO tag table past the packet")
+    start = 0
+    for i in range(count):
+        tag = data[index + 8 * i : index + 8 * i + 4]
+        end = int.from_bytes(data[index + 8 * i + 4 : index + 8 * i + 8], "little")
+        if end < start or values + end > len(data):
+            raise QUICParseError("CHLO value past the packet")
+        if tag == b"SNI\x00":
+            name = data[values + start : values + end]
+            try:
+                return name.decode("ascii").rstrip(".").lower() or None
+            except UnicodeDecodeError:
+                raise QUICParseError("CHLO SNI is not ASCII") from None
+        start = end
+    return None

@@ -1,0 +1,286 @@
+"""The packet sensor: frames in, observations out.
+
+`Sensor.feed(timestamp, linktype, frame)` is the whole hot path. It decodes
+headers from bytes (`packets.decode`), looks only at the payloads that can
+carry a name (DNS, a TLS ClientHello, an HTTP request head, a QUIC or gQUIC
+client Initial, DHCP), builds an `Observation` only when a name is found, and
+hands it to a callback. A malformed packet is counted in
+`parse_errors{protocol}` and never raises. The daemon can run `Sensor` in a
+thread with any source from `sources.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Final
+
+from monitor.capture import dhcp, dns, http, quic, tls
+from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.packets import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode
+from monitor.capture.packets import ip_text as _ip
+from monitor.capture.packets import mac_text as _mac
+from monitor.metrics import Metrics
+from monitor.observation import Observation
+
+DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
+DHCP_PORTS: Final = frozenset({67, 68})
+_HTTP_PREFIXES: Final = http.METHOD_PREFIXES
+_EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
+
+ObservationSink = Callable[[Observation], None]
+BindingSink = Callable[[dhcp.DHCPBinding], None]
+
+
+class Sensor:
+    """Turns captured frames into observations, with bounded state and counted failures."""
+
+    def __init__(
+        self,
+        on_observation: ObservationSink,
+        on_binding: BindingSink | None = None,
+        metrics: Metrics | None = None,
+        *,
+        flow_cap: int = 65536,
+        reassembly_cap: int = 16384,
+        dns_cap: int = 65536,
+        quic_cap: int = 4096,
+    ):
+        self.on_observation = on_observation
+        self.on_binding = on_binding
+        self.metrics = metrics if metrics is not None else Metrics()
+        m = self.metrics
+        self._errors = {p: m.parse_errors.labels(protocol=p) for p in
+                        ("dns", "tls", "quic", "http", "dhcp", "packet")}
+        self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
+        self.flows = SeenFlows(flow_cap, on_evict=m.flow_evictions.labels(table="flows").inc)
+        self.dns_answers = DnsAnswers(dns_cap, on_evict=m.flow_evictions.labels(table="dns_answers").inc)
+        self.tcp = TcpReassembly(reassembly_cap, on_evict=m.flow_evictions.labels(table="tcp_reassembly").inc)
+        self.quic = quic.QuicInitials(quic_cap, on_evict=m.flow_evictions.labels(table="quic_initials").inc)
+        self._dhcp_names: dict[bytes, str] = {}
+        self._next_expiry = 0.0
+        self.packets = 0
+
+    # -- the hot path -------------------------------------------------------------------------
+
+    def feed(self, ts: float, linktype: int, frame: bytes) -> None:
+        """Process one captured frame. Never raises on packet content."""
+        self.packets += 1
+        try:
+            self._feed(ts, linktype, frame)
+        except Exception:  # a hostile frame is counted, it never stops capture
+            self._error(self._protocol_of(linktype, frame))
+
+    def _protocol_of(self, linktype: int, frame: bytes) -> str:
+        """Which parser a frame that raised was meant for, for the parse-error label."""
+        try:
+            d = decode(linktype, frame)
+        except Exception:  # only labelling the error here
+            return "packet"
+        if d is None:
+            return "packet"
+        sport, dport = d[3], d[4]
+        if sport in DNS_PORTS or dport in DNS_PORTS:
+            return "dns"
+        if sport in DHCP_PORTS and dport in DHCP_PORTS:
+            return "dhcp"
+        if d[0] == PROTO_UDP:
+            return "quic"
+        return "http" if frame[d[5] : d[5] + 4] in _HTTP_PREFIXES else "tls"
+
+    def _feed(self, ts: float, linktype: int, frame: bytes) -> None:
+        d = decode(linktype, frame)
+        if d is None:
+            return
+        proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
+        if ts >= self._next_expiry:
+            self._expire(ts)
+        if proto == PROTO_TCP:
+            key = (src, sport, dst, dport)
+            pending = self.tcp.streams.get(key)
+            if start == end:
+                if flags & TCP_SYN and not flags & TCP_ACK:
+                    self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
+                elif pending is not None and flags & (TCP_FIN | TCP_RST):
+                    del self.tcp.streams[key]
+                return
+            head = frame[start : start + 4]
+            if pending is None:
+                if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
+                    self._tcp_payload(ts, frame, d, key, None)
+                elif sport == 53 or dport == 53:
+                    self._dns_over_tcp(ts, frame, d)
+                return
+            self._tcp_payload(ts, frame, d, key, pending)
+            return
+        if proto != PROTO_UDP or end - start < 8:
+            return
+        if sport in DNS_PORTS or dport in DNS_PORTS:
+            self._dns(ts, frame, frame[start:end], d, "udp")
+        elif sport in DHCP_PORTS and dport in DHCP_PORTS:
+            self._dhcp(ts, frame[start:end])
+        else:
+            first = frame[start]
+            if first & 0x80:
+                if first & 0x40 or frame[start + 1 : start + 3] == b"Q0":
+                    self._quic_long(ts, frame, frame[start:end], d)
+            elif first & 0x01 and end - start >= 13:
+                self._gquic_legacy(ts, frame, frame[start:end], d)
+
+    # -- protocols ----------------------------------------------------------------------------
+
+    def _tcp_payload(self, ts: float, frame: bytes, d: tuple, key: tuple,
+                     pending: PendingStream | None) -> None:
+        start, end, seq = d[5], d[6], d[7]
+        data = frame[start:end]
+        if pending is not None:
+            pending.add(seq, data, self.tcp.max_bytes)
+            pending.last_seen = ts
+            data = pending.contiguous()
+            if not data:
+                return  # the first segment is still missing (out of order)
+            if pending.syn_only:
+                if not (data[:2] == b"\x16\x03" or data[:4] in _HTTP_PREFIXES):
+                    del self.tcp.streams[key]  # neither TLS nor HTTP: nothing to read here
+                    return
+                pending.syn_only = False
+        if data[0] == 0x16:
+            try:
+                message = tls.client_hello_from_records(data)
+                info = tls.parse_client_hello(message)
+            except tls.NeedMore:
+                if pending is None:
+                    self.tcp.open(key, seq, ts, syn_only=False).add(seq, data, self.tcp.max_bytes)
+                elif pending.size >= self.tcp.max_bytes:
+                    del self.tcp.streams[key]
+                    self._error("tls")
+                return
+            except tls.TLSParseError:
+                if pending is not None:
+                    del self.tcp.streams[key]
+                if len(data) > 5 and data[5] == tls.HANDSHAKE_CLIENT_HELLO:
+                    self._error("tls")  # a ServerHello or other handshake is not an error
+                return
+            if pending is not None:
+                del self.tcp.streams[key]
+            self._hello(ts, frame, d, "tcp", "tls", info)
+            return
+        try:
+            host, complete = http.request_host(data)
+        except http.HTTPParseError:
+            if pending is not None:
+                del self.tcp.streams[key]
+            return  # a binary payload that happens to start like a method: not HTTP
+        if not complete:
+            if pending is None:
+                self.tcp.open(key, seq, ts, syn_only=False).add(seq, data, self.tcp.max_bytes)
+            return
+        if pending is not None:
+            del self.tcp.streams[key]
+        if host:
+            self._emit(ts, frame, d, True, "tcp", "http", host)
+
+    def _dns_over_tcp(self, ts: float, frame: bytes, d: tuple) -> None:
+        data = frame[d[5] : d[6]]
+        if len(data) < 14:
+            return
+        length = (data[0] << 8) | data[1]
+        if length + 2 <= len(data):
+            self._dns(ts, frame, data[2 : 2 + length], d, "tcp")
+
+    def _dns(self, ts: float, frame: bytes, payload: bytes, d: tuple, transport: str) -> None:
+        try:
+            msg = dns.parse_message(payload)
+        except dns.DNSParseError:
+            self._error("dns")
+            return
+        if not msg.questions:
+            return
+        from_client = not msg.is_response
+        for name in msg.questions:
+            self._emit(ts, frame, d, from_client, transport, "dns", name)
+        if msg.addresses:
+            qname = msg.questions[0]
+            for address, ttl in msg.addresses:
+                self.dns_answers.remember(address, qname, ttl, ts)
+
+    def _dhcp(self, ts: float, payload: bytes) -> None:
+        try:
+            msg = dhcp.parse_message(payload)
+        except dhcp.DHCPParseError:
+            self._error("dhcp")
+            return
+        if msg.op == 1 and msg.hostname:
+            if len(self._dhcp_names) > 4096:
+                self._dhcp_names.clear()
+            self._dhcp_names[msg.client_mac] = msg.hostname
+        elif (msg.op == 2 and msg.message_type == dhcp.DHCPACK and msg.your_ip != b"\0\0\0\0"
+              and self.on_binding is not None):
+            name = msg.hostname or self._dhcp_names.get(msg.client_mac)
+            self.on_binding(dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts))
+
+    def _quic_long(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
+        version = payload[1:5]
+        try:
+            if quic.is_gquic_version(version):
+                name = quic.chlo_server_name(payload)
+                if name:
+                    self._emit(ts, frame, d, True, "udp", "quic", name)
+                return
+            result = self.quic.datagram((d[1], d[3], d[2], d[4]), payload, ts)
+        except quic.QUICParseError:
+            self._error("quic")
+            return
+        if result is not None and result.hello is not None:
+            self._hello(ts, frame, d, "udp", "quic", result.hello)
+
+    def _gquic_legacy(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
+        if quic.legacy_gquic_version(payload) is None:
+            return
+        try:
+            name = quic.chlo_server_name(payload)
+        except quic.QUICParseError:
+            self._error("quic")
+            return
+        if name:
+            self._emit(ts, frame, d, True, "udp", "quic", name)
+
+    def _hello(self, ts: float, frame: bytes, d: tuple, transport: str, protocol: str,
+               info: tls.ClientHelloInfo) -> None:
+        if info.server_name:
+            self._emit(ts, frame, d, True, transport, protocol, info.server_name, obscured=info.encrypted)
+        if info.encrypted or not info.server_name:
+            # No readable real name: fall back to what DNS said this server address is.
+            name = self.dns_answers.name_for(d[2], ts)
+            if name and name != info.server_name:
+                self._emit(ts, frame, d, True, transport, protocol, name, attribution="dns-answer")
+
+    # -- output -------------------------------------------------------------------------------
+
+    def _emit(self, ts: float, frame: bytes, d: tuple, from_client: bool, transport: str,
+              protocol: str, name: str, *, obscured: bool = False, attribution: str = "direct") -> None:
+        _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2 = d
+        if from_client:
+            client, cport, server, sport_ = src, sport, dst, dport
+        else:
+            client, cport, server, sport_ = dst, dport, src, sport
+        if not self.flows.first((client, cport, server, sport_, transport, protocol, name), ts):
+            return
+        mac = None
+        if l2 >= 0 and frame:
+            mac = _mac(frame[l2 + 6 : l2 + 12] if from_client else frame[l2 : l2 + 6])
+        obs = Observation(
+            timestamp=ts, client_ip=_ip(client), client_port=cport, server_ip=_ip(server),
+            server_port=sport_, transport=transport, protocol=protocol, hostname=name,
+            client_mac=mac, attribution=attribution, obscured=obscured, vlan=vlan,
+        )
+        self.on_observation(obs)
+
+    def _error(self, protocol: str) -> None:
+        self.error_counts[protocol] += 1
+        self._errors[protocol].inc()
+
+    def _expire(self, now: float) -> None:
+        self._next_expiry = now + _EXPIRE_EVERY
+        self.flows.expire(now)
+        self.tcp.expire(now)
+        self.quic.expire(now - 30.0)

@@ -1,0 +1,243 @@
+"""Where frames come from: pcap and pcapng files, and live interfaces.
+
+Files are read with `struct` straight from a buffered file (scapy's raw
+readers cost a Python object per record; this costs one slice). Live capture
+uses scapy's `L2ListenSocket` (a Linux packet socket with the kernel BPF
+filter attached) and reads raw frames with `recv_raw`, never dissecting them;
+kernel drops come from the socket's PACKET_STATISTICS.
+"""
+
+from __future__ import annotations
+
+import select
+import struct
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import BinaryIO, Final
+
+from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from monitor.errors import UserError
+
+PCAP_MAGICS: Final = {
+    b"\xd4\xc3\xb2\xa1": ("<", 1e-6), b"\xa1\xb2\xc3\xd4": (">", 1e-6),
+    b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9),
+}
+PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
+_MAX_RECORD: Final = 1 << 24
+
+# (timestamp seconds, link type, frame bytes)
+Frame = tuple[float, int, bytes]
+
+
+class CaptureFormatError(UserError):
+    """A file that is not a pcap/pcapng capture at all (a truncated tail is not an error)."""
+
+
+@dataclass(slots=True)
+class ReadStats:
+    """What reading a file found beyond the frames: a damaged or truncated tail."""
+
+    frames: int = 0
+    truncated: bool = False
+
+
+def open_capture(path: str | Path) -> tuple[BinaryIO, bytes]:
+    """Open a capture and return it with its first four bytes; a clear one-line error otherwise."""
+    try:
+        f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - the reader owns and closes it
+    except OSError as exc:
+        raise UserError(f"{path}: cannot open: {exc.strerror or exc}") from None
+    magic = f.read(4)
+    if magic not in PCAP_MAGICS and magic != PCAPNG_SHB:
+        f.close()
+        raise CaptureFormatError(f"{path}: not a pcap or pcapng capture")
+    return f, magic
+
+
+def read_frames(path: str | Path, stats: ReadStats | None = None) -> Iterator[Frame]:
+    """Every frame of a pcap or pcapng file, in file order."""
+    stats = stats if stats is not None else ReadStats()
+    f, magic = open_capture(path)
+    with f:
+        if magic == PCAPNG_SHB:
+            yield from _pcapng(f, stats)
+        else:
+            yield from _pcap(f, magic, stats)
+
+
+def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
+    order, tick = PCAP_MAGICS[magic]
+    header = f.read(20)
+    if len(header) < 20:
+        stats.truncated = True
+        return
+    linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+    record = struct.Struct(order + "IIII")
+    read = f.read
+    unpack = record.unpack
+    while True:
+        head = read(16)
+        if len(head) < 16:
+            stats.truncated = bool(head)
+            return
+        sec, frac, caplen, _orig = unpack(head)
+        if caplen > _MAX_RECORD:
+            stats.truncated = True
+            return
+        data = read(caplen)
+        if len(data) < caplen:
+            stats.truncated = True
+            return
+        stats.frames += 1
+        yield sec + frac * tick, linktype, data
+
+
+def _pcapng(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
+    order = "<"
+    interfaces: list[tuple[int, float]] = []  # (link type, seconds per timestamp unit)
+    block_type = 0x0A0D0D0A
+    first = True
+    while True:
+        if first:
+            head = b"\x0a\x0d\x0d\x0a" + f.read(4)
+            first = False
+        else:
+            head = f.read(8)
+        if len(head) < 8:
+            stats.truncated = bool(head)
+            return
+        if head[:4] == PCAPNG_SHB:
+            bom = f.read(4)
+            order = "<" if bom == b"\x4d\x3c\x2b\x1a" else ">"
+            block_type = 0x0A0D0D0A
+            total = struct.unpack(order + "I", head[4:])[0]
+            body = bom + f.read(max(0, total - 12))
+            interfaces = []
+        else:
+            block_type, total = struct.unpack(order + "II", head)
+            if total < 12 or total > _MAX_RECORD:
+                stats.truncated = True
+                return
+            body = f.read(total - 8)
+        if len(body) < total - 8:
+            stats.truncated = True
+            return
+        body = body[:-4]  # trailing total length
+        if block_type == 1 and len(body) >= 8:  # interface description
+            linktype = struct.unpack_from(order + "H", body, 0)[0]
+            interfaces.append((linktype, _if_tsresol(body[8:], order)))
+        elif block_type == 6 and len(body) >= 20:  # enhanced packet
+            iface, high, low, caplen, _orig = struct.unpack_from(order + "IIIII", body, 0)
+            if iface >= len(interfaces):
+                continue
+            linktype, tick = interfaces[iface]
+            stats.frames += 1
+            yield ((high << 32) | low) * tick, linktype, body[20 : 20 + caplen]
+        elif block_type == 3 and len(body) >= 4 and interfaces:  # simple packet
+            stats.frames += 1
+            yield 0.0, interfaces[0][0], body[4:]
+
+
+def _if_tsresol(options: bytes, order: str) -> float:
+    pos = 0
+    while pos + 4 <= len(options):
+        code, length = struct.unpack_from(order + "HH", options, pos)
+        if code == 0:
+            break
+        if code == 9 and length >= 1:
+            value = options[pos + 4]
+            return 2.0 ** -(value & 0x7F) if value & 0x80 else 10.0 ** -value
+        pos += 4 + ((length + 3) & ~3)
+    return 1e-6
+
+
+# -- live capture ------------------------------------------------------------------------------
+
+SOL_PACKET: Final = 263
+PACKET_STATISTICS: Final = 6
+_ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})  # none, tun, rawip, ipgre
+
+
+class LiveInterface:
+    """One interface opened with scapy's L2ListenSocket and the kernel BPF pre-filter.
+
+    The socket is opened first and the filter attached after, because the
+    filter depends on the link type (`vlan` is Ethernet only).
+    """
+
+    def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True):
+        from scapy.config import conf
+
+        self.name = name
+        try:
+            self.socket = conf.L2listen(iface=name, promisc=promisc)
+        except (OSError, ValueError) as exc:
+            raise UserError(f"cannot capture on {name}: {exc}") from None
+        hatype = self.socket.ins.getsockname()[3]
+        self.linktype = LINKTYPE_RAW if hatype in _ARPHRD_RAW_IP else LINKTYPE_ETHERNET
+        expression = bpf_filter(self.linktype) if bpf_filter else None
+        if expression:
+            from scapy.arch.linux import attach_filter
+
+            try:
+                attach_filter(self.socket.ins, expression, name)
+            except Exception as exc:  # scapy raises its own exception types here
+                self.socket.close()
+                raise UserError(f"cannot set the capture filter on {name}: {exc}") from None
+        self.received = 0
+        self.dropped = 0
+
+    def fileno(self) -> int:
+        return self.socket.ins.fileno()
+
+    def recv(self) -> Frame | None:
+        _cls, data, ts = self.socket.recv_raw()
+        if data is None:
+            return None
+        return float(ts or 0.0), self.linktype, data
+
+    def statistics(self) -> tuple[int, int]:
+        """Packets received and dropped by the kernel since opening (the kernel resets on read)."""
+        try:
+            raw = self.socket.ins.getsockopt(SOL_PACKET, PACKET_STATISTICS, 8)
+            packets, drops = struct.unpack("II", raw)
+            self.received += packets
+            self.dropped += drops
+        except OSError:
+            pass
+        return self.received, self.dropped
+
+    def close(self) -> None:
+        self.socket.close()
+
+
+def live_frames(interfaces: list[LiveInterface], stop: threading.Event,
+                on_idle: Callable[[], None] | None = None,
+                poll_seconds: float = 0.5) -> Iterator[tuple[LiveInterface, Frame]]:
+    """Frames from several interfaces at once, until `stop` is set."""
+    by_fd = {i.fileno(): i for i in interfaces}
+    while not stop.is_set():
+        try:
+            ready, _, _ = select.select(list(by_fd), [], [], poll_seconds)
+        except InterruptedError:
+            continue
+        if on_idle is not None:
+            on_idle()
+        for fd in ready:
+            iface = by_fd[fd]
+            for _ in range(256):  # drain a burst before going back to the outer select
+                try:
+                    frame = iface.recv()
+                except (BlockingIOError, InterruptedError, TimeoutError):
+                    break
+                if frame is not None:
+                    yield iface, frame
+                if not _readable(fd):
+                    break
+
+
+def _readable(fd: int) -> bool:
+    ready, _, _ = select.select([fd], [], [], 0)
+    return bool(ready)

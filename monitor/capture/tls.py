@@ -1,0 +1,137 @@
+"""TLS ClientHello (RFC 8446 section 4.1.2): the server name, and whether it is only an outer name.
+
+Our own parser instead of `mitmproxy.tls.ClientHello`: it reads only the
+fields on the way to the extensions and is about ten times faster on the hot
+path (measured: see bench/). A ClientHello may span several TCP segments and
+several TLS records; `client_hello_from_records` reassembles the handshake
+message from a byte stream and says when it needs more.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Final
+
+CONTENT_HANDSHAKE: Final = 0x16
+HANDSHAKE_CLIENT_HELLO: Final = 0x01
+EXT_SERVER_NAME: Final = 0x0000
+EXT_ENCRYPTED_CLIENT_HELLO: Final = 0xFE0D  # draft-ietf-tls-esni
+EXT_ENCRYPTED_SERVER_NAME: Final = 0xFFCE  # the older ESNI drafts
+MAX_CLIENT_HELLO: Final = 1 << 16  # no real ClientHello is larger; bounds reassembly
+
+
+class TLSParseError(ValueError):
+    """Bytes that claim to be a ClientHello but are not one."""
+
+
+class NeedMore(Exception):
+    """The stream holds the start of a ClientHello but not all of it yet."""
+
+
+@dataclass(slots=True)
+class ClientHelloInfo:
+    server_name: str | None
+    # Encrypted Client Hello (or ESNI): the visible name is the outer one, not the real server.
+    encrypted: bool
+
+
+def looks_like_client_hello(data: bytes) -> bool:
+    """A cheap test on the first bytes of a TCP payload: a handshake record holding a ClientHello."""
+    return len(data) >= 6 and data[0] == CONTENT_HANDSHAKE and data[1] == 3 and data[5] == 1
+
+
+def client_hello_from_records(stream: bytes) -> bytes:
+    """The ClientHello handshake message (with its 4-byte header) from a stream of TLS records.
+
+    Raises NeedMore when the stream ends before the message does, and
+    TLSParseError when the stream is not TLS handshake records.
+    """
+    message = bytearray()
+    pos = 0
+    need = -1
+    while True:
+        if pos + 5 > len(stream):
+            raise NeedMore
+        if stream[pos] != CONTENT_HANDSHAKE or stream[pos + 1] != 3:
+            raise TLSParseError("not a TLS handshake record")
+        length = (stream[pos + 3] << 8) | stream[pos + 4]
+        if length == 0 or length > 18432:
+            raise TLSParseError(f"record length {length}")
+        fragment = stream[pos + 5 : pos + 5 + length]
+        message += fragment
+        if need < 0 and len(message) >= 4:
+            if message[0] != HANDSHAKE_CLIENT_HELLO:
+                raise TLSParseError("handshake is not a ClientHello")
+            need = 4 + int.from_bytes(message[1:4], "big")
+            if need > MAX_CLIENT_HELLO:
+                raise TLSParseError("ClientHello too large")
+        if need >= 0 and len(message) >= need:
+            return bytes(message[:need])
+        if len(fragment) < length:
+            raise NeedMore
+        pos += 5 + length
+
+
+def parse_client_hello(msg: bytes) -> ClientHelloInfo:
+    """Server name and ECH presence from a ClientHello message (4-byte handshake header included)."""
+    n = len(msg)
+    if n < 4 + 38 or msg[0] != HANDSHAKE_CLIENT_HELLO:
+        raise TLSParseError("too short for a ClientHello")
+    end = min(n, 4 + int.from_bytes(msg[1:4], "big"))
+    pos = 4 + 2 + 32  # version, random
+    pos += 1 + msg[pos]  # session id
+    if pos + 2 > end:
+        raise TLSParseError("truncated before cipher suites")
+    pos += 2 + ((msg[pos] << 8) | msg[pos + 1])
+    if pos + 1 > end:
+        raise TLSParseError("truncated before compression methods")
+    pos += 1 + msg[pos]
+    if pos == end:
+        return ClientHelloInfo(None, False)  # no extensions (SSL 3.0 style)
+    if pos + 2 > end:
+        raise TLSParseError("truncated before extensions")
+    ext_end = pos + 2 + ((msg[pos] << 8) | msg[pos + 1])
+    if ext_end > end:
+        raise TLSParseError("extensions run past the message")
+    pos += 2
+    name = None
+    encrypted = False
+    while pos + 4 <= ext_end:
+        etype = (msg[pos] << 8) | msg[pos + 1]
+        elen = (msg[pos + 2] << 8) | msg[pos + 3]
+        pos += 4
+        if pos + elen > ext_end:
+            raise TLSParseError("extension runs past the extensions")
+        if etype == EXT_SERVER_NAME:
+            name = _server_name(msg[pos : pos + elen])
+        elif etype == EXT_ENCRYPTED_CLIENT_HELLO:
+            # ECHClientHello: type 0 is the outer hello (the visible SNI is the public name).
+            encrypted = elen > 0 and msg[pos] == 0
+        elif etype == EXT_ENCRYPTED_SERVER_NAME:
+            encrypted = True
+        pos += elen
+    return ClientHelloInfo(name, encrypted)
+
+
+def _server_name(ext: bytes) -> str | None:
+    if len(ext) < 2:
+        raise TLSParseError("empty server_name extension")
+    list_end = 2 + ((ext[0] << 8) | ext[1])
+    if list_end > len(ext):
+        raise TLSParseError("server_name list runs past the extension")
+    pos = 2
+    while pos + 3 <= list_end:
+        kind = ext[pos]
+        length = (ext[pos + 1] << 8) | ext[pos + 2]
+        pos += 3
+        if pos + length > list_end:
+            raise TLSParseError("server name runs past the list")
+        if kind == 0:  # host_name
+            raw = ext[pos : pos + length]
+            try:
+                host = raw.decode("ascii")
+            except UnicodeDecodeError:
+                raise TLSParseError("server name is not ASCII") from None
+            return host.rstrip(".").lower() or None
+        pos += length
+    return None

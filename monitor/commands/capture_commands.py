@@ -1,0 +1,198 @@
+"""`classify` (pcap files) and `sense` (live interfaces): the packet sensor's observations as JSON lines."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import sys
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, TextIO
+
+from monitor.catalog import default_catalog
+from monitor.errors import UserError
+from monitor.metrics import Metrics
+from monitor.observation import Observation
+
+_PROGRESS_MIN_BYTES = 20 << 20  # a progress bar only for files that take a few seconds
+
+
+def _row_maker(config_path: str | None) -> tuple[Callable[[Observation], dict[str, Any]], Any]:
+    """How an observation becomes an output row: through the core's tagger with a config,
+    else with the catalog's platform only. Returns (row maker, tagger or None)."""
+    if config_path:
+        from monitor.config import load_config
+
+        config = load_config(config_path)
+        try:
+            from monitor.tagging import Tagger  # the tagging core; absent in older trees
+        except ImportError:
+            Tagger = None
+        if Tagger is not None:
+            tagger = Tagger(config)
+            return (lambda obs: tagger.tag(obs).to_ecs()), tagger
+        catalog = config.catalog
+    else:
+        catalog = default_catalog()
+
+    def row(obs: Observation) -> dict[str, Any]:
+        out = obs.to_ecs()
+        platform = catalog.lookup(obs.hostname)
+        out["social.platform"] = platform.id if platform else None
+        out["social.category"] = platform.category if platform else None
+        return out
+
+    return row, None
+
+
+class _Writer:
+    """JSON lines or a fixed-width table on stdout."""
+
+    COLUMNS = (("@timestamp", 24), ("source.ip", 16), ("destination.ip", 16), ("network.protocol", 5),
+               ("social.platform", 10))
+
+    def __init__(self, fmt: str, out: TextIO):
+        self.fmt = fmt
+        self.out = out
+        if fmt == "table":
+            head = " ".join(f"{name.split('.')[-1].upper():<{w}}" for name, w in self.COLUMNS)
+            out.write(f"{head} HOSTNAME\n")
+
+    def write(self, row: dict[str, Any]) -> None:
+        if self.fmt == "jsonl":
+            self.out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            return
+        host = row.get("tls.client.server_name") or row.get("dns.question.name") or row.get("url.domain")
+        cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w in self.COLUMNS)
+        self.out.write(f"{cells} {host}\n")
+
+
+def _tagger_learns(tagger: Any):
+    devices = getattr(tagger, "devices", None)
+    if devices is None or not hasattr(devices, "learn"):
+        return None
+    return lambda b: devices.learn(b.ip, b.mac, hostname=b.hostname, at=b.at)
+
+
+def classify(args: argparse.Namespace) -> int:
+    from monitor.capture.sensor import Sensor
+    from monitor.capture.sources import ReadStats, open_capture, read_frames
+
+    for path in args.pcap:  # fail before any output on a missing or foreign file
+        f, _magic = open_capture(path)
+        f.close()
+    row, tagger = _row_maker(args.config)
+    writer = _Writer(args.format, sys.stdout)
+    sensor = Sensor(lambda obs: writer.write(row(obs)), on_binding=_tagger_learns(tagger))
+    truncated = []
+    for path in args.pcap:
+        stats = ReadStats()
+        size = os.path.getsize(path)
+        progress = _Progress(path, size) if sys.stderr.isatty() and size >= _PROGRESS_MIN_BYTES else None
+        feed = sensor.feed
+        for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
+            feed(ts, linktype, frame)
+            if progress is not None and not n & 0x3FFF:
+                progress.update(n)
+        if progress is not None:
+            progress.done()
+        if stats.truncated:
+            truncated.append(path)
+    sys.stdout.flush()
+    errors = {k: v for k, v in sensor.error_counts.items() if v}
+    if errors or truncated:
+        parts = [f"{v} {k}" for k, v in sorted(errors.items())]
+        parts += [f"{p}: truncated" for p in truncated]
+        print(f"social-monitor: parse errors: {', '.join(parts)}", file=sys.stderr)
+    return 0
+
+
+class _Progress:
+    """A one-line bar on stderr, by bytes read (estimated from packets)."""
+
+    def __init__(self, path: str, size: int):
+        self.path = Path(path).name
+        self.size = size
+        self.started = time.monotonic()
+
+    def update(self, packets: int) -> None:
+        elapsed = time.monotonic() - self.started
+        sys.stderr.write(f"\r{self.path}: {packets:,} packets, {elapsed:.1f}s")
+        sys.stderr.flush()
+
+    def done(self) -> None:
+        sys.stderr.write("\n")
+
+
+def sense(args: argparse.Namespace) -> int:
+    from monitor.capture.bpf import capture_filter
+    from monitor.capture.sensor import Sensor
+    from monitor.capture.sources import LiveInterface, live_frames
+
+    interfaces_named = args.interface
+    if not interfaces_named and args.config:
+        from monitor.config import load_config
+
+        interfaces_named = load_config(args.config).model.capture.interfaces
+    if not interfaces_named:
+        raise UserError("sense: name at least one --interface (or capture.interfaces in the config)")
+    row, tagger = _row_maker(args.config)
+    writer = _Writer(args.format, sys.stdout)
+    metrics = Metrics()
+    sensor = Sensor(lambda obs: (writer.write(row(obs)), sys.stdout.flush()),
+                    on_binding=_tagger_learns(tagger), metrics=metrics)
+    def bpf(linktype: int) -> str | None:
+        return None if args.no_filter else capture_filter(linktype, args.filter)
+
+    interfaces = [LiveInterface(name, bpf) for name in interfaces_named]
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    packets = {i.name: metrics.packets.labels(interface=i.name) for i in interfaces}
+    seen = dict.fromkeys(packets, 0)
+    next_report = time.monotonic() + args.stats_interval
+
+    def report(final: bool = False) -> None:
+        nonlocal next_report
+        if not final and time.monotonic() < next_report:
+            return
+        next_report = time.monotonic() + args.stats_interval
+        parts = []
+        for i in interfaces:
+            _received, dropped = i.statistics()
+            metrics.packets_dropped.labels(interface=i.name).set(dropped)
+            parts.append(f"{i.name}: {seen[i.name]} packets, {dropped} kernel drops")
+        errors = sum(sensor.error_counts.values())
+        print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr)
+
+    try:
+        for iface, (ts, linktype, frame) in live_frames(interfaces, stop, on_idle=report):
+            packets[iface.name].inc()
+            seen[iface.name] += 1
+            sensor.feed(ts, linktype, frame)
+    finally:
+        report(final=True)
+        for i in interfaces:
+            i.close()
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("classify", help="read pcap/pcapng files and print one line per observation")
+    p.add_argument("pcap", nargs="+", metavar="PCAP", help="capture files (pcap or pcapng)")
+    p.add_argument("--config", default=None, help="trust config: tag with the core (zones, periods, flags)")
+    p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format")
+    p.set_defaults(func=classify)
+
+    s = sub.add_parser("sense", help="capture live and print one line per observation")
+    s.add_argument("--interface", "-i", action="append", default=[], help="interface (repeatable)")
+    s.add_argument("--config", default=None, help="trust config: tag with the core, default interfaces")
+    s.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format")
+    s.add_argument("--filter", default=None, help="extra BPF expression, ANDed with the pre-filter")
+    s.add_argument("--no-filter", action="store_true", help="no kernel pre-filter (parse every packet)")
+    s.add_argument("--stats-interval", type=float, default=10.0, help="seconds between counter lines")
+    s.set_defaults(func=sense)

@@ -1,0 +1,113 @@
+"""QUIC Initial decryption (v1, v2, draft-29), CRYPTO reassembly, and clear-text gQUIC CHLOs."""
+
+from __future__ import annotations
+
+import pytest
+from aioquic.quic.configuration import QuicConfiguration
+from aioquic.quic.connection import QuicConnection
+from aioquic.quic.packet import QuicProtocolVersion
+
+from monitor.capture import quic
+from tests.capture_helpers import client_hello, crypto_frames, observe, quic_initial, udp_frame
+
+DRAFT_29 = 0xFF00001D
+VERSIONS = [quic.VERSION_1, quic.VERSION_2, DRAFT_29]
+DCID = bytes.fromhex("8394c8f03e515708")
+
+
+def aioquic_datagrams(server_name: str, version: int) -> list[bytes]:
+    config = QuicConfiguration(is_client=True, server_name=server_name, supported_versions=[version])
+    conn = QuicConnection(configuration=config)
+    conn.connect(("192.0.2.1", 443), now=0.0)
+    return [data for data, _addr in conn.datagrams_to_send(now=0.0)]
+
+
+@pytest.mark.parametrize("version", [QuicProtocolVersion.VERSION_1, QuicProtocolVersion.VERSION_2])
+def test_real_aioquic_client_initial(version):
+    frames = [udp_frame(d) for d in aioquic_datagrams("www.tiktok.com", version)]
+    [obs] = observe(frames)
+    assert (obs.protocol, obs.transport, obs.hostname) == ("quic", "udp", "www.tiktok.com")
+    assert obs.server_port == 443
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["v1", "v2", "draft-29"])
+def test_single_initial(version):
+    hello = client_hello("www.youtube.com")
+    [obs] = observe([udp_frame(quic_initial(version, DCID, crypto_frames([(0, hello)])))])
+    assert obs.hostname == "www.youtube.com"
+
+
+@pytest.mark.parametrize("version", VERSIONS, ids=["v1", "v2", "draft-29"])
+def test_client_hello_over_several_packets_out_of_order(version):
+    hello = client_hello("scontent.cdninstagram.com", padding=2500)  # post-quantum sized
+    thirds = [(0, hello[:900]), (900, hello[900:1800]), (1800, hello[1800:])]
+    datagrams = [quic_initial(version, DCID, crypto_frames([chunk]), pn=i) for i, chunk in enumerate(thirds)]
+    frames = [udp_frame(datagrams[2]), udp_frame(datagrams[0]), udp_frame(datagrams[1])]
+    [obs] = observe(frames)
+    assert obs.hostname == "scontent.cdninstagram.com"
+
+
+def test_crypto_frames_out_of_order_inside_one_packet():
+    hello = client_hello("www.linkedin.com")
+    frames = crypto_frames([(100, hello[100:]), (0, hello[:100])])
+    [obs] = observe([udp_frame(quic_initial(quic.VERSION_1, DCID, frames))])
+    assert obs.hostname == "www.linkedin.com"
+
+
+def test_coalesced_initials_in_one_datagram():
+    hello = client_hello("www.pinterest.com", padding=600)
+    first = quic_initial(quic.VERSION_1, DCID, crypto_frames([(0, hello[:500])]), pad_to=0)
+    second = quic_initial(quic.VERSION_1, DCID, crypto_frames([(500, hello[500:])]), pn=1, pad_to=600)
+    [obs] = observe([udp_frame(first + second)])
+    assert obs.hostname == "www.pinterest.com"
+
+
+def test_later_initials_with_the_servers_connection_id_use_the_first_keys():
+    hello = client_hello("www.twitch.tv", padding=1500)
+    first = quic_initial(quic.VERSION_1, DCID, crypto_frames([(0, hello[:1000])]))
+    later = quic_initial(quic.VERSION_1, b"\x5e\x7e\x40\x01", crypto_frames([(1000, hello[1000:])]), pn=1,
+                         key_dcid=DCID)
+    [obs] = observe([udp_frame(first), udp_frame(later)])
+    assert obs.hostname == "www.twitch.tv"
+
+
+def test_ech_in_quic_is_obscured():
+    hello = client_hello("cloudflare-ech.com", ech=True)
+    [obs] = observe([udp_frame(quic_initial(quic.VERSION_1, DCID, crypto_frames([(0, hello)])))])
+    assert obs.obscured
+
+
+def test_unknown_version_and_server_initials_are_ignored_quietly():
+    hello = client_hello("www.youtube.com")
+    packet = bytearray(quic_initial(quic.VERSION_1, DCID, crypto_frames([(0, hello)])))
+    packet[1:5] = (0x0A0A0A0A).to_bytes(4, "big")  # a greased version
+    assert observe([udp_frame(bytes(packet))]) == []
+
+
+def chlo(tags: dict[bytes, bytes]) -> bytes:
+    out, values, end = b"CHLO" + len(tags).to_bytes(2, "little") + b"\0\0", b"", 0
+    for tag, value in tags.items():
+        end += len(value)
+        out += tag + end.to_bytes(4, "little")
+        values += value
+    return out + values
+
+
+def test_gquic_legacy_public_header_chlo():
+    body = chlo({b"PAD\0": b"-" * 20, b"SNI\0": b"www.youtube.com", b"VER\0": b"Q043"})
+    packet = b"\x0d" + bytes(8) + b"Q043" + b"\x01" + bytes(12) + b"\xa0\x01" + body
+    [obs] = observe([udp_frame(packet)])
+    assert (obs.protocol, obs.hostname) == ("quic", "www.youtube.com")
+
+
+def test_gquic_q046_long_header_chlo():
+    body = chlo({b"SNI\0": b"i.ytimg.com"})
+    packet = b"\xc3Q046\x50" + bytes(8) + b"\0\0\0\x01" + bytes(12) + body
+    [obs] = observe([udp_frame(packet)])
+    assert obs.hostname == "i.ytimg.com"
+
+
+@pytest.mark.parametrize("data", [b"CHLO\xff\xff\0\0", b"CHLO\x01\0\0\0SNI\0\xff\xff\0\0"])
+def test_broken_chlo_raises_parse_error(data):
+    with pytest.raises(quic.QUICParseError):
+        quic.chlo_server_name(data)

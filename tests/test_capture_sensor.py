@@ -1,0 +1,153 @@
+"""The sensor end to end on built frames: one observation per flow and signal, bounded state."""
+
+from __future__ import annotations
+
+import pytest
+from prometheus_client import CollectorRegistry
+from scapy.layers.dhcp import BOOTP, DHCP
+from scapy.layers.dns import DNS, DNSQR, DNSRR
+from scapy.layers.inet import IP, TCP, UDP
+from scapy.layers.inet6 import IPv6
+from scapy.layers.l2 import Dot1Q, Ether
+from scapy.packet import Raw
+
+from monitor.capture.sensor import Sensor
+from monitor.metrics import Metrics
+from tests.capture_helpers import CLIENT4, SERVER4, client_hello, observe, tcp_frame, tls_records
+
+
+def big_hello_segments(sni: str, mss: int = 1400) -> list[bytes]:
+    stream = tls_records(client_hello(sni, padding=2200))
+    return [stream[i : i + mss] for i in range(0, len(stream), mss)]
+
+
+def test_tls_sni_one_segment():
+    [obs] = observe([tcp_frame(tls_records(client_hello("www.facebook.com")))])
+    assert (obs.protocol, obs.transport, obs.hostname) == ("tls", "tcp", "www.facebook.com")
+    assert (obs.client_ip, obs.client_port, obs.server_ip, obs.server_port) == (CLIENT4, 50000, SERVER4, 443)
+    assert obs.client_mac == "00:11:22:33:44:55"
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_client_hello_spanning_segments(v6):
+    parts = big_hello_segments("www.reddit.com")
+    frames = [tcp_frame(flags="S", seq=999, v6=v6)]
+    seq = 1000
+    for part in parts:
+        frames.append(tcp_frame(part, seq=seq, v6=v6))
+        seq += len(part)
+    [obs] = observe(frames)
+    assert obs.hostname == "www.reddit.com"
+
+
+def test_client_hello_segments_out_of_order_after_syn():
+    parts = big_hello_segments("www.tumblr.com")
+    seqs = [1000, 1000 + len(parts[0])]
+    frames = [tcp_frame(flags="S", seq=999), tcp_frame(parts[1], seq=seqs[1]),
+              tcp_frame(parts[0], seq=seqs[0])]
+    [obs] = observe(frames)
+    assert obs.hostname == "www.tumblr.com"
+
+
+def test_client_hello_spanning_segments_without_syn():
+    parts = big_hello_segments("www.snapchat.com")
+    frames = [tcp_frame(parts[0], seq=5000), tcp_frame(parts[1], seq=5000 + len(parts[0]))]
+    assert [o.hostname for o in observe(frames)] == ["www.snapchat.com"]
+
+
+def test_retransmission_reports_once():
+    frame = tcp_frame(tls_records(client_hello("www.facebook.com")))
+    assert len(observe([frame, frame, frame])) == 1
+
+
+def test_ech_outer_name_is_obscured_and_dns_answer_names_the_server():
+    answer = Ether() / IP(src="8.8.8.8", dst=CLIENT4) / UDP(sport=53, dport=40000) / DNS(
+        id=1, qr=1, qd=DNSQR(qname="www.instagram.com"), an=DNSRR(rrname="www.instagram.com", rdata=SERVER4))
+    hello = tcp_frame(tls_records(client_hello("cloudflare-ech.com", ech=True)))
+    dns_obs, outer, inferred = observe([bytes(answer), hello])
+    assert (dns_obs.protocol, dns_obs.hostname) == ("dns", "www.instagram.com")
+    assert (outer.hostname, outer.obscured) == ("cloudflare-ech.com", True)
+    assert (inferred.hostname, inferred.attribution) == ("www.instagram.com", "dns-answer")
+
+
+def test_client_hello_without_sni_is_attributed_from_dns():
+    answer = Ether() / IPv6(src="2001:4860:4860::8888", dst="2001:db8::10") / UDP(sport=53, dport=4000) / DNS(
+        qr=1, qd=DNSQR(qname="www.tiktok.com", qtype="AAAA"),
+        an=DNSRR(rrname="www.tiktok.com", type="AAAA", rdata="2a03:2880:f10c:83:face:b00c:0:25de"))
+    _dns, obs = observe([bytes(answer), tcp_frame(tls_records(client_hello(None)), v6=True)])
+    assert (obs.hostname, obs.attribution, obs.protocol) == ("www.tiktok.com", "dns-answer", "tls")
+
+
+@pytest.mark.parametrize(("request_head", "host"), [
+    (b"GET /p/x HTTP/1.1\r\nHost: www.Instagram.com:8080\r\nAccept: */*\r\n\r\n", "www.instagram.com"),
+    (b"GET http://m.facebook.com/home.php HTTP/1.1\r\nHost: proxy.local\r\n\r\n", "m.facebook.com"),
+    (b"CONNECT www.youtube.com:443 HTTP/1.1\r\nHost: www.youtube.com:443\r\n\r\n", "www.youtube.com"),
+    (b"POST /x HTTP/1.0\r\nhost: [2001:db8::1]:80\r\n\r\n", "2001:db8::1"),
+])
+def test_http_request_host(request_head, host):
+    [obs] = observe([tcp_frame(request_head, dport=80)])
+    assert (obs.protocol, obs.hostname) == ("http", host)
+
+
+def test_http_head_split_before_host():
+    head = b"GET /a HTTP/1.1\r\nUser-Agent: x\r\nHost: www.pinterest.com\r\n\r\n"
+    frames = [tcp_frame(flags="S", seq=999, dport=80), tcp_frame(head[:30], dport=80),
+              tcp_frame(head[30:], seq=1030, dport=80)]
+    assert [o.hostname for o in observe(frames)] == ["www.pinterest.com"]
+
+
+def test_dns_query_over_vlan_and_6in4():
+    query = DNS(rd=1, qd=DNSQR(qname="www.linkedin.com"))
+    vlan = Ether() / Dot1Q(vlan=120) / IP(src="10.1.2.3", dst="10.1.0.1") / UDP(sport=3333, dport=53) / query
+    outer = IP(src="192.0.2.1", dst="192.0.2.2", proto=41)
+    tunnel = Ether() / outer / IPv6(src="2001:db8::5", dst="2001:db8::53") / UDP(sport=4444, dport=53) / query
+    a, b = observe([bytes(vlan), bytes(tunnel)])
+    assert (a.hostname, a.vlan, a.client_ip) == ("www.linkedin.com", 120, "10.1.2.3")
+    assert (b.hostname, b.client_ip, b.server_port) == ("www.linkedin.com", "2001:db8::5", 53)
+
+
+def test_dhcp_ack_is_learned_with_the_hostname_from_the_request():
+    bindings = []
+    sensor = Sensor(lambda o: None, on_binding=bindings.append)
+    mac = "aa:bb:cc:00:11:22"
+    chaddr = bytes.fromhex(mac.replace(":", ""))
+    request = Ether(src=mac) / IP(src="0.0.0.0", dst="255.255.255.255") / UDP(sport=68, dport=67) / BOOTP(
+        chaddr=chaddr) / DHCP(options=[("message-type", "request"), ("hostname", b"staff-laptop-7"), "end"])
+    ack = Ether() / IP(src="10.0.0.1", dst="10.0.0.55") / UDP(sport=67, dport=68) / BOOTP(
+        op=2, yiaddr="10.0.0.55", chaddr=chaddr) / DHCP(options=[("message-type", "ack"), "end"])
+    observe([bytes(request), bytes(ack)], sensor=sensor)
+    [binding] = bindings
+    assert (binding.ip, binding.mac, binding.hostname) == ("10.0.0.55", mac, "staff-laptop-7")
+
+
+def test_flow_table_is_capped_and_counts_evictions():
+    registry = CollectorRegistry()
+    sensor = Sensor(lambda o: None, metrics=Metrics(registry), flow_cap=1000, reassembly_cap=500)
+    syn, ack = tcp_frame(flags="S", seq=1), tcp_frame(flags="A", seq=2)
+    hello = tcp_frame(tls_records(client_hello("www.facebook.com")), seq=2)
+
+    def with_port(frame: bytes, port: int) -> bytes:  # TCP source port at 34 behind Ethernet/IPv4
+        return frame[:34] + port.to_bytes(2, "big") + frame[36:]
+
+    frames = []
+    for i in range(5000):
+        frames.append(with_port(syn, 1024 + i))
+        frames.append(with_port(hello if i % 2 else ack, 1024 + i))
+    observe(frames, sensor=sensor)
+    assert len(sensor.flows) <= 1000 and len(sensor.tcp) <= 500
+    flows = registry.get_sample_value("social_monitor_flow_evictions_total", {"table": "flows"})
+    pending = registry.get_sample_value("social_monitor_flow_evictions_total", {"table": "tcp_reassembly"})
+    assert flows == 2500 - 1000
+    assert pending > 0
+
+
+def test_malformed_payloads_are_counted_not_raised():
+    registry = CollectorRegistry()
+    sensor = Sensor(lambda o: None, metrics=Metrics(registry))
+    pointer_loop = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"
+    bad_dns = Ether() / IP() / UDP(sport=5000, dport=53) / Raw(pointer_loop)
+    session_id_too_long = b"\x16\x03\x01\x00\x2c\x01\x00\x00\x28" + b"\xff" * 40
+    bad_tls = Ether() / IP() / TCP(sport=5000, dport=443) / Raw(session_id_too_long)
+    observe([bytes(bad_dns), bytes(bad_tls)], sensor=sensor)
+    assert registry.get_sample_value("social_monitor_parse_errors_total", {"protocol": "dns"}) == 1
+    assert registry.get_sample_value("social_monitor_parse_errors_total", {"protocol": "tls"}) == 1
