@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 import structlog
 from mitmproxy import connection, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import server_hooks
 from prometheus_client import start_http_server
 
 try:
@@ -42,6 +43,7 @@ from monitor.proxy_source import (
     ConnectionState,
     ConnectionTable,
     build_observation,
+    endpoint,
     hostname_or_none,
     parse_decrypt_option,
     proxy_user,
@@ -251,18 +253,34 @@ class SocialMonitor:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         # Pass through by default: a failure below must never turn decryption on.
         data.ignore_connection = True
-        state = self._state(data.context.client)
+        client = data.context.client
+        state = self._state(client)
         hostname = hostname_or_none(data.client_hello.sni) or state.connect_host
-        state.connect_host = None  # the tunnel's name is observed here, with the server known
+        state.connect_host = None  # the tunnel's name is observed with its TLS hello
         decrypt = False
-        if hostname is not None:
+        if hostname is not None and self.pipeline is not None:
             server = data.context.server
-            event = self._observe(
-                data.context.client, state, hostname, "tls", (server.peername, server.address), state.user
-            )
-            decrypt = event is not None and event.platform in self.decrypt
+            if self.decrypt:
+                platform = self.pipeline.tagger.catalog.lookup(hostname)
+                decrypt = platform is not None and platform.id in self.decrypt
+            if endpoint(server.peername, server.address)[0]:
+                self._observe(client, state, hostname, "tls", (server.peername, server.address), state.user)
+            elif hostname not in state.hostnames:
+                # regular mode, lazy connection: the server's IP is known once mitmproxy connects
+                state.pending = (hostname, self.clock(), state.user, server)
         data.ignore_connection = not decrypt
         self._count_handling(state, "decrypted" if decrypt else "passthrough")
+
+    @guarded("server_connected")
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """A TLS hello seen before the upstream connection is observed now, with the server's IP."""
+        state = self.connections.peek(data.client.id)
+        if state is not None and state.pending is not None:
+            hostname, timestamp, user, _ = state.pending
+            state.pending = None
+            server = data.server
+            self._observe(data.client, state, hostname, "tls", (server.peername, server.address), user,
+                          timestamp=timestamp)
 
     @guarded("responseheaders")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -278,8 +296,15 @@ class SocialMonitor:
     @guarded("client_disconnected")
     def client_disconnected(self, client: connection.Client) -> None:
         state = self.connections.drop(client.id)
-        if state is not None and state.connect_host is not None:
-            # a CONNECT tunnel that never carried a TLS hello (or no SNI): the target is the name
+        if state is None:
+            return
+        if state.pending is not None:
+            # the upstream connection never opened (refused, no route): still an access attempt
+            hostname, timestamp, user, server = state.pending
+            self._observe(client, state, hostname, "tls", (server.peername, server.address), user,
+                          timestamp=timestamp)
+        if state.connect_host is not None:
+            # a CONNECT tunnel that never carried a TLS hello: its target is the name
             server = state.connect_server
             addrs = (server.peername, server.address) if server is not None else ()
             self._observe(client, state, state.connect_host, "http", addrs, state.user)
@@ -319,6 +344,7 @@ class SocialMonitor:
         protocol: Any,
         server_addrs: Sequence[Any],
         user: str | None,
+        timestamp: float | None = None,
     ) -> Any:
         """Submit the first sighting of (connection, hostname); later ones are free."""
         pipeline = self.pipeline
@@ -327,7 +353,7 @@ class SocialMonitor:
         if not state.first_sighting(hostname):
             return None
         obs: Observation = build_observation(
-            timestamp=self.clock(),
+            timestamp=self.clock() if timestamp is None else timestamp,
             hostname=hostname,
             protocol=protocol,
             client=client.peername,

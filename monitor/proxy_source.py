@@ -131,6 +131,8 @@ class ConnectionState:
     user: str | None = None
     connect_host: str | None = None  # CONNECT target, until the TLS hello inside it is seen
     connect_server: Any = None  # mitmproxy's Server for that CONNECT, whose peername fills in later
+    # a TLS hello seen before the upstream connection (hostname, timestamp, user, Server)
+    pending: tuple[str, float, str | None, Any] | None = None
     handling: str | None = None  # passthrough | decrypted | plain, counted once
     hostnames: set[str] = field(default_factory=set)
 
@@ -167,6 +169,10 @@ class ConnectionTable:
                 self._table.popitem(last=False)
                 self.evictions += 1
         return state
+
+    def peek(self, conn_id: str) -> ConnectionState | None:
+        """The state of a connection already seen, without creating one."""
+        return self._table.get(conn_id)
 
     def drop(self, conn_id: str) -> ConnectionState | None:
         return self._table.pop(conn_id, None)

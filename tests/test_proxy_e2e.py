@@ -6,6 +6,7 @@ so a page that loads proves the TLS was passed through, never decrypted.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -140,7 +141,9 @@ def sample(metrics_text: str, line_prefix: str) -> float:
 
 
 def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Path, origins: Origins):
+    # lazy upstream connections, as the daemon runs it: the hello comes before the server connection
     proxy = start_proxy(tmp_path, origins, "--set", "proxyauth=jsmith:pw",
+                        "--set", "connection_strategy=lazy",
                         "--set", f"social_monitor_events_jsonl={tmp_path / 'events.jsonl'}")
     try:
         with client(proxy, origins, auth="jsmith:pw@") as c:
@@ -167,6 +170,11 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
     assert set(s.hostnames) == {"www.tiktok.com"}
     when = Tagger(load_config(tmp_path / "config.yaml")).clocks["test-school"].at(s.first_seen)
     assert (s.period, s.period_kind) == (when.period, when.kind)
+
+    lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sorted((x["network.protocol"], x["destination.ip"], x["destination.port"], x["user.name"])
+                  for x in lines) == [("http", "127.0.0.1", origins.http_port, "jsmith"),
+                                      ("tls", "127.0.0.1", origins.https_port, "jsmith")]
 
     prefix = 'social_monitor_observations_total{outcome="%s",source="proxy"}'
     assert sample(metrics, prefix % "not_social") == 2  # example.org over TLS and over HTTP

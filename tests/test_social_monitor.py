@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import connection, exceptions, http
 from mitmproxy.proxy import context
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons, tflow, tutils
 from mitmproxy.tls import ClientHelloData
 from structlog.testing import capture_logs
@@ -193,10 +194,29 @@ def test_transparent_mode_server_is_the_original_destination(addon, sink):
     assert sink.events[0].observation.server_ip == "157.240.1.2"
 
 
-def test_regular_mode_before_connect_server_ip_unknown(addon, sink):
-    addon.tls_clienthello(hello("www.tiktok.com", server=("www.tiktok.com", 443), peer=False))
+def test_lazy_regular_mode_observes_when_the_server_connects(addon, sink):
+    """connection_strategy=lazy (the daemon's): after CONNECT the hello comes before the upstream."""
+    c = client()
+    data = hello("www.tiktok.com", c, server=("www.tiktok.com", 443), peer=False)
+    addon.clock = lambda: NOON
+    addon.tls_clienthello(data)
+    assert data.ignore_connection is True and sink.events == []
+    addon.clock = lambda: NOON + 0.2
+    data.context.server.peername = ("157.240.7.7", 443)
+    addon.server_connected(ServerConnectionHookData(data.context.server, c))
+    addon.server_connected(ServerConnectionHookData(data.context.server, c))  # only once
+    addon.client_disconnected(c)
+    (event,) = sink.events
+    obs = event.observation
+    assert (obs.server_ip, obs.server_port, obs.timestamp) == ("157.240.7.7", 443, NOON)  # hello time
+
+
+def test_lazy_regular_mode_upstream_never_connects(addon, sink):
+    c = client()
+    addon.tls_clienthello(hello("www.tiktok.com", c, server=("www.tiktok.com", 443), peer=False))
+    addon.client_disconnected(c)
     obs = sink.events[0].observation
-    assert (obs.server_ip, obs.server_port) == ("", 443)
+    assert (obs.server_ip, obs.server_port, sink.events[0].platform) == ("", 443, "tiktok")
 
 
 def test_one_observation_per_connection_and_hostname(addon, sink):
