@@ -15,6 +15,7 @@ keeps flowing (fail open). Set-up and deployment: docs/proxy.md.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import threading
 import time
@@ -33,6 +34,7 @@ try:
 except ImportError:  # a mitmdump outside the venv: use the checkout this file lives in
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from monitor import logsetup
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, UserError
 from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
@@ -100,6 +102,7 @@ class SocialMonitor:
     # --- options ------------------------------------------------------------------------
 
     def load(self, loader: Loader) -> None:
+        self._configure_logs()
         loader.add_option(
             "social_monitor_config",
             str,
@@ -148,6 +151,18 @@ class SocialMonitor:
             """,
         )
 
+    @staticmethod
+    def _configure_logs() -> None:
+        """JSON log lines in the daemon's format (monitor.logsetup); mitmproxy's own handlers stay."""
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        logsetup.configure(sys.stdout)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+
     def configure(self, updated: set[str]) -> None:
         """Rebuild config, pipeline and sink only when one of our options changed."""
         from mitmproxy import ctx
@@ -164,9 +179,9 @@ class SocialMonitor:
             config = load_config(opts.social_monitor_config)
         except ConfigError as exc:
             self.metrics.config_reloads.labels("error").inc()
-            raise exceptions.OptionsError(
+            raise exceptions.OptionsError(  # the field-path lines say it all: no chained traceback
                 "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)
-            ) from exc
+            ) from None
         except OSError as exc:
             self.metrics.config_reloads.labels("error").inc()
             raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc

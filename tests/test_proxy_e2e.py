@@ -259,3 +259,17 @@ def test_transparent_inner(tmp_path: Path, origins: Origins):
         ("tiktok", 2, "loopback-class")], output
     assert sample(metrics, 'social_monitor_proxy_connections_total{handling="passthrough"}') == 2
     assert sample(metrics, 'social_monitor_observations_total{outcome="not_social",source="proxy"}') == 1
+
+
+def test_bad_config_stops_mitmdump_naming_the_field(tmp_path: Path):
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
+    text = TEST_CONFIG.read_text().replace("cidrs: [127.0.0.0/8", "cidrs: [127.0.0.300/8", 1)
+    (tmp_path / "config.yaml").write_text(text)
+    out = subprocess.run(
+        [str(MITMDUMP), "-q", "-s", str(ADDON_PATH), "--listen-host", "127.0.0.1", "--listen-port", "0",
+         "--set", f"confdir={tmp_path / 'mitmproxy'}",
+         "--set", f"social_monitor_config={tmp_path / 'config.yaml'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode != 0
+    assert "schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network" in out.stdout + out.stderr
