@@ -278,8 +278,8 @@ def median_result(results: list[Result]) -> Result:
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--duration", type=float, default=5.0, help="seconds per measurement")
-    parser.add_argument("--rounds", type=int, default=5, help="alternating rounds per proxy")
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (whole)")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per proxy")
     parser.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections")
     parser.add_argument("--https-workers", type=int, default=16, help="concurrent HTTPS clients")
     parser.add_argument("--null-addon", action="store_true",
@@ -365,6 +365,17 @@ def main() -> int:
         kind: summary["bare"][kind].cpu_us_per_op / summary["addon"][kind].cpu_us_per_op
         for kind in ("http", "https")
     }
+    # paired: addon vs bare measured back to back in the same round, so a burst of load from
+    # other processes hits both of the pair; the median over rounds
+    paired = {
+        kind: {
+            "rate": statistics.median(a.rate / b.rate for a, b in zip(raw["addon"][kind], raw["bare"][kind],
+                                                                      strict=True)),
+            "cpu": statistics.median(b.cpu_us_per_op / a.cpu_us_per_op for a, b in
+                                     zip(raw["addon"][kind], raw["bare"][kind], strict=True)),
+        }
+        for kind in ("http", "https")
+    }
     print("\nmedian of", args.rounds, "rounds")
     names = list(summary)
     print(f"{'':26}" + "".join(f"{n:>22}" for n in names) + f"{'addon/bare':>12}")
@@ -376,7 +387,12 @@ def main() -> int:
             f"{f'{summary[n][kind].p50_ms:.2f} / {summary[n][kind].p99_ms:.2f}':>22}" for n in names))
         print(f"{'  CPU us per op':26}" + "".join(f"{summary[n][kind].cpu_us_per_op:>22.0f}" for n in names)
               + f"{cpu_ratio[kind]:>12.3f}")
+    for kind, label in (("http", "plain HTTP"), ("https", "pass-through HTTPS")):
+        print(f"paired per round, median: {label}: throughput ratio {paired[kind]['rate']:.3f}, "
+              f"CPU capacity ratio {paired[kind]['cpu']:.3f}")
     print(f"observations recorded by the addon's store: {sessions}")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
     http_share = hooks["http_request_us"] / summary["bare"]["http"].cpu_us_per_op
     tls_share = hooks["tls_connection_us"] / summary["bare"]["https"].cpu_us_per_op
     print(f"addon CPU in-process: {hooks['http_request_us']:.1f} us per HTTP request on a seen connection "
@@ -389,6 +405,8 @@ def main() -> int:
         "median": {n: {k: asdict(r) for k, r in kinds.items()} for n, kinds in summary.items()},
         "ratio": ratio,
         "cpu_capacity_ratio": cpu_ratio,
+        "paired_median_ratio": paired,
+        "loadavg_end": os.getloadavg(),
         "store_observations": sessions,
         "addon_hook_cpu_us": hooks,
     }, indent=2))
