@@ -44,6 +44,7 @@ from monitor.pipeline import Pipeline
 from monitor.proxy_source import (
     ConnectionState,
     ConnectionTable,
+    SameSecondTagger,
     build_observation,
     endpoint,
     hostname_or_none,
@@ -73,11 +74,20 @@ def guarded(hook: str) -> Callable[[F], F]:
                 func(self, *args)
             except Exception as exc:
                 self.metrics.addon_errors.labels(hook).inc()
-                log.error("addon_hook_failed", hook=hook, error=repr(exc), exc_info=True)
+                self._log_failure(hook, exc)
 
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+def warm_up(tagger: Tagger, now: float) -> None:
+    """Do the first-call work (the bank-holiday tables' import, today's day plans) at start-up.
+
+    Otherwise the first access after start or reload would stall mitmproxy's
+    event loop for a quarter of a second while `holidays` is imported."""
+    for clock in tagger.clocks.values():
+        clock.at(now)
 
 
 class SocialMonitor:
@@ -97,6 +107,7 @@ class SocialMonitor:
         self.connections = ConnectionTable()
         self._metrics_server: Any = None
         self._handling_counters: dict[str, Any] = {}
+        self._failure_logged: dict[str, tuple[float, int]] = {}  # hook -> (last logged, suppressed since)
         self._evictions_seen = 0
 
     # --- options ------------------------------------------------------------------------
@@ -193,7 +204,9 @@ class SocialMonitor:
             sink = self._build_sink(config, opts.social_monitor_store, opts.social_monitor_events_jsonl)
         except UserError as exc:  # the store cannot be opened
             raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
-        pipeline = Pipeline(Tagger(config), sink=sink, metrics=self.metrics)
+        tagger = Tagger(config)
+        warm_up(tagger, self.clock())
+        pipeline = Pipeline(SameSecondTagger(tagger), sink=sink, metrics=self.metrics)  # type: ignore[arg-type]
         self._swap(config, pipeline, decrypt)
         self.metrics.config_reloads.labels("ok").inc()
         log.info(
@@ -376,6 +389,20 @@ class SocialMonitor:
             user=user,
         )
         return pipeline.submit(obs)
+
+    def _log_failure(self, hook: str, exc: Exception, every: float = 60.0) -> None:
+        """Log a hook failure with its traceback, at most once a minute per hook (each is counted).
+
+        A persistent failure (a broken store) would otherwise write a traceback per
+        connection to stdout from the event loop."""
+        now = time.monotonic()
+        last, suppressed = self._failure_logged.get(hook, (float("-inf"), 0))
+        if now - last < every:
+            self._failure_logged[hook] = (last, suppressed + 1)
+            return
+        self._failure_logged[hook] = (now, 0)
+        log.error("addon_hook_failed", hook=hook, error=repr(exc), suppressed_since_last=suppressed,
+                  exc_info=True)
 
     def _count_handling(self, state: ConnectionState, handling: str) -> None:
         if state.handling is None:

@@ -106,3 +106,29 @@ def test_connection_table_is_bounded_and_counts_evictions():
         table.get(f"c{i}")
     assert len(table) == 3 and table.evictions == 2
     assert table.drop("c4") is not None and table.drop("c0") is None
+
+
+def test_same_second_tagger_is_exact_and_bounded():
+    from monitor.config import load_config
+    from monitor.observation import Observation
+    from monitor.proxy_source import SameSecondTagger
+    from monitor.tagging import Tagger
+    from tests.proxy_helpers import TEST_CONFIG
+
+    tagger = Tagger(load_config(TEST_CONFIG))
+    memo = SameSecondTagger(tagger, max_entries=2)
+
+    def obs(ts: float, port: int, host: str = "www.tiktok.com", ip: str = "127.0.0.1") -> Observation:
+        return Observation(ts, ip, port, "1.2.3.4", 443, "tcp", "tls", host, source="proxy")
+
+    base = 1795000000.0
+    for o in [obs(base + 0.1, 1), obs(base + 0.9, 2), obs(base + 1.0, 3), obs(base + 1.5, 4, ip="127.0.0.2"),
+              obs(base + 1.6, 5, host="www.youtube.com"), obs(base + 1.7, 6)]:
+        got, want = memo.tag(o), tagger.tag(o)
+        assert got.observation is o
+        assert {k: getattr(got, k) for k in ("platform", "trust_device", "zone", "period", "local_time",
+                                              "flags", "owner", "asset_tag")} == \
+               {k: getattr(want, k) for k in ("platform", "trust_device", "zone", "period", "local_time",
+                                              "flags", "owner", "asset_tag")}
+    assert len(memo._memo) <= 2
+    assert memo.catalog is tagger.catalog and memo.config is tagger.config

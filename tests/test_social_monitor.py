@@ -453,3 +453,12 @@ def test_bad_metrics_listen_is_an_options_error(value):
     a = SM.SocialMonitor(sink_factory=lambda config: None)
     with taddons.context(a) as tctx, pytest.raises(exceptions.OptionsError, match="social_monitor_metrics"):
         tctx.configure(a, social_monitor_metrics=value)
+
+
+def test_repeated_hook_failures_are_all_counted_but_logged_once_a_minute(addon, monkeypatch):
+    monkeypatch.setattr(addon.pipeline, "submit", lambda obs: 1 / 0)
+    with capture_logs() as logs:
+        for port in range(50):
+            addon.tls_clienthello(hello("www.tiktok.com", client(port=port)))
+    assert sample(addon, "social_monitor_addon_errors_total", {"hook": "tls_clienthello"}) == 50
+    assert [e["event"] for e in logs].count("addon_hook_failed") == 1
