@@ -396,6 +396,11 @@ def main() -> int:
     for kind, label in (("http", "plain HTTP"), ("https", "pass-through HTTPS")):
         print(f"paired per round, median: {label}: throughput ratio {paired[kind]['rate']:.3f}, "
               f"CPU capacity ratio {paired[kind]['cpu']:.3f}")
+        if "null" in summary:
+            # the null script isolates loading any script + pass-through from tls_clienthello
+            a, n = summary["addon"][kind], summary["null"][kind]
+            print(f"  addon vs null script: throughput {a.rate / n.rate:.3f}, "
+                  f"CPU capacity {n.cpu_us_per_op / a.cpu_us_per_op:.3f}")
     print(f"observations recorded by the addon's store: {sessions}")
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
