@@ -25,11 +25,12 @@ most `MAX_HOSTNAMES` hostnames, never a URL, a path or content.
 from __future__ import annotations
 
 import json
+import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
-from monitor.observation import AccessEvent, Exemption, Flag, iso_utc
+from monitor.observation import AccessEvent, Exemption, Flag
 
 MAX_HOSTNAMES = 8  # a session names at most this many hostnames (minimisation, bounded rows)
 KEY_SEP = "\x1f"
@@ -140,8 +141,8 @@ class Session:
     def to_ecs(self) -> dict[str, Any]:
         """Flat dotted ECS and `social.*` keys, in `ECS_FIELDS` order, for JSON lines."""
         return {
-            "event.start": iso_utc(self.first_seen),
-            "event.end": iso_utc(self.last_seen),
+            "event.start": _iso(self.first_seen),
+            "event.end": _iso(self.last_seen),
             "event.duration": round((self.last_seen - self.first_seen) * 1e9),  # ECS: nanoseconds
             "host.id": self.device,
             "host.mac": self.device_mac,
@@ -167,6 +168,30 @@ class Session:
             "social.hostnames": list(self.hostnames),
         }
 
+    def to_json(self) -> str:
+        """`to_ecs()` as one JSON line, built from cached fragments: listings print tens of thousands.
+
+        Parses to exactly `to_ecs()` (a test holds it to that); values that repeat across rows
+        (device, school, zone, flags, ...) are encoded once.
+        """
+        j = _json_value
+        dur = round((self.last_seen - self.first_seen) * 1e9)
+        return (
+            f'{{"event.start":"{_iso(self.first_seen)}","event.end":"{_iso(self.last_seen)}",'
+            f'"event.duration":{dur},"host.id":{j(self.device)},"host.mac":{j(self.device_mac)},'
+            f'"host.type":{j(self.device_kind)},"user.id":{j(self.owner)},'
+            f'"social.session_id":{j(self.id)},"social.platform":{j(self.platform)},'
+            f'"social.platform_name":{j(self.platform_name)},"social.category":{j(self.category)},'
+            f'"social.school":{j(self.school)},"social.zone":{j(self.zone)},'
+            f'"social.zone_kind":{j(self.zone_kind)},"social.pupil_area":{j(self.pupil_area)},'
+            f'"social.local_date":{j(self.local_date)},"social.week":{j(self.week)},'
+            f'"social.period":{j(self.period)},"social.period_kind":{j(self.period_kind)},'
+            f'"social.flagged":{"true" if self.flagged else "false"},'
+            f'"social.flags":{_json_flags(self.flags)},'
+            f'"social.exemption":{_json_exemption(self.exemption)},"social.signals":{j(self.signals)},'
+            f'"social.observations":{self.observations},"social.hostnames":{j(self.hostnames)}}}'
+        )
+
     def to_csv_row(self) -> dict[str, str]:
         """The ECS record with lists flattened for a spreadsheet: `a;b`, flags as `name (clause)`."""
         row = self.to_ecs()
@@ -183,6 +208,68 @@ class Session:
                 value = "true" if value else "false"
             out[name] = "" if value is None else str(value)
         return out
+
+
+_FRAGMENT_LIMIT = 20000
+_fragments: dict[Any, str] = {}
+_day_text: dict[int, str] = {}
+
+
+def _json_value(value: Any) -> str:
+    """JSON for a scalar or tuple of strings; repeated values come from a bounded cache."""
+    if value is None:
+        return "null"
+    if value is True:
+        return "true"
+    if value is False:
+        return "false"
+    if type(value) is int:
+        return str(value)
+    text = _fragments.get(value)
+    if text is None:
+        text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
+        if len(_fragments) < _FRAGMENT_LIMIT:
+            _fragments[value] = text
+    return text
+
+
+def _json_flags(flags: tuple[Flag, ...]) -> str:
+    key = ("flags", flags)
+    text = _fragments.get(key)
+    if text is None:
+        text = json.dumps([f.to_dict() for f in flags], ensure_ascii=False)
+        if len(_fragments) < _FRAGMENT_LIMIT:
+            _fragments[key] = text
+    return text
+
+
+def _json_exemption(exemption: Exemption | None) -> str:
+    if exemption is None:
+        return "null"
+    key = ("exemption", exemption)
+    text = _fragments.get(key)
+    if text is None:
+        text = json.dumps(exemption.to_dict(), ensure_ascii=False)
+        if len(_fragments) < _FRAGMENT_LIMIT:
+            _fragments[key] = text
+    return text
+
+
+def _iso(ts: float) -> str:
+    """`iso_utc(ts)`, by arithmetic and a per-day cache: the same text, several times faster."""
+    whole = math.floor(ts)
+    micros = round((ts - whole) * 1e6)
+    if micros >= 1_000_000:
+        whole, micros = whole + 1, micros - 1_000_000
+    day, rest = divmod(whole, 86400)
+    text = _day_text.get(day)
+    if text is None:
+        text = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
+        if len(_day_text) < _FRAGMENT_LIMIT:
+            _day_text[day] = text
+    hours, rest = divmod(rest, 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{text}T{hours:02d}:{minutes:02d}:{seconds:02d}.{micros // 1000:03d}Z"
 
 
 def session_key(

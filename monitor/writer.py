@@ -97,6 +97,7 @@ class StoreWriter:
         self._settled = 0  # events committed (writer thread only)
         self._failures = 0  # consecutive failed commits
         self._fresh = 0  # events taken since the last commit
+        self._chunk = batch_size  # most segments per transaction; halved after each failure
         # key -> (when committed, last seen, signals, flags, exempt): what was written recently, so
         # that a long session is re-versioned at most once per extend_interval, not once per batch
         self._written: dict[tuple[str, ...], tuple[float, float, set[str], set[Flag], bool]] = {}
@@ -223,8 +224,14 @@ class StoreWriter:
         now = time.monotonic()
         due: list[Session] = []
         held: list[Session] = []
+        may_hold = not force and not self._failures
         for seg in segments:
-            (held if not force and self._hold(seg, now) else due).append(seg)
+            (held if may_hold and self._hold(seg, now) else due).append(seg)
+        overflow: list[Session] = []
+        if self._failures and len(due) > self._chunk:
+            # after a failure, smaller transactions: a nearly full disk still takes part of the backlog
+            overflow = due[self._chunk :]
+            due = due[: self._chunk]
         if due:
             started = time.perf_counter()
             try:
@@ -232,7 +239,10 @@ class StoreWriter:
             except Exception as exc:  # any failure: keep the batch, count, retry (bounded by max_pending)
                 for seg in segments:
                     merger.add_session(seg)
+                self._chunk = max(1, min(self._chunk, len(due)) // 2)
                 reason = error_reason(exc)
+                if reason == "disk_full":
+                    self.store.relieve()
                 self._failures += 1
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 self.metrics.store_write_errors.labels(reason=reason).inc()
@@ -241,10 +251,13 @@ class StoreWriter:
                 return False
             self.metrics.store_write_latency.observe(time.perf_counter() - started)
             self.metrics.store_writes.inc(written)
-            if self._failures:
+            if self._failures and not overflow:
                 log.info("store_write_resumed", after_failures=self._failures, sessions=written)
                 self._failures = 0
+                self._chunk = self.batch_size
                 self.last_error = None
+            elif self._failures:
+                self._chunk = min(self.batch_size, self._chunk * 2)
             for seg in due:
                 key = _key(seg)
                 before = self._written.get(key)
@@ -256,10 +269,13 @@ class StoreWriter:
                     before[3].update(seg.flags)
                     self._written[key] = (now, max(before[1], seg.last_seen), before[2], before[3],
                                           before[4] or seg.exemption is not None)
+        for seg in overflow:
+            merger.add_session(seg)
         self._due_at = float("inf")
         for seg in held:
             merger.add_session(seg)
-            self._due_at = min(self._due_at, self._written[_key(seg)][0] + self.extend_interval)
+            written_at = self._written.get(_key(seg))
+            self._due_at = min(self._due_at, written_at[0] + self.extend_interval if written_at else now)
         self._fresh = 0
         if now >= self._next_sweep:  # forget what can no longer be held: bounded by active sessions
             self._next_sweep = now + max(self.extend_interval, 1.0)

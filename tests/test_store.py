@@ -97,24 +97,48 @@ def test_any_batching_keeps_every_observation_and_the_chain(tmp_path_factory, of
         assert len(sessions) >= len(single.drain())  # batching never joins what one batch keeps apart
 
 
-def test_writer_from_config(tmp_path):
-    import shutil
-    from pathlib import Path
+def test_ecs_json_lines_parse_to_to_ecs(store):
+    """The SQL-built JSON lines and the Python `to_ecs()` agree field for field, timestamps included."""
+    import json
+    import random
 
-    import yaml
+    from monitor.observation import Exemption
+    from monitor.store import SessionStore
 
-    from monitor.config import load_config
-    from monitor.writer import StoreWriter
+    rng = random.Random(7)
+    events = []
+    for i in range(300):
+        ts = T0 + i * 1000 + rng.random() * 500
+        events.append(event(ts, device=f"D{i % 7}", zone=("classrooms", "staff-room")[i % 2],
+                            protocol=("dns", "tls", "quic")[i % 3], owner=None if i % 5 == 0 else "staff-1",
+                            exemption=Exemption("marketing-team", 'posts "for" the school', "4.1")
+                            if i % 11 == 0 else None, flags=() if i % 3 == 0 else event().flags))
+        events.append(event(ts + rng.random() * 100, device=f"D{i % 7}",
+                            zone=("classrooms", "staff-room")[i % 2], source="proxy",
+                            hostname='odd",name.facebook.com'))
+    store.write(events)
+    sessions = list(store.sessions())
+    lines = list(store.ecs_json())
+    assert len(lines) == len(sessions) == 300
+    for s, line in zip(sessions, lines, strict=True):
+        assert json.loads(line) == s.to_ecs()
+    python_lines = list(SessionStore.ecs_json(store, school="oak-primary", flagged=True))
+    assert python_lines and [json.loads(x) for x in python_lines] == [
+        json.loads(x) for x in store.ecs_json(school="oak-primary", flagged=True)]
+    assert store.verify().ok  # a hostname with a quote and a comma round-trips through the row
 
-    folder = tmp_path / "config"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "config", folder)
-    raw = yaml.safe_load((folder / "example.yaml").read_text())
-    raw["store"] = {"path": str(tmp_path / "x.db"), "idle_gap_seconds": 60, "queue_size": 50}
-    (folder / "example.yaml").write_text(yaml.safe_dump(raw))
-    writer = StoreWriter.from_config(load_config(folder / "example.yaml")).start()
-    assert writer.store.idle_gap == 60 and writer.queue_size == 50 and writer.retention_days == 90
-    writer.submit(event(T0))
-    writer.submit(event(T0 + 61))
-    assert writer.close(5)
-    with open_store(tmp_path / "x.db") as store:
-        assert store.count() == 2
+
+def test_flagged_column_edit_is_detected(store):
+    store.write([event(T0)])
+    store._con.execute("UPDATE sessions SET flagged = 0")
+    result = store.verify()
+    assert not result.ok and "session 1 changed" in (result.problem or "")
+
+
+def test_write_sessions_merges_unmerged_segments_of_one_call(store):
+    from monitor.sessions import session_from_event
+
+    segments = [session_from_event(event(T0 + i * 10, protocol=("dns", "tls")[i % 2])) for i in range(5)]
+    assert store.write_sessions(segments) == 1
+    [s] = store.sessions()
+    assert s.observations == 5 and s.signals == ("dns", "tls")

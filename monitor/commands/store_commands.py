@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import sys
 import time
@@ -124,13 +123,14 @@ def events(args: argparse.Namespace) -> int:
     }
     out = sys.stdout
     with open_config_store(config, create=False) as store:
-        rows = store.sessions(**filters)
         if args.format == "jsonl":
-            dumps = json.dumps
-            for s in rows:
-                out.write(dumps(s.to_ecs(), ensure_ascii=False))
-                out.write("\n")
-        elif args.format == "csv":
+            write = out.write
+            for line in store.ecs_json(**filters):
+                write(line)
+                write("\n")
+            return 0
+        rows = store.sessions(**filters)
+        if args.format == "csv":
             writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
             writer.writeheader()
             for s in rows:
