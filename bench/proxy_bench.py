@@ -15,6 +15,12 @@ load from other processes on the machine hits both alike. Reported per proxy
   (CONNECT, TLS handshake with SNI www.tiktok.com verified against nginx's own
   test CA, one GET, close) from a bounded asyncio client in this process.
 
+Also per proxy: its own CPU time (all threads, from /proc) per request or
+connection, which other load on the machine disturbs less than throughput;
+the ratios paired round by round; with --null-addon a third proxy running
+bench/null_passthrough.py (any script plus pass-through from
+`tls_clienthello`); and the addon's hook cost measured in-process.
+
 The addon side writes to a real store (in the work directory) through its
 writer thread, as in production. Needs `nginx` and `wrk`: when missing and run
 as root on Debian, this script installs `nginx-light` and `wrk` with apt-get
