@@ -202,7 +202,7 @@ class SocialMonitor:
             raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
         try:
             sink = self._build_sink(config, opts.social_monitor_store, opts.social_monitor_events_jsonl)
-        except UserError as exc:  # the store cannot be opened
+        except (UserError, OSError) as exc:  # the store cannot be opened (not a store, no permission)
             raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
         tagger = Tagger(config)
         warm_up(tagger, self.clock())
