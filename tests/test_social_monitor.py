@@ -156,6 +156,8 @@ def test_unrelated_option_does_not_rebuild(addon):
         ("www.tiktok.com", "127.0.0.1", ["tiktok"], False, "tiktok"),  # asked for: decrypted
         ("www.youtube.com", "127.0.0.1", ["tiktok"], True, "youtube"),  # other platforms untouched
         ("www.example.org", "127.0.0.1", ["tiktok"], True, None),  # not social: not stored
+        ("www.tiktok.com", "::1", [], True, "tiktok"),  # IPv6 client
+        ("www.tiktok.com", "::ffff:127.0.0.1", [], True, "tiktok"),  # dual-stack listener, IPv4 client
         ("www.tiktok.com", "127.0.0.2", [], True, None),  # not a trust device: counted, not stored
         ("www.tiktok.com", "10.1.2.3", [], True, None),  # no zone, no device
         (None, "127.0.0.1", [], True, None),  # no SNI: nothing to name
@@ -368,6 +370,9 @@ def test_failing_sink_keeps_traffic_flowing():
         ("tls_clienthello", lambda a: a.tls_clienthello(hello("www.tiktok.com"))),
         ("responseheaders", lambda a: a.responseheaders(http_flow("www.tiktok.com"))),
         ("http_connect", lambda a: a.http_connect(connect_flow("www.tiktok.com", client()))),
+        ("error", lambda a: a.error(http_flow("www.tiktok.com"))),
+        ("server_connected", lambda a: a.server_connected(None)),
+        ("client_disconnected", lambda a: a.client_disconnected(None)),
     ],
 )
 def test_hook_failure_is_counted_logged_and_swallowed(addon, monkeypatch, hook, call):
