@@ -183,18 +183,22 @@ class SocialMonitor:
         if not any(name in updated for name in OPTIONS):
             return
         opts = ctx.options
+        # the first load is a start, not a reload: only a later one counts (as the daemon's do)
+        reloading = self.config is not None
         if not opts.social_monitor_config:
             self._swap(None, None, frozenset())
             return
         try:
             config = load_config(opts.social_monitor_config)
         except ConfigError as exc:
-            self.metrics.config_reloads.labels("error").inc()
+            if reloading:
+                self.metrics.config_reloads.labels("failure").inc()
             raise exceptions.OptionsError(  # the field-path lines say it all: no chained traceback
                 "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)
             ) from None
         except OSError as exc:
-            self.metrics.config_reloads.labels("error").inc()
+            if reloading:
+                self.metrics.config_reloads.labels("failure").inc()
             raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc
         try:
             decrypt = parse_decrypt_option(opts.social_monitor_decrypt, config.catalog)
@@ -208,7 +212,8 @@ class SocialMonitor:
         warm_up(tagger, self.clock())
         pipeline = Pipeline(SameSecondTagger(tagger), sink=sink, metrics=self.metrics)  # type: ignore[arg-type]
         self._swap(config, pipeline, decrypt)
-        self.metrics.config_reloads.labels("ok").inc()
+        if reloading:
+            self.metrics.config_reloads.labels("success").inc()
         log.info(
             "proxy_addon_configured",
             config=str(config.path),
