@@ -330,7 +330,9 @@ def _flag_order(flag: Flag) -> tuple[str, str]:
 
 
 def _union(a: tuple[str, ...], b: tuple[str, ...], limit: int | None = None) -> tuple[str, ...]:
-    merged = sorted(set(a) | set(b))
+    if len(b) == 1 and b[0] in a:
+        return a
+    merged = sorted((*a, b[0])) if len(b) == 1 else sorted(set(a) | set(b))  # one new value: the hot path
     return tuple(merged[:limit] if limit is not None else merged)
 
 

@@ -142,3 +142,4 @@ def test_write_sessions_merges_unmerged_segments_of_one_call(store):
     assert store.write_sessions(segments) == 1
     [s] = store.sessions()
     assert s.observations == 5 and s.signals == ("dns", "tls")
+    assert [seg.observations for seg in segments] == [1] * 5  # the caller's segments are not merged into
