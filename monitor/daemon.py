@@ -184,11 +184,12 @@ class Daemon:
             if self.options.capture and config.model.capture.enabled:
                 try:
                     self._start_sensor(config)
-                except UserError as exc:
+                except Exception as exc:
                     # e.g. no CAP_NET_RAW on a newcomer's laptop: the proxy still serves, and
                     # component_up{component="sensor"} 0 raises the alert on a real gateway
                     self.metrics.up.labels("sensor").set(0)
-                    log.error("sensor_unavailable", error=str(exc))
+                    log.error("sensor_unavailable", error=str(exc) if isinstance(exc, UserError)
+                              else repr(exc))
             if self.options.proxy and config.model.capture.proxy_enabled:
                 self.proxy = ProxyChild(self.options, config, self.metrics)
                 self.proxy.start()
