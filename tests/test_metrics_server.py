@@ -79,7 +79,7 @@ def test_bad_auth_file_names_the_line(tmp_path, content, message):
 def test_port_in_use_is_a_clear_error(metrics):
     first = serve(metrics)
     try:
-        with pytest.raises(UserError, match="listen.metrics: cannot listen"):
+        with pytest.raises(UserError, match=r"listen\.metrics: cannot listen"):
             MetricsServer(f"127.0.0.1:{first.port}", exposition_registry(metrics))
     finally:
         first.stop()

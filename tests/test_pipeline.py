@@ -87,7 +87,8 @@ def test_flagged_access_is_counted_by_flag_and_logged_once(run, example_config):
             pipeline.submit(o)
     assert len(stored) == 3
     value = metrics.registry.get_sample_value
-    assert value("social_monitor_flagged_accesses_total", {"school": "ash-secondary", "flag": "pupil_area"}) == 3
+    assert value("social_monitor_flagged_accesses_total",
+                 {"school": "ash-secondary", "flag": "pupil_area"}) == 3
     assert value("social_monitor_accesses_total", {"school": "ash-secondary", "zone": "classrooms",
                                                    "platform": "facebook", "period_kind": "contact",
                                                    "flagged": "true"}) == 3
@@ -105,7 +106,7 @@ def test_exempt_access_is_stored_but_not_flagged(run):
 
 
 def test_full_queue_is_counted(run):
-    received, metrics = run(obs("10.20.10.41", "www.facebook.com"), sink_result=False)
+    _, metrics = run(obs("10.20.10.41", "www.facebook.com"), sink_result=False)
     assert outcome(metrics)["queue_full"] == 1
 
 
