@@ -40,6 +40,15 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
 
+def split_hostport(value: str, allow_zero: bool = False) -> tuple[str, int]:
+    """'127.0.0.1:9464' or '[::1]:8080' as (host, port); ValueError naming the value otherwise."""
+    host, sep, port = value.rpartition(":")
+    lowest = 0 if allow_zero else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
 def normalise_mac(value: str) -> str:
     """`AA-BB-CC-DD-EE-FF`, `aabb.ccdd.eeff` and `aa:bb:..` all become `aa:bb:cc:dd:ee:ff`."""
     hexdigits = re.sub(r"[^0-9a-fA-F]", "", value)
@@ -296,10 +305,15 @@ class ListenSettings(Strict):
     @field_validator("metrics", "proxy")
     @classmethod
     def _hostport(cls, value: str) -> str:
-        host, sep, port = value.rpartition(":")
-        if not sep or not port.isdigit() or not 0 < int(port) < 65536 or not host:
-            raise ValueError(f"{value!r} is not host:port")
+        split_hostport(value)
         return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ListenSettings:
+        if bool(self.metrics_tls_cert) != bool(self.metrics_tls_key):
+            # a certificate without its key would silently serve plain HTTP, credentials in clear
+            raise ValueError("metrics_tls_cert and metrics_tls_key go together: set both or neither")
+        return self
 
 
 class CaptureSettings(Strict):
@@ -497,6 +511,7 @@ def _load_inventory(
     rows, errors = _read_csv(path, ["mac", "asset_tag", "school", "kind"], "device inventory")
     devices: list[InventoryDevice] = []
     seen: dict[str, int] = {}
+    tags: dict[str, int] = {}
     for line, row in rows:
         try:
             mac = normalise_mac(row["mac"])
@@ -513,6 +528,11 @@ def _load_inventory(
         if not row["asset_tag"]:
             errors.append(f"{shown}:{line}: asset_tag: empty")
             continue
+        tag = row["asset_tag"]
+        if tag in tags:
+            errors.append(f"{shown}:{line}: asset_tag: {tag!r} already listed on line {tags[tag]}")
+            continue
+        tags[row["asset_tag"]] = line
         groups = tuple(g.strip() for g in re.split(r"[;|]", row.get("groups", "")) if g.strip())
         devices.append(
             InventoryDevice(
@@ -557,7 +577,7 @@ def _load_staff_periods(path: Path) -> tuple[list[StaffPeriod], list[str]]:
     return out, errors
 
 
-def _semantic_checks(model: TrustFile, catalog_ids: set[str]) -> list[str]:
+def _semantic_checks(model: TrustFile, catalog_ids: set[str], categories: set[str]) -> list[str]:
     """Cross-field checks that the schema alone cannot express."""
     errors: list[str] = []
     networks: dict[Any, str] = {}
@@ -590,6 +610,18 @@ def _semantic_checks(model: TrustFile, catalog_ids: set[str]) -> list[str]:
     for pid in p.extra_domains:
         if pid not in catalog_ids:
             errors.append(f"platforms.extra_domains.{pid}: not a catalog platform")
+    kept = set(p.only) if p.only is not None else set(catalog_ids)
+    kept -= set(p.exclude)
+    for pid in p.extra_domains:
+        if pid in catalog_ids and pid not in kept:
+            errors.append(f"platforms.extra_domains.{pid}: the platform is removed by only/exclude")
+    for index, category in enumerate(model.policy.sensitive_categories):
+        if category not in categories | {a.category for a in p.add}:
+            # a misspelt category would record what the trust promised never to record
+            errors.append(
+                f"policy.sensitive_categories[{index}]: {category!r} is not a catalog category "
+                f"(known: {', '.join(sorted(categories))})"
+            )
     known_platforms = catalog_ids | {a.id for a in p.add}
     for e_index, rule in enumerate(model.policy.exemptions):
         base = f"policy.exemptions[{e_index}]"
@@ -608,6 +640,31 @@ def _semantic_checks(model: TrustFile, catalog_ids: set[str]) -> list[str]:
     return errors
 
 
+def _inventory_checks(model: TrustFile, devices: list[InventoryDevice]) -> list[str]:
+    """References from the YAML into the inventory: a typo must not silently match nothing."""
+    errors: list[str] = []
+    macs = {d.mac for d in devices}
+    groups = {g for d in devices for g in d.groups}
+    owners = {d.owner for d in devices if d.owner}
+    seen_ips: dict[str, int] = {}
+    for index, reservation in enumerate(model.devices.reservations):
+        where = f"devices.reservations[{index}]"
+        if reservation.mac not in macs:
+            errors.append(f"{where}.mac: {reservation.mac} is not in the device inventory")
+        if reservation.ip in seen_ips:
+            errors.append(f"{where}.ip: {reservation.ip} is already reserved by reservations"
+                          f"[{seen_ips[reservation.ip]}]")
+        seen_ips.setdefault(reservation.ip, index)
+    for e_index, rule in enumerate(model.policy.exemptions):
+        for index, group in enumerate(rule.groups):
+            if group not in groups:
+                errors.append(f"policy.exemptions[{e_index}].groups[{index}]: {group!r} is no device's group")
+        for index, staff_id in enumerate(rule.staff):
+            if staff_id not in owners:
+                errors.append(f"policy.exemptions[{e_index}].staff[{index}]: {staff_id!r} owns no device")
+    return errors
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read, validate and cross-check a trust config; raise ConfigError listing every problem."""
     path = Path(path) if path is not None else default_config_path()
@@ -621,7 +678,12 @@ def load_config(path: str | Path | None = None) -> Config:
         raise ConfigError([f"{shown}: {_explain(e)}" for e in exc.errors()]) from None
 
     base_catalog = default_catalog()
-    errors = [f"{shown}: {e}" for e in _semantic_checks(model, set(base_catalog.platforms))]
+    errors = [
+        f"{shown}: {e}"
+        for e in _semantic_checks(
+            model, set(base_catalog.platforms), {p.category for p in base_catalog.platforms.values()}
+        )
+    ]
     catalog = base_catalog
     if not errors:
         try:
@@ -648,6 +710,8 @@ def load_config(path: str | Path | None = None) -> Config:
     if model.staff_timetables:
         staff, staff_errors = _load_staff_periods(resolve(model.staff_timetables))
         errors += staff_errors
+    if not dev_errors:
+        errors += [f"{shown}: {e}" for e in _inventory_checks(model, devices)]
     if errors:
         raise ConfigError(errors)
 

@@ -111,6 +111,7 @@ class ProxyChild:
         now = time.monotonic()
         if self.process is not None and self.process.poll() is not None:
             code = self.process.returncode
+            forget_process(self.process.pid)
             ran_for = now - self.started_at
             delay = self.backoff.next_delay(ran_for)
             self.metrics.up.labels("proxy").set(0)
@@ -140,6 +141,7 @@ class ProxyChild:
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait(timeout)
+        forget_process(proc.pid)
         self.metrics.up.labels("proxy").set(0)
 
 
@@ -152,7 +154,6 @@ class Daemon:
         self.config: Config | None = None
         self.pipeline: Pipeline | None = None
         self.writer = None
-        self.store = None
         self.sensor_thread: threading.Thread | None = None
         self.proxy: ProxyChild | None = None
         self.metrics_server: MetricsServer | None = None
@@ -229,14 +230,9 @@ class Daemon:
         signal.signal(signal.SIGHUP, hup)
 
     def _start_store(self, config: Config) -> None:
-        from monitor.store import open_config_store
         from monitor.writer import StoreWriter
 
-        self.store = open_config_store(config)
-        self.writer = StoreWriter(
-            self.store, self.metrics, queue_size=config.model.store.queue_size,
-            retention_days=config.model.retention_days,
-        ).start()
+        self.writer = StoreWriter.from_config(config, self.metrics).start()  # it closes the store
         self.metrics.up.labels("writer").set(1)
 
     def _start_metrics(self, config: Config) -> None:
@@ -342,8 +338,23 @@ class Daemon:
             return False
         assert self.pipeline is not None
         tagger = Tagger(config)
+        tagger.devices.adopt_learned(self.pipeline.tagger.devices)  # DHCP leases seen so far still hold
         self.pipeline.refusal = storage_allowed(tagger)
         self.pipeline.tagger = tagger  # one attribute swap: the sensor sees old or new, never half
+        if self.writer is not None:
+            self.writer.retention_days = config.model.retention_days
+        old_model = self.config.model if self.config else None
+        if old_model is not None:
+            needs_restart = [
+                name for name, before, after in (
+                    ("store", old_model.store, config.model.store),
+                    ("listen", old_model.listen, config.model.listen),
+                    ("capture", old_model.capture, config.model.capture),
+                ) if before != after
+            ]
+            if needs_restart:
+                log.warning("config_reload_partial", restart_needed=needs_restart,
+                            detail="these sections take effect when the service restarts")
         old = self.config
         self.config = config
         if self.proxy is not None:
@@ -365,14 +376,17 @@ class Daemon:
         if self.writer is not None:
             flushed = self.writer.close(timeout=10)
             self.metrics.up.labels("writer").set(0)
-        if self.store is not None:
-            try:
-                self.store.close()
-            except Exception as exc:
-                log.error("store_close_failed", error=repr(exc))
         if self.metrics_server is not None:
             self.metrics_server.stop()
         log.info("stopped", seconds=round(time.monotonic() - started, 2), flushed=flushed)
+
+
+def forget_process(pid: int) -> None:
+    """A dead child's live gauges (queue depth, component up) must leave the sums."""
+    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
+        from prometheus_client import multiprocess
+
+        multiprocess.mark_process_dead(pid)
 
 
 def default_interface() -> str:

@@ -62,6 +62,13 @@ class DeviceDirectory:
             learned.popitem(last=False)
             self.evicted += 1
 
+    def adopt_learned(self, other: DeviceDirectory) -> None:
+        """Carry bindings learned by a previous directory over a config reload."""
+        for ip, (mac, seen) in other._learned.items():
+            self._learned[ip] = (mac, seen)
+        while len(self._learned) > self._max_learned:
+            self._learned.popitem(last=False)
+
     def mac_for(self, ip: str, at: float | None = None) -> str | None:
         hit = self._learned.get(ip)
         if hit is not None:
@@ -82,6 +89,8 @@ class DeviceDirectory:
             if device is not None:
                 return device
         learned = self.mac_for(ip, at)
+        if learned is None and ip.startswith("::ffff:"):
+            learned = self.mac_for(ip[7:], at)  # an IPv4-mapped address is the IPv4 address
         return self._by_mac.get(learned) if learned else None
 
     def by_mac(self, mac: str) -> Device | None:

@@ -115,10 +115,8 @@ class StoreSink:
 def open_store_sink(config: Config, metrics: Metrics) -> StoreSink:
     """Open the config's store and start its writer thread; StoreError when it cannot be opened.
 
-    Purging by retention is left to the daemon, which owns the store's schedule."""
-    from monitor.store import open_config_store
+    The writer purges by retention too (the store records its last purge, so several writing
+    processes purge once a day between them): a proxy-only gateway must not keep data forever."""
     from monitor.writer import StoreWriter
 
-    store = open_config_store(config)
-    writer = StoreWriter(store, metrics, queue_size=config.model.store.queue_size)
-    return StoreSink(writer.start())
+    return StoreSink(StoreWriter.from_config(config, metrics).start())

@@ -40,7 +40,7 @@ class Metrics:
         self.build_info.labels(__version__).set(1)
         self.accesses = Counter(
             "social_monitor_accesses_total",
-            "Observed accesses to in-scope platforms by trust devices",
+            "Observed accesses to in-scope platforms, from trust devices and (flagged=false) other devices",
             ["school", "zone", "platform", "period_kind", "flagged"],
             registry=r,
         )

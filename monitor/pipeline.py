@@ -48,7 +48,6 @@ class Pipeline:
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.refusal = storage_allowed(tagger)
-        self._school_ids = {s.id for s in tagger.config.schools}
         self._logged: OrderedDict[tuple, None] = OrderedDict()
         self._logged_cap = flagged_log_memory
         # label children resolved once: `Counter.labels()` costs more than the rest of a submit
@@ -86,7 +85,8 @@ class Pipeline:
         if flagged:
             for flag in event.flags:
                 self._inc(m.flagged, event.school or "unknown", flag.name)
-            self._log_flagged(event)
+            if not self.refusal:
+                self._log_flagged(event)
         if self.refusal or self.sink is None:
             self._inc(m.observations, obs.source, "not_stored")
             return event
@@ -122,5 +122,4 @@ class Pipeline:
             period=event.period,
             period_kind=event.period_kind,
             flags=[f"{f.name} ({f.clause})" for f in event.flags],
-            device=event.asset_tag,
-        )
+        )  # no device or person: journald keeps logs beyond retention_days and outside the export log

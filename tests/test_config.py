@@ -163,3 +163,35 @@ def test_config_fingerprint_changes_with_inventory(write_config):
     path = write_config(files={"devices.csv": (EXAMPLE.parent / "devices.csv").read_text() +
                                "aa:aa:aa:aa:aa:aa,X-1,oak-primary,laptop,S1,\n"})
     assert load_config(path).fingerprint != first
+
+
+MORE_BAD_CONFIGS = [
+    (["policy", "sensitive_categories", 0], "trade-unions",
+     "policy.sensitive_categories[0]: 'trade-unions' is not a catalog category"),
+    (["policy", "exemptions", 0, "groups", 0], "marketting",
+     "policy.exemptions[0].groups[0]: 'marketting' is no device's group"),
+    (["platforms", "exclude"], ["linkedin"],
+     "platforms.extra_domains.linkedin: the platform is removed by only/exclude"),
+    (["devices", "reservations", 0, "mac"], "3c:52:82:10:99:99",
+     "devices.reservations[0].mac: 3c:52:82:10:99:99 is not in the device inventory"),
+    (["devices", "reservations", 1, "ip"], "10.10.20.15",
+     "devices.reservations[1].ip: 10.10.20.15 is already reserved by reservations[0]"),
+    (["listen", "metrics_tls_cert"], "cert.pem",
+     "listen: metrics_tls_cert and metrics_tls_key go together"),
+]
+
+
+@pytest.mark.parametrize(("path", "value", "expected"), MORE_BAD_CONFIGS)
+def test_cross_references_are_checked(write_config, example_data, path, value, expected):
+    _set(example_data, path, value)
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(example_data))
+    assert any(expected in line for line in info.value.errors), info.value.errors
+
+
+def test_duplicate_asset_tag(write_config):
+    text = ("mac,asset_tag,school,kind\n3c:52:82:10:00:01,T1,oak-primary,laptop\n"
+            "3c:52:82:10:00:02,T1,oak-primary,laptop\n")
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(files={"devices.csv": text}))
+    assert any("devices.csv:3: asset_tag: 'T1' already listed on line 2" in e for e in info.value.errors)

@@ -137,3 +137,16 @@ def test_explain_bad_input(args, message):
                          capture_output=True, text=True, cwd=REPO, timeout=60)
     assert run.returncode == 1
     assert message in run.stderr and "Traceback" not in run.stderr
+
+
+def test_ipv4_mapped_client_is_the_ipv4_device(tagger):
+    event = tagger.tag(obs("::ffff:10.20.10.41", "facebook.com", MONDAY_P2))
+    assert event.trust_device and event.asset_tag == "ASH-LT-0002" and event.zone == "classrooms"
+
+
+def test_reload_keeps_learned_bindings(example_config):
+    old = Tagger(example_config)
+    old.devices.learn("10.20.11.50", "3c:52:82:20:00:06", at=london(*MONDAY_P2))
+    new = Tagger(example_config)
+    new.devices.adopt_learned(old.devices)
+    assert new.tag(obs("10.20.11.50", "x.com", MONDAY_P2)).asset_tag == "ASH-PC-0006"
