@@ -35,7 +35,7 @@ except ImportError:  # a mitmdump outside the venv: use the checkout this file l
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor import logsetup
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, split_hostport
 from monitor.errors import ConfigError, UserError
 from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
 from monitor.metrics import Metrics
@@ -174,6 +174,14 @@ class SocialMonitor:
             root.addHandler(handler)
         root.setLevel(level)
 
+    def running(self) -> None:
+        """Hostnames only: mitmproxy's own flow log would print every plain-HTTP URL."""
+        from mitmproxy import ctx
+
+        if "flow_detail" in ctx.options and ctx.options.flow_detail > 0:
+            ctx.options.update(flow_detail=0)
+            log.info("proxy_flow_log_disabled", reason="URLs are not recorded (data minimisation)")
+
     def configure(self, updated: set[str]) -> None:
         """Rebuild config, pipeline and sink only when one of our options changed."""
         from mitmproxy import ctx
@@ -253,12 +261,12 @@ class SocialMonitor:
             self._metrics_server = None
         if not listen:
             return
-        host, sep, port = listen.rpartition(":")
-        if not sep or not port.isdigit() or not host:
-            raise exceptions.OptionsError(f"{METRICS_OPTION}: {listen!r} is not host:port")
         try:
-            self._metrics_server, _ = start_http_server(int(port), addr=host.strip("[]"),
-                                                        registry=self.metrics.registry)
+            host, port = split_hostport(listen)
+        except ValueError as exc:
+            raise exceptions.OptionsError(f"{METRICS_OPTION}: {exc}") from None
+        try:
+            self._metrics_server, _ = start_http_server(port, addr=host, registry=self.metrics.registry)
         except OSError as exc:
             raise exceptions.OptionsError(f"{METRICS_OPTION}: cannot listen on {listen}: {exc}") from exc
         log.info("proxy_metrics_listening", listen=listen)

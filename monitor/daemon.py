@@ -28,7 +28,7 @@ from pathlib import Path
 import structlog
 
 from monitor import __version__
-from monitor.config import Config, load_config
+from monitor.config import Config, load_config, split_hostport
 from monitor.errors import ConfigError, UserError
 from monitor.metrics import Metrics, exposition_registry
 from monitor.metrics_server import MetricsServer, load_basic_auth
@@ -81,15 +81,15 @@ class ProxyChild:
 
     def command(self) -> list[str]:
         listen = self.options.proxy_listen or self.config.model.listen.proxy
-        host, _, port = listen.rpartition(":")
+        host, port = split_hostport(listen)
         mitmdump = Path(sys.executable).with_name("mitmdump")
         mode = self.config.model.listen.proxy_mode
         return [
             str(mitmdump if mitmdump.exists() else "mitmdump"),
             "--quiet",
             "--mode", mode,
-            "--listen-host", host.strip("[]"),
-            "--listen-port", port,
+            "--listen-host", host,
+            "--listen-port", str(port),
             "-s", str(REPO_ADDON),
             "--set", f"social_monitor_config={self.config.path}",
             # a gateway's clients have private addresses, and the proxy only listens where told

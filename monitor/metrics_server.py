@@ -21,11 +21,25 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
+from monitor.config import split_hostport
 from monitor.errors import UserError
 
 
 class _Server(ThreadingMixIn, WSGIServer):
     daemon_threads = True
+    tls: ssl.SSLContext | None = None
+
+    def finish_request(self, request: Any, client_address: Any) -> None:
+        """TLS handshake here, in the connection's own thread and with a timeout: wrapping the
+        listening socket would handshake in the accept loop, where one idle client blocks all."""
+        if self.tls is not None:
+            request.settimeout(10)
+            try:
+                request = self.tls.wrap_socket(request, server_side=True)
+            except (OSError, ssl.SSLError):
+                request.close()
+                return
+        super().finish_request(request, client_address)
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -77,8 +91,7 @@ class MetricsServer:
         keyfile: str | None = None,
         basic_auth: dict[str, str] | None = None,
     ):
-        host, _, port = listen.rpartition(":")
-        host = host.strip("[]")
+        host, port = split_hostport(listen, allow_zero=True)
         app = make_wsgi_app(registry)
         if basic_auth:
             app = with_basic_auth(app, basic_auth)
@@ -88,14 +101,18 @@ class MetricsServer:
 
             server_class.address_family = socket.AF_INET6
         try:
-            self.httpd = make_server(host, int(port), app, server_class, handler_class=_QuietHandler)
+            self.httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
         except OSError as exc:
             raise UserError(f"listen.metrics: cannot listen on {listen}: {exc.strerror or exc}") from None
         if certfile and keyfile:
             context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             context.minimum_version = ssl.TLSVersion.TLSv1_2
-            context.load_cert_chain(certfile, keyfile)
-            self.httpd.socket = context.wrap_socket(self.httpd.socket, server_side=True)
+            try:
+                context.load_cert_chain(certfile, keyfile)
+            except (OSError, ssl.SSLError) as exc:
+                self.httpd.server_close()
+                raise UserError(f"listen.metrics_tls_cert/key: cannot load {certfile}: {exc}") from None
+            self.httpd.tls = context
         self.port = self.httpd.server_address[1]
         self._thread = threading.Thread(target=self.httpd.serve_forever, name="metrics", daemon=True)
 

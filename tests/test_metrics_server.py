@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import socket
 import ssl
 
 import httpx
@@ -55,12 +56,14 @@ def test_basic_auth(metrics, tmp_path):
 def test_tls(metrics, tmp_path):
     ca, cert, key = make_ca_and_leaf(["localhost"], tmp_path)
     server = serve(metrics, certfile=str(cert), keyfile=str(key))
+    idle = socket.create_connection(("127.0.0.1", server.port))  # never says hello
     try:
         with httpx.Client(verify=ssl.create_default_context(cafile=str(ca))) as client:
             text = client.get(f"https://localhost:{server.port}/metrics", timeout=5).text
         with pytest.raises(httpx.HTTPError):
             httpx.get(f"http://127.0.0.1:{server.port}/metrics", timeout=5)  # no plain HTTP
     finally:
+        idle.close()
         server.stop()
     assert "social_monitor_accesses_total" in text
 
