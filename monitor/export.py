@@ -208,7 +208,9 @@ def iso_ms(ts: float) -> str:
     return f"{text}{hour:02d}:{minute:02d}:{second:02d}.{us // 1000:03d}Z"
 
 
-def ecs_record(s: Session, device: str, mac: str | None, owner: str | None) -> dict[str, Any]:
+def ecs_record(
+    s: Session, device: str, mac: str | None, owner: str | None, show_session_id: bool = True
+) -> dict[str, Any]:
     """`Session.to_ecs()` with the device, MAC and owner given (aliases or the real ones).
 
     The same keys, order and values (a test holds the two together); built here
@@ -221,7 +223,7 @@ def ecs_record(s: Session, device: str, mac: str | None, owner: str | None) -> d
         "host.mac": mac,
         "host.type": s.device_kind,
         "user.id": owner,
-        "social.session_id": s.id,
+        "social.session_id": s.id if show_session_id else None,
         "social.platform": s.platform,
         "social.platform_name": s.platform_name,
         "social.category": s.category,
@@ -258,7 +260,10 @@ class RowEncoder:
 
     CACHE = 8192
 
-    def __init__(self) -> None:
+    def __init__(self, show_session_ids: bool = True) -> None:
+        # the store's session id would link a pseudonymised export back to the store and to
+        # other exports: only an identified export carries it
+        self.show_session_ids = show_session_ids
         self._encode = json.JSONEncoder(ensure_ascii=False).encode
         self._middles: dict[tuple[Any, ...], str] = {}
         self._hosts: dict[tuple[str, ...], str] = {}
@@ -293,15 +298,17 @@ class RowEncoder:
         hosts = self._hosts.get(s.hostnames)
         if hosts is None:
             hosts = self._keep(self._hosts, s.hostnames, self._encode(list(s.hostnames)))
+        sid = s.id if self.show_session_ids else None
+        sid_json = "null" if sid is None else int(sid)
         line = (
             f'{{"event.start": "{start}", "event.end": "{end}", "event.duration": {duration}, '
             f'"host.id": {_json_str(device)}, "host.mac": {_json_str(mac)}, '
             f'"host.type": {_json_str(s.device_kind)}, "user.id": {_json_str(owner)}, '
-            f'"social.session_id": {"null" if s.id is None else int(s.id)}, {middle}, '
+            f'"social.session_id": {sid_json}, {middle}, '
             f'"social.observations": {int(s.observations)}, "social.hostnames": {hosts}}}\n'
         )
         row = (
-            start, end, duration, device, mac, s.device_kind, owner, s.id, s.platform, s.platform_name,
+            start, end, duration, device, mac, s.device_kind, owner, sid, s.platform, s.platform_name,
             s.category, s.school, s.zone, s.zone_kind, _text(s.pupil_area), s.local_date, s.week, s.period,
             s.period_kind, _text(flagged), ";".join(f"{f.name} ({f.clause})" for f in s.flags),
             s.exemption.name if s.exemption else "", ";".join(s.signals), s.observations,
@@ -337,20 +344,28 @@ class ExportWriter:
         with self.open_text(name) as fh:
             fh.write(text)
 
-    def seal(self, manifest: dict[str, Any]) -> tuple[Path, str]:
-        """Hash every file into the manifest, write it, and rename the directory into place."""
+    def seal(
+        self, manifest: dict[str, Any], before_rename: Callable[[Path, str], Any] | None = None
+    ) -> tuple[Path, str]:
+        """Hash every file into the manifest, write it, and rename the directory into place.
+
+        `before_rename(out, manifest_sha256)` runs last before the rename (the export log's
+        append): if it fails, no export appears without its log entry."""
         for name in sorted(os.listdir(self.tmp)):
             digest, size = sha256_file(self.tmp / name)
             self.files[name] = {"sha256": digest, "bytes": size}
         manifest["files"] = self.files
         text = json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
         self.add_text(MANIFEST, text)
+        manifest_hash = hashlib.sha256(text.encode()).hexdigest()
+        if before_rename is not None:
+            before_rename(self.out, manifest_hash)
         try:
             os.rename(self.tmp, self.out)
         except OSError as exc:
             self.abort()
             raise ExportError(f"{self.out}: cannot move the export into place: {exc.strerror}") from None
-        return self.out, hashlib.sha256(text.encode()).hexdigest()
+        return self.out, manifest_hash
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
@@ -383,7 +398,7 @@ def write_sessions(
 ) -> int:
     """sessions.csv and sessions.jsonl in one pass; `labels` gives (device, MAC, owner) as shown."""
     n = 0
-    encode = RowEncoder().encode
+    encode = RowEncoder(show_session_ids=labels is identity).encode
     with writer.open_text("sessions.csv") as csv_fh, writer.open_text("sessions.jsonl") as json_fh:
         rows = csv.writer(csv_fh, lineterminator="\n")
         rows.writerow(ECS_FIELDS)
@@ -571,26 +586,30 @@ def _export(
             dpia_reference=config.trust.dpia_reference,
         )
         writer.add_text("report.html", render_report(context, stats))
-        out, manifest_hash = writer.seal(manifest)
+        entry = None
+
+        def log_it(out: Path, manifest_hash: str) -> None:
+            nonlocal entry
+            if log_path is not None:
+                entry = append(log_path, LogEntry(
+                    kind="export",
+                    at=manifest["created_at"],
+                    user=user,
+                    out=str(out.resolve()),
+                    manifest_sha256=manifest_hash,
+                    sessions=n,
+                    school=school.id,
+                    period_from=request.first_day.isoformat(),
+                    period_to=request.last_day.isoformat(),
+                    flagged_only=request.flagged_only,
+                    identified=request.identify,
+                    reason=reason,
+                ))
+
+        out, manifest_hash = writer.seal(manifest, before_rename=log_it)
     except BaseException:
         writer.abort()
         raise
-    entry = None
-    if log_path is not None:
-        entry = append(log_path, LogEntry(
-            kind="export",
-            at=manifest["created_at"],
-            user=user,
-            out=str(out.resolve()),
-            manifest_sha256=manifest_hash,
-            sessions=n,
-            school=school.id,
-            period_from=request.first_day.isoformat(),
-            period_to=request.last_day.isoformat(),
-            flagged_only=request.flagged_only,
-            identified=request.identify,
-            reason=reason,
-        ))
     seconds = time.perf_counter() - started
     log.info("export_written", school=school.id, sessions=n, flagged=stats.flagged, out=str(out),
              identified=request.identify, seconds=round(seconds, 3))
@@ -676,17 +695,21 @@ def _sar(
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": log_head(log_path) if log_path is not None else None,
         })
-        out, manifest_hash = writer.seal(manifest)
+        entry = None
+
+        def log_it(out: Path, manifest_hash: str) -> None:
+            nonlocal entry
+            if log_path is not None:
+                entry = append(log_path, LogEntry(
+                    kind="sar", at=manifest["created_at"], user=user, out=str(out.resolve()),
+                    manifest_sha256=manifest_hash, sessions=n, identified=True,
+                    reason=reference or "subject access request", subject=staff_id,
+                ))
+
+        out, manifest_hash = writer.seal(manifest, before_rename=log_it)
     except BaseException:
         writer.abort()
         raise
-    entry = None
-    if log_path is not None:
-        entry = append(log_path, LogEntry(
-            kind="sar", at=manifest["created_at"], user=user, out=str(out.resolve()),
-            manifest_sha256=manifest_hash, sessions=n, identified=True,
-            reason=reference or "subject access request", subject=staff_id,
-        ))
     seconds = time.perf_counter() - started
     log.info("sar_written", sessions=n, out=str(out), seconds=round(seconds, 3))
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)

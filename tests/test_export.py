@@ -208,18 +208,27 @@ def test_pseudonymised_export_hides_identity_and_is_stable(export, store):
     for secret in ("ASH-LT-0002", "S2002", "S2005", "3c:52:82:20:00:02"):
         assert secret not in text
     # within the export each device has exactly one alias and each alias one device (and the same for staff)
-    truth = {s.id: s for s in store.sessions(school="ash-secondary")}
-    devices = {(truth[int(r["social.session_id"])].device, r["host.id"]) for r in data}
-    owners = {(truth[int(r["social.session_id"])].owner, r["user.id"]) for r in data}
+    # the store's session id would link aliases back to the store: not in a pseudonymised export
+    assert all(r["social.session_id"] == "" for r in data)
+    truth = {content_key(s.to_csv_row()): s for s in store.sessions(school="ash-secondary")}
+    assert len(truth) == store.count(school="ash-secondary")  # the key tells sessions apart
+    devices = {(truth[content_key(r)].device, r["host.id"]) for r in data}
+    owners = {(truth[content_key(r)].owner, r["user.id"]) for r in data}
     for pairs in (devices, owners):
         assert len({a for a, _ in pairs}) == len({b for _, b in pairs}) == len(pairs)
     assert all(r["host.id"].startswith("Device ") and r["host.mac"] == "" for r in data)
     assert {r["user.id"] for r in data} - {""} <= {f"Staff {i:02d}" for i in range(1, 10)}
 
 
+def content_key(row: dict) -> tuple:
+    """What tells two sessions apart without their store id (CSV string values)."""
+    return tuple(str(row[k]) for k in ("event.start", "event.end", "social.platform", "social.zone",
+                                       "social.period", "social.observations", "social.hostnames"))
+
+
 def test_aliases_differ_across_exports(export):
-    def aliases(out: Path) -> dict[str, str]:
-        return {r["social.session_id"]: r["host.id"] + "/" + r["user.id"] for r in rows(out)}
+    def aliases(out: Path) -> dict[tuple, str]:
+        return {content_key(r): r["host.id"] + "/" + r["user.id"] for r in rows(out)}
 
     runs = [aliases(export(f"out{i}").out) for i in range(4)]
     assert all(set(r) == set(runs[0]) for r in runs)  # the same sessions
@@ -400,3 +409,15 @@ def test_manifest_quotes_the_export_log_head(export, tmp_path):
     assert first.manifest["export_log_head"] is None
     second = export("b")
     assert second.manifest["export_log_head"] == {"seq": 1, "hash": first.log_entry.hash}
+
+
+def test_no_export_appears_without_its_log_entry(example_config, store, tmp_path):
+    """The log is appended before the export is moved into place; a failed append leaves nothing."""
+    unwritable_log = tmp_path / "log-is-a-directory"
+    unwritable_log.mkdir()
+    request = ExportRequest(school="ash-secondary", first_day=FIRST, last_day=LAST, out=tmp_path / "out",
+                            identify=True, reason="investigation 3.3/2026-01")
+    with pytest.raises(OSError):
+        run_export(example_config, store, request, log_path=unwritable_log, user="head")
+    assert not (tmp_path / "out").exists()
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temp dir left
