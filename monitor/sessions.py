@@ -98,7 +98,8 @@ class Session:
 
     @property
     def key(self) -> str:
-        return session_key(self.device, self.platform, self.school, self.zone, self.period, self.local_date)
+        return session_key(self.device, self.platform, self.school, self.zone, self.period, self.local_date,
+                           self.owner)
 
     @property
     def flagged(self) -> bool:
@@ -273,10 +274,14 @@ def _iso(ts: float) -> str:
 
 
 def session_key(
-    device: str, platform: str, school: str, zone: str, period: str | None, local_date: str
+    device: str, platform: str, school: str, zone: str, period: str | None, local_date: str,
+    owner: str | None = None,
 ) -> str:
-    """One string per (device, platform, school, zone, period, date): indexed, portable."""
-    return KEY_SEP.join((device, platform, school, zone, period or "", local_date))
+    """One string per (device, platform, school, zone, period, date, owner): indexed, portable.
+
+    The owner is part of it because on a shared PC two signed-in proxy users are two people:
+    one's accesses must never extend the other's session."""
+    return KEY_SEP.join((device, platform, school, zone, period or "", local_date, owner or ""))
 
 
 _CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
@@ -392,6 +397,7 @@ class SessionMerger:
             event.zone or "",
             event.period or "",
             lt[:10] if lt and len(lt) >= 10 else local_date_of(event),
+            event.owner or "",
         )
         self.count += 1
         segments = self._open.get(key)
@@ -428,7 +434,7 @@ class SessionMerger:
         """Put back a segment whose write failed, so a retry merges it with newer events."""
         session.id, session.version, session.record_id = None, 0, None
         key = (session.device, session.platform, session.school, session.zone, session.period or "",
-               session.local_date)
+               session.local_date, session.owner or "")
         segments = self._open.setdefault(key, [])
         for existing in segments:
             if within_gap(existing, session.first_seen, session.last_seen, self.idle_gap):

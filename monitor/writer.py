@@ -331,4 +331,4 @@ class StoreWriter:
 
 
 def _key(seg: Session) -> tuple[str, ...]:
-    return (seg.device, seg.platform, seg.school, seg.zone, seg.period or "", seg.local_date)
+    return (seg.device, seg.platform, seg.school, seg.zone, seg.period or "", seg.local_date, seg.owner or "")

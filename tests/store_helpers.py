@@ -27,6 +27,7 @@ def event(
     owner: str | None = "staff-0001",
     trust_device: bool = True,
     sensitive: bool = False,
+    monitored: bool = True,
     local_date: str = "2026-09-21",
 ) -> AccessEvent:
     obs = Observation(
@@ -41,4 +42,5 @@ def event(
         device_kind="laptop", owner=owner if trust_device else None, school=school, zone=zone,
         zone_kind="classroom", pupil_area=zone == "classrooms", period=period, period_kind=period_kind,
         week="A", local_time=f"{local_date}T09:13:00+01:00", flags=flags, exemption=exemption,
+        monitored=monitored,
     )

@@ -35,7 +35,11 @@ CASES = [
      [event(T0), event(T0 + 1, device="OAK-0002", mac="3c:52:82:10:00:02")], [(1, ("tls",)), (1, ("tls",))]),
     ("another local date is another session",
      [event(T0), event(T0 + 1, local_date="2026-09-22")], [(1, ("tls",)), (1, ("tls",))]),
+    ("two signed-in users of one shared PC are two sessions",
+     [event(T0, source="proxy", owner="S2003"), event(T0 + 1, source="proxy", owner="S2005")],
+     [(1, ("proxy",)), (1, ("proxy",))]),
     ("a device the trust does not own is never stored", [event(T0, trust_device=False)], []),
+    ("an unmonitored zone is never stored", [event(T0, monitored=False)], []),
     ("a sensitive category is never stored", [event(T0, sensitive=True)], []),
     ("no platform is never stored", [event(T0, platform=None)], []),
 ]
@@ -116,7 +120,7 @@ def test_to_json_parses_to_to_ecs(extra):
 
     merger = SessionMerger(GAP)
     merger.add(event(T0 + 0.25, **extra))
-    merger.add(event(T0 + 12.5, protocol="quic"))
+    merger.add(event(T0 + 12.5, protocol="quic", **{k: v for k, v in extra.items() if k == "owner"}))
     [s] = merger.drain()
     s.id = 42
     assert json.loads(s.to_json()) == s.to_ecs()

@@ -109,11 +109,12 @@ def test_ecs_json_lines_parse_to_to_ecs(store):
     events = []
     for i in range(300):
         ts = T0 + i * 1000 + rng.random() * 500
+        owner = None if i % 5 == 0 else "staff-1"
         events.append(event(ts, device=f"D{i % 7}", zone=("classrooms", "staff-room")[i % 2],
-                            protocol=("dns", "tls", "quic")[i % 3], owner=None if i % 5 == 0 else "staff-1",
+                            protocol=("dns", "tls", "quic")[i % 3], owner=owner,
                             exemption=Exemption("marketing-team", 'posts "for" the school', "4.1")
                             if i % 11 == 0 else None, flags=() if i % 3 == 0 else event().flags))
-        events.append(event(ts + rng.random() * 100, device=f"D{i % 7}",
+        events.append(event(ts + rng.random() * 100, device=f"D{i % 7}", owner=owner,
                             zone=("classrooms", "staff-room")[i % 2], source="proxy",
                             hostname='odd",name.facebook.com'))
     store.write(events)
