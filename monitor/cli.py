@@ -17,7 +17,9 @@ from monitor.errors import UserError
 
 # Order is the order of `social-monitor --help`.
 COMMAND_MODULES = [
+    "monitor.commands.daemon_commands",
     "monitor.commands.config_commands",
+    "monitor.commands.store_commands",
     "monitor.commands.capture_commands",
 ]
 
@@ -34,8 +36,29 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    daemon = bool(argv) and argv[0] == "run"
+    metrics_dir = None
+    if daemon:
+        # before anything imports prometheus_client: the proxy child counts into the same files
+        from monitor.multiprocess_metrics import prepare_multiprocess
+
+        metrics_dir = prepare_multiprocess()
+    from monitor import logsetup
+
+    logsetup.configure(sys.stdout if daemon else sys.stderr)
     parser = build_parser()
     args = parser.parse_args(argv)
+    try:
+        return _dispatch(args)
+    finally:
+        if metrics_dir is not None:
+            from monitor.multiprocess_metrics import cleanup_multiprocess
+
+            cleanup_multiprocess(metrics_dir)
+
+
+def _dispatch(args: argparse.Namespace) -> int:
     try:
         return int(args.func(args) or 0)
     except UserError as exc:

@@ -384,7 +384,7 @@ class Config:
     def resolve(self, relative: str) -> Path:
         """A path from the config, taken relative to the config file's folder."""
         path = Path(relative)
-        return path if path.is_absolute() else self.path.parent / path
+        return path if path.is_absolute() else (self.path.parent / path).resolve()
 
     @property
     def store_path(self) -> Path:
@@ -457,7 +457,8 @@ def _read_yaml(path: Path) -> Any:
     except (OSError, UnicodeDecodeError) as exc:
         raise ConfigError([f"{shown}: cannot read: {exc}"]) from None
     try:
-        return yaml.safe_load(text)
+        # libyaml's loader when present: a trust with thousands of zones loads 10x faster
+        return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{shown}:{mark.line + 1}:{mark.column + 1}" if mark else shown

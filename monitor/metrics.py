@@ -9,17 +9,35 @@ the catalog (or "none"), zone and school labels from the config (or
 
 from __future__ import annotations
 
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+import os
+
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor import __version__
+from monitor.multiprocess_metrics import MULTIPROC_ENV
+
+
+def exposition_registry(metrics: Metrics) -> CollectorRegistry:
+    """The registry to serve: in multi-process mode, a collector over every process's files."""
+    if os.environ.get(MULTIPROC_ENV):
+        from prometheus_client import multiprocess
+
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry)
+        return registry
+    return metrics.registry
 
 
 class Metrics:
     def __init__(self, registry: CollectorRegistry | None = None):
         self.registry = registry if registry is not None else CollectorRegistry()
         r = self.registry
-        self.build_info = Info("social_monitor_build", "Version of social-monitor", registry=r)
-        self.build_info.info({"version": __version__})
+        # a gauge, not an Info: Info does not work in multi-process mode
+        self.build_info = Gauge(
+            "social_monitor_build_info", "Version of social-monitor", ["version"], registry=r,
+            multiprocess_mode="max",
+        )
+        self.build_info.labels(__version__).set(1)
         self.accesses = Counter(
             "social_monitor_accesses_total",
             "Observed accesses to in-scope platforms by trust devices",
@@ -46,6 +64,7 @@ class Metrics:
             "Packets the kernel dropped before the sensor read them (pcap statistics)",
             ["interface"],
             registry=r,
+            multiprocess_mode="livemax",
         )
         self.parse_errors = Counter(
             "social_monitor_parse_errors_total",
@@ -86,7 +105,8 @@ class Metrics:
             registry=r,
         )
         self.store_queue_depth = Gauge(
-            "social_monitor_store_queue_depth", "Events waiting for the store writer", registry=r
+            "social_monitor_store_queue_depth", "Events waiting for the store writer", registry=r,
+            multiprocess_mode="livesum",
         )
         self.store_write_latency = Histogram(
             "social_monitor_store_write_latency_seconds",
@@ -104,5 +124,6 @@ class Metrics:
             registry=r,
         )
         self.up = Gauge(
-            "social_monitor_component_up", "1 when a component is running", ["component"], registry=r
+            "social_monitor_component_up", "1 when a component is running", ["component"], registry=r,
+            multiprocess_mode="livemax",
         )

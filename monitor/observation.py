@@ -131,6 +131,7 @@ class AccessEvent:
     zone: str | None = None
     zone_kind: str | None = None
     pupil_area: bool | None = None
+    monitored: bool = True  # False for zones the trust counts but never stores (guest Wi-Fi)
     period: str | None = None
     period_kind: PeriodKind = "closed"
     week: str | None = None
@@ -145,7 +146,9 @@ class AccessEvent:
     @property
     def recordable(self) -> bool:
         """Only trust devices reaching an in-scope, non-sensitive platform are ever stored."""
-        return self.trust_device and self.platform is not None and not self.sensitive
+        return (
+            self.trust_device and self.platform is not None and not self.sensitive and self.monitored
+        )
 
     def to_ecs(self) -> dict[str, Any]:
         out = self.observation.to_ecs()

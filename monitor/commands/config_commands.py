@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import argparse
+import ipaddress
 import json
 import sys
+import time
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
-from monitor.config import default_config_path, load_config
-from monitor.errors import ConfigError
+from monitor.config import default_config_path, load_config, normalise_mac
+from monitor.errors import ConfigError, UserError
+from monitor.observation import Observation, normalise_hostname
+from monitor.tagging import Tagger
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -36,6 +42,51 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
+def parse_when(text: str | None, tz: str) -> float:
+    """An ISO time; without an offset it is local time in the trust's zone."""
+    if text is None:
+        return time.time()
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"--at: {text!r} is not an ISO 8601 time (e.g. 2026-11-30T10:15)") from None
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=ZoneInfo(tz))
+    return moment.timestamp()
+
+
+def explain(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    try:
+        client = str(ipaddress.ip_address(args.client))
+    except ValueError:
+        raise UserError(f"--client: {args.client!r} is not an IP address") from None
+    mac = None
+    if args.mac:
+        try:
+            mac = normalise_mac(args.mac)
+        except ValueError as exc:
+            raise UserError(f"--mac: {exc}") from None
+    obs = Observation(
+        timestamp=parse_when(args.at, config.trust.timezone),
+        client_ip=client,
+        client_port=0,
+        server_ip="0.0.0.0",
+        server_port=443,
+        transport="tcp",
+        protocol="tls",
+        hostname=normalise_hostname(args.host),
+        source="sensor",
+        client_mac=mac,
+        user=args.user,
+    )
+    event = Tagger(config).tag(obs)
+    row = event.to_ecs()
+    row["social.recordable"] = event.recordable
+    print(json.dumps(row, indent=2 if args.pretty else None))
+    return 0
+
+
 def list_platforms(args: argparse.Namespace) -> int:
     config = load_config(args.config)
     rows = sorted(config.catalog.platforms.values(), key=lambda p: (p.category, p.id))
@@ -57,6 +108,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("path", nargs="?", help="config file (default: see --config)")
     add_config_argument(p)
     p.set_defaults(func=check_config)
+
+    p = sub.add_parser("explain", help="tag one access and print it as a JSON event")
+    p.add_argument("--client", required=True, help="client IP address")
+    p.add_argument("--host", required=True, help="hostname the client reached")
+    p.add_argument("--at", help="ISO time (local to the trust unless it has an offset); default now")
+    p.add_argument("--mac", help="client MAC address, if known")
+    p.add_argument("--user", help="proxy-authenticated user, if any")
+    p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    add_config_argument(p)
+    p.set_defaults(func=explain)
 
     p = sub.add_parser("platforms", help="list the platform catalog in scope")
     add_config_argument(p)

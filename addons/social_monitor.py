@@ -1,0 +1,342 @@
+"""mitmproxy addon: which trust devices reach which social-media platforms through the proxy.
+
+    mitmdump -s addons/social_monitor.py --set social_monitor_config=/etc/social-monitor/config.yaml
+
+Thin by design: it reads the TLS SNI (`tls_clienthello`), the HTTP CONNECT
+target and the Host of plain HTTP requests, builds one `Observation` per
+client connection and hostname (`monitor.proxy_source`) and hands it to the
+shared pipeline (`monitor.pipeline`), whose sink is a writer thread: no I/O
+on mitmproxy's event loop. TLS is passed through untouched (never decrypted)
+unless `social_monitor_decrypt` names the platform. Any failure inside a hook
+is counted in `social_monitor_addon_errors_total{hook}`, logged, and traffic
+keeps flowing (fail open). Set-up and deployment: docs/proxy.md.
+"""
+
+from __future__ import annotations
+
+import functools
+import sys
+import threading
+import time
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any, TypeVar
+
+import structlog
+from mitmproxy import connection, exceptions, http, tls
+from mitmproxy.addonmanager import Loader
+from prometheus_client import start_http_server
+
+try:
+    import monitor  # noqa: F401  (installed in the project's venv)
+except ImportError:  # a mitmdump outside the venv: use the checkout this file lives in
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, UserError
+from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
+from monitor.metrics import Metrics
+from monitor.observation import Observation
+from monitor.pipeline import Pipeline
+from monitor.proxy_source import (
+    ConnectionState,
+    ConnectionTable,
+    build_observation,
+    hostname_or_none,
+    parse_decrypt_option,
+    proxy_user,
+)
+from monitor.tagging import Tagger
+
+log = structlog.get_logger("social_monitor.addon")
+F = TypeVar("F", bound=Callable[..., Any])
+OPTIONS = (
+    "social_monitor_config",
+    "social_monitor_decrypt",
+    "social_monitor_store",
+    "social_monitor_events_jsonl",
+)
+METRICS_OPTION = "social_monitor_metrics"
+
+
+def guarded(hook: str) -> Callable[[F], F]:
+    """Run a hook fail-open: an exception is counted and logged, never raised into mitmproxy."""
+
+    def wrap(func: F) -> F:
+        @functools.wraps(func)
+        def inner(self: SocialMonitor, *args: Any) -> None:
+            try:
+                func(self, *args)
+            except Exception as exc:
+                self.metrics.addon_errors.labels(hook).inc()
+                log.error("addon_hook_failed", hook=hook, error=repr(exc), exc_info=True)
+
+        return inner  # type: ignore[return-value]
+
+    return wrap
+
+
+class SocialMonitor:
+    def __init__(
+        self,
+        metrics: Metrics | None = None,
+        sink_factory: Callable[[Config], Sink | None] | None = None,
+    ):
+        self.metrics = metrics or Metrics()
+        # Tests inject a sink; by default it is built from the config and options.
+        self.sink_factory = sink_factory
+        self.clock: Callable[[], float] = time.time
+        self.config: Config | None = None
+        self.pipeline: Pipeline | None = None
+        self.sink: Sink | None = None
+        self.decrypt: frozenset[str] = frozenset()
+        self.connections = ConnectionTable()
+        self._metrics_server: Any = None
+        self._evictions_seen = 0
+
+    # --- options ------------------------------------------------------------------------
+
+    def load(self, loader: Loader) -> None:
+        loader.add_option(
+            "social_monitor_config",
+            str,
+            "",
+            """
+            Path of the trust's social-monitor config (YAML). Empty: the addon records
+            nothing but still passes every TLS connection through undecrypted.
+            """,
+        )
+        loader.add_option(
+            "social_monitor_decrypt",
+            Sequence[str],
+            [],
+            """
+            Platform ids (e.g. tiktok) whose TLS connections the proxy may decrypt
+            (needs mitmproxy's CA on the devices). Default empty: all TLS is passed
+            through untouched and only the SNI is read.
+            """,
+        )
+        loader.add_option(
+            "social_monitor_store",
+            bool,
+            True,
+            """
+            Write recorded accesses to the store named by the config (store.path),
+            through a writer thread with a bounded queue. Off: count and log only.
+            """,
+        )
+        loader.add_option(
+            METRICS_OPTION,
+            str,
+            "",
+            """
+            host:port where this mitmdump process serves its own Prometheus metrics
+            (e.g. 127.0.0.1:9465; the daemon's endpoint is a different process).
+            Empty: not served.
+            """,
+        )
+        loader.add_option(
+            "social_monitor_events_jsonl",
+            str,
+            "",
+            """
+            Also append every recorded access as one ECS JSON line to this file,
+            written by a background thread. Empty: off.
+            """,
+        )
+
+    def configure(self, updated: set[str]) -> None:
+        """Rebuild config, pipeline and sink only when one of our options changed."""
+        from mitmproxy import ctx
+
+        if METRICS_OPTION in updated:
+            self._serve_metrics(ctx.options.social_monitor_metrics)
+        if not any(name in updated for name in OPTIONS):
+            return
+        opts = ctx.options
+        if not opts.social_monitor_config:
+            self._swap(None, None, frozenset())
+            return
+        try:
+            config = load_config(opts.social_monitor_config)
+        except ConfigError as exc:
+            self.metrics.config_reloads.labels("error").inc()
+            raise exceptions.OptionsError(
+                "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)
+            ) from exc
+        except OSError as exc:
+            self.metrics.config_reloads.labels("error").inc()
+            raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc
+        try:
+            decrypt = parse_decrypt_option(opts.social_monitor_decrypt, config.catalog)
+        except ValueError as exc:
+            raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
+        try:
+            sink = self._build_sink(config, opts.social_monitor_store, opts.social_monitor_events_jsonl)
+        except UserError as exc:  # the store cannot be opened
+            raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
+        pipeline = Pipeline(Tagger(config), sink=sink, metrics=self.metrics)
+        self._swap(config, pipeline, decrypt)
+        self.metrics.config_reloads.labels("ok").inc()
+        log.info(
+            "proxy_addon_configured",
+            config=str(config.path),
+            platforms=len(config.catalog),
+            decrypt=sorted(decrypt),
+            storing=pipeline.refusal is None and sink is not None,
+        )
+
+    def _build_sink(self, config: Config, store: bool, jsonl: str) -> Sink | None:
+        """The store writer (or an injected sink, in tests) plus the optional JSON-lines file."""
+        sinks: list[Sink] = []
+        if self.sink_factory is not None:
+            injected = self.sink_factory(config)
+            if injected is not None:
+                sinks.append(injected)
+        elif store:
+            sinks.append(open_store_sink(config, self.metrics))
+        if jsonl:
+            sinks.append(JsonLinesSink(jsonl, self.metrics, config.model.store.queue_size))
+        if not sinks:
+            return None
+        return sinks[0] if len(sinks) == 1 else FanOut(sinks)
+
+    def _swap(self, config: Config | None, pipeline: Pipeline | None, decrypt: frozenset[str]) -> None:
+        old = self.sink
+        self.config, self.pipeline, self.decrypt = config, pipeline, decrypt
+        self.sink = pipeline.sink if pipeline else None
+        if old is not None and old is not self.sink:
+            # flushing the old writer may take a moment: not on the event loop
+            threading.Thread(target=close_sink, args=(old,), name="social-monitor-close", daemon=True).start()
+
+    def _serve_metrics(self, listen: str) -> None:
+        """(Re)start the metrics endpoint: a prometheus_client server thread, off the event loop."""
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server.server_close()
+            self._metrics_server = None
+        if not listen:
+            return
+        host, sep, port = listen.rpartition(":")
+        if not sep or not port.isdigit() or not host:
+            raise exceptions.OptionsError(f"{METRICS_OPTION}: {listen!r} is not host:port")
+        try:
+            self._metrics_server, _ = start_http_server(int(port), addr=host.strip("[]"),
+                                                        registry=self.metrics.registry)
+        except OSError as exc:
+            raise exceptions.OptionsError(f"{METRICS_OPTION}: cannot listen on {listen}: {exc}") from exc
+        log.info("proxy_metrics_listening", listen=listen)
+
+    def done(self) -> None:
+        close_sink(self.sink)
+        self.sink = None
+        if self._metrics_server is not None:
+            self._metrics_server.shutdown()
+            self._metrics_server = None
+
+    # --- hooks ----------------------------------------------------------------------------
+
+    @guarded("http_connect")
+    def http_connect(self, flow: http.HTTPFlow) -> None:
+        """Remember the CONNECT target and user; the TLS hello inside the tunnel is observed next."""
+        if flow.response is not None:  # refused (e.g. proxy authentication failed)
+            return
+        state = self._state(flow.client_conn)
+        state.user = proxy_user(flow.metadata) or state.user
+        state.connect_host = hostname_or_none(flow.request.host)
+        state.connect_server = flow.server_conn
+
+    @guarded("tls_clienthello")
+    def tls_clienthello(self, data: tls.ClientHelloData) -> None:
+        # Pass through by default: a failure below must never turn decryption on.
+        data.ignore_connection = True
+        state = self._state(data.context.client)
+        hostname = hostname_or_none(data.client_hello.sni) or state.connect_host
+        state.connect_host = None  # the tunnel's name is observed here, with the server known
+        decrypt = False
+        if hostname is not None:
+            server = data.context.server
+            event = self._observe(
+                data.context.client, state, hostname, "tls", (server.peername, server.address), state.user
+            )
+            decrypt = event is not None and event.platform in self.decrypt
+        data.ignore_connection = not decrypt
+        self._count_handling(state, "decrypted" if decrypt else "passthrough")
+
+    @guarded("responseheaders")
+    def responseheaders(self, flow: http.HTTPFlow) -> None:
+        """Plain (or decrypted) HTTP: observed once the server's address is known."""
+        self._observe_flow(flow)
+
+    @guarded("error")
+    def error(self, flow: http.HTTPFlow) -> None:
+        """A request that got no response was still an access attempt."""
+        if isinstance(flow, http.HTTPFlow) and flow.request.method != "CONNECT":
+            self._observe_flow(flow)
+
+    @guarded("client_disconnected")
+    def client_disconnected(self, client: connection.Client) -> None:
+        state = self.connections.drop(client.id)
+        if state is not None and state.connect_host is not None:
+            # a CONNECT tunnel that never carried a TLS hello (or no SNI): the target is the name
+            server = state.connect_server
+            addrs = (server.peername, server.address) if server is not None else ()
+            self._observe(client, state, state.connect_host, "http", addrs, state.user)
+
+    # --- helpers ------------------------------------------------------------------------
+
+    def _state(self, client: connection.Client) -> ConnectionState:
+        state = self.connections.get(client.id)
+        if self.connections.evictions != self._evictions_seen:
+            self.metrics.flow_evictions.labels("proxy_connections").inc(
+                self.connections.evictions - self._evictions_seen
+            )
+            self._evictions_seen = self.connections.evictions
+        return state
+
+    def _observe_flow(self, flow: http.HTTPFlow) -> None:
+        if flow.response is not None and flow.response.status_code == 407:
+            return  # refused by proxy authentication: no access happened
+        hostname = hostname_or_none(flow.request.pretty_host)
+        if hostname is None:
+            return
+        state = self._state(flow.client_conn)
+        user = proxy_user(flow.metadata) or state.user
+        server = flow.server_conn
+        protocol = "tls" if flow.request.scheme == "https" else "http"
+        if state.handling is None:
+            self._count_handling(state, "decrypted" if flow.client_conn.tls else "plain")
+        self._observe(flow.client_conn, state, hostname, protocol, (server.peername, server.address), user)
+
+    def _observe(
+        self,
+        client: connection.Client,
+        state: ConnectionState,
+        hostname: str,
+        protocol: Any,
+        server_addrs: Sequence[Any],
+        user: str | None,
+    ) -> Any:
+        """Submit the first sighting of (connection, hostname); later ones are free."""
+        pipeline = self.pipeline
+        if pipeline is None:
+            return None
+        if not state.first_sighting(hostname):
+            return None
+        obs: Observation = build_observation(
+            timestamp=self.clock(),
+            hostname=hostname,
+            protocol=protocol,
+            client=client.peername,
+            server=server_addrs,
+            user=user,
+        )
+        return pipeline.submit(obs)
+
+    def _count_handling(self, state: ConnectionState, handling: str) -> None:
+        if state.handling is None:
+            state.handling = handling
+            self.metrics.proxy_connections.labels(handling).inc()
+
+
+addons = [SocialMonitor()]

@@ -1,0 +1,37 @@
+"""`run`: the daemon as a school's gateway runs it (see monitor/daemon.py)."""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+from monitor.commands.config_commands import add_config_argument
+from monitor.config import default_config_path
+
+
+def run(args: argparse.Namespace) -> int:
+    from monitor.daemon import Daemon, RunOptions
+
+    options = RunOptions(
+        config_path=Path(args.config) if args.config else default_config_path(),
+        interfaces=args.interface or None,
+        pcap=[Path(p) for p in args.pcap] if args.pcap else None,
+        capture=not args.no_capture,
+        proxy=not args.no_proxy,
+        metrics_listen=args.metrics_listen,
+        proxy_listen=args.proxy_listen,
+    )
+    return Daemon(options).run()
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("run", help="run the daemon: sensor, proxy, store writer and metrics")
+    add_config_argument(p)
+    p.add_argument("--interface", action="append", help="capture on this interface (repeatable); "
+                   "default: capture.interfaces from the config, else the default route's")
+    p.add_argument("--pcap", action="append", help="read this capture file instead of live traffic")
+    p.add_argument("--no-capture", action="store_true", help="do not run the packet sensor")
+    p.add_argument("--no-proxy", action="store_true", help="do not run the proxy")
+    p.add_argument("--metrics-listen", help="host:port for /metrics (overrides listen.metrics)")
+    p.add_argument("--proxy-listen", help="host:port for the proxy (overrides listen.proxy)")
+    p.set_defaults(func=run)

@@ -1,0 +1,165 @@
+"""`verify`, `purge` and `events`: the event store from the command line."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import re
+import sys
+import time
+from collections.abc import Iterable
+from datetime import date, datetime, timedelta
+from pathlib import Path
+from typing import TextIO
+from zoneinfo import ZoneInfo
+
+from monitor.commands.config_commands import add_config_argument
+from monitor.config import Config, load_config, normalise_mac
+from monitor.errors import UserError
+from monitor.sessions import ECS_FIELDS, Session
+from monitor.store import open_config_store, open_store
+
+MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
+
+
+def parse_when(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+    """ISO date or date-time; without an offset it is the school's local time.
+
+    A bare date as an upper bound means the end of that day (inclusive), as a
+    reader of `--until 2026-09-30` expects.
+    """
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=tz)
+            return start + timedelta(days=1) if end else start
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise UserError(f"{text!r} is not an ISO date or date-time (e.g. 2026-09-01 or "
+                        "2026-09-01T08:30)") from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
+def _config(args: argparse.Namespace) -> Config:
+    return load_config(args.config)
+
+
+def verify(args: argparse.Namespace) -> int:
+    path = Path(args.path) if args.path else None
+    if path is not None and path.is_dir():
+        raise UserError(f"{path}: verifying an export directory is not supported yet")
+    if path is not None:
+        store = open_store(path, create=False)
+        shown = str(path)
+    else:
+        config = _config(args)
+        store = open_config_store(config, create=False)
+        shown = str(config.store_path)
+    with store:
+        result = store.verify()
+    if result.ok:
+        print(f"{shown}: {result.summary()}")
+        return 0
+    print(f"{shown}: {result.summary()}", file=sys.stderr)
+    return 1
+
+
+def purge(args: argparse.Namespace) -> int:
+    config = _config(args)
+    tz = ZoneInfo(config.trust.timezone)
+    now = parse_when(args.now, tz).timestamp() if args.now else time.time()
+    days = config.model.retention_days
+    with open_config_store(config, create=False) as store:
+        result = store.purge(days, now=now)
+        head = store.chain_head()
+    cutoff = datetime.fromtimestamp(result.cutoff, tz).isoformat(timespec="seconds")
+    line = f"{config.store_path}: removed {result.sessions_removed} sessions last seen before {cutoff} " \
+           f"({days} days)"
+    if result.checkpoint:
+        line += f"; {result.records_removed} records compacted into a checkpoint at record " \
+                f"{result.checkpoint.record_id}"
+    print(f"{line}; chain head {head.record_id}")
+    return 0
+
+
+def _table(sessions: Iterable[Session], tz: ZoneInfo, out: TextIO) -> int:
+    columns = ("START", "END", "DEVICE", "USER", "SCHOOL", "ZONE", "PERIOD", "PLATFORM", "OBS", "SIGNALS",
+               "FLAGS")
+    widths = (16, 5, 12, 12, 14, 14, 12, 10, 5, 16, 0)
+    print("  ".join(c.ljust(w) for c, w in zip(columns, widths, strict=True)).rstrip(), file=out)
+    n = 0
+    for s in sessions:
+        start = datetime.fromtimestamp(s.first_seen, tz)
+        end = datetime.fromtimestamp(s.last_seen, tz)
+        flags = ",".join(f.name for f in s.flags)
+        if s.exemption:
+            flags = f"exempt:{s.exemption.name}" + (f" ({flags})" if flags else "")
+        cells = (start.strftime("%Y-%m-%d %H:%M"), end.strftime("%H:%M"), s.device, s.owner or "-",
+                 s.school, s.zone, s.period or "-", s.platform, str(s.observations), ",".join(s.signals),
+                 flags or "-")
+        print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip(), file=out)
+        n += 1
+    return n
+
+
+def events(args: argparse.Namespace) -> int:
+    config = _config(args)
+    tz = ZoneInfo(config.trust.timezone)
+    if args.school and config.school(args.school) is None:
+        known = ", ".join(s.id for s in config.schools)
+        raise UserError(f"--school: {args.school!r} is not a configured school ({known})")
+    device = args.device
+    if device and MAC_LIKE.match(device):
+        device = normalise_mac(device)
+    filters = {
+        "school": args.school,
+        "since": parse_when(args.since, tz) if args.since else None,
+        "until": parse_when(args.until, tz, end=True) if args.until else None,
+        "flagged": True if args.flagged else None,
+        "device": device,
+        "owner": args.user,
+        "platform": args.platform,
+        "limit": args.limit,
+    }
+    out = sys.stdout
+    with open_config_store(config, create=False) as store:
+        rows = store.sessions(**filters)
+        if args.format == "jsonl":
+            dumps = json.dumps
+            for s in rows:
+                out.write(dumps(s.to_ecs(), ensure_ascii=False))
+                out.write("\n")
+        elif args.format == "csv":
+            writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
+            writer.writeheader()
+            for s in rows:
+                writer.writerow(s.to_csv_row())
+        else:
+            _table(rows, tz, out)
+    return 0
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("verify", help="check the store's hash chain and name the first record at fault")
+    p.add_argument("path", nargs="?", help="a store file (default: the config's store)")
+    add_config_argument(p)
+    p.set_defaults(func=verify)
+
+    p = sub.add_parser("purge", help="remove sessions older than retention_days, keeping a checkpoint")
+    add_config_argument(p)
+    p.add_argument("--now", help="pretend it is this ISO time (testing, catching up)")
+    p.set_defaults(func=purge)
+
+    p = sub.add_parser("events", help="list stored sessions with ECS and social.* names")
+    add_config_argument(p)
+    p.add_argument("--since", help="first sighting at or after this ISO date/time (local time)")
+    p.add_argument("--until", help="first sighting before this ISO date/time; a bare date is inclusive")
+    p.add_argument("--school", help="school id")
+    p.add_argument("--device", help="asset tag (or MAC of a device without one)")
+    p.add_argument("--user", help="pseudonymous staff id of the device owner")
+    p.add_argument("--platform", help="platform id, e.g. facebook")
+    p.add_argument("--flagged", action="store_true", help="only sessions a policy rule flags")
+    p.add_argument("--limit", type=int, help="at most this many sessions")
+    p.add_argument("--format", choices=["jsonl", "csv", "table"], default="table")
+    p.set_defaults(func=events)

@@ -1,0 +1,378 @@
+"""`social-monitor run`: the sensor, the proxy, the store writer and the metrics endpoint.
+
+One process owns the packet sensor (a thread reading live interfaces, or a
+capture file), the store writer thread and the metrics endpoint. The proxy
+runs as a supervised child process (`mitmdump -s addons/social_monitor.py`):
+a proxy that crashes or leaks must not take the sensor or the store down with
+it, and a child is restarted with back-off and counted. Both processes write
+to the same store (SQLite in WAL mode, one transaction per batch) and count
+into the same metrics (prometheus-client's multi-process mode), so the
+endpoint shows one picture.
+
+Signals: SIGTERM/SIGINT stop capture, stop the proxy, flush the writer's
+queue, close the store and exit 0. SIGHUP reloads the config: a broken one is
+rejected with its field-path errors (the old one keeps running) and counted.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from monitor import __version__
+from monitor.config import Config, load_config
+from monitor.errors import ConfigError, UserError
+from monitor.metrics import Metrics, exposition_registry
+from monitor.metrics_server import MetricsServer, load_basic_auth
+from monitor.pipeline import Pipeline, storage_allowed
+from monitor.tagging import Tagger
+
+log = structlog.get_logger("social_monitor.daemon")
+
+REPO_ADDON = Path(__file__).resolve().parent.parent / "addons" / "social_monitor.py"
+
+
+@dataclass
+class RunOptions:
+    config_path: Path
+    interfaces: list[str] | None = None  # None: from the config (empty there: the default interface)
+    pcap: list[Path] | None = None  # read capture files instead of live interfaces
+    capture: bool = True
+    proxy: bool = True
+    metrics_listen: str | None = None  # override listen.metrics (tests use port 0)
+    proxy_listen: str | None = None
+
+
+class Backoff:
+    """Restart delays for a crashing child: 1, 2, 4 ... 60 s, reset after a minute of health."""
+
+    def __init__(self, initial: float = 1.0, maximum: float = 60.0, healthy_after: float = 60.0):
+        self.initial, self.maximum, self.healthy_after = initial, maximum, healthy_after
+        self.delay = initial
+
+    def next_delay(self, ran_for: float) -> float:
+        if ran_for >= self.healthy_after:
+            self.delay = self.initial
+        delay = self.delay
+        self.delay = min(self.delay * 2, self.maximum)
+        return delay
+
+
+class ProxyChild:
+    """mitmdump with the addon, restarted with back-off when it exits unasked."""
+
+    def __init__(self, options: RunOptions, config: Config, metrics: Metrics):
+        self.options = options
+        self.config = config
+        self.metrics = metrics
+        self.process: subprocess.Popen | None = None
+        self.started_at = 0.0
+        self.restart_at: float | None = None
+        self.backoff = Backoff()
+        self.restarts = 0
+
+    def command(self) -> list[str]:
+        listen = self.options.proxy_listen or self.config.model.listen.proxy
+        host, _, port = listen.rpartition(":")
+        mitmdump = Path(sys.executable).with_name("mitmdump")
+        mode = self.config.model.listen.proxy_mode
+        return [
+            str(mitmdump if mitmdump.exists() else "mitmdump"),
+            "--quiet",
+            "--mode", mode,
+            "--listen-host", host.strip("[]"),
+            "--listen-port", port,
+            "-s", str(REPO_ADDON),
+            "--set", f"social_monitor_config={self.config.path}",
+            # a gateway's clients have private addresses, and the proxy only listens where told
+            "--set", "block_global=false",
+            "--set", "connection_strategy=lazy",
+        ]
+
+    def start(self) -> None:
+        cmd = self.command()
+        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
+        self.started_at = time.monotonic()
+        self.restart_at = None
+        self.metrics.up.labels("proxy").set(1)
+        log.info("proxy_started", pid=self.process.pid, listen=cmd[cmd.index("--listen-host") + 1] + ":" +
+                 cmd[cmd.index("--listen-port") + 1], mode=self.config.model.listen.proxy_mode)
+
+    def supervise(self) -> None:
+        """Called from the main loop: notice a dead child, restart it when its back-off is over."""
+        now = time.monotonic()
+        if self.process is not None and self.process.poll() is not None:
+            code = self.process.returncode
+            ran_for = now - self.started_at
+            delay = self.backoff.next_delay(ran_for)
+            self.metrics.up.labels("proxy").set(0)
+            log.error("proxy_exited", code=code, ran_seconds=round(ran_for, 1), restart_in=delay)
+            self.process = None
+            self.restart_at = now + delay
+        if self.process is None and self.restart_at is not None and now >= self.restart_at:
+            self.restarts += 1
+            self.metrics.child_restarts.labels("proxy").inc()
+            self.start()
+
+    def reload(self, config: Config) -> None:
+        """A new config: the child re-reads it on restart (a brief gap in proxy service)."""
+        self.config = config
+        if self.process is not None:
+            self.stop()
+        self.start()
+
+    def stop(self, timeout: float = 5.0) -> None:
+        proc, self.process = self.process, None
+        self.restart_at = None
+        if proc is None or proc.poll() is not None:
+            return
+        proc.terminate()
+        try:
+            proc.wait(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout)
+        self.metrics.up.labels("proxy").set(0)
+
+
+class Daemon:
+    def __init__(self, options: RunOptions):
+        self.options = options
+        self.stop_event = threading.Event()
+        self.reload_requested = threading.Event()
+        self.metrics = Metrics()
+        self.config: Config | None = None
+        self.pipeline: Pipeline | None = None
+        self.writer = None
+        self.store = None
+        self.sensor_thread: threading.Thread | None = None
+        self.proxy: ProxyChild | None = None
+        self.metrics_server: MetricsServer | None = None
+        self.sensor_stats: dict[str, int] = {}
+
+    # --- life cycle ---------------------------------------------------------------------------
+
+    def run(self) -> int:
+        try:
+            self.config = load_config(self.options.config_path)
+        except ConfigError as exc:
+            for line in exc.errors:
+                log.error("config_invalid", error=line)
+            print("\n".join(exc.errors), file=sys.stderr)
+            return 1
+        config = self.config
+        log.info("starting", version=__version__, config=str(config.path), trust=config.trust.name,
+                 schools=len(config.schools), devices=len(config.devices), pid=os.getpid())
+        self._install_signals()
+        try:
+            self._start_store(config)
+            tagger = Tagger(config)
+            self.pipeline = Pipeline(tagger, sink=self.writer.submit if self.writer else None,
+                                     metrics=self.metrics)
+            self._start_metrics(config)
+            if self.options.capture and config.model.capture.enabled:
+                self._start_sensor(config)
+            if self.options.proxy and config.model.capture.proxy_enabled:
+                self.proxy = ProxyChild(self.options, config, self.metrics)
+                self.proxy.start()
+        except UserError as exc:
+            log.error("start_failed", error=str(exc))
+            print(f"social-monitor: {exc}", file=sys.stderr)
+            self._shutdown()
+            return 1
+        log.info("running", metrics=self._metrics_address(), proxy=bool(self.proxy),
+                 sensor=self.sensor_thread is not None)
+        while not self.stop_event.is_set():
+            self.stop_event.wait(0.2)
+            if self.reload_requested.is_set():
+                self.reload_requested.clear()
+                self.reload()
+            if self.proxy is not None:
+                self.proxy.supervise()
+        self._shutdown()
+        return 0
+
+    def _metrics_address(self) -> str | None:
+        if self.metrics_server is None:
+            return None
+        host = self.metrics_server.httpd.server_address[0]
+        return f"{host}:{self.metrics_server.port}"
+
+    def _install_signals(self) -> None:
+        def stop(signum: int, _frame: object) -> None:
+            log.info("stop_requested", signal=signal.Signals(signum).name)
+            self.stop_event.set()
+
+        def hup(_signum: int, _frame: object) -> None:
+            self.reload_requested.set()
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+
+    def _start_store(self, config: Config) -> None:
+        from monitor.store import open_config_store
+        from monitor.writer import StoreWriter
+
+        self.store = open_config_store(config)
+        self.writer = StoreWriter(
+            self.store, self.metrics, queue_size=config.model.store.queue_size,
+            retention_days=config.model.retention_days,
+        ).start()
+        self.metrics.up.labels("writer").set(1)
+
+    def _start_metrics(self, config: Config) -> None:
+        listen = config.model.listen
+        users = load_basic_auth(config.resolve(listen.metrics_basic_auth_file)) \
+            if listen.metrics_basic_auth_file else None
+        self.metrics_server = MetricsServer(
+            self.options.metrics_listen or listen.metrics,
+            exposition_registry(self.metrics),
+            certfile=str(config.resolve(listen.metrics_tls_cert)) if listen.metrics_tls_cert else None,
+            keyfile=str(config.resolve(listen.metrics_tls_key)) if listen.metrics_tls_key else None,
+            basic_auth=users,
+        ).start()
+        self.metrics.up.labels("metrics").set(1)
+        # `--metrics-listen 127.0.0.1:0` picks a free port: tell whoever started us
+        log.info("metrics_listening", address=self._metrics_address())
+
+    def _start_sensor(self, config: Config) -> None:
+        from monitor.capture.sensor import Sensor
+
+        pipeline = self.pipeline
+        assert pipeline is not None
+
+        def learn(binding) -> None:
+            pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname)
+
+        sensor = Sensor(pipeline.submit, learn, self.metrics)
+        if self.options.pcap:
+            target = self._read_files
+            args: tuple = (sensor, self.options.pcap)
+        else:
+            from monitor.capture.bpf import capture_filter
+            from monitor.capture.sources import LiveInterface
+
+            names = self.options.interfaces if self.options.interfaces is not None \
+                else config.model.capture.interfaces
+            if not names:
+                names = [default_interface()]
+            interfaces = [LiveInterface(name, capture_filter()) for name in names]
+            target = self._read_live
+            args = (sensor, interfaces)
+        self.sensor_thread = threading.Thread(target=self._guard_sensor, args=(target, *args),
+                                              name="sensor", daemon=True)
+        self.sensor_thread.start()
+        self.metrics.up.labels("sensor").set(1)
+
+    def _guard_sensor(self, target, *args) -> None:
+        try:
+            target(*args)
+        except Exception as exc:  # the sensor is down: say so loudly, keep the rest serving
+            log.error("sensor_failed", error=repr(exc))
+            self.metrics.up.labels("sensor").set(0)
+
+    def _read_files(self, sensor, paths: list[Path]) -> None:
+        from monitor.capture.sources import read_frames
+
+        for path in paths:
+            packets = 0
+            for ts, linktype, frame in read_frames(path):
+                if self.stop_event.is_set():
+                    return
+                sensor.feed(ts, linktype, frame)
+                packets += 1
+            self.metrics.packets.labels(f"file:{Path(path).name}"[:64]).inc(packets)
+            log.info("capture_file_read", file=str(path), packets=packets,
+                     parse_errors=sum(sensor.error_counts.values()))
+
+    def _read_live(self, sensor, interfaces) -> None:
+        from monitor.capture.sources import live_frames
+
+        counters = {i.name: self.metrics.packets.labels(i.name) for i in interfaces}
+        last_stats = time.monotonic()
+
+        def on_idle() -> None:
+            nonlocal last_stats
+            if time.monotonic() - last_stats >= 5:
+                last_stats = time.monotonic()
+                for iface in interfaces:
+                    _received, dropped = iface.statistics()
+                    self.metrics.packets_dropped.labels(iface.name).set(dropped)
+
+        log.info("capture_started", interfaces=[i.name for i in interfaces])
+        try:
+            for iface, (ts, linktype, frame) in live_frames(interfaces, self.stop_event, on_idle):
+                counters[iface.name].inc()
+                sensor.feed(ts, linktype, frame)
+        finally:
+            for iface in interfaces:
+                iface.close()
+
+    def reload(self) -> bool:
+        """SIGHUP: swap in a new config if it is valid; otherwise keep the old one running."""
+        try:
+            config = load_config(self.options.config_path)
+        except ConfigError as exc:
+            self.metrics.config_reloads.labels("failure").inc()
+            for line in exc.errors:
+                log.error("config_reload_rejected", error=line)
+            return False
+        except Exception as exc:  # never let a reload take the daemon down
+            self.metrics.config_reloads.labels("failure").inc()
+            log.error("config_reload_rejected", error=repr(exc))
+            return False
+        assert self.pipeline is not None
+        tagger = Tagger(config)
+        self.pipeline.refusal = storage_allowed(tagger)
+        self.pipeline.tagger = tagger  # one attribute swap: the sensor sees old or new, never half
+        old = self.config
+        self.config = config
+        if self.proxy is not None:
+            self.proxy.reload(config)
+        self.metrics.config_reloads.labels("success").inc()
+        log.info("config_reloaded", config=str(config.path), fingerprint=config.fingerprint[:12],
+                 changed=old is None or old.fingerprint != config.fingerprint)
+        return True
+
+    def _shutdown(self) -> None:
+        started = time.monotonic()
+        self.stop_event.set()
+        if self.proxy is not None:
+            self.proxy.stop()
+        if self.sensor_thread is not None:
+            self.sensor_thread.join(timeout=5)
+            self.metrics.up.labels("sensor").set(0)
+        flushed = True
+        if self.writer is not None:
+            flushed = self.writer.close(timeout=10)
+            self.metrics.up.labels("writer").set(0)
+        if self.store is not None:
+            try:
+                self.store.close()
+            except Exception as exc:
+                log.error("store_close_failed", error=repr(exc))
+        if self.metrics_server is not None:
+            self.metrics_server.stop()
+        log.info("stopped", seconds=round(time.monotonic() - started, 2), flushed=flushed)
+
+
+def default_interface() -> str:
+    """The interface of the default route (a newcomer's laptop: its Wi-Fi or Ethernet)."""
+    try:
+        with open("/proc/net/route") as handle:
+            for line in handle.readlines()[1:]:
+                fields = line.split()
+                if len(fields) > 2 and fields[1] == "00000000":
+                    return fields[0]
+    except OSError:
+        pass
+    return "lo"

@@ -1,0 +1,114 @@
+"""The shared pipeline both sources feed: tag, count, log, and hand on to the store.
+
+The sensor and the proxy addon build `Observation`s and call `submit`. It
+tags the observation, updates the low-cardinality metrics, logs a flagged
+access once per device, platform and period, and passes recordable events to
+the sink (the store writer's non-blocking `submit`). Nothing here blocks:
+the sink must return at once, and a sink failure is counted, never raised.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from collections.abc import Callable
+
+import structlog
+
+from monitor.metrics import Metrics
+from monitor.observation import AccessEvent, Observation
+from monitor.tagging import Tagger
+
+Sink = Callable[[AccessEvent], bool]
+log = structlog.get_logger("social_monitor.pipeline")
+
+
+def storage_allowed(tagger: Tagger) -> str | None:
+    """None when identifiable sessions may be stored; else why not.
+
+    Monitoring workers is lawful only when it has been assessed and its purpose
+    stated (UK GDPR, the ICO's guidance on monitoring workers), so the store
+    stays closed until the config names both."""
+    trust = tagger.config.trust
+    missing = [name for name in ("dpia_reference", "purpose") if not getattr(trust, name)]
+    if missing:
+        return f"trust.{' and trust.'.join(missing)} not set: accesses are counted but not stored"
+    return None
+
+
+class Pipeline:
+    def __init__(
+        self,
+        tagger: Tagger,
+        sink: Sink | None = None,
+        metrics: Metrics | None = None,
+        flagged_log_memory: int = 4096,
+    ):
+        self.tagger = tagger
+        self.sink = sink
+        self.metrics = metrics or Metrics()
+        self.refusal = storage_allowed(tagger)
+        self._school_ids = {s.id for s in tagger.config.schools}
+        self._logged: OrderedDict[tuple, None] = OrderedDict()
+        self._logged_cap = flagged_log_memory
+        if self.refusal:
+            log.warning("store_refused", reason=self.refusal)
+
+    def submit(self, obs: Observation) -> AccessEvent | None:
+        """Tag one observation and hand it on; returns the event for in-scope platforms."""
+        m = self.metrics
+        event = self.tagger.tag(obs)
+        if event.platform is None:
+            m.observations.labels(obs.source, "not_social").inc()
+            return None
+        if event.sensitive:
+            # a sensitive category is counted without any label naming it
+            m.observations.labels(obs.source, "sensitive").inc()
+            return None
+        flagged = event.trust_device and event.flagged
+        m.accesses.labels(
+            event.school or "unknown",
+            event.zone or "unknown",
+            event.platform,
+            event.period_kind,
+            "true" if flagged else "false",
+        ).inc()
+        if not event.trust_device:
+            m.observations.labels(obs.source, "not_trust_device").inc()
+            return event
+        if not event.monitored:
+            m.observations.labels(obs.source, "unmonitored_zone").inc()
+            return event
+        if flagged:
+            for flag in event.flags:
+                m.flagged.labels(event.school or "unknown", flag.name).inc()
+            self._log_flagged(event)
+        if self.refusal or self.sink is None:
+            m.observations.labels(obs.source, "not_stored").inc()
+            return event
+        try:
+            accepted = self.sink(event)
+        except Exception as exc:  # a broken sink must not stop capture or the proxy
+            m.store_write_errors.labels("sink").inc()
+            log.error("sink_failed", error=repr(exc))
+            return event
+        m.observations.labels(obs.source, "recorded" if accepted else "queue_full").inc()
+        return event
+
+    def _log_flagged(self, event: AccessEvent) -> None:
+        key = (event.device_mac, event.platform, event.school, event.period, event.local_time[:10]
+               if event.local_time else None)
+        if key in self._logged:
+            return
+        self._logged[key] = None
+        if len(self._logged) > self._logged_cap:
+            self._logged.popitem(last=False)
+        log.info(
+            "access_flagged",
+            school=event.school,
+            zone=event.zone,
+            platform=event.platform,
+            period=event.period,
+            period_kind=event.period_kind,
+            flags=[f"{f.name} ({f.clause})" for f in event.flags],
+            device=event.asset_tag,
+        )

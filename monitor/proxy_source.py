@@ -1,0 +1,159 @@
+"""What the proxy addon knows, turned into Observations: pure functions and one bounded table.
+
+The mitmproxy addon (`addons/social_monitor.py`) only wires hooks; everything
+it decides lives here so that it can be tested without a proxy: which name a
+connection or request reached, which addresses it used, who signed in, and
+whether this (connection, hostname) pair was already observed. A page of 200
+requests on one keep-alive connection is one access, not 200.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections import OrderedDict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import Any
+
+from monitor.catalog import Catalog
+from monitor.observation import Observation, Protocol, normalise_hostname
+
+Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) or None
+
+
+def is_ip_literal(host: str) -> bool:
+    """True for '10.0.0.1', '::1', '[::1]': an address is not a hostname the catalog can name."""
+    try:
+        ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return False
+    return True
+
+
+def hostname_or_none(name: str | None) -> str | None:
+    """The normalised hostname, or None when there is no name (absent, empty or an IP literal)."""
+    if not name:
+        return None
+    host = normalise_hostname(name)
+    if not host or is_ip_literal(host):
+        return None
+    return host
+
+
+def endpoint(*candidates: Address) -> tuple[str, int]:
+    """(ip, port) from the first candidate whose host is an IP literal; ('', port) when none is.
+
+    The proxy knows the server's IP once it has connected (`peername`) or, in
+    transparent mode, from the original destination (`address`). In regular
+    mode before connecting it only has the name: the IP is then unknown ('')."""
+    port = 0
+    for addr in candidates:
+        if not addr:
+            continue
+        host, port = str(addr[0]), int(addr[1])
+        if is_ip_literal(host):
+            ip = ipaddress.ip_address(host.strip("[]"))
+            mapped = getattr(ip, "ipv4_mapped", None)  # dual-stack sockets report ::ffff:a.b.c.d
+            return str(mapped or ip), port
+    return "", port
+
+
+def proxy_user(metadata: dict[str, Any] | None) -> str | None:
+    """The signed-in user from mitmproxy's proxyauth (`metadata["proxyauth"] = (user, password)`).
+
+    Only the user name is kept; the password never leaves this function."""
+    if not metadata:
+        return None
+    value = metadata.get("proxyauth")
+    if isinstance(value, tuple | list) and value:
+        value = value[0]
+    if isinstance(value, str) and value.strip():
+        return value.strip()
+    return None
+
+
+def parse_decrypt_option(values: Iterable[str], catalog: Catalog) -> frozenset[str]:
+    """Platform ids whose TLS the proxy may decrypt; ValueError naming any id the catalog lacks."""
+    ids = {v.strip().lower() for v in values if v.strip()}
+    unknown = sorted(ids - set(catalog.platforms))
+    if unknown:
+        raise ValueError(
+            f"unknown platform id(s) {', '.join(unknown)}: use ids from `social-monitor platforms`"
+        )
+    return frozenset(ids)
+
+
+def build_observation(
+    *,
+    timestamp: float,
+    hostname: str,
+    protocol: Protocol,
+    client: Address,
+    server: Iterable[Address],
+    user: str | None = None,
+) -> Observation:
+    """One Observation from what a proxy hook saw; the hostname must already be normalised."""
+    client_ip, client_port = endpoint(client)
+    server_ip, server_port = endpoint(*server)
+    if not server_port:
+        server_port = 443 if protocol == "tls" else 80
+    return Observation(
+        timestamp=timestamp,
+        client_ip=client_ip,
+        client_port=client_port,
+        server_ip=server_ip,
+        server_port=server_port,
+        transport="tcp",
+        protocol=protocol,
+        hostname=hostname,
+        source="proxy",
+        user=user,
+    )
+
+
+@dataclass(slots=True)
+class ConnectionState:
+    """What the addon remembers about one client connection until it closes."""
+
+    user: str | None = None
+    connect_host: str | None = None  # CONNECT target, until the TLS hello inside it is seen
+    connect_server: Any = None  # mitmproxy's Server for that CONNECT, whose peername fills in later
+    handling: str | None = None  # passthrough | decrypted | plain, counted once
+    hostnames: set[str] = field(default_factory=set)
+
+    def first_sighting(self, hostname: str, max_hostnames: int = 256) -> bool:
+        """True the first time this connection reaches this hostname, False afterwards."""
+        if hostname in self.hostnames:
+            return False
+        if len(self.hostnames) >= max_hostnames:
+            self.hostnames.clear()  # a connection naming hundreds of hosts: start over, never grow
+        self.hostnames.add(hostname)
+        return True
+
+
+class ConnectionTable:
+    """Per-connection state with a hard cap: the oldest connection is forgotten first.
+
+    Closed connections are removed at `client_disconnected`; the cap only bites
+    if that hook is ever missed or under a flood of long-lived connections, and
+    each eviction is counted by the caller."""
+
+    def __init__(self, max_connections: int = 65536):
+        self.max_connections = max_connections
+        self._table: OrderedDict[str, ConnectionState] = OrderedDict()
+        self.evictions = 0
+
+    def __len__(self) -> int:
+        return len(self._table)
+
+    def get(self, conn_id: str) -> ConnectionState:
+        state = self._table.get(conn_id)
+        if state is None:
+            state = self._table[conn_id] = ConnectionState()
+            if len(self._table) > self.max_connections:
+                self._table.popitem(last=False)
+                self.evictions += 1
+        return state
+
+    def drop(self, conn_id: str) -> ConnectionState | None:
+        return self._table.pop(conn_id, None)

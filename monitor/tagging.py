@@ -1,0 +1,89 @@
+"""Where an observation becomes a tagged, flagged access event.
+
+`Tagger.tag` runs the stages in order: platform (catalog), device (inventory,
+reservations, learned bindings), place (zone table), time (school calendar
+and timetable, then the owner's own timetable), policy (flags and
+exemption). Everything is built once from the config; a call does lookups
+only, no parsing.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
+
+from monitor.config import Config
+from monitor.devices import DeviceDirectory
+from monitor.observation import AccessEvent, Observation
+from monitor.policy import Policy
+from monitor.timetable import SchoolClock, StaffTimetables
+from monitor.zones import zone_table_from_config
+
+
+class Tagger:
+    def __init__(self, config: Config):
+        self.config = config
+        self.tz = ZoneInfo(config.trust.timezone)
+        self.catalog = config.catalog
+        self.zones = zone_table_from_config(config.schools)
+        reservations = {r.ip: r.mac for r in config.model.devices.reservations}
+        self.devices = DeviceDirectory(config.devices, reservations)
+        self.clocks = {s.id: SchoolClock(s, self.tz) for s in config.schools}
+        self.staff = StaffTimetables(config.staff_periods)
+        self.policy = Policy(config.model.policy)
+
+    def tag(self, obs: Observation) -> AccessEvent:
+        event = AccessEvent(obs)
+        platform = self.catalog.lookup(obs.hostname)
+        if platform is not None:
+            event.platform = platform.id
+            event.platform_name = platform.name
+            event.category = platform.category
+            event.sensitive = platform.category in self.policy.sensitive_categories
+
+        device = self.devices.resolve(obs.client_ip, obs.client_mac, obs.timestamp)
+        if device is not None:
+            event.trust_device = True
+            event.device_mac = device.mac
+            event.asset_tag = device.asset_tag
+            event.device_kind = device.kind
+            event.groups = device.groups
+            event.owner = device.owner
+        if obs.user:
+            # a signed-in proxy user owns the access (shared classroom PCs)
+            event.owner = obs.user
+
+        zone = self.zones.lookup(obs.client_ip) or self.zones.by_vlan(obs.vlan)
+        if zone is not None:
+            event.school = zone.school
+            event.zone = zone.zone
+            event.zone_kind = zone.kind
+            event.pupil_area = zone.pupil_area
+            event.monitored = zone.monitored
+        elif device is not None:
+            event.school = device.school
+
+        clock = self.clocks.get(event.school) if event.school else None
+        if clock is not None:
+            when = clock.at(obs.timestamp)
+            event.local_time = when.local.isoformat(timespec="seconds")
+            event.period = when.period
+            event.week = when.week
+            kind = when.kind
+            if event.owner and kind != "closed":
+                own = self.staff.kind_for(event.owner, when)
+                if own is not None:
+                    kind = own  # type: ignore[assignment]
+            event.period_kind = kind
+        else:
+            event.local_time = datetime.fromtimestamp(obs.timestamp, UTC).astimezone(self.tz).isoformat(
+                timespec="seconds"
+            )
+
+        if event.platform is not None:
+            event.flags = self.policy.flags(event.period_kind, event.pupil_area)
+            if event.flags:
+                event.exemption = self.policy.exemption(
+                    event.groups, event.platform, event.school, event.zone, event.period, event.owner
+                )
+        return event

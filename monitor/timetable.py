@@ -1,0 +1,155 @@
+"""Period lookup: when an access happened, in the school's own terms.
+
+A UTC timestamp becomes local time in the trust's zone (daylight saving
+handled by zoneinfo), then a school day or not (term dates, half-terms, INSET
+days, closures, bank holidays for the school's UK nation, weekends), then a
+timetabled period with its kind: contact, non-contact, or closed. Day status
+is computed once per date and cached; a period is found by bisecting the
+day's start times, so a lookup does no parsing.
+"""
+
+from __future__ import annotations
+
+import bisect
+from dataclasses import dataclass
+from datetime import date, datetime
+from functools import lru_cache
+from zoneinfo import ZoneInfo
+
+import holidays
+
+from monitor.config import WEEKDAYS, School, StaffPeriod
+from monitor.observation import PeriodKind
+
+NATION_SUBDIV = {"england": "ENG", "wales": "WLS", "scotland": "SCT", "northern-ireland": "NIR"}
+
+
+@dataclass(slots=True, frozen=True)
+class When:
+    """Where an instant falls in a school's calendar."""
+
+    local: datetime
+    period: str | None
+    kind: PeriodKind
+    week: str | None  # "A"/"B" in a two-week rotation, else None
+    day: str  # school-day, weekend, half-term, holiday, inset, bank-holiday, closure
+
+
+@dataclass(slots=True, frozen=True)
+class _DayPlan:
+    status: str
+    week: str | None
+    starts: tuple[int, ...] = ()  # seconds since local midnight
+    ends: tuple[int, ...] = ()
+    names: tuple[str, ...] = ()
+    kinds: tuple[str, ...] = ()
+    day_start: int = 0
+    day_end: int = 0
+
+
+def _seconds(t) -> int:
+    return t.hour * 3600 + t.minute * 60 + t.second
+
+
+@lru_cache(maxsize=64)
+def _bank_holidays(nation: str, year: int) -> frozenset[date]:
+    return frozenset(holidays.country_holidays("GB", subdiv=NATION_SUBDIV[nation], years=year))
+
+
+class SchoolClock:
+    """Answers 'which period is it at this school' for any instant."""
+
+    def __init__(self, school: School, tz: ZoneInfo):
+        self.school = school
+        self.tz = tz
+        tt = school.timetable
+        self._day_start = _seconds(tt.day_start)
+        self._day_end = _seconds(tt.day_end)
+        cal = school.calendar
+        self._inset = set(cal.inset_days)
+        self._closures = {c.date: c.reason for c in cal.closures}
+        self._terms = [(t.start, t.end, t.half_term) for t in cal.terms]
+        self._plan_for_day = lru_cache(maxsize=1024)(self._compute_day)
+
+    def _week(self, day: date) -> str | None:
+        tt = self.school.timetable
+        if tt.rotation != "two-week" or tt.rotation_anchor is None:
+            return None
+        return "A" if ((day - tt.rotation_anchor).days // 7) % 2 == 0 else "B"
+
+    def _compute_day(self, day: date) -> _DayPlan:
+        week = self._week(day)
+        in_term = False
+        for start, end, half in self._terms:
+            if start <= day <= end:
+                if half is not None and half.start <= day <= half.end:
+                    return _DayPlan("half-term", week)
+                in_term = True
+                break
+        if not in_term:
+            return _DayPlan("holiday", week)
+        if day in _bank_holidays(self.school.calendar.nation, day.year):
+            return _DayPlan("bank-holiday", week)
+        if day in self._inset:
+            return _DayPlan("inset", week)
+        if day in self._closures:
+            return _DayPlan("closure", week)
+        tt = self.school.timetable
+        plan = tt.days if tt.rotation == "weekly" else (tt.week_a if week == "A" else tt.week_b)
+        periods = sorted((plan or {}).get(WEEKDAYS[day.weekday()], []), key=lambda p: p.start)
+        if not periods:
+            return _DayPlan("weekend" if day.weekday() >= 5 else "no-timetable", week)
+        return _DayPlan(
+            "school-day",
+            week,
+            tuple(_seconds(p.start) for p in periods),
+            tuple(_seconds(p.end) for p in periods),
+            tuple(p.name for p in periods),
+            tuple(p.kind for p in periods),
+            self._day_start,
+            self._day_end,
+        )
+
+    def day_status(self, day: date) -> str:
+        return self._plan_for_day(day).status
+
+    def at(self, timestamp: float) -> When:
+        local = datetime.fromtimestamp(timestamp, self.tz)
+        plan = self._plan_for_day(local.date())
+        if plan.status != "school-day":
+            return When(local, None, "closed", plan.week, plan.status)
+        second = local.hour * 3600 + local.minute * 60 + local.second
+        index = bisect.bisect_right(plan.starts, second) - 1
+        if index >= 0 and second < plan.ends[index]:
+            return When(local, plan.names[index], plan.kinds[index], plan.week, plan.status)  # type: ignore[arg-type]
+        if plan.day_start <= second < plan.day_end:
+            # inside the school day but between timetabled periods: no lessons run
+            return When(local, None, "non-contact", plan.week, plan.status)
+        return When(local, None, "closed", plan.week, "outside-school-day")
+
+
+class StaffTimetables:
+    """Per-person contact time from the MIS export, which beats the school's timetable."""
+
+    def __init__(self, rows: list[StaffPeriod]):
+        self._kinds: dict[tuple[str, str | None, str, str], str] = {
+            (r.staff_id, r.week, r.weekday, r.period): r.kind for r in rows
+        }
+        self.staff = {r.staff_id for r in rows}
+
+    def kind_for(self, staff_id: str, when: When) -> str | None:
+        if staff_id not in self.staff or when.period is None:
+            return None
+        weekday = WEEKDAYS[when.local.weekday()]
+        hit = self._kinds.get((staff_id, when.week, weekday, when.period))
+        if hit is None and when.week is not None:
+            hit = self._kinds.get((staff_id, None, weekday, when.period))
+        return hit
+
+
+def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
+    """Start of a local day as an aware datetime (for exports covering whole days)."""
+    return datetime(day.year, day.month, day.day, tzinfo=tz)
+
+
+__all__ = ["SchoolClock", "StaffTimetables", "When", "local_midnight_utc"]

@@ -1,0 +1,191 @@
+"""End to end: a real mitmdump with the addon, a real client, real local origins, all on loopback.
+
+The client trusts only the test CA of the local HTTPS origin (not mitmproxy's),
+so a page that loads proves the TLS was passed through, never decrypted.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import ssl
+import subprocess
+import sys
+import threading
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import httpx
+import pytest
+
+from monitor.config import load_config
+from monitor.store import open_store
+from monitor.tagging import Tagger
+from tests.proxy_helpers import ADDON_PATH, TEST_CONFIG, free_port, make_ca_and_leaf, wait_for_port
+
+MITMDUMP = Path(sys.executable).parent / "mitmdump"
+REDIRECT = Path(__file__).resolve().parent / "proxy_redirect_addon.py"
+HOSTS = ["www.tiktok.com", "www.example.org"]
+pytestmark = pytest.mark.skipif(not MITMDUMP.exists(), reason="mitmdump is not installed in the venv")
+
+
+class Hello(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real origin does
+
+    def do_GET(self) -> None:
+        body = f"hello from {self.headers.get('Host', '?')}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@dataclass
+class Origins:
+    http_port: int
+    https_port: int
+    ca: Path
+
+
+@pytest.fixture(scope="module")
+def origins(tmp_path_factory) -> Iterator[Origins]:
+    certs = tmp_path_factory.mktemp("certs")
+    ca, leaf, key = make_ca_and_leaf(HOSTS, certs)
+    plain = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls.load_cert_chain(leaf, key)
+    secure.socket = tls.wrap_socket(secure.socket, server_side=True)
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+               for s in (plain, secure)]
+    for t in threads:
+        t.start()
+    yield Origins(plain.server_address[1], secure.server_address[1], ca)
+    for s in (plain, secure):
+        s.shutdown()
+        s.server_close()
+
+
+@dataclass
+class Proxy:
+    port: int
+    metrics_port: int
+    dir: Path
+    proc: subprocess.Popen
+
+    def stop(self) -> str:
+        """SIGTERM (the addon flushes its writer in `done`), bounded wait; returns mitmdump's output."""
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait(timeout=5)
+        return (self.dir / "mitmdump.log").read_text(errors="replace")
+
+    def metrics(self) -> str:
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
+            return r.read().decode()
+
+
+def start_proxy(tmp: Path, origins: Origins, *extra: str, env: dict[str, str] | None = None) -> Proxy:
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp / "devices.csv")
+    shutil.copy(TEST_CONFIG, tmp / "config.yaml")
+    port, metrics_port = free_port(), free_port()
+    cmd = [
+        str(MITMDUMP), "-q",
+        "-s", str(ADDON_PATH), "-s", str(REDIRECT),
+        "--listen-host", "127.0.0.1", "--listen-port", str(port),
+        "--set", f"confdir={tmp / 'mitmproxy'}",
+        "--set", "block_global=false",
+        "--set", f"social_monitor_config={tmp / 'config.yaml'}",
+        "--set", f"social_monitor_metrics=127.0.0.1:{metrics_port}",
+        *extra,
+    ]
+    full_env = {**os.environ, "SM_TEST_HTTP_PORT": str(origins.http_port),
+                "SM_TEST_HTTPS_PORT": str(origins.https_port), **(env or {})}
+    log = (tmp / "mitmdump.log").open("wb")
+    # started from another directory: the addon must still find `monitor`
+    proc = subprocess.Popen(cmd, cwd=tmp, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proxy = Proxy(port, metrics_port, tmp, proc)
+    try:
+        wait_for_port(port, proc=proc)
+        wait_for_port(metrics_port, proc=proc)
+    except Exception:
+        print(proxy.stop())
+        raise
+    return proxy
+
+
+def client(proxy: Proxy, origins: Origins, auth: str = "") -> httpx.Client:
+    verify = ssl.create_default_context(cafile=str(origins.ca))  # the origin's CA only, not mitmproxy's
+    return httpx.Client(
+        proxy=f"http://{auth}127.0.0.1:{proxy.port}", verify=verify, timeout=10, trust_env=False
+    )
+
+
+def sample(metrics_text: str, line_prefix: str) -> float:
+    for line in metrics_text.splitlines():
+        if line.startswith(line_prefix):
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Path, origins: Origins):
+    proxy = start_proxy(tmp_path, origins, "--set", "proxyauth=jsmith:pw",
+                        "--set", f"social_monitor_events_jsonl={tmp_path / 'events.jsonl'}")
+    try:
+        with client(proxy, origins, auth="jsmith:pw@") as c:
+            for _ in range(3):  # keep-alive: one connection, one access
+                r = c.get("https://www.tiktok.com/feed")
+                assert (r.status_code, r.text) == (200, "hello from www.tiktok.com")
+            assert c.get("http://www.tiktok.com/").text == "hello from www.tiktok.com"
+            assert c.get("https://www.example.org/").text == "hello from www.example.org"
+            assert c.get("http://www.example.org/").text == "hello from www.example.org"
+        metrics = proxy.metrics()
+    finally:
+        output = proxy.stop()
+    assert proxy.proc.returncode == 0, output
+    assert "Traceback" not in output, output
+
+    with open_store(tmp_path / "store.db", create=False) as store:
+        sessions = list(store.sessions())
+    assert [s.platform for s in sessions] == ["tiktok"], output  # www.example.org left no record
+    (s,) = sessions
+    assert s.observations == 2  # the HTTPS connection and the plain HTTP one
+    assert (s.school, s.zone, s.owner, s.asset_tag) == (
+        "test-school", "loopback-class", "jsmith", "DEMO-0001")
+    assert "proxy" in s.signals
+    assert set(s.hostnames) == {"www.tiktok.com"}
+    when = Tagger(load_config(tmp_path / "config.yaml")).clocks["test-school"].at(s.first_seen)
+    assert (s.period, s.period_kind) == (when.period, when.kind)
+
+    prefix = 'social_monitor_observations_total{outcome="%s",source="proxy"}'
+    assert sample(metrics, prefix % "not_social") == 2  # example.org over TLS and over HTTP
+    assert sample(metrics, prefix % "recorded") == 2
+    assert sample(metrics, 'social_monitor_proxy_connections_total{handling="passthrough"}') == 2
+    assert sample(metrics, 'social_monitor_proxy_connections_total{handling="plain"}') == 2
+
+
+def test_broken_pipeline_does_not_break_the_page(tmp_path: Path, origins: Origins):
+    proxy = start_proxy(tmp_path, origins, env={"SM_TEST_BREAK_PIPELINE": "1"})
+    try:
+        with client(proxy, origins) as c:
+            assert c.get("https://www.tiktok.com/").text == "hello from www.tiktok.com"
+            assert c.get("http://www.tiktok.com/").text == "hello from www.tiktok.com"
+        metrics = proxy.metrics()
+    finally:
+        proxy.stop()
+    assert sample(metrics, 'social_monitor_addon_errors_total{hook="tls_clienthello"}') == 1
+    assert sample(metrics, 'social_monitor_addon_errors_total{hook="responseheaders"}') == 1
+    with open_store(tmp_path / "store.db", create=False) as store:
+        assert list(store.sessions()) == []
+

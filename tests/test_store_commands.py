@@ -1,0 +1,170 @@
+"""`verify`, `purge` and `events` through the real CLI on a real file; tampering named by verify."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+import yaml
+
+from monitor.cli import main
+from monitor.store import open_store
+from tests.store_helpers import T0, event
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture
+def config(tmp_path) -> Path:
+    """The example trust, with its store in tmp_path."""
+    folder = tmp_path / "config"
+    shutil.copytree(REPO / "config", folder)
+    path = folder / "example.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["store"]["path"] = str(tmp_path / "store.db")
+    path.write_text(yaml.safe_dump(raw))
+    return path
+
+
+def fill(db: Path, n: int = 5) -> None:
+    with open_store(db) as store:
+        for i in range(n):
+            store.write([event(T0 + i * 1000, device=f"OAK-{i % 2:04d}")])
+        store.write([event(T0 + 4000 + 10, school="ash-secondary", flags=())])
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the test's own setup logged
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_verify_ok(tmp_path, config, capsys):
+    fill(tmp_path / "store.db")
+    code, out, _ = run(capsys, "verify", "--config", str(config))
+    assert code == 0
+    assert "chain ok: 6 records, 6 sessions" in out and out.count("\n") == 1
+
+
+def tamper(db: Path, sql: str, *params: object) -> None:
+    con = sqlite3.connect(db)
+    con.execute(sql, params)
+    con.commit()
+    con.close()
+
+
+TAMPERING = [
+    ("record body edited",
+     "UPDATE records SET body = replace(body, 'facebook', 'linkedin') WHERE id = 3", "record 3 changed"),
+    ("record header edited", "UPDATE records SET recorded_at = recorded_at + 1 WHERE id = 2",
+     "record 2 changed"),
+    ("record deleted", "DELETE FROM records WHERE id = 3", "record 3 removed"),
+    ("two records deleted", "DELETE FROM records WHERE id IN (2, 3)", "records 2-3 removed"),
+    ("record inserted at the end",
+     "INSERT INTO records SELECT 7, 99, 1, recorded_at, body, body_sha256, hash, "
+     "'f00d' || substr(hash, 5) FROM records WHERE id = 6", "record 7 inserted"),
+    ("record inserted with a gap",
+     "INSERT INTO records SELECT 100, 99, 1, recorded_at, body, body_sha256, prev_hash, hash "
+     "FROM records WHERE id = 6", "record 100 inserted"),
+    ("session row edited", "UPDATE sessions SET owner = 'staff-9999' WHERE id = 4", "session 4 changed"),
+    ("session row unflagged", "UPDATE sessions SET flags = '[]', flagged = 0 WHERE id = 2",
+     "session 2 changed"),
+    ("session row deleted", "DELETE FROM sessions WHERE id = 5", "session 5 removed"),
+    ("session row inserted",
+     "INSERT INTO sessions SELECT 50, session_key, device, device_mac, asset_tag, device_kind, owner, "
+     "platform, platform_name, category, school, zone, zone_kind, pupil_area, period, period_kind, week, "
+     "local_date, first_seen, last_seen, observations, signals, hostnames, flags, flagged, exemption, "
+     "version, 999 FROM sessions WHERE id = 1", "session 50 inserted"),
+]
+
+
+@pytest.mark.parametrize(("sql", "named"), [t[1:] for t in TAMPERING], ids=[t[0] for t in TAMPERING])
+def test_verify_names_tampering(tmp_path, config, capsys, sql, named):
+    db = tmp_path / "store.db"
+    fill(db)
+    tamper(db, sql)
+    code, _, err = run(capsys, "verify", str(db))
+    assert code == 1
+    assert named in err, err
+    assert "Traceback" not in err
+
+
+def test_purge_keeps_chain_verifiable(tmp_path, config, capsys):
+    db = tmp_path / "store.db"
+    fill(db)
+    with open_store(db) as store:
+        store.write([event(T0 + 95 * 86400, local_date="2026-12-25")])
+    # 91 days after T0 (retention 90): the first six sessions go, the seventh stays
+    code, out, _ = run(capsys, "purge", "--config", str(config), "--now", "2026-12-21T12:00:00Z")
+    assert code == 0 and "removed 6 sessions" in out and "checkpoint at record 6" in out
+    code, out, _ = run(capsys, "verify", "--config", str(config))
+    assert code == 0 and "1 records, 1 sessions" in out and "checkpoint at record 6" in out
+    with open_store(db) as store:
+        store.write([event(T0 + 96 * 86400, local_date="2026-12-26")])
+        assert store.verify().ok
+        assert store.count() == 2
+        assert not store.purge_due(now=T0 + 91 * 86400 + 3600)
+
+
+def test_purge_tombstones_out_of_order_records(tmp_path):
+    """A session still kept sits between purged ones: their content goes, the chain stays whole."""
+    with open_store(tmp_path / "s.db") as store:
+        store.write([event(T0)])
+        store.write([event(T0 + 80 * 86400, local_date="2026-12-10")])  # recent: kept
+        store.write([event(T0 + 60, device="OAK-0009")])  # old, written after the kept one
+        result = store.purge(90, now=T0 + 91 * 86400)
+        assert result.sessions_removed == 2 and result.records_removed == 1
+        con = sqlite3.connect(tmp_path / "s.db")
+        assert con.execute("SELECT id, body IS NULL FROM records ORDER BY id").fetchall() == [(2, 0), (3, 1)]
+        con.close()
+        assert store.verify().ok
+
+
+def test_events_formats_and_filters(tmp_path, config, capsys):
+    fill(tmp_path / "store.db")
+    base = ["events", "--config", str(config)]
+    code, out, _ = run(capsys, *base, "--format", "jsonl", "--school", "oak-primary", "--flagged")
+    rows = [json.loads(line) for line in out.splitlines()]
+    assert code == 0 and len(rows) == 5
+    assert rows[0]["social.platform"] == "facebook" and rows[0]["social.signals"] == ["tls"]
+    assert rows[0]["social.flags"][0]["clause"] == "4.3" and rows[0]["event.start"].endswith("Z")
+    code, out, _ = run(capsys, *base, "--format", "csv", "--device", "OAK-0001")
+    table = list(csv.DictReader(io.StringIO(out)))
+    assert len(table) == 3 and table[0]["host.id"] == "OAK-0001"
+    code, out, _ = run(capsys, *base, "--since", "2026-09-21T16:00", "--until", "2026-09-21")
+    assert len(out.splitlines()) == 1 + 3  # header; sessions from 16:00 local (15:00 UTC) that day
+    code, out, _ = run(capsys, *base, "--flagged", "--school", "ash-secondary")
+    assert out.splitlines()[1:] == []
+
+
+def test_events_unknown_school_is_one_line(tmp_path, config, capsys):
+    fill(tmp_path / "store.db")
+    code, _, err = run(capsys, "events", "--config", str(config), "--school", "elm")
+    assert code == 1 and err.count("\n") == 1 and "'elm' is not a configured school" in err
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        (b"this is not a database, it is a text file\n" * 100, "not an SQLite database"),
+        (b"SQLite format 3\x00" + b"\xff" * 4000, "not a usable social-monitor store"),
+    ],
+    ids=["text file", "corrupt sqlite"],
+)
+def test_bad_store_file_is_one_line(tmp_path, config, capsys, content, message):
+    (tmp_path / "store.db").write_bytes(content)
+    for argv in (["verify", "--config", str(config)], ["events", "--config", str(config)]):
+        code, _, err = run(capsys, *argv)
+        assert code == 1 and "Traceback" not in err
+        assert err.count("\n") == 1 and "store.db" in err and message in err, err
+
+
+def test_missing_store_is_one_line(tmp_path, config, capsys):
+    code, _, err = run(capsys, "events", "--config", str(config))
+    assert code == 1 and "no such store" in err
