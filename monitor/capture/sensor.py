@@ -44,8 +44,12 @@ class Sensor:
         reassembly_cap: int = 16384,
         dns_cap: int = 65536,
         quic_cap: int = 4096,
+        strict: bool = False,
     ):
         self.on_observation = on_observation
+        # strict: let an unexpected exception out instead of counting it (fuzz tests use this
+        # to tell a parser bug from a counted malformed packet).
+        self.strict = strict
         self.on_binding = on_binding
         self.metrics = metrics if metrics is not None else Metrics()
         m = self.metrics
@@ -63,11 +67,49 @@ class Sensor:
     # -- the hot path -------------------------------------------------------------------------
 
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
-        """Process one captured frame. Never raises on packet content."""
+        """Process one captured frame. Never raises on packet content (unless `strict`, for tests)."""
         self.packets += 1
         try:
-            self._feed(ts, linktype, frame)
+            d = decode(linktype, frame)
+            if d is None:
+                return
+            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
+            if ts >= self._next_expiry:
+                self._expire(ts)
+            if proto == PROTO_TCP:
+                key = (src, sport, dst, dport)
+                pending = self.tcp.streams.get(key)
+                if start == end:
+                    if flags & TCP_SYN and not flags & TCP_ACK:
+                        self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
+                    elif pending is not None and flags & (TCP_FIN | TCP_RST):
+                        del self.tcp.streams[key]
+                    return
+                if pending is None:
+                    head = frame[start : start + 4]
+                    if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
+                        self._tcp_payload(ts, frame, d, key, None)
+                    elif sport == 53 or dport == 53:
+                        self._dns_over_tcp(ts, frame, d)
+                    return
+                self._tcp_payload(ts, frame, d, key, pending)
+                return
+            if proto != PROTO_UDP or end - start < 8:
+                return
+            if sport in DNS_PORTS or dport in DNS_PORTS:
+                self._dns(ts, frame, frame[start:end], d, "udp")
+            elif sport in DHCP_PORTS and dport in DHCP_PORTS:
+                self._dhcp(ts, frame[start:end])
+            else:
+                first = frame[start]
+                if first & 0x80:
+                    if first & 0x40 or frame[start + 1 : start + 3] == b"Q0":
+                        self._quic_long(ts, frame, frame[start:end], d)
+                elif first & 0x01 and end - start >= 13:
+                    self._gquic_legacy(ts, frame, frame[start:end], d)
         except Exception:  # a hostile frame is counted, it never stops capture
+            if self.strict:
+                raise
             self._error(self._protocol_of(linktype, frame))
 
     def _protocol_of(self, linktype: int, frame: bytes) -> str:
@@ -86,45 +128,6 @@ class Sensor:
         if d[0] == PROTO_UDP:
             return "quic"
         return "http" if frame[d[5] : d[5] + 4] in _HTTP_PREFIXES else "tls"
-
-    def _feed(self, ts: float, linktype: int, frame: bytes) -> None:
-        d = decode(linktype, frame)
-        if d is None:
-            return
-        proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
-        if ts >= self._next_expiry:
-            self._expire(ts)
-        if proto == PROTO_TCP:
-            key = (src, sport, dst, dport)
-            pending = self.tcp.streams.get(key)
-            if start == end:
-                if flags & TCP_SYN and not flags & TCP_ACK:
-                    self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
-                elif pending is not None and flags & (TCP_FIN | TCP_RST):
-                    del self.tcp.streams[key]
-                return
-            head = frame[start : start + 4]
-            if pending is None:
-                if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
-                    self._tcp_payload(ts, frame, d, key, None)
-                elif sport == 53 or dport == 53:
-                    self._dns_over_tcp(ts, frame, d)
-                return
-            self._tcp_payload(ts, frame, d, key, pending)
-            return
-        if proto != PROTO_UDP or end - start < 8:
-            return
-        if sport in DNS_PORTS or dport in DNS_PORTS:
-            self._dns(ts, frame, frame[start:end], d, "udp")
-        elif sport in DHCP_PORTS and dport in DHCP_PORTS:
-            self._dhcp(ts, frame[start:end])
-        else:
-            first = frame[start]
-            if first & 0x80:
-                if first & 0x40 or frame[start + 1 : start + 3] == b"Q0":
-                    self._quic_long(ts, frame, frame[start:end], d)
-            elif first & 0x01 and end - start >= 13:
-                self._gquic_legacy(ts, frame, frame[start:end], d)
 
     # -- protocols ----------------------------------------------------------------------------
 

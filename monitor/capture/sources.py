@@ -26,6 +26,7 @@ PCAP_MAGICS: Final = {
 }
 PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
 _MAX_RECORD: Final = 1 << 24
+_CHUNK: Final = 4 << 20
 
 # (timestamp seconds, link type, frame bytes)
 Frame = tuple[float, int, bytes]
@@ -46,7 +47,7 @@ class ReadStats:
 def open_capture(path: str | Path) -> tuple[BinaryIO, bytes]:
     """Open a capture and return it with its first four bytes; a clear one-line error otherwise."""
     try:
-        f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - the reader owns and closes it
+        f = open(path, "rb")  # noqa: SIM115 - the reader owns and closes it
     except OSError as exc:
         raise UserError(f"{path}: cannot open: {exc.strerror or exc}") from None
     magic = f.read(4)
@@ -68,30 +69,38 @@ def read_frames(path: str | Path, stats: ReadStats | None = None) -> Iterator[Fr
 
 
 def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
+    """Records parsed from 4 MB reads: one struct call and one slice per packet, no read call."""
     order, tick = PCAP_MAGICS[magic]
     header = f.read(20)
     if len(header) < 20:
         stats.truncated = True
         return
     linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
-    record = struct.Struct(order + "IIII")
-    read = f.read
-    unpack = record.unpack
+    unpack = struct.Struct(order + "IIII").unpack_from
+    buf = b""
+    pos = 0
+    frames = 0
     while True:
-        head = read(16)
-        if len(head) < 16:
-            stats.truncated = bool(head)
-            return
-        sec, frac, caplen, _orig = unpack(head)
-        if caplen > _MAX_RECORD:
-            stats.truncated = True
-            return
-        data = read(caplen)
-        if len(data) < caplen:
-            stats.truncated = True
-            return
-        stats.frames += 1
-        yield sec + frac * tick, linktype, data
+        chunk = f.read(_CHUNK)
+        if not chunk:
+            break
+        buf = buf[pos:] + chunk
+        pos = 0
+        n = len(buf)
+        while pos + 16 <= n:
+            sec, frac, caplen, _orig = unpack(buf, pos)
+            if caplen > _MAX_RECORD:
+                stats.truncated = True
+                stats.frames = frames
+                return
+            end = pos + 16 + caplen
+            if end > n:
+                break
+            frames += 1
+            yield sec + frac * tick, linktype, buf[pos + 16 : end]
+            pos = end
+    stats.frames = frames
+    stats.truncated = pos < len(buf)
 
 
 def _pcapng(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
