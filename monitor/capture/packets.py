@@ -80,7 +80,7 @@ def decode(linktype: int, buf: bytes) -> Decoded | None:
     elif linktype == LINKTYPE_ETHERNET and n >= 74 and buf[12] == 0x86 and buf[13] == 0xDD:
         # Fast path: untagged Ethernet, IPv6 with TCP or UDP right after the fixed header.
         b0, plen, proto, src, dst = _IPV6(buf, 14)
-        if b0 >> 4 == 6 and (proto == PROTO_TCP or proto == PROTO_UDP):
+        if b0 >> 4 == 6 and proto in (PROTO_TCP, PROTO_UDP):
             end = 54 + plen if 0 < plen < n - 54 else n
             if proto == PROTO_TCP:
                 sport, dport, seq, doff, flags = _TCP(buf, 54)

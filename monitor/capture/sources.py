@@ -9,6 +9,7 @@ kernel drops come from the socket's PACKET_STATISTICS.
 
 from __future__ import annotations
 
+import logging
 import select
 import struct
 import threading
@@ -177,7 +178,11 @@ class LiveInterface:
     """
 
     def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True):
+        import scapy.arch  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
+
+        # scapy warns that it cannot guess a dissector for some links: we never dissect.
+        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
         self.name = name
         try:

@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any, TextIO
 
 from monitor.catalog import default_catalog
 from monitor.errors import UserError
-from monitor.metrics import Metrics
 from monitor.observation import Observation
 
 _PROGRESS_MIN_BYTES = 20 << 20  # a progress bar only for files that take a few seconds
@@ -129,9 +127,8 @@ class _Progress:
 
 
 def sense(args: argparse.Namespace) -> int:
-    from monitor.capture.bpf import capture_filter
+    from monitor.capture.live import LiveCapture
     from monitor.capture.sensor import Sensor
-    from monitor.capture.sources import LiveInterface, live_frames
 
     interfaces_named = args.interface
     if not interfaces_named and args.config:
@@ -142,42 +139,25 @@ def sense(args: argparse.Namespace) -> int:
         raise UserError("sense: name at least one --interface (or capture.interfaces in the config)")
     row, tagger = _row_maker(args.config)
     writer = _Writer(args.format, sys.stdout)
-    metrics = Metrics()
-    sensor = Sensor(lambda obs: (writer.write(row(obs)), sys.stdout.flush()),
-                    on_binding=_tagger_learns(tagger), metrics=metrics)
-    def bpf(linktype: int) -> str | None:
-        return None if args.no_filter else capture_filter(linktype, args.filter)
 
-    interfaces = [LiveInterface(name, bpf) for name in interfaces_named]
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    packets = {i.name: metrics.packets.labels(interface=i.name) for i in interfaces}
-    seen = dict.fromkeys(packets, 0)
-    next_report = time.monotonic() + args.stats_interval
+    def write(obs: Observation) -> None:
+        writer.write(row(obs))
+        sys.stdout.flush()
 
-    def report(final: bool = False) -> None:
-        nonlocal next_report
-        if not final and time.monotonic() < next_report:
-            return
-        next_report = time.monotonic() + args.stats_interval
-        parts = []
-        for i in interfaces:
-            _received, dropped = i.statistics()
-            metrics.packets_dropped.labels(interface=i.name).set(dropped)
-            parts.append(f"{i.name}: {seen[i.name]} packets, {dropped} kernel drops")
+    sensor = Sensor(write, on_binding=_tagger_learns(tagger))
+
+    def report(capture: LiveCapture) -> None:
+        parts = [f"{name}: {capture.packets[name]} packets, {capture.dropped[name]} kernel drops"
+                 for name in capture.names]
         errors = sum(sensor.error_counts.values())
-        print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr)
+        print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr, flush=True)
 
-    try:
-        for iface, (ts, linktype, frame) in live_frames(interfaces, stop, on_idle=report):
-            packets[iface.name].inc()
-            seen[iface.name] += 1
-            sensor.feed(ts, linktype, frame)
-    finally:
-        report(final=True)
-        for i in interfaces:
-            i.close()
+    capture = LiveCapture(sensor, interfaces_named, extra_filter=args.filter, use_filter=not args.no_filter,
+                          stats_interval=args.stats_interval, on_stats=report)
+    capture.open()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: capture.request_stop())
+    capture.run()
     return 0
 
 
