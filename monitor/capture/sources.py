@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import logging
 import select
+import socket
 import struct
 import threading
 from collections.abc import Callable, Iterator
@@ -167,6 +168,7 @@ def _if_tsresol(options: bytes, order: str) -> float:
 
 SOL_PACKET: Final = 263
 PACKET_STATISTICS: Final = 6
+_SO_RCVBUFFORCE: Final = 33
 _ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})  # none, tun, rawip, ipgre
 
 
@@ -177,7 +179,8 @@ class LiveInterface:
     filter depends on the link type (`vlan` is Ethernet only).
     """
 
-    def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True):
+    def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True,
+                 receive_buffer: int = 64 << 20):
         import scapy.arch  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
 
@@ -189,6 +192,14 @@ class LiveInterface:
             self.socket = conf.L2listen(iface=name, promisc=promisc)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot capture on {name}: {exc}") from None
+        # scapy asks for a 64 KB receive buffer; a burst at line rate needs far more before the
+        # kernel starts dropping. SO_RCVBUFFORCE (root) goes past net.core.rmem_max.
+        for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            try:
+                self.socket.ins.setsockopt(socket.SOL_SOCKET, option, receive_buffer)
+                break
+            except OSError:
+                continue
         hatype = self.socket.ins.getsockname()[3]
         self.linktype = LINKTYPE_RAW if hatype in _ARPHRD_RAW_IP else LINKTYPE_ETHERNET
         expression = bpf_filter(self.linktype) if bpf_filter else None
