@@ -224,7 +224,7 @@ class Sensor:
     def _quic_long(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
         version = payload[1:5]
         try:
-            if quic.is_gquic_version(version):
+            if quic.is_cleartext_gquic_version(version):
                 name = quic.chlo_server_name(payload)
                 if name:
                     self._emit(ts, frame, d, True, "udp", "quic", name)
