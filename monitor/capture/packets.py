@@ -224,4 +224,4 @@ def ip_text(addr: bytes) -> str:
 
 
 def mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
+    return mac.hex(":")

@@ -60,52 +60,59 @@ def open_capture(path: str | Path) -> tuple[BinaryIO, bytes]:
 
 
 def read_frames(path: str | Path, stats: ReadStats | None = None) -> Iterator[Frame]:
-    """Every frame of a pcap or pcapng file, in file order."""
+    """Every frame of a pcap or pcapng file, in file order (the file closes when the iterator ends)."""
     stats = stats if stats is not None else ReadStats()
     f, magic = open_capture(path)
-    with f:
-        if magic == PCAPNG_SHB:
-            yield from _pcapng(f, stats)
-        else:
-            yield from _pcap(f, magic, stats)
+    # The readers own the file and close it when they end (one generator, no `yield from` layer).
+    return _pcapng(f, stats) if magic == PCAPNG_SHB else _pcap(f, magic, stats)
 
 
 def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
     """Records parsed from 4 MB reads: one struct call and one slice per packet, no read call."""
-    order, tick = PCAP_MAGICS[magic]
-    header = f.read(20)
-    if len(header) < 20:
-        stats.truncated = True
-        return
-    linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
-    unpack = struct.Struct(order + "IIII").unpack_from
-    buf = b""
-    pos = 0
-    frames = 0
-    while True:
-        chunk = f.read(_CHUNK)
-        if not chunk:
-            break
-        buf = buf[pos:] + chunk
+    try:
+        order, tick = PCAP_MAGICS[magic]
+        header = f.read(20)
+        if len(header) < 20:
+            stats.truncated = True
+            return
+        linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+        unpack = struct.Struct(order + "IIII").unpack_from
+        buf = b""
         pos = 0
-        n = len(buf)
-        while pos + 16 <= n:
-            sec, frac, caplen, _orig = unpack(buf, pos)
-            if caplen > _MAX_RECORD:
-                stats.truncated = True
-                stats.frames = frames
-                return
-            end = pos + 16 + caplen
-            if end > n:
+        frames = 0
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
                 break
-            frames += 1
-            yield sec + frac * tick, linktype, buf[pos + 16 : end]
-            pos = end
-    stats.frames = frames
-    stats.truncated = pos < len(buf)
+            buf = buf[pos:] + chunk
+            pos = 0
+            n = len(buf)
+            while pos + 16 <= n:
+                sec, frac, caplen, _orig = unpack(buf, pos)
+                if caplen > _MAX_RECORD:
+                    stats.truncated = True
+                    stats.frames = frames
+                    return
+                end = pos + 16 + caplen
+                if end > n:
+                    break
+                frames += 1
+                yield sec + frac * tick, linktype, buf[pos + 16 : end]
+                pos = end
+        stats.frames = frames
+        stats.truncated = pos < len(buf)
+    finally:
+        f.close()
 
 
 def _pcapng(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
+    try:
+        yield from _pcapng_blocks(f, stats)  # block parsing costs far more than this extra layer
+    finally:
+        f.close()
+
+
+def _pcapng_blocks(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
     order = "<"
     interfaces: list[tuple[int, float]] = []  # (link type, seconds per timestamp unit)
     block_type = 0x0A0D0D0A
