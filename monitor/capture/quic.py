@@ -24,6 +24,8 @@ from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
 from monitor.capture.tls import ClientHelloInfo, TLSParseError, parse_client_hello
 
 VERSION_1: Final = 0x00000001
+# A client's Initial datagram is padded to at least 1200 bytes (RFC 9000 section 14.1).
+MIN_CLIENT_INITIAL: Final = 1200
 VERSION_2: Final = 0x6B3343CF
 
 _SALT_V1 = binascii.unhexlify("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
@@ -226,6 +228,13 @@ class QuicInitials:
 
     def datagram(self, key: tuple, data: bytes, now: float) -> InitialResult | None:
         """Feed one UDP payload that starts with a long header; a ClientHello once it is complete."""
+        if len(data) < 7:
+            return None
+        first_version = int.from_bytes(data[1:5], "big")
+        if initial_salt(first_version) is None:
+            # Not a version we can read (or not QUIC at all: any UDP payload may start with
+            # 0b11): no parse, so that other protocols are not counted as QUIC errors.
+            return InitialResult(None, first_version)
         packets = parse_long_headers(data)
         if not packets:
             return None

@@ -196,6 +196,8 @@ class Sensor:
         except dns.DNSParseError:
             self._error("dns")
             return
+        if msg.answers_malformed:
+            self._error("dns")  # counted, but the question is still a good observation
         if not msg.questions:
             return
         from_client = not msg.is_response
@@ -233,8 +235,15 @@ class Sensor:
         except quic.QUICParseError:
             self._error("quic")
             return
-        if result is not None and result.hello is not None:
+        if result is None:
+            return
+        if result.hello is not None:
             self._hello(ts, frame, d, "udp", "quic", result.hello)
+        elif quic.initial_salt(result.version) is None and len(payload) >= quic.MIN_CLIENT_INITIAL:
+            # A version we cannot decrypt: what DNS said this server is, marked as the weaker signal.
+            name = self.dns_answers.name_for(d[2], ts)
+            if name:
+                self._emit(ts, frame, d, True, "udp", "quic", name, attribution="dns-answer")
 
     def _gquic_legacy(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
         if quic.legacy_gquic_version(payload) is None:
