@@ -32,8 +32,10 @@ def test_classify_jsonl(capture, capsys):
 
 def test_classify_table(capture, capsys):
     assert main(["classify", "--format", "table", str(capture)]) == 0
-    out = capsys.readouterr().out.splitlines()
-    assert out[0].startswith("@TIMESTAMP") and "www.instagram.com" in out[1]
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0].startswith("TIME") and "www.instagram.com" in out[1]
+    assert "instagram" in out[1].split() and captured.err == ""
 
 
 def test_classify_with_config_tags_through_the_core(capture, capsys):

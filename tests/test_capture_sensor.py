@@ -177,3 +177,15 @@ def test_dns_answer_damage_keeps_the_question():
     frame = bytes(Ether() / IP(src="8.8.8.8", dst=CLIENT4) / UDP(sport=53, dport=40000) / Raw(good[:-3]))
     [obs] = observe([frame])
     assert obs.hostname == "www.reddit.com"
+
+
+def test_a_failing_consumer_is_raised_not_counted_as_a_parse_error():
+    from monitor.capture.sensor import SinkError
+
+    def broken(obs):
+        raise ValueError("disk full")
+
+    sensor = Sensor(broken)
+    with pytest.raises(SinkError, match="disk full"):
+        sensor.feed(0.0, 1, tcp_frame(tls_records(client_hello("www.facebook.com"))))
+    assert sum(sensor.error_counts.values()) == 0

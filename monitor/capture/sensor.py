@@ -28,6 +28,11 @@ _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
 ObservationSink = Callable[[Observation], None]
+
+
+class SinkError(RuntimeError):
+    """The observation callback raised: propagated, so a broken consumer is loud, not a parse error."""
+
 BindingSink = Callable[[dhcp.DHCPBinding], None]
 
 
@@ -107,6 +112,8 @@ class Sensor:
                         self._quic_long(ts, frame, frame[start:end], d)
                 elif first & 0x01 and end - start >= 13:
                     self._gquic_legacy(ts, frame, frame[start:end], d)
+        except SinkError:
+            raise  # the consumer failed, not the packet: never hide that as a parse error
         except Exception:  # a hostile frame is counted, it never stops capture
             if self.strict:
                 raise
@@ -221,7 +228,11 @@ class Sensor:
         elif (msg.op == 2 and msg.message_type == dhcp.DHCPACK and msg.your_ip != b"\0\0\0\0"
               and self.on_binding is not None):
             name = msg.hostname or self._dhcp_names.get(msg.client_mac)
-            self.on_binding(dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts))
+            binding = dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts)
+            try:
+                self.on_binding(binding)
+            except Exception as exc:
+                raise SinkError(f"binding callback failed: {exc!r}") from exc
 
     def _quic_long(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
         version = payload[1:5]
@@ -285,7 +296,10 @@ class Sensor:
             server_port=sport_, transport=transport, protocol=protocol, hostname=name,
             client_mac=mac, attribution=attribution, obscured=obscured, vlan=vlan,
         )
-        self.on_observation(obs)
+        try:
+            self.on_observation(obs)
+        except Exception as exc:
+            raise SinkError(f"observation callback failed: {exc!r}") from exc
 
     def _error(self, protocol: str) -> None:
         self.error_counts[protocol] += 1

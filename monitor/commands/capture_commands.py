@@ -50,14 +50,14 @@ def _row_maker(config_path: str | None) -> tuple[Callable[[Observation], dict[st
 class _Writer:
     """JSON lines or a fixed-width table on stdout."""
 
-    COLUMNS = (("@timestamp", 24), ("source.ip", 16), ("destination.ip", 16), ("network.protocol", 5),
-               ("social.platform", 10))
+    COLUMNS = (("@timestamp", 24, "TIME"), ("source.ip", 16, "CLIENT"), ("destination.ip", 16, "SERVER"),
+               ("network.protocol", 5, "PROTO"), ("social.platform", 10, "PLATFORM"))
 
     def __init__(self, fmt: str, out: TextIO):
         self.fmt = fmt
         self.out = out
         if fmt == "table":
-            head = " ".join(f"{name.split('.')[-1].upper():<{w}}" for name, w in self.COLUMNS)
+            head = " ".join(f"{title:<{w}}" for _name, w, title in self.COLUMNS)
             out.write(f"{head} HOSTNAME\n")
 
     def write(self, row: dict[str, Any]) -> None:
@@ -65,7 +65,7 @@ class _Writer:
             self.out.write(json.dumps(row, separators=(",", ":")) + "\n")
             return
         host = row.get("tls.client.server_name") or row.get("dns.question.name") or row.get("url.domain")
-        cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w in self.COLUMNS)
+        cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w, _title in self.COLUMNS)
         self.out.write(f"{cells} {host}\n")
 
 
@@ -74,6 +74,21 @@ def _tagger_learns(tagger: Any):
     if devices is None or not hasattr(devices, "learn"):
         return None
     return lambda b: devices.learn(b.ip, b.mac, hostname=b.hostname, at=b.at)
+
+
+def _unwrap_sink_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Writing stdout is the sink here: a closed pipe (`| head`) must reach the CLI as itself."""
+    def run(args: argparse.Namespace) -> int:
+        from monitor.capture.sensor import SinkError
+
+        try:
+            return command(args)
+        except SinkError as exc:
+            if exc.__cause__ is not None:
+                raise exc.__cause__ from None
+            raise
+
+    return run
 
 
 def classify(args: argparse.Namespace) -> int:
@@ -166,7 +181,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pcap", nargs="+", metavar="PCAP", help="capture files (pcap or pcapng)")
     p.add_argument("--config", default=None, help="trust config: tag with the core (zones, periods, flags)")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format")
-    p.set_defaults(func=classify)
+    p.set_defaults(func=_unwrap_sink_errors(classify))
 
     s = sub.add_parser("sense", help="capture live and print one line per observation")
     s.add_argument("--interface", "-i", action="append", default=[], help="interface (repeatable)")
@@ -175,4 +190,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--filter", default=None, help="extra BPF expression, ANDed with the pre-filter")
     s.add_argument("--no-filter", action="store_true", help="no kernel pre-filter (parse every packet)")
     s.add_argument("--stats-interval", type=float, default=10.0, help="seconds between counter lines")
-    s.set_defaults(func=sense)
+    s.set_defaults(func=_unwrap_sink_errors(sense))
