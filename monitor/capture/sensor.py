@@ -5,8 +5,9 @@ headers from bytes (`packets.decode`), looks only at the payloads that can
 carry a name (DNS, a TLS ClientHello, an HTTP request head, a QUIC or gQUIC
 client Initial, DHCP), builds an `Observation` only when a name is found, and
 hands it to a callback. A malformed packet is counted in
-`parse_errors{protocol}` and never raises. The daemon can run `Sensor` in a
-thread with any source from `sources.py`.
+`parse_errors{protocol}` and never raises; a failing callback raises
+`SinkError`. The daemon runs it on live interfaces with `live.LiveCapture`
+(in a thread), or feeds it frames from any source in `sources.py`.
 """
 
 from __future__ import annotations
@@ -28,12 +29,11 @@ _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
 ObservationSink = Callable[[Observation], None]
+BindingSink = Callable[[dhcp.DHCPBinding], None]
 
 
 class SinkError(RuntimeError):
-    """The observation callback raised: propagated, so a broken consumer is loud, not a parse error."""
-
-BindingSink = Callable[[dhcp.DHCPBinding], None]
+    """A callback raised: propagated, so a broken consumer is loud rather than a parse error."""
 
 
 class Sensor:
