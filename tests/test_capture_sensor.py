@@ -189,3 +189,28 @@ def test_a_failing_consumer_is_raised_not_counted_as_a_parse_error():
     with pytest.raises(SinkError, match="disk full"):
         sensor.feed(0.0, 1, tcp_frame(tls_records(client_hello("www.facebook.com"))))
     assert sum(sensor.error_counts.values()) == 0
+
+
+def test_memory_stays_flat_under_a_flood_of_new_flows():
+    import tracemalloc
+
+    sensor = Sensor(lambda o: None, flow_cap=500, reassembly_cap=500, dns_cap=500)
+    syn = tcp_frame(flags="S", seq=1)
+    hello = tcp_frame(tls_records(client_hello("www.facebook.com", padding=1500))[:1000], seq=2)
+
+    def flood(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            port = (1024 + i % 60000).to_bytes(2, "big")
+            address = i.to_bytes(4, "big")  # a new client address every time
+            for frame in (syn, hello):  # each leaves a pending half ClientHello behind
+                sensor.feed(i * 0.001, 1, frame[:26] + address + frame[30:34] + port + frame[36:])
+
+    flood(0, 1000)
+    tracemalloc.start()
+    flood(1000, 1000)
+    after_warmup, _ = tracemalloc.get_traced_memory()
+    flood(2000, 4000)  # without the cap the pending ClientHellos alone would add about 6 MB
+    after_flood, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert after_flood - after_warmup < 256 * 1024
+    assert len(sensor.tcp) <= 500
