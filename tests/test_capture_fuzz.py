@@ -13,7 +13,7 @@ from monitor.capture.packets import decode
 from monitor.capture.sensor import Sensor
 from tests.capture_helpers import client_hello, crypto_frames, quic_initial, tcp_frame, tls_records, udp_frame
 
-FUZZ = settings(max_examples=500, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 SEEDS = [
     tcp_frame(tls_records(client_hello("www.facebook.com", ech=True))),
