@@ -170,6 +170,8 @@ def sense(args: argparse.Namespace) -> int:
     capture = LiveCapture(sensor, interfaces_named, extra_filter=args.filter, use_filter=not args.no_filter,
                           stats_interval=args.stats_interval, on_stats=report)
     capture.open()
+    print(f"social-monitor sense: capturing on {', '.join(interfaces_named)}"
+          f" ({'no pre-filter' if args.no_filter else 'kernel pre-filter'})", file=sys.stderr, flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: capture.request_stop())
     capture.run()
