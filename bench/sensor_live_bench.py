@@ -49,7 +49,15 @@ def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extr
     speed = f"--pps={rate}" if rate else "--topspeed"
     replay = sh("tcpreplay", "-i", outside, speed, "-q", str(replay_file), check=False)
     elapsed = time.monotonic() - started
-    time.sleep(1.5)  # let the sensor drain its socket
+    last, still = None, 0
+    for _ in range(120):  # let the sensor drain its socket: until its count stops moving
+        time.sleep(0.5)
+        counts = STATS.findall(err_path.read_text())
+        now = counts[-1] if counts else None
+        still = still + 1 if now == last else 0
+        last = now
+        if still >= 3:
+            break
     sensor.send_signal(signal.SIGTERM)
     sensor.wait(timeout=20)
     lines = list(STATS.finditer(err_path.read_text()))

@@ -14,6 +14,7 @@ import select
 import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -176,6 +177,14 @@ def _if_tsresol(options: bytes, order: str) -> float:
 SOL_PACKET: Final = 263
 PACKET_STATISTICS: Final = 6
 _SO_RCVBUFFORCE: Final = 33
+_SO_TIMESTAMPNS: Final = 35
+_PACKET_AUXDATA: Final = 8
+_TP_STATUS_VLAN_VALID: Final = 0x10
+_TP_STATUS_VLAN_TPID_VALID: Final = 0x40
+_AUXDATA = struct.Struct("IIIHHHH").unpack_from  # struct tpacket_auxdata
+_TIMESPEC = struct.Struct("qq").unpack_from
+_SNAPLEN: Final = 65535
+_ANCILLARY_SPACE: Final = 256
 _ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})  # none, tun, rawip, ipgre
 
 
@@ -218,17 +227,33 @@ class LiveInterface:
             except Exception as exc:  # scapy raises its own exception types here
                 self.socket.close()
                 raise UserError(f"cannot set the capture filter on {name}: {exc}") from None
+        self.socket.ins.setblocking(False)
+        self._recvmsg = self.socket.ins.recvmsg
         self.received = 0
         self.dropped = 0
 
     def fileno(self) -> int:
         return self.socket.ins.fileno()
 
-    def recv(self) -> Frame | None:
-        _cls, data, ts = self.socket.recv_raw()
-        if data is None:
-            return None
-        return float(ts or 0.0), self.linktype, data
+    def recv(self) -> Frame:
+        """One frame, read straight off the non-blocking packet socket (BlockingIOError when none).
+
+        scapy's own recv_raw costs a ctypes copy per packet for the auxiliary data; this parses
+        it with struct: the VLAN tag the kernel stripped goes back in, the kernel's timestamp is
+        kept.
+        """
+        data, ancdata, _flags, _addr = self._recvmsg(_SNAPLEN, _ANCILLARY_SPACE)
+        ts = 0.0
+        for level, kind, cdata in ancdata:
+            if level == SOL_PACKET and kind == _PACKET_AUXDATA and len(cdata) >= 20:
+                status, _len, _snap, _mac, _net, tci, tpid = _AUXDATA(cdata)
+                if (status & _TP_STATUS_VLAN_VALID or tci) and self.linktype == LINKTYPE_ETHERNET:
+                    tpid = tpid if status & _TP_STATUS_VLAN_TPID_VALID else 0x8100
+                    data = data[:12] + tpid.to_bytes(2, "big") + tci.to_bytes(2, "big") + data[12:]
+            elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(cdata) == 16:
+                sec, nsec = _TIMESPEC(cdata)
+                ts = sec + nsec * 1e-9
+        return ts or time.time(), self.linktype, data
 
     def statistics(self) -> tuple[int, int]:
         """Packets received and dropped by the kernel since opening (the kernel resets on read)."""
@@ -248,7 +273,10 @@ class LiveInterface:
 def live_frames(interfaces: list[LiveInterface], stop: threading.Event,
                 on_idle: Callable[[], None] | None = None,
                 poll_seconds: float = 0.5) -> Iterator[tuple[LiveInterface, Frame]]:
-    """Frames from several interfaces at once, until `stop` is set."""
+    """Frames from several interfaces at once, until `stop` is set.
+
+    One select per burst, not per packet: a ready socket is drained until it would block.
+    """
     by_fd = {i.fileno(): i for i in interfaces}
     while not stop.is_set():
         try:
@@ -259,17 +287,10 @@ def live_frames(interfaces: list[LiveInterface], stop: threading.Event,
             on_idle()
         for fd in ready:
             iface = by_fd[fd]
-            for _ in range(256):  # drain a burst before going back to the outer select
+            recv = iface.recv
+            for _ in range(4096):  # then look at the other interfaces and the stop flag again
                 try:
-                    frame = iface.recv()
-                except (BlockingIOError, InterruptedError, TimeoutError):
+                    frame = recv()
+                except (BlockingIOError, InterruptedError):
                     break
-                if frame is not None:
-                    yield iface, frame
-                if not _readable(fd):
-                    break
-
-
-def _readable(fd: int) -> bool:
-    ready, _, _ = select.select([fd], [], [], 0)
-    return bool(ready)
+                yield iface, frame
