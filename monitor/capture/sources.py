@@ -195,7 +195,7 @@ class LiveInterface:
     filter depends on the link type (`vlan` is Ethernet only).
     """
 
-    def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True,
+    def __init__(self, name: str, bpf_filter: str | Callable[[int], str | None] | None, promisc: bool = True,
                  receive_buffer: int = 64 << 20):
         import scapy.arch  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
@@ -218,7 +218,14 @@ class LiveInterface:
                 continue
         hatype = self.socket.ins.getsockname()[3]
         self.linktype = LINKTYPE_RAW if hatype in _ARPHRD_RAW_IP else LINKTYPE_ETHERNET
-        expression = bpf_filter(self.linktype) if bpf_filter else None
+        # A filter is an expression, or a function of the link type (`bpf.capture_filter`'s `vlan`
+        # is Ethernet only); an expression written for Ethernet is rewritten for another link.
+        if callable(bpf_filter):
+            expression = bpf_filter(self.linktype)
+        elif bpf_filter and self.linktype != LINKTYPE_ETHERNET and bpf_filter.endswith(" or vlan"):
+            expression = bpf_filter.removesuffix(" or vlan")
+        else:
+            expression = bpf_filter
         if expression:
             from scapy.arch.linux import attach_filter
 
