@@ -15,6 +15,7 @@ keeps flowing (fail open). Set-up and deployment: docs/proxy.md.
 from __future__ import annotations
 
 import functools
+import logging
 import sys
 import threading
 import time
@@ -25,6 +26,7 @@ from typing import Any, TypeVar
 import structlog
 from mitmproxy import connection, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
+from mitmproxy.proxy import server_hooks
 from prometheus_client import start_http_server
 
 try:
@@ -32,6 +34,7 @@ try:
 except ImportError:  # a mitmdump outside the venv: use the checkout this file lives in
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
+from monitor import logsetup
 from monitor.config import Config, load_config
 from monitor.errors import ConfigError, UserError
 from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
@@ -41,7 +44,9 @@ from monitor.pipeline import Pipeline
 from monitor.proxy_source import (
     ConnectionState,
     ConnectionTable,
+    SameSecondTagger,
     build_observation,
+    endpoint,
     hostname_or_none,
     parse_decrypt_option,
     proxy_user,
@@ -69,11 +74,20 @@ def guarded(hook: str) -> Callable[[F], F]:
                 func(self, *args)
             except Exception as exc:
                 self.metrics.addon_errors.labels(hook).inc()
-                log.error("addon_hook_failed", hook=hook, error=repr(exc), exc_info=True)
+                self._log_failure(hook, exc)
 
         return inner  # type: ignore[return-value]
 
     return wrap
+
+
+def warm_up(tagger: Tagger, now: float) -> None:
+    """Do the first-call work (the bank-holiday tables' import, today's day plans) at start-up.
+
+    Otherwise the first access after start or reload would stall mitmproxy's
+    event loop for a quarter of a second while `holidays` is imported."""
+    for clock in tagger.clocks.values():
+        clock.at(now)
 
 
 class SocialMonitor:
@@ -92,11 +106,14 @@ class SocialMonitor:
         self.decrypt: frozenset[str] = frozenset()
         self.connections = ConnectionTable()
         self._metrics_server: Any = None
+        self._handling_counters: dict[str, Any] = {}
+        self._failure_logged: dict[str, tuple[float, int]] = {}  # hook -> (last logged, suppressed since)
         self._evictions_seen = 0
 
     # --- options ------------------------------------------------------------------------
 
     def load(self, loader: Loader) -> None:
+        self._configure_logs()
         loader.add_option(
             "social_monitor_config",
             str,
@@ -145,6 +162,18 @@ class SocialMonitor:
             """,
         )
 
+    @staticmethod
+    def _configure_logs() -> None:
+        """JSON log lines in the daemon's format (monitor.logsetup); mitmproxy's own handlers stay."""
+        root = logging.getLogger()
+        handlers, level = list(root.handlers), root.level
+        logsetup.configure(sys.stdout)
+        for handler in list(root.handlers):
+            root.removeHandler(handler)
+        for handler in handlers:
+            root.addHandler(handler)
+        root.setLevel(level)
+
     def configure(self, updated: set[str]) -> None:
         """Rebuild config, pipeline and sink only when one of our options changed."""
         from mitmproxy import ctx
@@ -154,18 +183,22 @@ class SocialMonitor:
         if not any(name in updated for name in OPTIONS):
             return
         opts = ctx.options
+        # the first load is a start, not a reload: only a later one counts (as the daemon's do)
+        reloading = self.config is not None
         if not opts.social_monitor_config:
             self._swap(None, None, frozenset())
             return
         try:
             config = load_config(opts.social_monitor_config)
         except ConfigError as exc:
-            self.metrics.config_reloads.labels("error").inc()
-            raise exceptions.OptionsError(
+            if reloading:
+                self.metrics.config_reloads.labels("failure").inc()
+            raise exceptions.OptionsError(  # the field-path lines say it all: no chained traceback
                 "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)
-            ) from exc
+            ) from None
         except OSError as exc:
-            self.metrics.config_reloads.labels("error").inc()
+            if reloading:
+                self.metrics.config_reloads.labels("failure").inc()
             raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc
         try:
             decrypt = parse_decrypt_option(opts.social_monitor_decrypt, config.catalog)
@@ -173,11 +206,14 @@ class SocialMonitor:
             raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
         try:
             sink = self._build_sink(config, opts.social_monitor_store, opts.social_monitor_events_jsonl)
-        except UserError as exc:  # the store cannot be opened
+        except (UserError, OSError) as exc:  # the store cannot be opened (not a store, no permission)
             raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
-        pipeline = Pipeline(Tagger(config), sink=sink, metrics=self.metrics)
+        tagger = Tagger(config)
+        warm_up(tagger, self.clock())
+        pipeline = Pipeline(SameSecondTagger(tagger), sink=sink, metrics=self.metrics)  # type: ignore[arg-type]
         self._swap(config, pipeline, decrypt)
-        self.metrics.config_reloads.labels("ok").inc()
+        if reloading:
+            self.metrics.config_reloads.labels("success").inc()
         log.info(
             "proxy_addon_configured",
             config=str(config.path),
@@ -250,18 +286,34 @@ class SocialMonitor:
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         # Pass through by default: a failure below must never turn decryption on.
         data.ignore_connection = True
-        state = self._state(data.context.client)
+        client = data.context.client
+        state = self._state(client)
         hostname = hostname_or_none(data.client_hello.sni) or state.connect_host
-        state.connect_host = None  # the tunnel's name is observed here, with the server known
+        state.connect_host = None  # the tunnel's name is observed with its TLS hello
         decrypt = False
-        if hostname is not None:
+        if hostname is not None and self.pipeline is not None:
             server = data.context.server
-            event = self._observe(
-                data.context.client, state, hostname, "tls", (server.peername, server.address), state.user
-            )
-            decrypt = event is not None and event.platform in self.decrypt
+            if self.decrypt:
+                platform = self.pipeline.tagger.catalog.lookup(hostname)
+                decrypt = platform is not None and platform.id in self.decrypt
+            if endpoint(server.peername, server.address)[0]:
+                self._observe(client, state, hostname, "tls", (server.peername, server.address), state.user)
+            elif hostname not in state.hostnames:
+                # regular mode, lazy connection: the server's IP is known once mitmproxy connects
+                state.pending = (hostname, self.clock(), state.user, server)
         data.ignore_connection = not decrypt
         self._count_handling(state, "decrypted" if decrypt else "passthrough")
+
+    @guarded("server_connected")
+    def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
+        """A TLS hello seen before the upstream connection is observed now, with the server's IP."""
+        state = self.connections.peek(data.client.id)
+        if state is not None and state.pending is not None:
+            hostname, timestamp, user, _ = state.pending
+            state.pending = None
+            server = data.server
+            self._observe(data.client, state, hostname, "tls", (server.peername, server.address), user,
+                          timestamp=timestamp)
 
     @guarded("responseheaders")
     def responseheaders(self, flow: http.HTTPFlow) -> None:
@@ -277,8 +329,15 @@ class SocialMonitor:
     @guarded("client_disconnected")
     def client_disconnected(self, client: connection.Client) -> None:
         state = self.connections.drop(client.id)
-        if state is not None and state.connect_host is not None:
-            # a CONNECT tunnel that never carried a TLS hello (or no SNI): the target is the name
+        if state is None:
+            return
+        if state.pending is not None:
+            # the upstream connection never opened (refused, no route): still an access attempt
+            hostname, timestamp, user, server = state.pending
+            self._observe(client, state, hostname, "tls", (server.peername, server.address), user,
+                          timestamp=timestamp)
+        if state.connect_host is not None:
+            # a CONNECT tunnel that never carried a TLS hello: its target is the name
             server = state.connect_server
             addrs = (server.peername, server.address) if server is not None else ()
             self._observe(client, state, state.connect_host, "http", addrs, state.user)
@@ -295,12 +354,14 @@ class SocialMonitor:
         return state
 
     def _observe_flow(self, flow: http.HTTPFlow) -> None:
-        if flow.response is not None and flow.response.status_code == 407:
-            return  # refused by proxy authentication: no access happened
         hostname = hostname_or_none(flow.request.pretty_host)
         if hostname is None:
             return
         state = self._state(flow.client_conn)
+        if hostname in state.hostnames:
+            return  # the common case: another request of a page already observed
+        if flow.response is not None and flow.response.status_code == 407:
+            return  # refused by proxy authentication: no access happened
         user = proxy_user(flow.metadata) or state.user
         server = flow.server_conn
         protocol = "tls" if flow.request.scheme == "https" else "http"
@@ -316,6 +377,7 @@ class SocialMonitor:
         protocol: Any,
         server_addrs: Sequence[Any],
         user: str | None,
+        timestamp: float | None = None,
     ) -> Any:
         """Submit the first sighting of (connection, hostname); later ones are free."""
         pipeline = self.pipeline
@@ -324,7 +386,7 @@ class SocialMonitor:
         if not state.first_sighting(hostname):
             return None
         obs: Observation = build_observation(
-            timestamp=self.clock(),
+            timestamp=self.clock() if timestamp is None else timestamp,
             hostname=hostname,
             protocol=protocol,
             client=client.peername,
@@ -333,10 +395,27 @@ class SocialMonitor:
         )
         return pipeline.submit(obs)
 
+    def _log_failure(self, hook: str, exc: Exception, every: float = 60.0) -> None:
+        """Log a hook failure with its traceback, at most once a minute per hook (each is counted).
+
+        A persistent failure (a broken store) would otherwise write a traceback per
+        connection to stdout from the event loop."""
+        now = time.monotonic()
+        last, suppressed = self._failure_logged.get(hook, (float("-inf"), 0))
+        if now - last < every:
+            self._failure_logged[hook] = (last, suppressed + 1)
+            return
+        self._failure_logged[hook] = (now, 0)
+        log.error("addon_hook_failed", hook=hook, error=repr(exc), suppressed_since_last=suppressed,
+                  exc_info=True)
+
     def _count_handling(self, state: ConnectionState, handling: str) -> None:
         if state.handling is None:
             state.handling = handling
-            self.metrics.proxy_connections.labels(handling).inc()
+            counter = self._handling_counters.get(handling)
+            if counter is None:  # label children resolved once: `labels()` is not free per connection
+                counter = self._handling_counters[handling] = self.metrics.proxy_connections.labels(handling)
+            counter.inc()
 
 
 addons = [SocialMonitor()]

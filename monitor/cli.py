@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "monitor.commands.config_commands",
     "monitor.commands.store_commands",
     "monitor.commands.capture_commands",
+    "monitor.commands.export_commands",
 ]
 
 

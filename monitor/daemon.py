@@ -169,9 +169,12 @@ class Daemon:
             print("\n".join(exc.errors), file=sys.stderr)
             return 1
         config = self.config
-        log.info("starting", version=__version__, config=str(config.path), trust=config.trust.name,
-                 schools=len(config.schools), devices=len(config.devices), pid=os.getpid())
+        log.info("starting", version=__version__, pid=os.getpid())
+        log.info("config_loaded", config=str(config.path), trust=config.trust.name,
+                 fingerprint=config.fingerprint[:12], schools=len(config.schools),
+                 devices=len(config.devices), platforms=len(config.catalog))
         self._install_signals()
+        self.metrics.declare_known_series()
         try:
             self._start_store(config)
             tagger = Tagger(config)
@@ -179,7 +182,14 @@ class Daemon:
                                      metrics=self.metrics)
             self._start_metrics(config)
             if self.options.capture and config.model.capture.enabled:
-                self._start_sensor(config)
+                try:
+                    self._start_sensor(config)
+                except Exception as exc:
+                    # e.g. no CAP_NET_RAW on a newcomer's laptop: the proxy still serves, and
+                    # component_up{component="sensor"} 0 raises the alert on a real gateway
+                    self.metrics.up.labels("sensor").set(0)
+                    log.error("sensor_unavailable", error=str(exc) if isinstance(exc, UserError)
+                              else repr(exc))
             if self.options.proxy and config.model.capture.proxy_enabled:
                 self.proxy = ProxyChild(self.options, config, self.metrics)
                 self.proxy.start()

@@ -127,3 +127,12 @@ class Metrics:
             "social_monitor_component_up", "1 when a component is running", ["component"], registry=r,
             multiprocess_mode="livemax",
         )
+
+    def declare_known_series(self) -> None:
+        """Export 0 for label sets that alerts watch, so the first failure is an increase."""
+        for result in ("success", "failure"):
+            self.config_reloads.labels(result)
+        self.child_restarts.labels("proxy")
+        for reason in ("disk_full", "locked", "readonly", "corrupt", "io", "other", "sink"):
+            self.store_write_errors.labels(reason)
+        self.store_queue_dropped.inc(0)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from collections.abc import Callable
+from typing import Any
 
 import structlog
 
@@ -50,6 +51,9 @@ class Pipeline:
         self._school_ids = {s.id for s in tagger.config.schools}
         self._logged: OrderedDict[tuple, None] = OrderedDict()
         self._logged_cap = flagged_log_memory
+        # label children resolved once: `Counter.labels()` costs more than the rest of a submit
+        # (label values are bounded sets, so this stays small)
+        self._children: dict[tuple, Any] = {}
         if self.refusal:
             log.warning("store_refused", reason=self.refusal)
 
@@ -58,41 +62,49 @@ class Pipeline:
         m = self.metrics
         event = self.tagger.tag(obs)
         if event.platform is None:
-            m.observations.labels(obs.source, "not_social").inc()
+            self._inc(m.observations, obs.source, "not_social")
             return None
         if event.sensitive:
             # a sensitive category is counted without any label naming it
-            m.observations.labels(obs.source, "sensitive").inc()
+            self._inc(m.observations, obs.source, "sensitive")
             return None
         flagged = event.trust_device and event.flagged
-        m.accesses.labels(
+        self._inc(
+            m.accesses,
             event.school or "unknown",
             event.zone or "unknown",
             event.platform,
             event.period_kind,
             "true" if flagged else "false",
-        ).inc()
+        )
         if not event.trust_device:
-            m.observations.labels(obs.source, "not_trust_device").inc()
+            self._inc(m.observations, obs.source, "not_trust_device")
             return event
         if not event.monitored:
-            m.observations.labels(obs.source, "unmonitored_zone").inc()
+            self._inc(m.observations, obs.source, "unmonitored_zone")
             return event
         if flagged:
             for flag in event.flags:
-                m.flagged.labels(event.school or "unknown", flag.name).inc()
+                self._inc(m.flagged, event.school or "unknown", flag.name)
             self._log_flagged(event)
         if self.refusal or self.sink is None:
-            m.observations.labels(obs.source, "not_stored").inc()
+            self._inc(m.observations, obs.source, "not_stored")
             return event
         try:
             accepted = self.sink(event)
         except Exception as exc:  # a broken sink must not stop capture or the proxy
-            m.store_write_errors.labels("sink").inc()
+            self._inc(m.store_write_errors, "sink")
             log.error("sink_failed", error=repr(exc))
             return event
-        m.observations.labels(obs.source, "recorded" if accepted else "queue_full").inc()
+        self._inc(m.observations, obs.source, "recorded" if accepted else "queue_full")
         return event
+
+    def _inc(self, counter: Any, *labels: str) -> None:
+        key = (id(counter), labels)
+        child = self._children.get(key)
+        if child is None:
+            child = self._children[key] = counter.labels(*labels)
+        child.inc()
 
     def _log_flagged(self, event: AccessEvent) -> None:
         key = (event.device_mac, event.platform, event.school, event.period, event.local_time[:10]

@@ -9,6 +9,8 @@ requests on one keep-alive connection is one access, not 200.
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
@@ -16,22 +18,35 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from monitor.catalog import Catalog
-from monitor.observation import Observation, Protocol, normalise_hostname
+from monitor.observation import AccessEvent, Observation, Protocol, normalise_hostname
 
 Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) or None
 
 
+@functools.lru_cache(maxsize=65536)
+def ip_text(host: str) -> str | None:
+    """Canonical text of an IP literal ('[::1]' -> '::1', '::ffff:10.0.0.1' -> '10.0.0.1'), else None.
+
+    Cached (bounded): the same client and server addresses recur on every
+    connection, and parsing them is the costliest step of an observation."""
+    try:
+        ip = ipaddress.ip_address(host.strip("[]"))
+    except ValueError:
+        return None
+    mapped = getattr(ip, "ipv4_mapped", None)  # dual-stack sockets report ::ffff:a.b.c.d
+    return str(mapped or ip)
+
+
 def is_ip_literal(host: str) -> bool:
     """True for '10.0.0.1', '::1', '[::1]': an address is not a hostname the catalog can name."""
-    try:
-        ipaddress.ip_address(host.strip("[]"))
-    except ValueError:
-        return False
-    return True
+    return ip_text(host) is not None
 
 
+@functools.lru_cache(maxsize=16384)
 def hostname_or_none(name: str | None) -> str | None:
-    """The normalised hostname, or None when there is no name (absent, empty or an IP literal)."""
+    """The normalised hostname, or None when there is no name (absent, empty or an IP literal).
+
+    Cached (bounded): a page's requests name the same few hosts again and again."""
     if not name:
         return None
     host = normalise_hostname(name)
@@ -50,11 +65,10 @@ def endpoint(*candidates: Address) -> tuple[str, int]:
     for addr in candidates:
         if not addr:
             continue
-        host, port = str(addr[0]), int(addr[1])
-        if is_ip_literal(host):
-            ip = ipaddress.ip_address(host.strip("[]"))
-            mapped = getattr(ip, "ipv4_mapped", None)  # dual-stack sockets report ::ffff:a.b.c.d
-            return str(mapped or ip), port
+        port = int(addr[1])
+        ip = ip_text(str(addr[0]))
+        if ip is not None:
+            return ip, port
     return "", port
 
 
@@ -118,6 +132,8 @@ class ConnectionState:
     user: str | None = None
     connect_host: str | None = None  # CONNECT target, until the TLS hello inside it is seen
     connect_server: Any = None  # mitmproxy's Server for that CONNECT, whose peername fills in later
+    # a TLS hello seen before the upstream connection (hostname, timestamp, user, Server)
+    pending: tuple[str, float, str | None, Any] | None = None
     handling: str | None = None  # passthrough | decrypted | plain, counted once
     hostnames: set[str] = field(default_factory=set)
 
@@ -155,5 +171,53 @@ class ConnectionTable:
                 self.evictions += 1
         return state
 
+    def peek(self, conn_id: str) -> ConnectionState | None:
+        """The state of a connection already seen, without creating one."""
+        return self._table.get(conn_id)
+
     def drop(self, conn_id: str) -> ConnectionState | None:
         return self._table.pop(conn_id, None)
+
+
+_EVENT_SLOTS = tuple(f.name for f in dataclasses.fields(AccessEvent))
+
+
+def _with_observation(event: AccessEvent, obs: Observation) -> AccessEvent:
+    """A shallow copy of `event` for another observation (dataclasses.replace is 5x slower)."""
+    copy = object.__new__(AccessEvent)
+    for name in _EVENT_SLOTS:
+        object.__setattr__(copy, name, getattr(event, name))
+    copy.observation = obs
+    return copy
+
+
+class SameSecondTagger:
+    """Memoises `Tagger.tag` within one wall-clock second, for bursts of connections to one host.
+
+    A browser opening a page opens several connections to the same host at
+    once; each is its own observation, but their tags are identical: every
+    time-dependent field (local time to the second, period, flags) is the same
+    within one second, so reusing the event is exact, not an approximation.
+    Bounded: the memo holds one second's keys, at most `max_entries`."""
+
+    def __init__(self, tagger: Any, max_entries: int = 4096):
+        self.tagger = tagger
+        self.config = tagger.config  # the pipeline reads the trust settings from here
+        self.max_entries = max_entries
+        self._second = -1
+        self._memo: dict[tuple, Any] = {}
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.tagger, name)  # catalog, clocks, ... of the wrapped tagger
+
+    def tag(self, obs: Observation) -> Any:
+        second = int(obs.timestamp)
+        if second != self._second or len(self._memo) >= self.max_entries:
+            self._memo.clear()
+            self._second = second
+        key = (obs.client_ip, obs.client_mac, obs.user, obs.vlan, obs.hostname)
+        cached = self._memo.get(key)
+        if cached is not None:
+            return _with_observation(cached, obs)
+        event = self._memo[key] = self.tagger.tag(obs)
+        return event

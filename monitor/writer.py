@@ -6,6 +6,14 @@ stalling the proxy would hurt every user of the network (fail open, but
 loudly). The thread drains the queue into a `SessionMerger` and commits one
 transaction per batch (at most `batch_size` events or `max_delay` seconds).
 
+A session that is merely extended (more observations of the same access,
+no new signal, flag or exemption) is re-versioned at most once per
+`extend_interval` seconds rather than once per batch: every version is a
+full, chained record, and a 40-minute video stream would otherwise leave
+thousands of them. A new access, a new session after the idle gap, or a new
+flag is written with the next batch; `flush()` and `close()` write
+everything held.
+
 When a commit fails (the disk is full, the file is locked for longer than the
 busy timeout, an I/O error), the error is counted by reason and logged, and
 the merged batch is kept and retried with back-off, merged with the events
@@ -17,17 +25,18 @@ is lost while the process lives.
 
 from __future__ import annotations
 
-import queue
 import sqlite3
 import threading
 import time
+from collections import deque
 
 import structlog
 
+from monitor.config import Config
 from monitor.metrics import Metrics
-from monitor.observation import AccessEvent
-from monitor.sessions import SessionMerger
-from monitor.store import SessionStore
+from monitor.observation import AccessEvent, Flag
+from monitor.sessions import Session, SessionMerger
+from monitor.store import SessionStore, open_config_store
 
 log = structlog.get_logger("monitor.writer")
 
@@ -65,6 +74,7 @@ class StoreWriter:
         retry_initial: float = 0.25,
         retry_max: float = 10.0,
         retention_days: int | None = None,
+        extend_interval: float = 30.0,
     ):
         self.store = store
         self.metrics = metrics if metrics is not None else Metrics()
@@ -74,55 +84,79 @@ class StoreWriter:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.retention_days = retention_days
-        self._queue: queue.Queue[AccessEvent] = queue.Queue(maxsize=queue_size)
+        self.extend_interval = extend_interval
+        # A deque, not queue.Queue: append and popleft are atomic under the GIL and cost a tenth
+        # of Queue's lock and condition per event; the bound is checked on submit.
+        self.queue_size = queue_size
+        self._queue: deque[AccessEvent] = deque()
+        self._wake = threading.Event()
         self._merger = SessionMerger(store.idle_gap)
         self._stop = threading.Event()
         self._cond = threading.Condition()
-        self._accepted = 0  # events taken into the queue
-        self._settled = 0  # events committed (or refused as not recordable)
+        self._taken = 0  # events moved from the queue into the merger (writer thread only)
+        self._settled = 0  # events committed (writer thread only)
         self._failures = 0  # consecutive failed commits
+        self._fresh = 0  # events taken since the last commit
+        self._chunk = batch_size  # most segments per transaction; halved after each failure
+        # key -> (when committed, last seen, signals, flags, exempt): what was written recently, so
+        # that a long session is re-versioned at most once per extend_interval, not once per batch
+        self._written: dict[tuple[str, ...], tuple[float, float, set[str], set[Flag], bool]] = {}
+        self._due_at = float("inf")  # when held extensions must be written
+        self._next_sweep = 0.0
+        self._flush_requested = threading.Event()
         self._next_purge_check = 0.0
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self.dropped = 0
         self.last_error: str | None = None
 
+    @classmethod
+    def from_config(cls, config: Config, metrics: Metrics | None = None) -> StoreWriter:
+        """The daemon's writer: the config's store, idle gap, queue size and retention (purged daily)."""
+        return cls(
+            open_config_store(config),
+            metrics,
+            queue_size=config.model.store.queue_size,
+            retention_days=config.model.retention_days,
+        )
+
     def start(self) -> StoreWriter:
         self._thread.start()
-        log.info("store_writer_started", queue_size=self._queue.maxsize, batch_size=self.batch_size)
+        log.info("store_writer_started", queue_size=self.queue_size, batch_size=self.batch_size)
         return self
 
     # --- producer side (any thread, never blocks) --------------------------------------------
 
     def submit(self, event: AccessEvent) -> bool:
         """Queue an event; False only when it was dropped because the queue was full (counted)."""
-        if not event.recordable:
-            return True  # never stored by design: not a loss
-        try:
-            self._queue.put_nowait(event)
-        except queue.Full:
+        if not event.trust_device or event.platform is None or event.sensitive or not event.monitored:
+            return True  # never stored by design (`event.recordable`): not a loss
+        q = self._queue
+        if len(q) >= self.queue_size:
             self.dropped += 1
             self.metrics.store_queue_dropped.inc()
             return False
-        with self._cond:
-            self._accepted += 1
+        q.append(event)
+        if len(q) == 1:
+            self._wake.set()
         return True
 
     @property
     def pending(self) -> int:
         """Events accepted but not yet committed."""
-        with self._cond:
-            return self._accepted - self._settled
+        return len(self._queue) + (self._taken - self._settled)
 
     def flush(self, timeout: float = 5.0) -> bool:
         """Wait until everything accepted so far is committed; False on timeout."""
         deadline = time.monotonic() + timeout
+        target = self._taken + len(self._queue)
+        self._flush_requested.set()
+        self._wake.set()
         with self._cond:
-            target = self._accepted
             while self._settled < target:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
                     return self._settled >= target
-                self._cond.wait(min(left, 0.1))
+                self._cond.wait(min(left, 0.05))
         return True
 
     def close(self, timeout: float = 5.0) -> bool:
@@ -147,54 +181,108 @@ class StoreWriter:
         if room <= 0:
             self._stop.wait(wait)
             return 0
-        try:
-            first = q.get(timeout=wait) if wait > 0 else q.get_nowait()
-        except queue.Empty:
-            return 0
-        merger.add(first)
-        taken = 1
+        if not q and wait > 0:
+            self._wake.clear()
+            if not q:
+                self._wake.wait(wait)
+        taken = 0
         deadline = time.monotonic() + self.max_delay
+        add, popleft = merger.add, q.popleft
         while taken < room:
-            try:
-                event = q.get_nowait()
-            except queue.Empty:
-                if time.monotonic() >= deadline or self._stop.is_set():
+            if not q:
+                if taken == 0 or time.monotonic() >= deadline or self._stop.is_set():
                     break
-                try:
-                    event = q.get(timeout=min(0.02, max(0.0, deadline - time.monotonic())))
-                except queue.Empty:
-                    continue
-            merger.add(event)
-            taken += 1
+                self._wake.clear()
+                if not q:
+                    self._wake.wait(min(0.02, max(0.0, deadline - time.monotonic())))
+                continue
+            for _ in range(min(room - taken, len(q))):
+                add(popleft())
+                taken += 1
+        self._taken += taken
         return taken
 
-    def _commit(self) -> bool:
+    def _hold(self, seg: Session, now: float) -> bool:
+        """Whether a segment only extends what was committed moments ago (more of the same)."""
+        written = self._written.get(_key(seg))
+        if written is None:
+            return False  # a new access is written promptly
+        at, last_seen, signals, flags, exempt = written
+        return (
+            now - at < self.extend_interval
+            and seg.first_seen <= last_seen + self.store.idle_gap
+            and signals.issuperset(seg.signals)
+            and flags.issuperset(seg.flags)
+            and (exempt or seg.exemption is None)
+        )
+
+    def _commit(self, force: bool) -> bool:
         merger = self._merger
-        events = len(merger)
-        if not events:
+        if not len(merger):
             return True
         segments = merger.drain()
-        started = time.perf_counter()
-        try:
-            written = self.store.write_sessions(segments)
-        except (sqlite3.Error, OSError) as exc:
-            for seg in segments:
-                merger.add_session(seg)
-            reason = error_reason(exc)
-            self._failures += 1
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            self.metrics.store_write_errors.labels(reason=reason).inc()
-            log.error("store_write_failed", reason=reason, error=str(exc), pending_events=self.pending,
-                      attempt=self._failures)
-            return False
-        self.metrics.store_write_latency.observe(time.perf_counter() - started)
-        self.metrics.store_writes.inc(written)
-        if self._failures:
-            log.info("store_write_resumed", after_failures=self._failures, sessions=written)
-            self._failures = 0
-            self.last_error = None
+        now = time.monotonic()
+        due: list[Session] = []
+        held: list[Session] = []
+        may_hold = not force and not self._failures
+        for seg in segments:
+            (held if may_hold and self._hold(seg, now) else due).append(seg)
+        overflow: list[Session] = []
+        if self._failures and len(due) > self._chunk:
+            # after a failure, smaller transactions: a nearly full disk still takes part of the backlog
+            overflow = due[self._chunk :]
+            due = due[: self._chunk]
+        if due:
+            started = time.perf_counter()
+            try:
+                written = self.store.write_sessions(due)
+            except Exception as exc:  # any failure: keep the batch, count, retry (bounded by max_pending)
+                for seg in segments:
+                    merger.add_session(seg)
+                self._chunk = max(1, min(self._chunk, len(due)) // 2)
+                reason = error_reason(exc)
+                if reason == "disk_full":
+                    self.store.relieve()
+                self._failures += 1
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                self.metrics.store_write_errors.labels(reason=reason).inc()
+                log.error("store_write_failed", reason=reason, error=str(exc), pending_events=self.pending,
+                          attempt=self._failures, exc_info=reason == "other")
+                return False
+            self.metrics.store_write_latency.observe(time.perf_counter() - started)
+            self.metrics.store_writes.inc(written)
+            if self._failures and not overflow:
+                log.info("store_write_resumed", after_failures=self._failures, sessions=written)
+                self._failures = 0
+                self._chunk = self.batch_size
+                self.last_error = None
+            elif self._failures:
+                self._chunk = min(self.batch_size, self._chunk * 2)
+            for seg in due:
+                key = _key(seg)
+                before = self._written.get(key)
+                if before is None or seg.first_seen > before[1] + self.store.idle_gap:
+                    self._written[key] = (now, seg.last_seen, set(seg.signals), set(seg.flags),
+                                          seg.exemption is not None)
+                else:
+                    before[2].update(seg.signals)
+                    before[3].update(seg.flags)
+                    self._written[key] = (now, max(before[1], seg.last_seen), before[2], before[3],
+                                          before[4] or seg.exemption is not None)
+        for seg in overflow:
+            merger.add_session(seg)
+        self._due_at = float("inf")
+        for seg in held:
+            merger.add_session(seg)
+            written_at = self._written.get(_key(seg))
+            self._due_at = min(self._due_at, written_at[0] + self.extend_interval if written_at else now)
+        self._fresh = 0
+        if now >= self._next_sweep:  # forget what can no longer be held: bounded by active sessions
+            self._next_sweep = now + max(self.extend_interval, 1.0)
+            for key in [k for k, w in self._written.items() if now - w[0] >= self.extend_interval]:
+                del self._written[key]
         with self._cond:
-            self._settled += events
+            self._settled += sum(seg.observations for seg in due)
             self._cond.notify_all()
         return True
 
@@ -214,22 +302,33 @@ class StoreWriter:
         retry_at = 0.0
         while True:
             stopping = self._stop.is_set()
-            if self._failures and time.monotonic() < retry_at:
+            now = time.monotonic()
+            if self._failures and now < retry_at:
                 if stopping:
                     return  # close() gave up waiting; the unwritten count is logged there
                 # keep accepting into memory (bounded) while waiting to retry
-                self._collect(max(0.001, min(0.1, retry_at - time.monotonic())))
-                self.metrics.store_queue_depth.set(self._queue.qsize())
+                self._collect(max(0.001, min(0.1, retry_at - now)))
+                self.metrics.store_queue_depth.set(len(self._queue))
                 continue
-            self._collect(0.0 if (self._failures or len(self._merger)) else 0.1)
-            self.metrics.store_queue_depth.set(self._queue.qsize())
-            if len(self._merger):
-                if self._commit():
+            force = stopping or self._flush_requested.is_set()
+            busy = self._failures or force or self._fresh
+            self._fresh += self._collect(0.0 if busy else max(0.001, min(0.1, self._due_at - now)))
+            self.metrics.store_queue_depth.set(len(self._queue))
+            if len(self._merger) and (self._fresh or self._failures or force
+                                      or time.monotonic() >= self._due_at):
+                if self._commit(force):
                     delay = self.retry_initial
                 else:
                     retry_at = time.monotonic() + delay
                     delay = min(delay * 2, self.retry_max)
                     continue
-            if stopping and self._queue.empty() and not len(self._merger):
-                return
+            if not self._queue and not len(self._merger):
+                if force:
+                    self._flush_requested.clear()
+                if stopping:
+                    return
             self._maybe_purge()
+
+
+def _key(seg: Session) -> tuple[str, ...]:
+    return (seg.device, seg.platform, seg.school, seg.zone, seg.period or "", seg.local_date)

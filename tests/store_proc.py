@@ -50,8 +50,12 @@ def main() -> int:
     for i in range(args.events):
         e = event(T0 + i * 0.05 + offset, device=f"D{i % args.devices:03d}", protocol=protocol,
                   source=args.source)
-        while not writer.submit(e):  # the test wants every event: back off instead of dropping
+        for _ in range(100):  # the test wants every event: back off instead of dropping (bounded)
+            if writer.submit(e):
+                break
             writer.flush(1)
+        else:
+            return 4
     ok = writer.close(timeout=30)
     print(f"done {args.events} {writer.dropped}", flush=True)
     return 0 if ok else 3

@@ -6,6 +6,7 @@ so a page that loads proves the TLS was passed through, never decrypted.
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import signal
@@ -140,7 +141,9 @@ def sample(metrics_text: str, line_prefix: str) -> float:
 
 
 def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Path, origins: Origins):
+    # lazy upstream connections, as the daemon runs it: the hello comes before the server connection
     proxy = start_proxy(tmp_path, origins, "--set", "proxyauth=jsmith:pw",
+                        "--set", "connection_strategy=lazy",
                         "--set", f"social_monitor_events_jsonl={tmp_path / 'events.jsonl'}")
     try:
         with client(proxy, origins, auth="jsmith:pw@") as c:
@@ -168,6 +171,11 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
     when = Tagger(load_config(tmp_path / "config.yaml")).clocks["test-school"].at(s.first_seen)
     assert (s.period, s.period_kind) == (when.period, when.kind)
 
+    lines = [json.loads(x) for x in (tmp_path / "events.jsonl").read_text().splitlines()]
+    assert sorted((x["network.protocol"], x["destination.ip"], x["destination.port"], x["user.name"])
+                  for x in lines) == [("http", "127.0.0.1", origins.http_port, "jsmith"),
+                                      ("tls", "127.0.0.1", origins.https_port, "jsmith")]
+
     prefix = 'social_monitor_observations_total{outcome="%s",source="proxy"}'
     assert sample(metrics, prefix % "not_social") == 2  # example.org over TLS and over HTTP
     assert sample(metrics, prefix % "recorded") == 2
@@ -189,3 +197,79 @@ def test_broken_pipeline_does_not_break_the_page(tmp_path: Path, origins: Origin
     with open_store(tmp_path / "store.db", create=False) as store:
         assert list(store.sessions()) == []
 
+
+
+# --- transparent mode, in a network namespace of its own ---------------------------------------
+
+NETNS_RULES = """
+table ip social_monitor_test {{
+    chain output {{
+        # locally generated traffic to the fake "internet" address 127.0.0.2 goes to the proxy
+        type nat hook output priority -100; policy accept;
+        ip daddr 127.0.0.2 tcp dport {{ 80, 443 }} redirect to :{port}
+    }}
+}}
+"""
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(
+    os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None
+    or shutil.which("curl") is None,
+    reason="needs root, ip, nft and curl to build a network namespace",
+)
+def test_transparent_mode_in_a_network_namespace():
+    """Re-runs the inner test below inside a fresh netns, where nftables may redirect freely."""
+    name = f"sm-proxy-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        subprocess.run(["ip", "-n", name, "link", "set", "lo", "up"], check=True, timeout=30)
+        out = subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             f"{__file__}::test_transparent_inner"],
+            cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "SM_IN_NETNS": name},
+            capture_output=True, text=True, timeout=120,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], timeout=30)
+    assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout + out.stderr
+
+
+@pytest.mark.skipif(not os.environ.get("SM_IN_NETNS"), reason="run by the network namespace test above")
+def test_transparent_inner(tmp_path: Path, origins: Origins):
+    proxy = start_proxy(tmp_path, origins, "--mode", "transparent")
+    rules = tmp_path / "rules.nft"
+    rules.write_text(NETNS_RULES.format(port=proxy.port))
+    try:
+        subprocess.run(["nft", "-f", str(rules)], check=True, timeout=30)
+        for url in ("https://www.tiktok.com/", "http://www.tiktok.com/", "https://www.example.org/"):
+            host, port = url.split("/")[2], 443 if url.startswith("https") else 80
+            out = subprocess.run(
+                ["curl", "-sS", "--max-time", "10", "--noproxy", "*", "--cacert", str(origins.ca),
+                 "--resolve", f"{host}:{port}:127.0.0.2", url],
+                capture_output=True, text=True, timeout=30,
+            )
+            assert out.stdout == f"hello from {host}", out.stderr  # TLS verified: passed through
+        metrics = proxy.metrics()
+    finally:
+        output = proxy.stop()
+    with open_store(tmp_path / "store.db", create=False) as store:
+        sessions = list(store.sessions())
+    assert [(s.platform, s.observations, s.zone) for s in sessions] == [
+        ("tiktok", 2, "loopback-class")], output
+    assert sample(metrics, 'social_monitor_proxy_connections_total{handling="passthrough"}') == 2
+    assert sample(metrics, 'social_monitor_observations_total{outcome="not_social",source="proxy"}') == 1
+
+
+def test_bad_config_stops_mitmdump_naming_the_field(tmp_path: Path):
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
+    text = TEST_CONFIG.read_text().replace("cidrs: [127.0.0.0/8", "cidrs: [127.0.0.300/8", 1)
+    (tmp_path / "config.yaml").write_text(text)
+    out = subprocess.run(
+        [str(MITMDUMP), "-q", "-s", str(ADDON_PATH), "--listen-host", "127.0.0.1", "--listen-port", "0",
+         "--set", f"confdir={tmp_path / 'mitmproxy'}",
+         "--set", f"social_monitor_config={tmp_path / 'config.yaml'}"],
+        cwd=tmp_path, capture_output=True, text=True, timeout=60,
+    )
+    assert out.returncode != 0
+    assert "schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network" in out.stdout + out.stderr

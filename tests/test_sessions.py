@@ -93,3 +93,30 @@ def test_ecs_names():
     assert ecs["social.flags"] == [{"name": "contact_time", "clause": "4.3", "reason": s.flags[0].reason}]
     assert s.to_csv_row()["social.flags"] == "contact_time (4.3)"
     assert "url.full" not in ecs and "url.path" not in ecs
+
+
+@pytest.mark.parametrize(
+    "ts",
+    [T0, T0 + 0.0005, T0 + 0.9995, T0 + 0.999_999_7, 0.0, 951_782_400.123, 4_102_444_799.999, T0 + 1e-7],
+)
+def test_fast_iso_matches_iso_utc(ts):
+    from monitor.observation import iso_utc
+    from monitor.sessions import _iso
+
+    assert _iso(ts) == iso_utc(ts)
+
+
+@pytest.mark.parametrize(
+    "extra",
+    [{}, {"exemption": Exemption("marketing-team", "role \"quoted\" ünïcode", "4.1")}, {"owner": None},
+     {"flags": ()}, {"hostname": "xn--bcher-kva.example"}],
+)
+def test_to_json_parses_to_to_ecs(extra):
+    import json
+
+    merger = SessionMerger(GAP)
+    merger.add(event(T0 + 0.25, **extra))
+    merger.add(event(T0 + 12.5, protocol="quic"))
+    [s] = merger.drain()
+    s.id = 42
+    assert json.loads(s.to_json()) == s.to_ecs()

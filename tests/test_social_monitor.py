@@ -11,6 +11,7 @@ from pathlib import Path
 import pytest
 from mitmproxy import connection, exceptions, http
 from mitmproxy.proxy import context
+from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons, tflow, tutils
 from mitmproxy.tls import ClientHelloData
 from structlog.testing import capture_logs
@@ -155,6 +156,8 @@ def test_unrelated_option_does_not_rebuild(addon):
         ("www.tiktok.com", "127.0.0.1", ["tiktok"], False, "tiktok"),  # asked for: decrypted
         ("www.youtube.com", "127.0.0.1", ["tiktok"], True, "youtube"),  # other platforms untouched
         ("www.example.org", "127.0.0.1", ["tiktok"], True, None),  # not social: not stored
+        ("www.tiktok.com", "::1", [], True, "tiktok"),  # IPv6 client
+        ("www.tiktok.com", "::ffff:127.0.0.1", [], True, "tiktok"),  # dual-stack listener, IPv4 client
         ("www.tiktok.com", "127.0.0.2", [], True, None),  # not a trust device: counted, not stored
         ("www.tiktok.com", "10.1.2.3", [], True, None),  # no zone, no device
         (None, "127.0.0.1", [], True, None),  # no SNI: nothing to name
@@ -193,10 +196,29 @@ def test_transparent_mode_server_is_the_original_destination(addon, sink):
     assert sink.events[0].observation.server_ip == "157.240.1.2"
 
 
-def test_regular_mode_before_connect_server_ip_unknown(addon, sink):
-    addon.tls_clienthello(hello("www.tiktok.com", server=("www.tiktok.com", 443), peer=False))
+def test_lazy_regular_mode_observes_when_the_server_connects(addon, sink):
+    """connection_strategy=lazy (the daemon's): after CONNECT the hello comes before the upstream."""
+    c = client()
+    data = hello("www.tiktok.com", c, server=("www.tiktok.com", 443), peer=False)
+    addon.clock = lambda: NOON
+    addon.tls_clienthello(data)
+    assert data.ignore_connection is True and sink.events == []
+    addon.clock = lambda: NOON + 0.2
+    data.context.server.peername = ("157.240.7.7", 443)
+    addon.server_connected(ServerConnectionHookData(data.context.server, c))
+    addon.server_connected(ServerConnectionHookData(data.context.server, c))  # only once
+    addon.client_disconnected(c)
+    (event,) = sink.events
+    obs = event.observation
+    assert (obs.server_ip, obs.server_port, obs.timestamp) == ("157.240.7.7", 443, NOON)  # hello time
+
+
+def test_lazy_regular_mode_upstream_never_connects(addon, sink):
+    c = client()
+    addon.tls_clienthello(hello("www.tiktok.com", c, server=("www.tiktok.com", 443), peer=False))
+    addon.client_disconnected(c)
     obs = sink.events[0].observation
-    assert (obs.server_ip, obs.server_port) == ("", 443)
+    assert (obs.server_ip, obs.server_port, sink.events[0].platform) == ("", 443, "tiktok")
 
 
 def test_one_observation_per_connection_and_hostname(addon, sink):
@@ -348,6 +370,9 @@ def test_failing_sink_keeps_traffic_flowing():
         ("tls_clienthello", lambda a: a.tls_clienthello(hello("www.tiktok.com"))),
         ("responseheaders", lambda a: a.responseheaders(http_flow("www.tiktok.com"))),
         ("http_connect", lambda a: a.http_connect(connect_flow("www.tiktok.com", client()))),
+        ("error", lambda a: a.error(http_flow("www.tiktok.com"))),
+        ("server_connected", lambda a: a.server_connected(None)),
+        ("client_disconnected", lambda a: a.client_disconnected(None)),
     ],
 )
 def test_hook_failure_is_counted_logged_and_swallowed(addon, monkeypatch, hook, call):
@@ -433,3 +458,12 @@ def test_bad_metrics_listen_is_an_options_error(value):
     a = SM.SocialMonitor(sink_factory=lambda config: None)
     with taddons.context(a) as tctx, pytest.raises(exceptions.OptionsError, match="social_monitor_metrics"):
         tctx.configure(a, social_monitor_metrics=value)
+
+
+def test_repeated_hook_failures_are_all_counted_but_logged_once_a_minute(addon, monkeypatch):
+    monkeypatch.setattr(addon.pipeline, "submit", lambda obs: 1 / 0)
+    with capture_logs() as logs:
+        for port in range(50):
+            addon.tls_clienthello(hello("www.tiktok.com", client(port=port)))
+    assert sample(addon, "social_monitor_addon_errors_total", {"hook": "tls_clienthello"}) == 50
+    assert [e["event"] for e in logs].count("addon_hook_failed") == 1

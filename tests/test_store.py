@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import itertools
 import sqlite3
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
+from monitor.sessions import SessionMerger
 from monitor.store import GENESIS, StoreError, open_store
 from tests.store_helpers import T0, event
 
@@ -41,3 +45,101 @@ def test_foreign_sqlite_file_is_refused(tmp_path):
     con.close()
     with pytest.raises(StoreError, match=r"other\.db: not a social-monitor store"):
         open_store(path)
+
+
+def test_record_hash_is_canonical_json_of_the_header():
+    """The hand-written header is byte for byte the canonical JSON another implementation would build."""
+    import hashlib
+
+    from monitor.sessions import canonical_json
+    from monitor.store import record_hash
+
+    for recorded_at in (1790000000.123456, 1790000000.0, 0.1 + 0.2):
+        header = {"body_sha256": "ab" * 32, "id": 7, "prev": "cd" * 32, "recorded_at": recorded_at,
+                  "session_id": 3, "version": 2}
+        expected = hashlib.sha256(canonical_json(header).encode()).hexdigest()
+        assert record_hash(7, 3, 2, recorded_at, "ab" * 32, "cd" * 32) == expected
+
+
+def test_sessions_filters_use_indexes(store):
+    for i in range(20):
+        store.write([event(T0 + i * 1000, device=f"D{i % 3}", school=("oak-primary", "ash-secondary")[i % 2],
+                           flags=() if i % 4 else (event().flags))])
+    assert store.count(school="oak-primary") == 10
+    assert store.count(school="oak-primary", flagged=True) == 5
+    assert store.count(device="D1") == 7 and store.count(owner="staff-0001") == 20
+    assert [s.first_seen for s in store.sessions(since=T0 + 5000, until=T0 + 8000)] == [
+        T0 + 5000, T0 + 6000, T0 + 7000]
+    plan = " ".join(str(r) for r in store._con.execute(
+        "EXPLAIN QUERY PLAN SELECT * FROM sessions WHERE school = ? AND flagged = 1 AND first_seen >= ? "
+        "AND first_seen < ? ORDER BY first_seen, id", ("oak-primary", 0, 1)))
+    assert "sessions_school_flagged" in plan
+
+
+@settings(max_examples=25, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(
+    offsets=st.lists(st.floats(min_value=0, max_value=3000, allow_nan=False), min_size=1, max_size=30),
+    cuts=st.lists(st.integers(min_value=0, max_value=30), max_size=4),
+    sources=st.lists(st.sampled_from(["sensor", "proxy"]), min_size=30, max_size=30),
+)
+def test_any_batching_keeps_every_observation_and_the_chain(tmp_path_factory, offsets, cuts, sources):
+    events = [event(T0 + o, source=sources[i], device=f"D{i % 2}") for i, o in enumerate(offsets)]
+    bounds = sorted({0, len(events), *[c for c in cuts if c < len(events)]})
+    with open_store(tmp_path_factory.mktemp("h") / "s.db", idle_gap=300) as store:
+        for a, b in itertools.pairwise(bounds):
+            store.write(events[a:b])
+        sessions = list(store.sessions())
+        assert sum(s.observations for s in sessions) == len(events)
+        assert store.verify().ok
+        single = SessionMerger(300)
+        for e in events:
+            single.add(e)
+        assert len(sessions) >= len(single.drain())  # batching never joins what one batch keeps apart
+
+
+def test_ecs_json_lines_parse_to_to_ecs(store):
+    """The SQL-built JSON lines and the Python `to_ecs()` agree field for field, timestamps included."""
+    import json
+    import random
+
+    from monitor.observation import Exemption
+    from monitor.store import SessionStore
+
+    rng = random.Random(7)
+    events = []
+    for i in range(300):
+        ts = T0 + i * 1000 + rng.random() * 500
+        events.append(event(ts, device=f"D{i % 7}", zone=("classrooms", "staff-room")[i % 2],
+                            protocol=("dns", "tls", "quic")[i % 3], owner=None if i % 5 == 0 else "staff-1",
+                            exemption=Exemption("marketing-team", 'posts "for" the school', "4.1")
+                            if i % 11 == 0 else None, flags=() if i % 3 == 0 else event().flags))
+        events.append(event(ts + rng.random() * 100, device=f"D{i % 7}",
+                            zone=("classrooms", "staff-room")[i % 2], source="proxy",
+                            hostname='odd",name.facebook.com'))
+    store.write(events)
+    sessions = list(store.sessions())
+    lines = list(store.ecs_json())
+    assert len(lines) == len(sessions) == 300
+    for s, line in zip(sessions, lines, strict=True):
+        assert json.loads(line) == s.to_ecs()
+    python_lines = list(SessionStore.ecs_json(store, school="oak-primary", flagged=True))
+    assert python_lines and [json.loads(x) for x in python_lines] == [
+        json.loads(x) for x in store.ecs_json(school="oak-primary", flagged=True)]
+    assert store.verify().ok  # a hostname with a quote and a comma round-trips through the row
+
+
+def test_flagged_column_edit_is_detected(store):
+    store.write([event(T0)])
+    store._con.execute("UPDATE sessions SET flagged = 0")
+    result = store.verify()
+    assert not result.ok and "session 1 changed" in (result.problem or "")
+
+
+def test_write_sessions_merges_unmerged_segments_of_one_call(store):
+    from monitor.sessions import session_from_event
+
+    segments = [session_from_event(event(T0 + i * 10, protocol=("dns", "tls")[i % 2])) for i in range(5)]
+    assert store.write_sessions(segments) == 1
+    [s] = store.sessions()
+    assert s.observations == 5 and s.signals == ("dns", "tls")
+    assert [seg.observations for seg in segments] == [1] * 5  # the caller's segments are not merged into

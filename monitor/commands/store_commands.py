@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import json
 import re
 import sys
 import time
@@ -47,8 +46,10 @@ def _config(args: argparse.Namespace) -> Config:
 
 def verify(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else None
-    if path is not None and path.is_dir():
-        raise UserError(f"{path}: verifying an export directory is not supported yet")
+    if path is not None and path.is_dir():  # an export directory: check it against its manifest
+        from monitor.commands.export_commands import print_verify
+
+        return print_verify(path, args.config)
     if path is not None:
         store = open_store(path, create=False)
         shown = str(path)
@@ -124,13 +125,14 @@ def events(args: argparse.Namespace) -> int:
     }
     out = sys.stdout
     with open_config_store(config, create=False) as store:
-        rows = store.sessions(**filters)
         if args.format == "jsonl":
-            dumps = json.dumps
-            for s in rows:
-                out.write(dumps(s.to_ecs(), ensure_ascii=False))
-                out.write("\n")
-        elif args.format == "csv":
+            write = out.write
+            for line in store.ecs_json(**filters):
+                write(line)
+                write("\n")
+            return 0
+        rows = store.sessions(**filters)
+        if args.format == "csv":
             writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
             writer.writeheader()
             for s in rows:

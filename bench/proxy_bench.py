@@ -1,0 +1,439 @@
+#!/usr/bin/env python3
+"""What the social_monitor addon costs mitmproxy: bare mitmdump vs mitmdump with the addon, side by side.
+
+    .venv/bin/python bench/proxy_bench.py [--duration 8] [--rounds 3]
+
+Both proxies run at once on loopback, in regular (explicit) mode, in front of
+one local nginx; the measurements alternate between them round by round, so
+load from other processes on the machine hits both alike. Reported per proxy
+(the median over rounds):
+
+* plain HTTP: requests/s and p50/p99 latency from `wrk` (32 keep-alive
+  connections, absolute-form requests with `Host: www.tiktok.com`, so the
+  addon classifies every request as TikTok from a trust device);
+* pass-through HTTPS: new connections/s and p50/p99 latency per connection
+  (CONNECT, TLS handshake with SNI www.tiktok.com verified against nginx's own
+  test CA, one GET, close) from a bounded asyncio client in this process.
+
+Also per proxy: its own CPU time (all threads, from /proc) per request or
+connection, which other load on the machine disturbs less than throughput;
+the ratios paired round by round; with --null-addon a third proxy running
+bench/null_passthrough.py (any script plus pass-through from
+`tls_clienthello`); and the addon's hook cost measured in-process.
+
+The addon side writes to a real store (in the work directory) through its
+writer thread, as in production. Needs `nginx` and `wrk`: when missing and run
+as root on Debian, this script installs `nginx-light` and `wrk` with apt-get
+(benchmark-only packages; the tests do not need them). Results go to
+bench/out/proxy_bench.json. Every loop is bounded by count or time; loopback only.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import re
+import shutil
+import signal
+import ssl
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from tests.proxy_helpers import free_port, make_ca_and_leaf, wait_for_port  # noqa: E402
+
+MITMDUMP = Path(sys.executable).parent / "mitmdump"
+ADDON = ROOT / "addons" / "social_monitor.py"
+TEST_CONFIG = ROOT / "tests" / "data" / "proxy" / "config.yaml"
+HOSTNAME = "www.tiktok.com"
+OUT = ROOT / "bench" / "out" / "proxy_bench.json"
+
+NGINX_CONF = """
+worker_processes 1;
+daemon off;
+pid {work}/nginx.pid;
+error_log {work}/nginx-error.log warn;
+events {{ worker_connections 4096; }}
+http {{
+    access_log off;
+    client_body_temp_path {work}/nginx-body;
+    proxy_temp_path {work}/nginx-proxy;
+    fastcgi_temp_path {work}/nginx-fastcgi;
+    uwsgi_temp_path {work}/nginx-uwsgi;
+    scgi_temp_path {work}/nginx-scgi;
+    keepalive_requests 1000000;
+    server {{
+        listen 127.0.0.1:{http_port};
+        listen 127.0.0.1:{https_port} ssl;
+        ssl_certificate {cert};
+        ssl_certificate_key {key};
+        location / {{ return 200 "hello\\n"; }}
+    }}
+}}
+"""
+
+WRK_LUA = """
+wrk.method = "GET"
+wrk.path = "http://127.0.0.1:{http_port}/"
+wrk.headers["Host"] = "{hostname}"
+"""
+
+
+@dataclass
+class Result:
+    rate: float  # requests/s (http) or connections/s (https)
+    p50_ms: float
+    p99_ms: float
+    errors: int
+    ops: int = 0  # requests or connections completed
+    cpu_us_per_op: float = 0.0  # mitmdump's own CPU (all threads) per request or connection
+
+
+def cpu_seconds(pid: int) -> float:
+    """utime + stime of a process (all its threads), from /proc: what it cost, whatever else runs."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def ensure_tools() -> None:
+    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+    if not missing:
+        return
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        sys.exit(f"proxy_bench: needs {', '.join(missing)} (Debian: apt-get install nginx-light wrk)")
+    packages = ["nginx-light" if m == "nginx" else m for m in missing]
+    print(f"installing benchmark-only Debian packages: {' '.join(packages)}", flush=True)
+    env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
+    cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
+    if subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL).returncode != 0:
+        subprocess.run(["apt-get", "update", "-qq"], env=env, stdout=subprocess.DEVNULL, check=True)
+        subprocess.run(cmd, env=env, stdout=subprocess.DEVNULL, check=True)
+
+
+def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait(timeout=5)
+
+
+def start_mitmdump(work: Path, name: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
+    port = free_port()
+    cmd = [
+        str(MITMDUMP), "-q",
+        "--listen-host", "127.0.0.1", "--listen-port", str(port),
+        "--set", "block_global=false",
+        "--set", "flow_detail=0",
+        "--set", f"confdir={work / ('mitmproxy-' + name)}",
+        *extra,
+    ]
+    log = (work / f"mitmdump-{name}.log").open("wb")
+    proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    wait_for_port(port, proc=proc)
+    return proc, port
+
+
+def parse_ms(value: str) -> float:
+    number, unit = re.fullmatch(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * {"us": 0.001, "ms": 1.0, "s": 1000.0}[unit]
+
+
+def run_wrk(proxy_port: int, lua: Path, duration: float, connections: int) -> Result:
+    out = subprocess.run(
+        ["wrk", "-t1", f"-c{connections}", f"-d{int(duration)}s", "--latency", "--timeout", "5s",
+         "-s", str(lua), f"http://127.0.0.1:{proxy_port}"],
+        capture_output=True, text=True, timeout=duration + 30, check=True,
+    ).stdout
+    rate = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    ops = int(re.search(r"(\d+) requests in", out).group(1))  # type: ignore[union-attr]
+    p50 = parse_ms(re.search(r"\s50%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    p99 = parse_ms(re.search(r"\s99%\s+(\S+)", out).group(1))  # type: ignore[union-attr]
+    errors = 0
+    if m := re.search(r"Non-2xx or 3xx responses: (\d+)", out):
+        errors += int(m.group(1))
+    if m := re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", out):
+        errors += sum(int(x) for x in m.groups())
+    return Result(rate, p50, p99, errors, ops)
+
+
+async def one_connection(proxy_port: int, https_port: int, tls: ssl.SSLContext) -> None:
+    reader, writer = await asyncio.open_connection("127.0.0.1", proxy_port)
+    try:
+        target = f"127.0.0.1:{https_port}"
+        writer.write(f"CONNECT {target} HTTP/1.1\r\nHost: {target}\r\n\r\n".encode())
+        head = await reader.readuntil(b"\r\n\r\n")
+        if not head.startswith(b"HTTP/1.1 200"):
+            raise ConnectionError(head[:40])
+        await writer.start_tls(tls, server_hostname=HOSTNAME)
+        writer.write(f"GET / HTTP/1.1\r\nHost: {HOSTNAME}\r\nConnection: close\r\n\r\n".encode())
+        body = await reader.read(4096)
+        if not body.startswith(b"HTTP/1.1 200"):
+            raise ConnectionError(body[:40])
+    finally:
+        writer.close()
+        with contextlib.suppress(ConnectionError, ssl.SSLError):
+            await writer.wait_closed()
+
+
+async def https_load(proxy_port: int, https_port: int, ca: Path, duration: float, workers: int) -> Result:
+    tls = ssl.create_default_context(cafile=str(ca))  # nginx's test CA: proves the TLS was passed through
+    latencies: list[float] = []
+    errors = 0
+    deadline = time.monotonic() + duration
+
+    async def worker() -> None:
+        nonlocal errors
+        while time.monotonic() < deadline:  # bounded by time
+            started = time.perf_counter()
+            try:
+                await asyncio.wait_for(one_connection(proxy_port, https_port, tls), timeout=5)
+            except (TimeoutError, OSError, ssl.SSLError, asyncio.IncompleteReadError):
+                errors += 1
+                continue
+            latencies.append(time.perf_counter() - started)
+
+    started = time.monotonic()
+    await asyncio.gather(*(worker() for _ in range(workers)))
+    elapsed = time.monotonic() - started
+    latencies.sort()
+    if not latencies:
+        return Result(0.0, 0.0, 0.0, errors)
+    return Result(
+        len(latencies) / elapsed,
+        latencies[len(latencies) // 2] * 1000,
+        latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))] * 1000,
+        errors,
+        len(latencies),
+    )
+
+
+def hook_costs(work: Path, count: int = 3000) -> dict[str, float]:
+    """CPU microseconds (all threads, incl. the store writer) the addon adds per request and per connection.
+
+    Measured in this process through mitmproxy's test harness with a real
+    ClientHello and a real store, so the figure does not depend on what else
+    the machine is running as much as throughput does."""
+    import importlib.util
+
+    from mitmproxy.proxy import context
+    from mitmproxy.test import taddons, tflow, tutils
+    from mitmproxy.tls import ClientHelloData
+
+    from tests.proxy_helpers import client_hello
+
+    spec = importlib.util.spec_from_file_location("social_monitor_bench", ADDON)
+    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    spec.loader.exec_module(module)  # type: ignore[union-attr]
+    hook_dir = work / "hooks"
+    hook_dir.mkdir()
+    shutil.copy(TEST_CONFIG, hook_dir / "config.yaml")
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", hook_dir / "devices.csv")
+    addon = module.SocialMonitor()
+    hello = client_hello(HOSTNAME)
+    out: dict[str, float] = {}
+    with taddons.context(addon) as tctx:
+        tctx.configure(addon, social_monitor_config=str(hook_dir / "config.yaml"))
+        flow = tflow.tflow(req=tutils.treq(host="127.0.0.1", port=80), resp=True)
+        flow.request.headers["Host"] = HOSTNAME
+        addon.responseheaders(flow)
+        started = time.process_time()
+        for _ in range(count * 10):
+            addon.responseheaders(flow)
+        out["http_request_us"] = (time.process_time() - started) * 1e6 / (count * 10)
+
+        clients = []
+        for i in range(count):
+            c = tflow.tclient_conn()
+            c.peername = ("127.0.0.1", 1024 + i)
+            clients.append(c)
+        warm = tflow.tclient_conn()
+        warm_ctx = context.Context(warm, tctx.options)
+        warm_ctx.server.address = warm_ctx.server.peername = ("127.0.0.1", 443)
+        addon.tls_clienthello(ClientHelloData(warm_ctx, hello))  # first-call work out of the figure
+        addon.client_disconnected(warm)
+        started = time.process_time()
+        for c in clients:
+            ctx = context.Context(c, tctx.options)
+            ctx.server.address = ctx.server.peername = ("127.0.0.1", 443)
+            addon.tls_clienthello(ClientHelloData(ctx, hello))
+            addon.client_disconnected(c)
+        addon.sink.writer.flush(30)
+        out["tls_connection_us"] = (time.process_time() - started) * 1e6 / count
+        addon.done()
+    return out
+
+
+def median_result(results: list[Result]) -> Result:
+    return Result(
+        statistics.median(r.rate for r in results),
+        statistics.median(r.p50_ms for r in results),
+        statistics.median(r.p99_ms for r in results),
+        sum(r.errors for r in results),
+        sum(r.ops for r in results),
+        statistics.median(r.cpu_us_per_op for r in results),
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--duration", type=float, default=3.0, help="seconds per measurement (whole)")
+    parser.add_argument("--rounds", type=int, default=10, help="alternating rounds per proxy")
+    parser.add_argument("--connections", type=int, default=32, help="wrk keep-alive connections")
+    parser.add_argument("--https-workers", type=int, default=16, help="concurrent HTTPS clients")
+    parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, store)")
+    parser.add_argument("--null-addon", action="store_true",
+                        help="also measure bench/null_passthrough.py (mitmproxy's own hook-path cost)")
+    args = parser.parse_args()
+    ensure_tools()
+
+    work = Path(tempfile.mkdtemp(prefix="sm-proxy-bench-"))
+    shutil.copy(TEST_CONFIG, work / "config.yaml")
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", work / "devices.csv")
+    ca, cert, key = make_ca_and_leaf([HOSTNAME], work)
+    http_port, https_port = free_port(), free_port()
+    (work / "nginx.conf").write_text(
+        NGINX_CONF.format(work=work, http_port=http_port, https_port=https_port, cert=cert, key=key)
+    )
+    lua = work / "absolute.lua"
+    lua.write_text(WRK_LUA.format(http_port=http_port, hostname=HOSTNAME))
+
+    procs: list[subprocess.Popen] = []
+    try:
+        nginx = subprocess.Popen(["nginx", "-c", str(work / "nginx.conf"), "-p", str(work)],
+                                 stdout=subprocess.DEVNULL, stderr=subprocess.STDOUT)
+        procs.append(nginx)
+        wait_for_port(http_port, proc=nginx)
+        wait_for_port(https_port, proc=nginx)
+        variants = {
+            # bare mitmdump passes TLS through only for hosts it is told to ignore
+            "bare": ["--ignore-hosts", rf"^127\.0\.0\.1:{https_port}$"],
+            "addon": ["-s", str(ADDON), "--set", f"social_monitor_config={work / 'config.yaml'}"],
+        }
+        if args.null_addon:
+            variants["null"] = ["-s", str(ROOT / "bench" / "null_passthrough.py")]
+        ports: dict[str, int] = {}
+        pids: dict[str, int] = {}
+        for name, extra in variants.items():
+            proc, ports[name] = start_mitmdump(work, name, extra)
+            procs.append(proc)
+            pids[name] = proc.pid
+        print(f"work dir {work}; nginx :{http_port}/:{https_port}; mitmdump "
+              + ", ".join(f"{n} :{p}" for n, p in ports.items()), flush=True)
+
+        # warm each up (imports, first TLS handshakes) before measuring
+        for port in ports.values():
+            run_wrk(port, lua, 1, 4)
+            asyncio.run(https_load(port, https_port, ca, 1.0, 4))
+
+        raw: dict[str, dict[str, list[Result]]] = {k: {"http": [], "https": []} for k in ports}
+        for round_no in range(args.rounds):
+            order = list(ports) if round_no % 2 == 0 else list(reversed(ports))
+            for kind in ("http", "https"):
+                for name in order:
+                    cpu_before = cpu_seconds(pids[name])
+                    if kind == "http":
+                        r = run_wrk(ports[name], lua, args.duration, args.connections)
+                    else:
+                        r = asyncio.run(
+                            https_load(ports[name], https_port, ca, args.duration, args.https_workers)
+                        )
+                    r.cpu_us_per_op = (cpu_seconds(pids[name]) - cpu_before) * 1e6 / max(1, r.ops)
+                    raw[name][kind].append(r)
+                    unit = "req/s" if kind == "http" else "conn/s"
+                    print(f"round {round_no + 1} {kind:5} {name:5}: {r.rate:8.1f} {unit}  "
+                          f"p50 {r.p50_ms:6.2f} ms  p99 {r.p99_ms:7.2f} ms  "
+                          f"cpu {r.cpu_us_per_op:6.0f} us/op  errors {r.errors}", flush=True)
+    finally:
+        for proc in reversed(procs):
+            stop(proc)
+
+    sessions = None
+    try:
+        from monitor.store import open_store
+
+        with open_store(work / "store.db", create=False) as store:
+            sessions = sum(s.observations for s in store.sessions())
+    except Exception as exc:  # the figures stand without it; say why it is missing
+        print(f"could not read the addon's store: {exc!r}")
+
+    hooks = hook_costs(work)
+    summary = {name: {kind: median_result(rs) for kind, rs in kinds.items()} for name, kinds in raw.items()}
+    ratio = {kind: summary["addon"][kind].rate / summary["bare"][kind].rate for kind in ("http", "https")}
+    # capacity: operations per CPU-second of the proxy, the robust figure on a shared machine
+    cpu_ratio = {
+        kind: summary["bare"][kind].cpu_us_per_op / summary["addon"][kind].cpu_us_per_op
+        for kind in ("http", "https")
+    }
+    # paired: addon vs bare measured back to back in the same round, so a burst of load from
+    # other processes hits both of the pair; the median over rounds
+    paired = {
+        kind: {
+            "rate": statistics.median(a.rate / b.rate for a, b in zip(raw["addon"][kind], raw["bare"][kind],
+                                                                      strict=True)),
+            "cpu": statistics.median(b.cpu_us_per_op / a.cpu_us_per_op for a, b in
+                                     zip(raw["addon"][kind], raw["bare"][kind], strict=True)),
+        }
+        for kind in ("http", "https")
+    }
+    print("\nmedian of", args.rounds, "rounds")
+    names = list(summary)
+    print(f"{'':26}" + "".join(f"{n:>22}" for n in names) + f"{'addon/bare':>12}")
+    for kind, unit in (("http", "req/s"), ("https", "conn/s")):
+        label = "plain HTTP" if kind == "http" else "pass-through HTTPS"
+        print(f"{label + ' ' + unit:26}" + "".join(f"{summary[n][kind].rate:>22.1f}" for n in names)
+              + f"{ratio[kind]:>12.3f}")
+        print(f"{'  p50 / p99 ms':26}" + "".join(
+            f"{f'{summary[n][kind].p50_ms:.2f} / {summary[n][kind].p99_ms:.2f}':>22}" for n in names))
+        print(f"{'  CPU us per op':26}" + "".join(f"{summary[n][kind].cpu_us_per_op:>22.0f}" for n in names)
+              + f"{cpu_ratio[kind]:>12.3f}")
+    for kind, label in (("http", "plain HTTP"), ("https", "pass-through HTTPS")):
+        print(f"paired per round, median: {label}: throughput ratio {paired[kind]['rate']:.3f}, "
+              f"CPU capacity ratio {paired[kind]['cpu']:.3f}")
+        if "null" in summary:
+            # the null script isolates loading any script + pass-through from tls_clienthello
+            a, n = summary["addon"][kind], summary["null"][kind]
+            print(f"  addon vs null script: throughput {a.rate / n.rate:.3f}, "
+                  f"CPU capacity {n.cpu_us_per_op / a.cpu_us_per_op:.3f}")
+    print(f"observations recorded by the addon's store: {sessions}")
+    load = os.getloadavg()
+    print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
+    http_share = hooks["http_request_us"] / summary["bare"]["http"].cpu_us_per_op
+    tls_share = hooks["tls_connection_us"] / summary["bare"]["https"].cpu_us_per_op
+    print(f"addon CPU in-process: {hooks['http_request_us']:.1f} us per HTTP request on a seen connection "
+          f"({http_share:.2%} of bare's CPU per request); {hooks['tls_connection_us']:.1f} us per new "
+          f"TLS connection incl. store write ({tls_share:.2%} of bare's CPU per connection)")
+    OUT.parent.mkdir(parents=True, exist_ok=True)
+    OUT.write_text(json.dumps({
+        "args": vars(args),
+        "rounds": {n: {k: [asdict(r) for r in rs] for k, rs in kinds.items()} for n, kinds in raw.items()},
+        "median": {n: {k: asdict(r) for k, r in kinds.items()} for n, kinds in summary.items()},
+        "ratio": ratio,
+        "cpu_capacity_ratio": cpu_ratio,
+        "paired_median_ratio": paired,
+        "loadavg_end": os.getloadavg(),
+        "store_observations": sessions,
+        "addon_hook_cpu_us": hooks,
+    }, indent=2))
+    print(f"written {OUT}")
+    if args.keep:
+        print(f"kept {work}")
+    else:
+        shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

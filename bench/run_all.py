@@ -1,0 +1,47 @@
+#!/usr/bin/env python3
+"""Run every benchmark in turn (`make bench`); each prints its own side-by-side figures.
+
+Benchmarks are not tests: they take minutes, build large files under
+bench/out/ or /tmp, and may install benchmark-only Debian packages (wrk,
+nginx-light). Run one alone with `.venv/bin/python bench/NAME.py --help`.
+"""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+ORDER = [
+    "tagging_bench.py",
+    "tls_parse_bench.py",
+    "sensor_bench.py",
+    "sensor_live_bench.py",
+    "store_bench.py",
+    "export_bench.py",
+    "proxy_bench.py",
+]
+
+
+def main() -> int:
+    only = set(sys.argv[1:])
+    failed = []
+    for name in ORDER:
+        script = HERE / name
+        if not script.exists() or (only and name not in only and script.stem not in only):
+            continue
+        print(f"\n=== {name} ===", flush=True)
+        started = time.monotonic()
+        code = subprocess.call([sys.executable, str(script)])
+        print(f"=== {name}: exit {code}, {time.monotonic() - started:.0f} s ===", flush=True)
+        if code:
+            failed.append(name)
+    if failed:
+        print(f"failed: {', '.join(failed)}")
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

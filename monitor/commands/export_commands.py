@@ -1,0 +1,162 @@
+"""`export`, `export-log`, `privacy-notice`, `sar`, `verify-export`: data leaving the system, accountably."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import asdict
+from datetime import date, datetime
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+from monitor.commands.config_commands import add_config_argument
+from monitor.config import Config, load_config
+from monitor.errors import UserError
+from monitor.export import (
+    ExportError,
+    ExportRequest,
+    check_identify,
+    expand_out,
+    last_week,
+    parse_day,
+    run_export,
+    run_sar,
+    verify_export,
+)
+from monitor.exportlog import log_path_for, read_log
+from monitor.privacy import render_notice
+from monitor.store import open_config_store
+
+
+def _today(config: Config, text: str | None) -> date:
+    if text:
+        return parse_day(text, date.today())
+    return datetime.now(ZoneInfo(config.trust.timezone)).date()
+
+
+def export(args: argparse.Namespace) -> int:
+    # refuse before reading anything: an identified export without a reason writes nothing
+    check_identify(args.identify, args.reason)
+    config = load_config(args.config)
+    today = _today(config, args.today)
+    if args.last_week:
+        if args.from_ or args.to:
+            raise ExportError("--last-week replaces --from and --to: give one or the other")
+        first, last = last_week(today)
+    else:
+        if not args.from_ or not args.to:
+            raise ExportError("give --from DATE and --to DATE (both included), or --last-week")
+        first, last = parse_day(args.from_, today), parse_day(args.to, today)
+    stamp = datetime.now(ZoneInfo(config.trust.timezone)).strftime("%Y%m%dT%H%M%S")
+    out = expand_out(args.out, school=args.school, now=stamp, **{"from": first.isoformat(),
+                                                                  "to": last.isoformat()})
+    request = ExportRequest(school=args.school, first_day=first, last_day=last, out=out,
+                            flagged_only=args.flagged_only, identify=args.identify, reason=args.reason)
+    with open_config_store(config, create=False) as store:
+        result = run_export(config, store, request, log_path=log_path_for(config.store_path))
+    print(f"{result.out}: {result.sessions} sessions ({result.flagged} flagged) from {first} to {last}, "
+          f"{'identified' if args.identify else 'pseudonymised'}; manifest sha256 {result.manifest_sha256}; "
+          f"logged as export {result.log_entry.seq if result.log_entry else '-'}")
+    return 0
+
+
+def sar(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    with open_config_store(config, create=False) as store:
+        result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
+                         log_path=log_path_for(config.store_path))
+    print(f"{result.out}: {result.sessions} sessions about {args.staff}; manifest sha256 "
+          f"{result.manifest_sha256}; logged as export {result.log_entry.seq if result.log_entry else '-'}")
+    return 0
+
+
+def export_log(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    path = log_path_for(config.store_path)
+    check = read_log(path)
+    if args.format == "jsonl":
+        for entry in check.entries:
+            print(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True))
+    else:
+        print(f"{'#':>4}  {'WHEN (UTC)':<20}  {'WHO':<12}  {'KIND':<6}  {'SCHOOL':<14}  {'FROM':<10}  "
+              f"{'TO':<10}  {'FLAGGED':<7}  {'IDENTIFIED':<10}  {'SESSIONS':>8}  REASON / OUT")
+        for x in check.entries:
+            what = x.school or (f"staff {x.subject}" if x.subject else "-")
+            print(f"{x.seq:>4}  {x.at:<20}  {x.user:<12}  {x.kind:<6}  {what:<14}  "
+                  f"{x.period_from or '-':<10}  "
+                  f"{x.period_to or '-':<10}  {'only' if x.flagged_only else 'all':<7}  "
+                  f"{'YES' if x.identified else 'no':<10}  {x.sessions:>8}  {x.reason or '-'} -> {x.out} "
+                  f"(manifest {x.manifest_sha256[:12]})")
+    if not check.entries:
+        print(f"{path}: no exports yet", file=sys.stderr)
+    if not check.ok:
+        print(f"export log chain broken: {check.problem}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def privacy_notice(args: argparse.Namespace) -> int:
+    config = load_config(args.config)
+    sys.stdout.write(render_notice(config, args.format))
+    return 0
+
+
+def verify_export_command(args: argparse.Namespace) -> int:
+    path = Path(args.path)
+    if not path.is_dir():
+        raise UserError(f"{path}: not a directory (give an export directory)")
+    return print_verify(path, args.config)
+
+
+def print_verify(path: Path, config_path: str | None = None) -> int:
+    """Shared with `verify DIR`: print one line per file, exit 1 if any differs.
+
+    With a config, the manifest must also be one the config's export log recorded."""
+    log_path = log_path_for(load_config(config_path).store_path) if config_path else None
+    ok, lines = verify_export(path, log_path=log_path)
+    if log_path is None:
+        lines.insert(-1, "manifest.json: not checked against an export log (give --config to check it)")
+    stream = sys.stdout if ok else sys.stderr
+    for line in lines:
+        print(line, file=stream)
+    return 0 if ok else 1
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser("export", help="write an audit export (CSV, JSON lines, HTML report, manifest)")
+    p.add_argument("--school", required=True, help="school id")
+    p.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD, today, yesterday, N-days-ago)")
+    p.add_argument("--to", help="last day, included (same forms as --from)")
+    p.add_argument("--last-week", action="store_true", help="Monday to Sunday of last week (for timers)")
+    p.add_argument("--today", help=argparse.SUPPRESS)  # pin "today" for tests and catch-up runs
+    p.add_argument("--flagged-only", action="store_true", help="only sessions a policy rule flags")
+    p.add_argument("--out", required=True,
+                   help="new export directory; may use {school}, {from}, {to}, {now}")
+    p.add_argument("--identify", action="store_true",
+                   help="show asset tags and staff ids instead of aliases (needs --reason)")
+    p.add_argument("--reason", help="why names are needed; recorded in the export log")
+    add_config_argument(p)
+    p.set_defaults(func=export)
+
+    p = sub.add_parser("export-log", help="list every export and subject access request ever made")
+    p.add_argument("--format", choices=["table", "jsonl"], default="table")
+    add_config_argument(p)
+    p.set_defaults(func=export_log)
+
+    p = sub.add_parser("privacy-notice", help="the privacy notice for staff, generated from the config")
+    p.add_argument("--format", choices=["md", "html"], default="md")
+    add_config_argument(p)
+    p.set_defaults(func=privacy_notice)
+
+    p = sub.add_parser("sar", help="subject access request: everything stored about one person")
+    p.add_argument("--staff", required=True, help="the person's staff id (as in the inventory)")
+    p.add_argument("--out", required=True, help="new directory for the files")
+    p.add_argument("--reference", help="the request's reference, recorded in the export log")
+    add_config_argument(p)
+    p.set_defaults(func=sar)
+
+    p = sub.add_parser("verify-export", help="check an export directory against its manifest")
+    p.add_argument("path", help="export directory")
+    add_config_argument(p)
+    p.set_defaults(func=verify_export_command)

@@ -1,0 +1,167 @@
+"""The export log: who took which data out of the system, when, and why.
+
+Every export and subject access request appends one entry, identified or
+not, so that the trust can answer "who has seen this?" (UK GDPR
+accountability; the ICO's guidance on monitoring workers). The log is a JSON
+lines file beside the store (``<store>.exports.jsonl``), not a table inside
+it, so that exporting never takes the store's write lock and the store's own
+schema stays the store's. Each entry carries the SHA-256 of the previous
+entry's line (``prev``) and its own (``hash``), so a removed or edited entry
+breaks the chain and `read_log` says where.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import json
+import os
+import pwd
+from collections.abc import Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from monitor.errors import UserError
+from monitor.sessions import canonical_json
+
+GENESIS = "0" * 64
+
+
+class ExportLogError(UserError):
+    """The export log cannot be read or appended: one line naming the file."""
+
+
+@dataclass(slots=True)
+class LogEntry:
+    """One export as the log keeps it; `seq`, `prev` and `hash` are set on append."""
+
+    kind: str  # export | sar
+    at: str  # ISO 8601 UTC
+    user: str  # the OS user who ran it
+    out: str  # the export directory
+    manifest_sha256: str
+    sessions: int
+    school: str | None = None
+    period_from: str | None = None
+    period_to: str | None = None
+    flagged_only: bool = False
+    identified: bool = False
+    reason: str | None = None
+    subject: str | None = None  # the staff id of a subject access request
+    seq: int = 0
+    prev: str = GENESIS
+    hash: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def digest(self) -> str:
+        body = asdict(self)
+        body.pop("hash")
+        return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def log_path_for(store_path: str | Path) -> Path:
+    """Where the export log of a store lives: beside it, named after it."""
+    path = Path(store_path)
+    return path.with_name(path.name + ".exports.jsonl")
+
+
+def current_user() -> str:
+    """The OS user running the export, from the real uid (not $USER, which anyone can set).
+
+    Under sudo the caller is named too: "alice (sudo to root)"."""
+    try:
+        name = pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:  # a uid without a passwd entry (containers)
+        name = f"uid {os.getuid()}"
+    caller = os.environ.get("SUDO_USER")
+    return f"{caller} (sudo to {name})" if caller and caller != name else name
+
+
+def log_head(path: str | Path) -> dict[str, Any] | None:
+    """The last entry's number and hash: each new manifest quotes it, so copies of exports held
+    by their readers anchor the log (rewriting it would contradict them)."""
+    check = read_log(path)
+    if not check.entries:
+        return None
+    last = check.entries[-1]
+    return {"seq": last.seq, "hash": last.hash}
+
+
+def _entries(path: Path) -> Iterator[tuple[int, LogEntry]]:
+    with path.open(encoding="utf-8") as fh:
+        for lineno, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                yield lineno, LogEntry(**json.loads(line))
+            except (ValueError, TypeError) as exc:
+                raise ExportLogError(f"{path}:{lineno}: not an export log entry: {exc}") from None
+
+
+def append(path: str | Path, entry: LogEntry) -> LogEntry:
+    """Append one entry under an exclusive lock, chained to the last one; the file is 0600."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as exc:
+        raise ExportLogError(f"{path}: cannot open the export log: {exc.strerror}") from None
+    with os.fdopen(fd, "r+", encoding="utf-8") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        last: LogEntry | None = None
+        fh.seek(0)
+        for lineno, line in enumerate(fh, 1):
+            if line.strip():
+                try:
+                    last = LogEntry(**json.loads(line))
+                except (ValueError, TypeError) as exc:
+                    raise ExportLogError(f"{path}:{lineno}: not an export log entry: {exc}") from None
+        entry.seq = last.seq + 1 if last else 1
+        entry.prev = last.hash if last else GENESIS
+        entry.hash = entry.digest()
+        fh.write(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n")
+        fh.flush()
+        os.fsync(fh.fileno())
+    return entry
+
+
+@dataclass(slots=True)
+class LogCheck:
+    entries: list[LogEntry]
+    ok: bool
+    problem: str | None = None
+
+
+def read_log(path: str | Path) -> LogCheck:
+    """All entries, and whether the chain holds (the first break is named)."""
+    path = Path(path)
+    if not path.exists():
+        return LogCheck([], True)
+    entries: list[LogEntry] = []
+    prev = GENESIS
+    problem = None
+    for lineno, entry in _entries(path):
+        if problem is None:
+            if entry.hash != entry.digest():
+                problem = f"{path}:{lineno}: entry {entry.seq} changed (its hash does not match)"
+            elif entry.prev != prev:
+                problem = f"{path}:{lineno}: entry {entry.seq} does not follow the entry before it " \
+                          "(an entry was removed or reordered)"
+            elif entry.seq != len(entries) + 1:
+                problem = f"{path}:{lineno}: entry {entry.seq} out of sequence (expected {len(entries) + 1})"
+        prev = entry.hash
+        entries.append(entry)
+    return LogCheck(entries, problem is None, problem)
+
+
+__all__ = [
+    "ExportLogError",
+    "LogCheck",
+    "LogEntry",
+    "append",
+    "current_user",
+    "log_head",
+    "log_path_for",
+    "read_log",
+]

@@ -1,0 +1,169 @@
+"""The privacy notice staff are given, generated from the live config so it cannot drift from it.
+
+Transparency is a condition of lawful monitoring of workers (UK GDPR
+articles 13 and 14; the ICO's guidance on monitoring workers): staff must be
+told what is recorded, where, when, why, for how long, who can see it and
+how to ask for their own records. Every fact here is read from the config
+that the daemon runs with: the zones, timetables, exemptions, retention
+period, DPIA reference and contact. The notice is built as sections of
+plain text and rendered to Markdown or HTML, escaping config text in both.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+from html import escape
+
+from monitor.config import Config
+
+FLAG_WORDS = {
+    "contact_time": "during contact time (lessons, registration and duties with pupils)",
+    "pupil_area": "in areas where pupils are present (classrooms, halls, library, ...)",
+}
+
+
+@dataclass(slots=True)
+class Section:
+    title: str
+    paragraphs: list[str] = field(default_factory=list)
+    bullets: list[str] = field(default_factory=list)
+
+
+def notice_sections(config: Config) -> list[Section]:
+    """The notice's content, in the order staff read it."""
+    trust = config.trust
+    policy = config.model.policy
+    sensitive = list(policy.sensitive_categories)
+    catalog = config.catalog
+    platforms = sorted((p for p in catalog.platforms.values() if p.category not in sensitive),
+                       key=lambda p: p.name.lower())
+    never = {c: sorted(p.name for p in catalog.platforms.values() if p.category == c) for c in sensitive}
+    sections = [
+        Section("Why the trust monitors", [
+            trust.purpose or "No purpose is stated yet: nothing identifiable is stored until it is.",
+            "This monitoring is described in clause 8 of the Social Media Policy. It checks that personal "
+            "social-media use keeps to clause 4.3: non-contact time, and areas where pupils are not present.",
+            f"Data protection impact assessment: {trust.dpia_reference or 'not yet recorded'}.",
+            f"Data controller: {trust.data_controller or trust.name}.",
+        ]),
+        Section("What is recorded", [
+            "When a trust-owned device (a laptop, desktop or tablet in the trust's inventory) reaches a "
+            "social-media platform, the trust records: the device's asset tag and the staff id it is "
+            "assigned "
+            "to, the platform and its hostname (for example www.youtube.com), the time, the school, the "
+            "network zone and the timetable period.",
+            "It never records the content of what you do: no messages, posts, comments, pages or videos "
+            "viewed, web addresses (URLs), searches, passwords or anything typed. Traffic is not decrypted.",
+            "Personal devices (anything not in the trust's inventory) are counted anonymously and never "
+            "recorded.",
+        ], [f"{p.name} ({p.category})" for p in platforms]),
+        Section("Categories never recorded", [
+            "Accesses to these categories are never stored, not even as a count per person; they are only "
+            "counted anonymously for the whole school:",
+        ], [f"{c}: {', '.join(names)}" if names else c for c, names in never.items()]),
+    ]
+    where = Section("Where", [
+        "Each school's network is divided into zones. A zone is a pupil area when pupils are present there "
+        "during the school day; zones marked not monitored are counted anonymously but never recorded.",
+    ])
+    for school in config.schools:
+        zones = []
+        for z in school.zones:
+            if not z.monitored:
+                zones.append(f"{z.name} ({z.kind}): not monitored, nothing recorded")
+            else:
+                zones.append(f"{z.name} ({z.kind}): {'pupil area' if z.pupil_area else 'no pupils'}")
+        where.bullets.append(f"{school.name}: " + "; ".join(zones))
+    sections.append(where)
+    flags = [FLAG_WORDS.get(f, f) for f in policy.flags]
+    when = Section("When, and what is flagged", [
+        "Every access is tagged with the school's timetable period (from the school's timetable and term "
+        "dates, with bank holidays and closures). Where the school's timetable system says you have a free "
+        "period, that period counts as non-contact time for your devices.",
+        "An access is flagged under clause 4.3 when it happens " + " or ".join(flags) + ". A flag is a "
+        "prompt for a conversation, not a finding of a breach.",
+    ])
+    for school in config.schools:
+        tt = school.timetable
+        when.bullets.append(f"{school.name}: school day {tt.day_start:%H:%M} to {tt.day_end:%H:%M}, "
+                            f"{'two-week' if tt.rotation == 'two-week' else 'weekly'} timetable")
+    sections.append(when)
+    exemptions = Section("Professional use (clause 4.1)", [
+        "Some roles use social media as part of the job. These uses are recorded but not flagged:",
+    ], [f"{x.name}: {x.reason}" + (f" (clause {x.clause})" if x.clause else "") for x in policy.exemptions])
+    if not policy.exemptions:
+        exemptions.paragraphs = ["No exemptions are configured: professional use is recorded and may be "
+                                 "flagged, and a flag is then discussed with you."]
+    sections.append(exemptions)
+    sections.append(Section("How long records are kept", [
+        f"Records are kept for {config.model.retention_days} days and then deleted automatically. The "
+        "record store is tamper-evident (each record is chained to the one before), so records cannot be "
+        "edited without it being detected.",
+    ]))
+    sections.append(Section("Who can see the records", [
+        "IT staff see only totals per school, zone and platform on the monitoring dashboard, never a "
+        "device or a person.",
+        "Principals (clause 6.1) and the Executive Team receive periodic reports in which devices and "
+        "people appear under aliases that change with every report. Names of devices and staff ids are "
+        "revealed only for a stated reason, such as an investigation under clause 3.3.",
+        "Every export of records, with or without names, is entered in an export log: who made it, when, "
+        "for which school and dates, and the reason given. The log is itself tamper-evident.",
+    ]))
+    sections.append(Section("Your right to see your records", [
+        "You can ask for a copy of every record held about you and your devices (a subject access "
+        f"request). Contact: {trust.contact or trust.data_controller or trust.name}. You will receive the "
+        "records as a spreadsheet and a data file, with a manifest that proves they are complete and "
+        "unaltered. You may also complain to the Information Commissioner's Office (ico.org.uk).",
+    ]))
+    return sections
+
+
+def render_markdown(config: Config) -> str:
+    out = [f"# Monitoring of social-media access: privacy notice\n\n**{_md(config.trust.name)}**\n"]
+    for s in notice_sections(config):
+        out.append(f"## {_md(s.title)}\n")
+        out.extend(f"{_md(p)}\n" for p in s.paragraphs)
+        if s.bullets:
+            out.append("\n".join(f"- {_md(b)}" for b in s.bullets) + "\n")
+    out.append("_Generated from the trust's monitoring configuration (fingerprint "
+               f"`{config.fingerprint[:16]}`)._\n")
+    return "\n".join(out)
+
+
+def render_html(config: Config) -> str:
+    body = ["<h1>Monitoring of social-media access: privacy notice</h1>"
+            f"<p><strong>{escape(config.trust.name)}"
+            "</strong></p>"]
+    for s in notice_sections(config):
+        body.append(f"<h2>{escape(s.title)}</h2>")
+        body.extend(f"<p>{escape(p)}</p>" for p in s.paragraphs)
+        if s.bullets:
+            body.append("<ul>" + "".join(f"<li>{escape(b)}</li>" for b in s.bullets) + "</ul>")
+    body.append(f"<p><small>Generated from the trust's monitoring configuration (fingerprint "
+                f"{escape(config.fingerprint[:16])}).</small></p>")
+    return (
+        '<!DOCTYPE html>\n<html lang="en-GB"><head><meta charset="utf-8">'
+        '<meta http-equiv="Content-Security-Policy" '
+        'content="default-src \'none\'; style-src \'unsafe-inline\'">'
+        "<title>Privacy notice: monitoring of social-media access</title><style>body{font:15px/1.5 system-ui,"
+        "Arial,sans-serif;max-width:760px;margin:0 auto;padding:24px}h2{font-size:18px;margin-top:24px}"
+        "@media print{body{font-size:11pt}}</style></head><body>" + "".join(body) + "</body></html>\n"
+    )
+
+
+_MD_SPECIAL = re.compile(r"([\\`*_\[\]<>#|])")
+
+
+def _md(text: str) -> str:
+    """Config text in Markdown: escape what would change its meaning (links, HTML, emphasis)."""
+    return _MD_SPECIAL.sub(r"\\\1", text)
+
+
+def render_notice(config: Config, fmt: str = "md") -> str:
+    if fmt == "html":
+        return render_html(config)
+    return render_markdown(config)
+
+
+__all__ = ["Section", "notice_sections", "render_html", "render_markdown", "render_notice"]

@@ -1,0 +1,236 @@
+"""The real daemon process: pcap source, metrics over HTTP, SIGHUP, SIGTERM, a crashed proxy.
+
+Every test starts `social-monitor run` as a subprocess on loopback with its own
+config and store in a temp dir, scrapes /metrics over HTTP, sends real
+signals, and checks the exit code and the stored sessions. Loops are bounded
+by a deadline.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+from prometheus_client.parser import text_string_to_metric_families
+
+from monitor.store import open_store
+
+from .conftest import EXAMPLE, REPO, SHARED
+from .pcapgen import dns_query_frame, write_pcap
+
+FACEBOOK_PCAP = SHARED / "pcaps" / "facebook.pcap"
+pytestmark = pytest.mark.skipif(not FACEBOOK_PCAP.exists(), reason="needs ../shared/pcaps")
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def shift_to_now(source: Path, target: Path) -> None:
+    """The shared capture with its packets moved to the last minute (so retention keeps them)."""
+    from scapy.utils import rdpcap, wrpcap
+
+    packets = rdpcap(str(source))
+    offset = time.time() - 60 - float(packets[0].time)
+    for packet in packets:
+        packet.time = float(packet.time) + offset
+    wrpcap(str(target), packets)
+
+
+@pytest.fixture
+def trust(tmp_path, write_config):
+    """The example trust plus a lab zone holding the capture's client, a trust device."""
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["schools"][0]["zones"].append(
+        {"name": "lab", "kind": "classroom", "pupil_area": True, "cidrs": ["192.168.0.0/16"]}
+    )
+    data["devices"]["reservations"].append({"mac": "3c:52:82:10:00:03", "ip": "192.168.43.18"})
+    data["store"]["path"] = str(tmp_path / "store.db")
+    data["retention_days"] = 30
+    return write_config(data)
+
+
+class Daemon:
+    def __init__(self, config: Path, *args: str, proxy: bool = False):
+        self.metrics_port = free_port()
+        self.proxy_port = free_port()
+        cmd = [sys.executable, "-m", "monitor", "run", "--config", str(config),
+               "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
+               "--proxy-listen", f"127.0.0.1:{self.proxy_port}", *args]
+        if not proxy:
+            cmd.append("--no-proxy")
+        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        self.process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                                        text=True, env=env)
+        self.lines: list[str] = []
+
+    def scrape(self) -> dict[tuple, float]:
+        text = httpx.get(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5).text
+        return {
+            (sample.name, tuple(sorted(sample.labels.items()))): sample.value
+            for family in text_string_to_metric_families(text)
+            for sample in family.samples
+        }
+
+    def value(self, name: str, **labels: str) -> float:
+        return self.scrape().get((name, tuple(sorted(labels.items()))), 0.0)
+
+    def wait_for(self, predicate, timeout: float = 30.0, what: str = "condition"):
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            assert self.process.poll() is None, f"daemon exited: {self.output()}"
+            try:
+                result = predicate()
+            except httpx.HTTPError:
+                result = None
+            if result:
+                return result
+            time.sleep(0.2)
+        raise AssertionError(f"timed out waiting for {what}: {self.output()[-2000:]}")
+
+    def stop(self, sig: int = signal.SIGTERM, timeout: float = 20.0) -> int:
+        self.process.send_signal(sig)
+        try:
+            code = self.process.wait(timeout)
+        finally:
+            if self.process.poll() is None:
+                self.process.kill()
+        return code
+
+    def output(self) -> str:
+        if self.process.poll() is not None and self.process.stdout:
+            self.lines.append(self.process.stdout.read())
+        return "".join(self.lines)
+
+    def events(self) -> list[dict]:
+        out = []
+        for line in self.output().splitlines():
+            if line.startswith("{"):
+                with contextlib.suppress(json.JSONDecodeError):
+                    out.append(json.loads(line))
+        return out
+
+
+def test_pcap_source_metrics_reload_and_clean_stop(tmp_path, trust):
+    pcap = tmp_path / "facebook-now.pcap"
+    shift_to_now(FACEBOOK_PCAP, pcap)
+    daemon = Daemon(trust, "--pcap", str(pcap))
+    try:
+        daemon.wait_for(lambda: daemon.value("social_monitor_accesses_total", school="oak-primary",
+                                             zone="lab", platform="facebook", period_kind=_kind(),
+                                             flagged=_flagged()) >= 2,
+                        what="facebook accesses counted")
+        scraped = daemon.scrape()
+        assert scraped[("social_monitor_build_info", (("version", "0.1.0"),))] == 1
+        assert daemon.value("social_monitor_component_up", component="sensor") == 1
+        assert daemon.value("social_monitor_component_up", component="writer") == 1
+
+        # a broken config is rejected with its field-path error; the old one keeps running
+        good = trust.read_text()
+        trust.write_text(good.replace("timezone: Europe/London", "timezone: Europe/Lundon"))
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for(lambda: daemon.value("social_monitor_config_reloads_total", result="failure") == 1,
+                        what="failed reload counted")
+        assert daemon.process.poll() is None
+        # a good one is taken
+        trust.write_text(good)
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for(lambda: daemon.value("social_monitor_config_reloads_total", result="success") == 1,
+                        what="successful reload counted")
+        started = time.monotonic()
+        assert daemon.stop(signal.SIGTERM) == 0
+        assert time.monotonic() - started < 10
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+    log = daemon.events()
+    messages = [e.get("message") for e in log]
+    assert "starting" in messages and "stopped" in messages
+    assert any(e.get("message") == "config_reload_rejected" and "trust.timezone" in e.get("error", "")
+               for e in log)
+    assert "config_reloaded" in messages
+    with open_store(tmp_path / "store.db", create=False) as store:
+        sessions = list(store.sessions())
+        assert {s.platform for s in sessions} == {"facebook"}
+        assert all(s.school == "oak-primary" and s.zone == "lab" for s in sessions)
+        assert store.verify().ok
+
+
+def _kind() -> str:
+    """The period kind the daemon will compute for 'a minute ago' at oak-primary (closed or not)."""
+    from monitor.config import load_config
+    from monitor.timetable import SchoolClock
+
+    config = load_config(EXAMPLE)
+    return SchoolClock(config.schools[0], __import__("zoneinfo").ZoneInfo("Europe/London")).at(
+        time.time() - 60).kind
+
+
+def _flagged() -> str:
+    kind = _kind()
+    return "true" if kind != "closed" else "false"  # a pupil area flags whenever the school is open
+
+
+def test_label_sets_stay_bounded_under_a_flood(tmp_path, trust):
+    """10,000 random hostnames and client addresses must not grow the number of series."""
+    rng = random.Random(1)
+    now = time.time() - 30
+    frames = []
+    for i in range(10_000):
+        client = f"192.168.{rng.randrange(256)}.{rng.randrange(1, 255)}" if i % 2 else \
+            f"10.{rng.randrange(256)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        name = f"{rng.getrandbits(40):x}.facebook.com" if i % 3 == 0 else f"{rng.getrandbits(48):x}.example"
+        frames.append((now + i * 0.001, dns_query_frame(client, "192.0.2.53", 1024 + i, name, i)))
+    flood = tmp_path / "flood.pcap"
+    write_pcap(flood, frames)
+
+    daemon = Daemon(trust, "--pcap", str(flood))
+    try:
+        daemon.wait_for(lambda: sum(v for (n, _), v in daemon.scrape().items()
+                                    if n == "social_monitor_observations_total") >= 10_000,
+                        timeout=60, what="the flood to be counted")
+        scraped = daemon.scrape()
+    finally:
+        assert daemon.stop() == 0
+    series = [key for key in scraped if key[0].startswith("social_monitor_")]
+    assert len(series) < 120, len(series)  # bounded by config and catalog, not by traffic
+    label_values = {value for _, labels in series for _, value in labels}
+    assert not any(v.endswith(".example") or v.startswith(("192.168.", "10.")) for v in label_values)
+
+
+def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
+    daemon = Daemon(trust, "--no-capture", proxy=True)
+    try:
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "mitmdump"],
+                                  capture_output=True, text=True, timeout=5).stdout.split()
+        assert len(children) == 1
+        os.kill(int(children[0]), signal.SIGKILL)
+        daemon.wait_for(lambda: daemon.value("social_monitor_child_restarts_total", child="proxy") == 1,
+                        timeout=30, what="the proxy restart to be counted")
+
+        def proxy_answers() -> bool:
+            try:
+                with socket.create_connection(("127.0.0.1", daemon.proxy_port), timeout=1):
+                    return True
+            except OSError:
+                return False
+
+        daemon.wait_for(proxy_answers, timeout=30, what="the restarted proxy to listen")
+    finally:
+        assert daemon.stop() == 0
+    assert any(e.get("message") == "proxy_exited" for e in daemon.events())

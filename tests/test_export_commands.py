@@ -1,0 +1,150 @@
+"""`export`, `verify DIR`, `export-log`, `privacy-notice` and `sar` through `social-monitor`'s main()."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import stat
+from datetime import date
+from pathlib import Path
+from zoneinfo import ZoneInfo
+
+import pytest
+
+from monitor.cli import main
+from monitor.export import day_bounds
+from monitor.store import open_store
+
+from .export_helpers import populate
+
+
+@pytest.fixture(scope="module")
+def seed(example_config, tmp_path_factory) -> Path:
+    """Four weeks of Ash Grove, written once for the module."""
+    path = tmp_path_factory.mktemp("seed") / "store.db"
+    populate(example_config, path).close()
+    return path
+
+
+@pytest.fixture
+def trust(example_data, write_config, tmp_path, seed) -> Path:
+    """A trust config whose store (a copy of the seed) lives in tmp_path."""
+    (tmp_path / "var").mkdir()
+    shutil.copy(seed, tmp_path / "var" / "store.db")
+    example_data["store"]["path"] = str(tmp_path / "var" / "store.db")
+    return write_config(example_data)
+
+
+def run(capsys, *argv: str) -> tuple[int, str, str]:
+    code = main(list(argv))
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_export_verify_and_log(trust, tmp_path, capsys):
+    out = tmp_path / "exports" / "ash"
+    code, text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
+                          "--from", "2026-11-02", "--to", "2026-11-29", "--out", str(out))
+    assert code == 0, err
+    with open_store(tmp_path / "var" / "store.db", create=False) as store:
+        expected = store.count(school="ash-secondary")
+    assert f"{expected} sessions" in text and "pseudonymised" in text and "logged as export 1" in text
+    assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700  # a new parent is private too
+
+    code, text, err = run(capsys, "verify", str(out))
+    assert code == 0, err
+    assert "sessions.csv: ok" in text and "export ok" in text
+    code, text, err = run(capsys, "verify", str(out), "--config", str(trust))
+    assert code == 0, err
+    assert "manifest.json: matches export log entry 1" in text
+
+    csv_path = out / "sessions.csv"
+    data = bytearray(csv_path.read_bytes())
+    data[200] ^= 0x20
+    csv_path.write_bytes(bytes(data))
+    code, text, err = run(capsys, "verify", str(out))
+    assert code == 1
+    assert "sessions.csv: CHANGED" in err and "FAILED" in err
+    code, text, err = run(capsys, "verify-export", str(out))
+    assert code == 1 and "sessions.csv: CHANGED" in err
+
+    code, text, err = run(capsys, "export-log", "--config", str(trust))
+    assert code == 0, err
+    lines = text.splitlines()
+    assert len(lines) == 2 and "ash-secondary" in lines[1] and "2026-11-02" in lines[1]
+    assert lines[1].split()[2]  # the OS user who ran it
+
+
+def test_identify_without_reason_is_refused(trust, tmp_path, capsys):
+    out = tmp_path / "named"
+    code, _text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
+                          "--from", "2026-11-02", "--to", "2026-11-29", "--out", str(out), "--identify")
+    assert code != 0
+    assert "--identify" in err and "--reason" in err and "nothing was exported" in err
+    assert not out.exists()
+    code, _text, err = run(capsys, "export-log", "--config", str(trust))
+    assert "no exports yet" in err
+
+
+def test_identified_export_with_reason(trust, tmp_path, capsys):
+    out = tmp_path / "named"
+    code, text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
+                          "--from", "2026-11-02", "--to", "2026-11-29", "--out", str(out), "--identify",
+                          "--reason", "INV-2026-07 (clause 3.3)", "--flagged-only")
+    assert code == 0, err
+    assert "ASH-LT-0002" in (out / "sessions.csv").read_text()
+    code, text, err = run(capsys, "export-log", "--config", str(trust), "--format", "jsonl")
+    entry = json.loads(text.splitlines()[-1])
+    assert entry["identified"] and entry["flagged_only"] and entry["reason"] == "INV-2026-07 (clause 3.3)"
+
+
+def test_last_week_and_out_placeholders(trust, tmp_path, capsys):
+    template = str(tmp_path / "exports" / "{school}" / "{from}_{to}")
+    code, _text, err = run(capsys, "export", "--config", str(trust), "--school", "ash-secondary",
+                          "--last-week", "--today", "2026-11-26", "--out", template)
+    assert code == 0, err
+    out = tmp_path / "exports" / "ash-secondary" / "2026-11-16_2026-11-22"
+    manifest = json.loads((out / "manifest.json").read_text())
+    assert (manifest["period"]["from"], manifest["period"]["to"]) == ("2026-11-16", "2026-11-22")
+    with open_store(tmp_path / "var" / "store.db", create=False) as store:
+        since, until = day_bounds(date(2026, 11, 16), date(2026, 11, 22), ZoneInfo("Europe/London"))
+        assert manifest["sessions"] == store.count(school="ash-secondary", since=since, until=until) > 0
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--from", "2026-11-02"], "give --from DATE and --to DATE"),
+        (["--last-week", "--from", "2026-11-02"], "--last-week replaces"),
+        (["--from", "soon", "--to", "today"], "'soon' is not a date"),
+        (["--from", "2026-11-02", "--to", "2026-11-29", "--school", "elm"], "not a configured school"),
+    ],
+)
+def test_bad_arguments(trust, tmp_path, capsys, args, message):
+    argv = ["export", "--config", str(trust), "--out", str(tmp_path / "x")]
+    if "--school" not in args:
+        argv += ["--school", "ash-secondary"]
+    code, _text, err = run(capsys, *argv, *args)
+    assert code == 1 and message in err
+    assert not (tmp_path / "x").exists()
+
+
+@pytest.mark.parametrize("fmt", ["md", "html"])
+def test_privacy_notice_command(trust, capsys, fmt):
+    code, text, _err = run(capsys, "privacy-notice", "--config", str(trust), "--format", fmt)
+    assert code == 0
+    assert "DPIA-2026-014" in text and "90 days" in text and "trade-union" in text
+
+
+def test_sar_command(trust, tmp_path, capsys):
+    out = tmp_path / "sar-S2005"
+    code, text, err = run(capsys, "sar", "--config", str(trust), "--staff", "S2005", "--out", str(out),
+                          "--reference", "SAR-2026-003")
+    assert code == 0, err
+    rows = (out / "sessions.csv").read_text().splitlines()[1:]
+    assert rows and all(",ASH-LT-0005," in r and ",S2005," in r for r in rows)
+    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "manifest.json", "sessions.csv",
+                                                     "sessions.jsonl"]
+    assert run(capsys, "verify", str(out))[0] == 0
+    code, text, err = run(capsys, "export-log", "--config", str(trust))
+    assert "staff S2005" in text and "SAR-2026-003" in text

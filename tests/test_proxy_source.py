@@ -1,0 +1,134 @@
+"""The pure helpers behind the proxy addon, table by table."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.catalog import default_catalog
+from monitor.proxy_source import (
+    ConnectionState,
+    ConnectionTable,
+    build_observation,
+    endpoint,
+    hostname_or_none,
+    parse_decrypt_option,
+    proxy_user,
+)
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        ("www.TikTok.com.", "www.tiktok.com"),
+        (" m.facebook.com ", "m.facebook.com"),
+        ("bücher.example", "xn--bcher-kva.example"),
+        ("157.240.1.1", None),
+        ("[2a03:2880::1]", None),
+        ("::1", None),
+        ("", None),
+        (None, None),
+    ],
+)
+def test_hostname_or_none(name, expected):
+    assert hostname_or_none(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("candidates", "expected"),
+    [
+        ((("157.240.1.1", 443),), ("157.240.1.1", 443)),
+        ((None, ("10.0.0.1", 80)), ("10.0.0.1", 80)),  # not connected yet: the original destination
+        ((("www.tiktok.com", 443),), ("", 443)),  # regular mode before connecting: IP unknown
+        ((("::ffff:10.1.2.3", 8080, 0, 0),), ("10.1.2.3", 8080)),  # dual-stack socket
+        ((("2a03:2880::1", 443, 0, 0),), ("2a03:2880::1", 443)),
+        ((), ("", 0)),
+    ],
+)
+def test_endpoint(candidates, expected):
+    assert endpoint(*candidates) == expected
+
+
+@pytest.mark.parametrize(
+    ("metadata", "user"),
+    [
+        ({"proxyauth": ("jsmith", "pw")}, "jsmith"),
+        ({"proxyauth": ["jsmith", "pw"]}, "jsmith"),
+        ({"proxyauth": " jsmith "}, "jsmith"),
+        ({"proxyauth": ("", "pw")}, None),
+        ({"proxyauth": ()}, None),
+        ({}, None),
+        (None, None),
+    ],
+)
+def test_proxy_user(metadata, user):
+    assert proxy_user(metadata) == user
+
+
+@pytest.mark.parametrize(
+    ("values", "expected", "error"),
+    [
+        ([], frozenset(), None),
+        (["tiktok", " YouTube ", ""], frozenset({"tiktok", "youtube"}), None),
+        (["tiktok", "myspace", "geocities"], None, "unknown platform id(s) geocities, myspace"),
+    ],
+)
+def test_parse_decrypt_option(values, expected, error):
+    if error:
+        with pytest.raises(ValueError, match=error.replace("(", r"\(").replace(")", r"\)")):
+            parse_decrypt_option(values, default_catalog())
+    else:
+        assert parse_decrypt_option(values, default_catalog()) == expected
+
+
+@pytest.mark.parametrize(
+    ("protocol", "server", "port"),
+    [("tls", [None], 443), ("http", [None], 80), ("tls", [("1.2.3.4", 8443)], 8443)],
+)
+def test_build_observation_default_ports(protocol, server, port):
+    obs = build_observation(timestamp=1.0, hostname="www.tiktok.com", protocol=protocol,
+                            client=("127.0.0.1", 5000), server=server, user="u")
+    assert (obs.server_port, obs.source, obs.transport, obs.user) == (port, "proxy", "tcp", "u")
+
+
+def test_connection_state_first_sighting_is_bounded():
+    state = ConnectionState()
+    assert state.first_sighting("a", max_hostnames=3)
+    assert not state.first_sighting("a", max_hostnames=3)
+    for name in "bc":
+        assert state.first_sighting(name, max_hostnames=3)
+    assert state.first_sighting("d", max_hostnames=3)  # full: starts over
+    assert len(state.hostnames) == 1
+
+
+def test_connection_table_is_bounded_and_counts_evictions():
+    table = ConnectionTable(max_connections=3)
+    for i in range(5):
+        table.get(f"c{i}")
+    assert len(table) == 3 and table.evictions == 2
+    assert table.drop("c4") is not None and table.drop("c0") is None
+
+
+def test_same_second_tagger_is_exact_and_bounded():
+    from monitor.config import load_config
+    from monitor.observation import Observation
+    from monitor.proxy_source import SameSecondTagger
+    from monitor.tagging import Tagger
+    from tests.proxy_helpers import TEST_CONFIG
+
+    tagger = Tagger(load_config(TEST_CONFIG))
+    memo = SameSecondTagger(tagger, max_entries=2)
+
+    def obs(ts: float, port: int, host: str = "www.tiktok.com", ip: str = "127.0.0.1") -> Observation:
+        return Observation(ts, ip, port, "1.2.3.4", 443, "tcp", "tls", host, source="proxy")
+
+    base = 1795000000.0
+    for o in [obs(base + 0.1, 1), obs(base + 0.9, 2), obs(base + 1.0, 3), obs(base + 1.5, 4, ip="127.0.0.2"),
+              obs(base + 1.6, 5, host="www.youtube.com"), obs(base + 1.7, 6)]:
+        got, want = memo.tag(o), tagger.tag(o)
+        assert got.observation is o
+        assert {k: getattr(got, k) for k in ("platform", "trust_device", "zone", "period", "local_time",
+                                              "flags", "owner", "asset_tag")} == \
+               {k: getattr(want, k) for k in ("platform", "trust_device", "zone", "period", "local_time",
+                                              "flags", "owner", "asset_tag")}
+    assert len(memo._memo) <= 2
+    assert memo.catalog is tagger.catalog and memo.config is tagger.config

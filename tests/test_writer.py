@@ -1,0 +1,101 @@
+"""The store writer: never blocks, counts drops, flushes, paces re-versioning, builds from config."""
+
+from __future__ import annotations
+
+import shutil
+import threading
+import time
+from pathlib import Path
+
+import yaml
+
+from monitor.config import load_config
+from monitor.metrics import Metrics
+from monitor.store import open_store
+from monitor.writer import StoreWriter, error_reason
+from tests.store_helpers import PUPILS, T0, event
+
+
+def test_writer_never_blocks_and_counts_drops(tmp_path):
+    metrics = Metrics()
+    writer = StoreWriter(open_store(tmp_path / "s.db"), metrics, queue_size=10)  # not started
+    started = time.perf_counter()
+    accepted = sum(writer.submit(event(T0 + i)) for i in range(100))
+    assert time.perf_counter() - started < 1
+    assert accepted == 10 and writer.dropped == 90
+    assert metrics.registry.get_sample_value("social_monitor_store_queue_dropped_total") == 90
+    assert writer.submit(event(T0, trust_device=False))  # refused by design, not a loss
+    writer.start()
+    assert writer.flush(5) and writer.close(5)
+    with open_store(tmp_path / "s.db") as store:
+        [s] = store.sessions()
+        assert s.observations == 10
+
+
+def test_writer_flush_from_another_thread(tmp_path):
+    writer = StoreWriter(open_store(tmp_path / "s.db"), Metrics(), batch_size=64, max_delay=0.01).start()
+    threads = [threading.Thread(target=lambda k=k: [writer.submit(event(T0 + i, device=f"T{k}"))
+                                                    for i in range(500)]) for k in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(10)
+    assert writer.flush(10) and writer.close(5)
+    with open_store(tmp_path / "s.db") as store:
+        assert sorted(s.observations for s in store.sessions()) == [500] * 4
+        assert store.verify().ok
+
+
+def test_long_session_is_reversioned_at_most_once_per_interval(tmp_path):
+    """More of the same waits for extend_interval; a new access or a new flag is written at once."""
+    db = tmp_path / "s.db"
+    writer = StoreWriter(open_store(db), Metrics(), max_delay=0.005, extend_interval=30).start()
+    with open_store(db) as reader:
+
+        def wait_for(check, seconds: float = 5.0) -> bool:
+            deadline = time.monotonic() + seconds
+            while time.monotonic() < deadline:
+                if check():
+                    return True
+                time.sleep(0.01)
+            return False
+
+        writer.submit(event(T0))
+        assert wait_for(lambda: reader.count() == 1)
+        for i in range(1, 20):  # twenty batches of more of the same
+            writer.submit(event(T0 + i))
+            time.sleep(0.02)
+        assert reader.chain_head().record_id == 1  # held in memory, not re-versioned twenty times
+        assert writer.pending == 19
+        writer.submit(event(T0 + 30, flags=(PUPILS,)))  # a new flag is material
+        assert wait_for(lambda: reader.chain_head().record_id == 2)
+        assert reader.session(1).observations == 21 and len(reader.session(1).flags) == 2
+        writer.submit(event(T0 + 31))
+        assert writer.close(5)
+        assert reader.session(1).observations == 22 and reader.verify().ok
+
+
+def test_writer_from_config(tmp_path):
+    folder = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parent.parent / "config", folder)
+    raw = yaml.safe_load((folder / "example.yaml").read_text())
+    raw["store"] = {"path": str(tmp_path / "x.db"), "idle_gap_seconds": 60, "queue_size": 50}
+    (folder / "example.yaml").write_text(yaml.safe_dump(raw))
+    writer = StoreWriter.from_config(load_config(folder / "example.yaml")).start()
+    assert writer.store.idle_gap == 60 and writer.queue_size == 50 and writer.retention_days == 90
+    writer.submit(event(T0))
+    writer.submit(event(T0 + 61))
+    assert writer.close(5)
+    with open_store(tmp_path / "x.db") as store:
+        assert store.count() == 2
+
+
+def test_error_reasons_are_a_bounded_set():
+    import sqlite3
+
+    assert error_reason(sqlite3.OperationalError("database or disk is full")) == "disk_full"
+    assert error_reason(sqlite3.OperationalError("database is locked")) == "locked"
+    assert error_reason(sqlite3.DatabaseError("database disk image is malformed")) == "corrupt"
+    assert error_reason(sqlite3.OperationalError("disk I/O error")) == "io"
+    assert error_reason(OSError(28, "No space left on device")) == "io"
+    assert error_reason(ValueError("surprise")) == "other"
