@@ -4,9 +4,10 @@ PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 CONFIG ?= config/example.yaml
 # Debian packages the project uses: tcpdump (scapy's BPF compiler), tshark and
-# tcpreplay (benchmarks, live replay tests), prometheus (promtool), chromium
-# (report rendering test), iproute2 (network namespaces), curl (proxy tests).
-DEBS   := tcpdump tshark tcpreplay prometheus chromium iproute2 curl sqlite3 nftables systemd
+# tcpreplay (benchmarks, live replay tests), libndpi-bin (ndpiReader, the sensor
+# benchmark's peer), prometheus (promtool), chromium (report rendering test),
+# iproute2 (network namespaces), curl (proxy tests).
+DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl sqlite3 nftables systemd
 
 .PHONY: install run test lint bench clean debs
 

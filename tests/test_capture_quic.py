@@ -111,3 +111,17 @@ def test_gquic_q046_long_header_chlo():
 def test_broken_chlo_raises_parse_error(data):
     with pytest.raises(quic.QUICParseError):
         quic.chlo_server_name(data)
+
+
+def test_gquic_q050_protected_initial_with_chlo():
+    body = b"\x08\x00\x40\x40" + chlo({b"PAD\0": b"-" * 8, b"SNI\0": b"www.youtube.com"})
+    [obs] = observe([udp_frame(quic_initial(quic.VERSION_Q050, DCID, body))])
+    assert (obs.protocol, obs.hostname) == ("quic", "www.youtube.com")
+
+
+@pytest.mark.parametrize("version", [quic.VERSION_T051, 0xFF000017, 0xFACEB002],
+                         ids=["T051", "draft-23", "mvfst"])
+def test_other_tls_based_versions(version):
+    hello = client_hello("rr1---sn-h0jeen7y.googlevideo.com")
+    [obs] = observe([udp_frame(quic_initial(version, DCID, crypto_frames([(0, hello)])))])
+    assert obs.hostname == "rr1---sn-h0jeen7y.googlevideo.com"

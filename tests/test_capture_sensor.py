@@ -13,7 +13,7 @@ from scapy.packet import Raw
 
 from monitor.capture.sensor import Sensor
 from monitor.metrics import Metrics
-from tests.capture_helpers import CLIENT4, SERVER4, client_hello, observe, tcp_frame, tls_records
+from tests.capture_helpers import CLIENT4, SERVER4, client_hello, observe, tcp_frame, tls_records, udp_frame
 
 
 def big_hello_segments(sni: str, mss: int = 1400) -> list[bytes]:
@@ -151,3 +151,66 @@ def test_malformed_payloads_are_counted_not_raised():
     observe([bytes(bad_dns), bytes(bad_tls)], sensor=sensor)
     assert registry.get_sample_value("social_monitor_parse_errors_total", {"protocol": "dns"}) == 1
     assert registry.get_sample_value("social_monitor_parse_errors_total", {"protocol": "tls"}) == 1
+
+
+def test_quic_version_we_cannot_read_is_attributed_from_dns():
+    answer = Ether() / IP(src="8.8.8.8", dst=CLIENT4) / UDP(sport=53, dport=40000) / DNS(
+        qr=1, qd=DNSQR(qname="www.tiktok.com"), an=DNSRR(rrname="www.tiktok.com", rdata=SERVER4))
+    unknown = b"\xc3" + (0x709A50C4).to_bytes(4, "big") + b"\x08" + bytes(8) + b"\x00" + bytes(1200)
+    _dns, obs = observe([bytes(answer), udp_frame(unknown)])
+    assert (obs.protocol, obs.hostname, obs.attribution) == ("quic", "www.tiktok.com", "dns-answer")
+
+
+def test_a_flow_is_reported_again_after_it_went_idle():
+    sensor = Sensor(lambda o: None)
+    frame = tcp_frame(tls_records(client_hello("www.facebook.com")))
+    seen = []
+    sensor.on_observation = seen.append
+    for ts in (0.0, 10.0, 10.0 + sensor.flows.idle_timeout + 1):
+        sensor.feed(1_700_000_000.0 + ts, 1, frame)
+    assert len(seen) == 2
+
+
+def test_dns_answer_damage_keeps_the_question():
+    good = bytes(DNS(id=7, qr=1, qd=DNSQR(qname="www.reddit.com"), an=DNSRR(rrname="www.reddit.com",
+                                                                          rdata="151.101.1.140")))
+    frame = bytes(Ether() / IP(src="8.8.8.8", dst=CLIENT4) / UDP(sport=53, dport=40000) / Raw(good[:-3]))
+    [obs] = observe([frame])
+    assert obs.hostname == "www.reddit.com"
+
+
+def test_a_failing_consumer_is_raised_not_counted_as_a_parse_error():
+    from monitor.capture.sensor import SinkError
+
+    def broken(obs):
+        raise ValueError("disk full")
+
+    sensor = Sensor(broken)
+    with pytest.raises(SinkError, match="disk full"):
+        sensor.feed(0.0, 1, tcp_frame(tls_records(client_hello("www.facebook.com"))))
+    assert sum(sensor.error_counts.values()) == 0
+
+
+def test_memory_stays_flat_under_a_flood_of_new_flows():
+    import tracemalloc
+
+    sensor = Sensor(lambda o: None, flow_cap=500, reassembly_cap=500, dns_cap=500)
+    syn = tcp_frame(flags="S", seq=1)
+    hello = tcp_frame(tls_records(client_hello("www.facebook.com", padding=1500))[:1000], seq=2)
+
+    def flood(first: int, count: int) -> None:
+        for i in range(first, first + count):
+            port = (1024 + i % 60000).to_bytes(2, "big")
+            address = i.to_bytes(4, "big")  # a new client address every time
+            for frame in (syn, hello):  # each leaves a pending half ClientHello behind
+                sensor.feed(i * 0.001, 1, frame[:26] + address + frame[30:34] + port + frame[36:])
+
+    flood(0, 1000)
+    tracemalloc.start()
+    flood(1000, 1000)
+    after_warmup, _ = tracemalloc.get_traced_memory()
+    flood(2000, 4000)  # without the cap the pending ClientHellos alone would add about 6 MB
+    after_flood, _ = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    assert after_flood - after_warmup < 256 * 1024
+    assert len(sensor.tcp) <= 500

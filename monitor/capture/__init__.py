@@ -1,0 +1,16 @@
+"""The packet sensor: live interfaces and capture files in, `Observation`s out.
+
+One module per stage:
+
+- `sources`: pcap/pcapng files (struct, 4 MB reads) and live interfaces (scapy's
+  L2ListenSocket with the kernel BPF filter, raw frames, PACKET_STATISTICS drops)
+- `bpf`: the kernel pre-filter (drops pure ACKs; keeps all UDP, IPv6, tunnels, VLAN)
+- `packets`: Ethernet/802.1Q/PPPoE/SLL/raw IP, IPv4/IPv6 with extension headers,
+  IP-in-IP/6in4/GRE, TCP/UDP, decoded from bytes with no object per layer
+- `dns`, `tls`, `quic`, `http`, `dhcp`: the parsers, each raising only its own
+  ParseError on malformed input
+- `flows`: bounded state (one report per flow, signal and name; DNS answers;
+  TCP reassembly of ClientHellos), every table capped with an eviction counter
+- `sensor`: `Sensor.feed(ts, linktype, frame)`, the hot path that ties them
+- `live`: `LiveCapture`, the sensor on live interfaces in a thread, for the daemon
+"""

@@ -26,6 +26,8 @@ class DNSMessage:
     questions: list[str]
     # (address bytes, ttl seconds) for every A/AAAA record in the answer section
     addresses: list[tuple[bytes, int]] = field(default_factory=list)
+    # The answer section was malformed: the questions are still good, the answers were cut short.
+    answers_malformed: bool = False
 
 
 def read_name(msg: bytes, pos: int) -> tuple[str, int]:
@@ -89,17 +91,20 @@ def parse_message(msg: bytes) -> DNSMessage:
     out = DNSMessage(bool(flags & 0x8000), questions)
     if not out.is_response or not questions:
         return out
-    for _ in range(min(ancount, _MAX_ANSWERS)):
-        _name, pos = read_name(msg, pos)
-        if pos + 10 > len(msg):
-            raise DNSParseError("truncated answer")
-        rtype = (msg[pos] << 8) | msg[pos + 1]
-        ttl = int.from_bytes(msg[pos + 4 : pos + 8], "big")
-        rdlen = (msg[pos + 8] << 8) | msg[pos + 9]
-        pos += 10
-        if pos + rdlen > len(msg):
-            raise DNSParseError("answer data runs past the message")
-        if (rtype == TYPE_A and rdlen == 4) or (rtype == TYPE_AAAA and rdlen == 16):
-            out.addresses.append((msg[pos : pos + rdlen], ttl))
-        pos += rdlen
+    try:
+        for _ in range(min(ancount, _MAX_ANSWERS)):
+            _name, pos = read_name(msg, pos)
+            if pos + 10 > len(msg):
+                raise DNSParseError("truncated answer")
+            rtype = (msg[pos] << 8) | msg[pos + 1]
+            ttl = int.from_bytes(msg[pos + 4 : pos + 8], "big")
+            rdlen = (msg[pos + 8] << 8) | msg[pos + 9]
+            pos += 10
+            if pos + rdlen > len(msg):
+                raise DNSParseError("answer data runs past the message")
+            if (rtype == TYPE_A and rdlen == 4) or (rtype == TYPE_AAAA and rdlen == 16):
+                out.addresses.append((msg[pos : pos + rdlen], ttl))
+            pos += rdlen
+    except DNSParseError:
+        out.answers_malformed = True
     return out

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Final
 
 from monitor.capture.tls import MAX_CLIENT_HELLO
-
-NoCallback: Final = None
 
 
 class SeenFlows:

@@ -61,7 +61,7 @@ Decoded = tuple[int, bytes, bytes, int, int, int, int, int, int, "int | None", i
 def decode(linktype: int, buf: bytes) -> Decoded | None:
     """The 5-tuple and the L4 payload bounds of one frame, or None when it carries no TCP/UDP."""
     n = len(buf)
-    if linktype == LINKTYPE_ETHERNET and n >= 54 and buf[12:14] == b"\x08\x00" and buf[14] == 0x45:
+    if linktype == LINKTYPE_ETHERNET and n >= 54 and buf[12] == 0x08 and buf[13] == 0 and buf[14] == 0x45:
         # Fast path for the common case: untagged Ethernet, IPv4 without options, no fragment.
         _b0, total, frag, proto, src, dst = _IPV4(buf, 14)
         if not frag & 0x3FFF:  # DF alone is fine; MF or a fragment offset take the general path
@@ -77,6 +77,22 @@ def decode(linktype: int, buf: bytes) -> Decoded | None:
                 if 8 <= ulen < end - 34:
                     end = 34 + ulen
                 return (PROTO_UDP, src, dst, sport, dport, 42, end, 0, 0, None, 0)
+    elif linktype == LINKTYPE_ETHERNET and n >= 74 and buf[12] == 0x86 and buf[13] == 0xDD:
+        # Fast path: untagged Ethernet, IPv6 with TCP or UDP right after the fixed header.
+        b0, plen, proto, src, dst = _IPV6(buf, 14)
+        if b0 >> 4 == 6 and proto in (PROTO_TCP, PROTO_UDP):
+            end = 54 + plen if 0 < plen < n - 54 else n
+            if proto == PROTO_TCP:
+                sport, dport, seq, doff, flags = _TCP(buf, 54)
+                doff = (doff >> 4) << 2
+                if doff >= 20 and end - 54 >= doff:
+                    return (PROTO_TCP, src, dst, sport, dport, 54 + doff, end, seq, flags, None, 0)
+                return None
+            if end >= 62:
+                sport, dport, ulen = _UDP(buf, 54)
+                if 8 <= ulen < end - 54:
+                    end = 54 + ulen
+                return (PROTO_UDP, src, dst, sport, dport, 62, end, 0, 0, None, 0)
     vlan = None
     l2 = -1
     if linktype == LINKTYPE_ETHERNET:
@@ -208,4 +224,4 @@ def ip_text(addr: bytes) -> str:
 
 
 def mac_text(mac: bytes) -> str:
-    return ":".join(f"{b:02x}" for b in mac)
+    return mac.hex(":")

@@ -24,12 +24,22 @@ from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
 from monitor.capture.tls import ClientHelloInfo, TLSParseError, parse_client_hello
 
 VERSION_1: Final = 0x00000001
+# A client's Initial datagram is padded to at least 1200 bytes (RFC 9000 section 14.1).
+MIN_CLIENT_INITIAL: Final = 1200
 VERSION_2: Final = 0x6B3343CF
 
 _SALT_V1 = binascii.unhexlify("38762cf7f55934b34d179ae6a4c80cadccbb7f0a")
 _SALT_V2 = binascii.unhexlify("0dede3def700a6db819381be6e269dcbf9bd2ed9")
 _SALT_DRAFT_29 = binascii.unhexlify("afbfec289993d24c9e9786f19c6111e04390a899")
 _SALT_DRAFT_23 = binascii.unhexlify("c3eef712c72ebb5a11a7d2432bb46365bef9f502")
+_SALT_DRAFT_22 = binascii.unhexlify("7fbcdb0e7c66bbe9193a96cd21519ebd7a02644a")
+# Google QUIC with IETF-style protected Initials (Chromium's quic_crypto_utils salts).
+_SALT_Q050 = binascii.unhexlify("504574efd066fe2f9d945cfcdbd3a7f0d3b56b45")
+_SALT_T050 = binascii.unhexlify("7ff579e5acd072915580304c43a2367c60488310")
+_SALT_T051 = binascii.unhexlify("7a4edef4e7ccee5fa4506c19124fc8ccda6e033d")
+VERSION_Q050: Final = 0x51303530
+VERSION_T050: Final = 0x54303530
+VERSION_T051: Final = 0x54303531
 
 
 def initial_salt(version: int) -> bytes | None:
@@ -40,8 +50,16 @@ def initial_salt(version: int) -> bytes | None:
         return _SALT_V2
     if 0xFF00001D <= version <= 0xFF000020:  # drafts 29 to 32
         return _SALT_DRAFT_29
-    if 0xFF000017 <= version <= 0xFF00001C:  # drafts 23 to 28
+    if 0xFF000017 <= version <= 0xFF00001C or version in (0xFACEB002, 0xFACEB00E):  # drafts 23-28, mvfst
         return _SALT_DRAFT_23
+    if 0xFF000000 < version <= 0xFF000016 or version == 0xFACEB001:  # older drafts, mvfst draft-22
+        return _SALT_DRAFT_22
+    if version == VERSION_Q050:
+        return _SALT_Q050
+    if version == VERSION_T050:
+        return _SALT_T050
+    if version == VERSION_T051:
+        return _SALT_T051
     return None
 
 
@@ -210,6 +228,13 @@ class QuicInitials:
 
     def datagram(self, key: tuple, data: bytes, now: float) -> InitialResult | None:
         """Feed one UDP payload that starts with a long header; a ClientHello once it is complete."""
+        if len(data) < 7:
+            return None
+        first_version = int.from_bytes(data[1:5], "big")
+        if initial_salt(first_version) is None:
+            # Not a version we can read (or not QUIC at all: any UDP payload may start with
+            # 0b11): no parse, so that other protocols are not counted as QUIC errors.
+            return InitialResult(None, first_version)
         packets = parse_long_headers(data)
         if not packets:
             return None
@@ -228,6 +253,13 @@ class QuicInitials:
                 except Exception:  # wrong keys (a server's Initial) or a damaged packet
                     payload = None
             if payload is None:
+                continue
+            if version == VERSION_Q050:
+                # Q050 protects its Initials like IETF QUIC but still carries a gQUIC CHLO.
+                name = chlo_server_name(payload)
+                if name:
+                    self.streams.pop(key, None)
+                    return InitialResult(ClientHelloInfo(name, False), version)
                 continue
             if stream is None:
                 stream = self._new_stream(key, client_initial_context(version, dcid), now)
@@ -280,6 +312,11 @@ class QuicInitials:
 def is_gquic_version(version: bytes) -> bool:
     """Google QUIC versions are ASCII `Q0nn` (and `T0nn` for its TLS-based successors)."""
     return len(version) == 4 and version[:2] == b"Q0" and version[2:].isdigit()
+
+
+def is_cleartext_gquic_version(version: bytes) -> bool:
+    """gQUIC up to Q049 sends its CHLO in clear text; Q050 and later protect their Initials."""
+    return is_gquic_version(version) and version < b"Q050"
 
 
 def legacy_gquic_version(data: bytes) -> bytes | None:

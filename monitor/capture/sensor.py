@@ -5,8 +5,9 @@ headers from bytes (`packets.decode`), looks only at the payloads that can
 carry a name (DNS, a TLS ClientHello, an HTTP request head, a QUIC or gQUIC
 client Initial, DHCP), builds an `Observation` only when a name is found, and
 hands it to a callback. A malformed packet is counted in
-`parse_errors{protocol}` and never raises. The daemon can run `Sensor` in a
-thread with any source from `sources.py`.
+`parse_errors{protocol}` and never raises; a failing callback raises
+`SinkError`. The daemon runs it on live interfaces with `live.LiveCapture`
+(in a thread), or feeds it frames from any source in `sources.py`.
 """
 
 from __future__ import annotations
@@ -31,6 +32,10 @@ ObservationSink = Callable[[Observation], None]
 BindingSink = Callable[[dhcp.DHCPBinding], None]
 
 
+class SinkError(RuntimeError):
+    """A callback raised: propagated, so a broken consumer is loud rather than a parse error."""
+
+
 class Sensor:
     """Turns captured frames into observations, with bounded state and counted failures."""
 
@@ -44,8 +49,12 @@ class Sensor:
         reassembly_cap: int = 16384,
         dns_cap: int = 65536,
         quic_cap: int = 4096,
+        strict: bool = False,
     ):
         self.on_observation = on_observation
+        # strict: let an unexpected exception out instead of counting it (fuzz tests use this
+        # to tell a parser bug from a counted malformed packet).
+        self.strict = strict
         self.on_binding = on_binding
         self.metrics = metrics if metrics is not None else Metrics()
         m = self.metrics
@@ -63,11 +72,51 @@ class Sensor:
     # -- the hot path -------------------------------------------------------------------------
 
     def feed(self, ts: float, linktype: int, frame: bytes) -> None:
-        """Process one captured frame. Never raises on packet content."""
+        """Process one captured frame. Never raises on packet content (unless `strict`, for tests)."""
         self.packets += 1
         try:
-            self._feed(ts, linktype, frame)
+            d = decode(linktype, frame)
+            if d is None:
+                return
+            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
+            if ts >= self._next_expiry:
+                self._expire(ts)
+            if proto == PROTO_TCP:
+                key = (src, sport, dst, dport)
+                pending = self.tcp.streams.get(key)
+                if start == end:
+                    if flags & TCP_SYN and not flags & TCP_ACK:
+                        self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
+                    elif pending is not None and flags & (TCP_FIN | TCP_RST):
+                        del self.tcp.streams[key]
+                    return
+                if pending is None:
+                    head = frame[start : start + 4]
+                    if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
+                        self._tcp_payload(ts, frame, d, key, None)
+                    elif sport == 53 or dport == 53:
+                        self._dns_over_tcp(ts, frame, d)
+                    return
+                self._tcp_payload(ts, frame, d, key, pending)
+                return
+            if proto != PROTO_UDP or end - start < 8:
+                return
+            if sport in DNS_PORTS or dport in DNS_PORTS:
+                self._dns(ts, frame, frame[start:end], d, "udp")
+            elif sport in DHCP_PORTS and dport in DHCP_PORTS:
+                self._dhcp(ts, frame[start:end])
+            else:
+                first = frame[start]
+                if first & 0x80:
+                    if first & 0x40 or frame[start + 1 : start + 3] == b"Q0":
+                        self._quic_long(ts, frame, frame[start:end], d)
+                elif first & 0x01 and end - start >= 13:
+                    self._gquic_legacy(ts, frame, frame[start:end], d)
+        except SinkError:
+            raise  # the consumer failed, not the packet: never hide that as a parse error
         except Exception:  # a hostile frame is counted, it never stops capture
+            if self.strict:
+                raise
             self._error(self._protocol_of(linktype, frame))
 
     def _protocol_of(self, linktype: int, frame: bytes) -> str:
@@ -86,45 +135,6 @@ class Sensor:
         if d[0] == PROTO_UDP:
             return "quic"
         return "http" if frame[d[5] : d[5] + 4] in _HTTP_PREFIXES else "tls"
-
-    def _feed(self, ts: float, linktype: int, frame: bytes) -> None:
-        d = decode(linktype, frame)
-        if d is None:
-            return
-        proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
-        if ts >= self._next_expiry:
-            self._expire(ts)
-        if proto == PROTO_TCP:
-            key = (src, sport, dst, dport)
-            pending = self.tcp.streams.get(key)
-            if start == end:
-                if flags & TCP_SYN and not flags & TCP_ACK:
-                    self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
-                elif pending is not None and flags & (TCP_FIN | TCP_RST):
-                    del self.tcp.streams[key]
-                return
-            head = frame[start : start + 4]
-            if pending is None:
-                if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
-                    self._tcp_payload(ts, frame, d, key, None)
-                elif sport == 53 or dport == 53:
-                    self._dns_over_tcp(ts, frame, d)
-                return
-            self._tcp_payload(ts, frame, d, key, pending)
-            return
-        if proto != PROTO_UDP or end - start < 8:
-            return
-        if sport in DNS_PORTS or dport in DNS_PORTS:
-            self._dns(ts, frame, frame[start:end], d, "udp")
-        elif sport in DHCP_PORTS and dport in DHCP_PORTS:
-            self._dhcp(ts, frame[start:end])
-        else:
-            first = frame[start]
-            if first & 0x80:
-                if first & 0x40 or frame[start + 1 : start + 3] == b"Q0":
-                    self._quic_long(ts, frame, frame[start:end], d)
-            elif first & 0x01 and end - start >= 13:
-                self._gquic_legacy(ts, frame, frame[start:end], d)
 
     # -- protocols ----------------------------------------------------------------------------
 
@@ -193,6 +203,8 @@ class Sensor:
         except dns.DNSParseError:
             self._error("dns")
             return
+        if msg.answers_malformed:
+            self._error("dns")  # counted, but the question is still a good observation
         if not msg.questions:
             return
         from_client = not msg.is_response
@@ -216,12 +228,16 @@ class Sensor:
         elif (msg.op == 2 and msg.message_type == dhcp.DHCPACK and msg.your_ip != b"\0\0\0\0"
               and self.on_binding is not None):
             name = msg.hostname or self._dhcp_names.get(msg.client_mac)
-            self.on_binding(dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts))
+            binding = dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts)
+            try:
+                self.on_binding(binding)
+            except Exception as exc:
+                raise SinkError(f"binding callback failed: {exc!r}") from exc
 
     def _quic_long(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
         version = payload[1:5]
         try:
-            if quic.is_gquic_version(version):
+            if quic.is_cleartext_gquic_version(version):
                 name = quic.chlo_server_name(payload)
                 if name:
                     self._emit(ts, frame, d, True, "udp", "quic", name)
@@ -230,8 +246,15 @@ class Sensor:
         except quic.QUICParseError:
             self._error("quic")
             return
-        if result is not None and result.hello is not None:
+        if result is None:
+            return
+        if result.hello is not None:
             self._hello(ts, frame, d, "udp", "quic", result.hello)
+        elif quic.initial_salt(result.version) is None and len(payload) >= quic.MIN_CLIENT_INITIAL:
+            # A version we cannot decrypt: what DNS said this server is, marked as the weaker signal.
+            name = self.dns_answers.name_for(d[2], ts)
+            if name:
+                self._emit(ts, frame, d, True, "udp", "quic", name, attribution="dns-answer")
 
     def _gquic_legacy(self, ts: float, frame: bytes, payload: bytes, d: tuple) -> None:
         if quic.legacy_gquic_version(payload) is None:
@@ -273,7 +296,10 @@ class Sensor:
             server_port=sport_, transport=transport, protocol=protocol, hostname=name,
             client_mac=mac, attribution=attribution, obscured=obscured, vlan=vlan,
         )
-        self.on_observation(obs)
+        try:
+            self.on_observation(obs)
+        except Exception as exc:
+            raise SinkError(f"observation callback failed: {exc!r}") from exc
 
     def _error(self, protocol: str) -> None:
         self.error_counts[protocol] += 1

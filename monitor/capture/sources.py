@@ -9,9 +9,12 @@ kernel drops come from the socket's PACKET_STATISTICS.
 
 from __future__ import annotations
 
+import logging
 import select
+import socket
 import struct
 import threading
+import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -26,6 +29,7 @@ PCAP_MAGICS: Final = {
 }
 PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
 _MAX_RECORD: Final = 1 << 24
+_CHUNK: Final = 4 << 20
 
 # (timestamp seconds, link type, frame bytes)
 Frame = tuple[float, int, bytes]
@@ -46,7 +50,7 @@ class ReadStats:
 def open_capture(path: str | Path) -> tuple[BinaryIO, bytes]:
     """Open a capture and return it with its first four bytes; a clear one-line error otherwise."""
     try:
-        f = open(path, "rb", buffering=1 << 20)  # noqa: SIM115 - the reader owns and closes it
+        f = open(path, "rb")  # noqa: SIM115 - the reader owns and closes it
     except OSError as exc:
         raise UserError(f"{path}: cannot open: {exc.strerror or exc}") from None
     magic = f.read(4)
@@ -57,44 +61,59 @@ def open_capture(path: str | Path) -> tuple[BinaryIO, bytes]:
 
 
 def read_frames(path: str | Path, stats: ReadStats | None = None) -> Iterator[Frame]:
-    """Every frame of a pcap or pcapng file, in file order."""
+    """Every frame of a pcap or pcapng file, in file order (the file closes when the iterator ends)."""
     stats = stats if stats is not None else ReadStats()
     f, magic = open_capture(path)
-    with f:
-        if magic == PCAPNG_SHB:
-            yield from _pcapng(f, stats)
-        else:
-            yield from _pcap(f, magic, stats)
+    # The readers own the file and close it when they end (one generator, no `yield from` layer).
+    return _pcapng(f, stats) if magic == PCAPNG_SHB else _pcap(f, magic, stats)
 
 
 def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
-    order, tick = PCAP_MAGICS[magic]
-    header = f.read(20)
-    if len(header) < 20:
-        stats.truncated = True
-        return
-    linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
-    record = struct.Struct(order + "IIII")
-    read = f.read
-    unpack = record.unpack
-    while True:
-        head = read(16)
-        if len(head) < 16:
-            stats.truncated = bool(head)
-            return
-        sec, frac, caplen, _orig = unpack(head)
-        if caplen > _MAX_RECORD:
+    """Records parsed from 4 MB reads: one struct call and one slice per packet, no read call."""
+    try:
+        order, tick = PCAP_MAGICS[magic]
+        header = f.read(20)
+        if len(header) < 20:
             stats.truncated = True
             return
-        data = read(caplen)
-        if len(data) < caplen:
-            stats.truncated = True
-            return
-        stats.frames += 1
-        yield sec + frac * tick, linktype, data
+        linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+        unpack = struct.Struct(order + "IIII").unpack_from
+        buf = b""
+        pos = 0
+        frames = 0
+        while True:
+            chunk = f.read(_CHUNK)
+            if not chunk:
+                break
+            buf = buf[pos:] + chunk
+            pos = 0
+            n = len(buf)
+            while pos + 16 <= n:
+                sec, frac, caplen, _orig = unpack(buf, pos)
+                if caplen > _MAX_RECORD:
+                    stats.truncated = True
+                    stats.frames = frames
+                    return
+                end = pos + 16 + caplen
+                if end > n:
+                    break
+                frames += 1
+                yield sec + frac * tick, linktype, buf[pos + 16 : end]
+                pos = end
+        stats.frames = frames
+        stats.truncated = pos < len(buf)
+    finally:
+        f.close()
 
 
 def _pcapng(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
+    try:
+        yield from _pcapng_blocks(f, stats)  # block parsing costs far more than this extra layer
+    finally:
+        f.close()
+
+
+def _pcapng_blocks(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
     order = "<"
     interfaces: list[tuple[int, float]] = []  # (link type, seconds per timestamp unit)
     block_type = 0x0A0D0D0A
@@ -157,6 +176,15 @@ def _if_tsresol(options: bytes, order: str) -> float:
 
 SOL_PACKET: Final = 263
 PACKET_STATISTICS: Final = 6
+_SO_RCVBUFFORCE: Final = 33
+_SO_TIMESTAMPNS: Final = 35
+_PACKET_AUXDATA: Final = 8
+_TP_STATUS_VLAN_VALID: Final = 0x10
+_TP_STATUS_VLAN_TPID_VALID: Final = 0x40
+_AUXDATA = struct.Struct("IIIHHHH").unpack_from  # struct tpacket_auxdata
+_TIMESPEC = struct.Struct("qq").unpack_from
+_SNAPLEN: Final = 65535
+_ANCILLARY_SPACE: Final = 256
 _ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})  # none, tun, rawip, ipgre
 
 
@@ -167,17 +195,37 @@ class LiveInterface:
     filter depends on the link type (`vlan` is Ethernet only).
     """
 
-    def __init__(self, name: str, bpf_filter: Callable[[int], str | None] | None, promisc: bool = True):
+    def __init__(self, name: str, bpf_filter: str | Callable[[int], str | None] | None, promisc: bool = True,
+                 receive_buffer: int = 64 << 20):
+        import scapy.arch  # noqa: F401 - sets conf.L2listen for this platform
         from scapy.config import conf
+
+        # scapy warns that it cannot guess a dissector for some links: we never dissect.
+        logging.getLogger("scapy.runtime").setLevel(logging.ERROR)
 
         self.name = name
         try:
             self.socket = conf.L2listen(iface=name, promisc=promisc)
         except (OSError, ValueError) as exc:
             raise UserError(f"cannot capture on {name}: {exc}") from None
+        # scapy asks for a 64 KB receive buffer; a burst at line rate needs far more before the
+        # kernel starts dropping. SO_RCVBUFFORCE (root) goes past net.core.rmem_max.
+        for option in (_SO_RCVBUFFORCE, socket.SO_RCVBUF):
+            try:
+                self.socket.ins.setsockopt(socket.SOL_SOCKET, option, receive_buffer)
+                break
+            except OSError:
+                continue
         hatype = self.socket.ins.getsockname()[3]
         self.linktype = LINKTYPE_RAW if hatype in _ARPHRD_RAW_IP else LINKTYPE_ETHERNET
-        expression = bpf_filter(self.linktype) if bpf_filter else None
+        # A filter is an expression, or a function of the link type (`bpf.capture_filter`'s `vlan`
+        # is Ethernet only); an expression written for Ethernet is rewritten for another link.
+        if callable(bpf_filter):
+            expression = bpf_filter(self.linktype)
+        elif bpf_filter and self.linktype != LINKTYPE_ETHERNET and bpf_filter.endswith(" or vlan"):
+            expression = bpf_filter.removesuffix(" or vlan")
+        else:
+            expression = bpf_filter
         if expression:
             from scapy.arch.linux import attach_filter
 
@@ -186,17 +234,33 @@ class LiveInterface:
             except Exception as exc:  # scapy raises its own exception types here
                 self.socket.close()
                 raise UserError(f"cannot set the capture filter on {name}: {exc}") from None
+        self.socket.ins.setblocking(False)
+        self._recvmsg = self.socket.ins.recvmsg
         self.received = 0
         self.dropped = 0
 
     def fileno(self) -> int:
         return self.socket.ins.fileno()
 
-    def recv(self) -> Frame | None:
-        _cls, data, ts = self.socket.recv_raw()
-        if data is None:
-            return None
-        return float(ts or 0.0), self.linktype, data
+    def recv(self) -> Frame:
+        """One frame, read straight off the non-blocking packet socket (BlockingIOError when none).
+
+        scapy's own recv_raw costs a ctypes copy per packet for the auxiliary data; this parses
+        it with struct: the VLAN tag the kernel stripped goes back in, the kernel's timestamp is
+        kept.
+        """
+        data, ancdata, _flags, _addr = self._recvmsg(_SNAPLEN, _ANCILLARY_SPACE)
+        ts = 0.0
+        for level, kind, cdata in ancdata:
+            if level == SOL_PACKET and kind == _PACKET_AUXDATA and len(cdata) >= 20:
+                status, _len, _snap, _mac, _net, tci, tpid = _AUXDATA(cdata)
+                if (status & _TP_STATUS_VLAN_VALID or tci) and self.linktype == LINKTYPE_ETHERNET:
+                    tpid = tpid if status & _TP_STATUS_VLAN_TPID_VALID else 0x8100
+                    data = data[:12] + tpid.to_bytes(2, "big") + tci.to_bytes(2, "big") + data[12:]
+            elif level == socket.SOL_SOCKET and kind == _SO_TIMESTAMPNS and len(cdata) == 16:
+                sec, nsec = _TIMESPEC(cdata)
+                ts = sec + nsec * 1e-9
+        return ts or time.time(), self.linktype, data
 
     def statistics(self) -> tuple[int, int]:
         """Packets received and dropped by the kernel since opening (the kernel resets on read)."""
@@ -216,7 +280,10 @@ class LiveInterface:
 def live_frames(interfaces: list[LiveInterface], stop: threading.Event,
                 on_idle: Callable[[], None] | None = None,
                 poll_seconds: float = 0.5) -> Iterator[tuple[LiveInterface, Frame]]:
-    """Frames from several interfaces at once, until `stop` is set."""
+    """Frames from several interfaces at once, until `stop` is set.
+
+    One select per burst, not per packet: a ready socket is drained until it would block.
+    """
     by_fd = {i.fileno(): i for i in interfaces}
     while not stop.is_set():
         try:
@@ -227,17 +294,10 @@ def live_frames(interfaces: list[LiveInterface], stop: threading.Event,
             on_idle()
         for fd in ready:
             iface = by_fd[fd]
-            for _ in range(256):  # drain a burst before going back to the outer select
+            recv = iface.recv
+            for _ in range(4096):  # then look at the other interfaces and the stop flag again
                 try:
-                    frame = iface.recv()
-                except (BlockingIOError, InterruptedError, TimeoutError):
+                    frame = recv()
+                except (BlockingIOError, InterruptedError):
                     break
-                if frame is not None:
-                    yield iface, frame
-                if not _readable(fd):
-                    break
-
-
-def _readable(fd: int) -> bool:
-    ready, _, _ = select.select([fd], [], [], 0)
-    return bool(ready)
+                yield iface, frame

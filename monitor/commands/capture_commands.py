@@ -7,7 +7,6 @@ import json
 import os
 import signal
 import sys
-import threading
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -15,7 +14,6 @@ from typing import Any, TextIO
 
 from monitor.catalog import default_catalog
 from monitor.errors import UserError
-from monitor.metrics import Metrics
 from monitor.observation import Observation
 
 _PROGRESS_MIN_BYTES = 20 << 20  # a progress bar only for files that take a few seconds
@@ -52,14 +50,14 @@ def _row_maker(config_path: str | None) -> tuple[Callable[[Observation], dict[st
 class _Writer:
     """JSON lines or a fixed-width table on stdout."""
 
-    COLUMNS = (("@timestamp", 24), ("source.ip", 16), ("destination.ip", 16), ("network.protocol", 5),
-               ("social.platform", 10))
+    COLUMNS = (("@timestamp", 24, "TIME"), ("source.ip", 16, "CLIENT"), ("destination.ip", 16, "SERVER"),
+               ("network.protocol", 5, "PROTO"), ("social.platform", 10, "PLATFORM"))
 
     def __init__(self, fmt: str, out: TextIO):
         self.fmt = fmt
         self.out = out
         if fmt == "table":
-            head = " ".join(f"{name.split('.')[-1].upper():<{w}}" for name, w in self.COLUMNS)
+            head = " ".join(f"{title:<{w}}" for _name, w, title in self.COLUMNS)
             out.write(f"{head} HOSTNAME\n")
 
     def write(self, row: dict[str, Any]) -> None:
@@ -67,7 +65,7 @@ class _Writer:
             self.out.write(json.dumps(row, separators=(",", ":")) + "\n")
             return
         host = row.get("tls.client.server_name") or row.get("dns.question.name") or row.get("url.domain")
-        cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w in self.COLUMNS)
+        cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w, _title in self.COLUMNS)
         self.out.write(f"{cells} {host}\n")
 
 
@@ -76,6 +74,21 @@ def _tagger_learns(tagger: Any):
     if devices is None or not hasattr(devices, "learn"):
         return None
     return lambda b: devices.learn(b.ip, b.mac, hostname=b.hostname, at=b.at)
+
+
+def _unwrap_sink_errors(command: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
+    """Writing stdout is the sink here: a closed pipe (`| head`) must reach the CLI as itself."""
+    def run(args: argparse.Namespace) -> int:
+        from monitor.capture.sensor import SinkError
+
+        try:
+            return command(args)
+        except SinkError as exc:
+            if exc.__cause__ is not None:
+                raise exc.__cause__ from None
+            raise
+
+    return run
 
 
 def classify(args: argparse.Namespace) -> int:
@@ -129,9 +142,8 @@ class _Progress:
 
 
 def sense(args: argparse.Namespace) -> int:
-    from monitor.capture.bpf import capture_filter
+    from monitor.capture.live import LiveCapture
     from monitor.capture.sensor import Sensor
-    from monitor.capture.sources import LiveInterface, live_frames
 
     interfaces_named = args.interface
     if not interfaces_named and args.config:
@@ -142,42 +154,27 @@ def sense(args: argparse.Namespace) -> int:
         raise UserError("sense: name at least one --interface (or capture.interfaces in the config)")
     row, tagger = _row_maker(args.config)
     writer = _Writer(args.format, sys.stdout)
-    metrics = Metrics()
-    sensor = Sensor(lambda obs: (writer.write(row(obs)), sys.stdout.flush()),
-                    on_binding=_tagger_learns(tagger), metrics=metrics)
-    def bpf(linktype: int) -> str | None:
-        return None if args.no_filter else capture_filter(linktype, args.filter)
 
-    interfaces = [LiveInterface(name, bpf) for name in interfaces_named]
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
-    packets = {i.name: metrics.packets.labels(interface=i.name) for i in interfaces}
-    seen = dict.fromkeys(packets, 0)
-    next_report = time.monotonic() + args.stats_interval
+    def write(obs: Observation) -> None:
+        writer.write(row(obs))
+        sys.stdout.flush()
 
-    def report(final: bool = False) -> None:
-        nonlocal next_report
-        if not final and time.monotonic() < next_report:
-            return
-        next_report = time.monotonic() + args.stats_interval
-        parts = []
-        for i in interfaces:
-            _received, dropped = i.statistics()
-            metrics.packets_dropped.labels(interface=i.name).set(dropped)
-            parts.append(f"{i.name}: {seen[i.name]} packets, {dropped} kernel drops")
+    sensor = Sensor(write, on_binding=_tagger_learns(tagger))
+
+    def report(capture: LiveCapture) -> None:
+        parts = [f"{name}: {capture.packets[name]} packets, {capture.dropped[name]} kernel drops"
+                 for name in capture.names]
         errors = sum(sensor.error_counts.values())
-        print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr)
+        print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr, flush=True)
 
-    try:
-        for iface, (ts, linktype, frame) in live_frames(interfaces, stop, on_idle=report):
-            packets[iface.name].inc()
-            seen[iface.name] += 1
-            sensor.feed(ts, linktype, frame)
-    finally:
-        report(final=True)
-        for i in interfaces:
-            i.close()
+    capture = LiveCapture(sensor, interfaces_named, extra_filter=args.filter, use_filter=not args.no_filter,
+                          stats_interval=args.stats_interval, on_stats=report)
+    capture.open()
+    print(f"social-monitor sense: capturing on {', '.join(interfaces_named)}"
+          f" ({'no pre-filter' if args.no_filter else 'kernel pre-filter'})", file=sys.stderr, flush=True)
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: capture.request_stop())
+    capture.run()
     return 0
 
 
@@ -186,7 +183,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("pcap", nargs="+", metavar="PCAP", help="capture files (pcap or pcapng)")
     p.add_argument("--config", default=None, help="trust config: tag with the core (zones, periods, flags)")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format")
-    p.set_defaults(func=classify)
+    p.set_defaults(func=_unwrap_sink_errors(classify))
 
     s = sub.add_parser("sense", help="capture live and print one line per observation")
     s.add_argument("--interface", "-i", action="append", default=[], help="interface (repeatable)")
@@ -195,4 +192,4 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--filter", default=None, help="extra BPF expression, ANDed with the pre-filter")
     s.add_argument("--no-filter", action="store_true", help="no kernel pre-filter (parse every packet)")
     s.add_argument("--stats-interval", type=float, default=10.0, help="seconds between counter lines")
-    s.set_defaults(func=sense)
+    s.set_defaults(func=_unwrap_sink_errors(sense))

@@ -1,0 +1,156 @@
+#!/usr/bin/env python3
+"""Packet sensor benchmark: `social-monitor classify` beside tshark and nDPI on ~1M real packets.
+
+  .venv/bin/python bench/sensor_bench.py [--packets 1000000] [--runs 1] [--keep]
+
+Builds bench/out/mix.pcap from ../shared/pcaps: every Ethernet capture is
+converted to pcap (editcap), concatenated (mergecap), then copied N times
+with `tcprewrite --seed=N` so that each copy has new addresses (new flows),
+and the copies are merged by time, as if all those clients were on one
+uplink at once. Then it times, side by side in the same run, each tool
+extracting the same names, with wall time and peak RSS of the child
+(resource.getrusage(RUSAGE_CHILDREN) after each one), and prints ratios.
+
+Not part of the test run: it takes a minute and needs editcap, mergecap,
+tcprewrite and tshark (Debian: tshark, tcpreplay) and ndpiReader
+(Debian: libndpi-bin) if present.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+SHARED = ROOT.parent / "shared" / "pcaps"
+OUT = ROOT / "bench" / "out"
+CLASSIFY = [str(ROOT / ".venv" / "bin" / "social-monitor"), "classify", "--format", "jsonl"]
+TSHARK_FIELDS = ["dns.qry.name", "tls.handshake.extensions_server_name", "http.host", "gquic.tag.sni"]
+
+
+def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=True, capture_output=True, **kw)
+
+
+def packet_count(path: Path) -> int:
+    out = run(["capinfos", "-c", "-M", "-T", str(path)]).stdout.decode().splitlines()[-1]
+    return int(out.split("\t")[1])
+
+
+def build_mix(target_packets: int) -> Path:
+    """The benchmark capture, built once and reused while the shared captures are unchanged."""
+    OUT.mkdir(parents=True, exist_ok=True)
+    mix = OUT / "mix.pcap"
+    stamp = OUT / "mix.json"
+    if mix.exists() and stamp.exists() and json.loads(stamp.read_text()).get("target") == target_packets:
+        return mix
+    work = OUT / "work"
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir()
+    parts = []
+    for src in sorted(SHARED.glob("*.pcap*")):
+        encap = run(["capinfos", "-E", "-M", "-T", str(src)]).stdout.decode().splitlines()[-1]
+        if encap.split("\t")[-1] != "ether":  # tcprewrite and a one-link-type pcap need Ethernet
+            print(f"  skipped {src.name} (link type {encap.split(chr(9))[-1]})", file=sys.stderr)
+            continue
+        dst = work / (src.name.split(".")[0] + ".pcap")
+        run(["editcap", "-F", "pcap", str(src), str(dst)])
+        parts.append(dst)
+    base = work / "base.pcap"
+    run(["mergecap", "-a", "-F", "pcap", "-w", str(base), *map(str, parts)])
+    per_copy = packet_count(base)
+    copies = max(1, round(target_packets / per_copy))
+    print(f"  building {copies} copies of {per_copy} packets ...", file=sys.stderr)
+    copy_files = []
+    for n in range(1, copies + 1):
+        dst = work / f"copy{n:04d}.pcap"
+        run(["tcprewrite", f"--seed={n}", "-i", str(base), "-o", str(dst)])
+        copy_files.append(dst)
+    # mergecap opens every input at once: merge in batches to stay under the open-file limit
+    batches = []
+    for i in range(0, len(copy_files), 64):
+        batch = work / f"batch{i // 64:03d}.pcap"
+        run(["mergecap", "-F", "pcap", "-w", str(batch), *map(str, copy_files[i : i + 64])])
+        batches.append(batch)
+    run(["mergecap", "-F", "pcap", "-w", str(mix), *map(str, batches)])
+    shutil.rmtree(work)
+    stamp.write_text(json.dumps({"target": target_packets, "packets": packet_count(mix)}))
+    return mix
+
+
+def timed(name: str, cmd: list[str], stdout_path: Path) -> dict:
+    """Wall time and peak RSS of one child process (ru_maxrss of the children is the largest so far,
+    so each tool runs in its own short-lived helper to get its own peak)."""
+    helper = [sys.executable, "-c", (
+        "import resource,subprocess,sys,time,json;"
+        "t=time.perf_counter();"
+        f"p=subprocess.run({cmd!r},stdout=open({str(stdout_path)!r},'wb'),stderr=subprocess.DEVNULL);"
+        "w=time.perf_counter()-t;"
+        "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
+        "print(json.dumps({'rc':p.returncode,'wall':w,'cpu':r.ru_utime+r.ru_stime,'rss_mb':r.ru_maxrss/1024}))"
+    )]
+    result = json.loads(run(helper).stdout)
+    result["name"] = name
+    return result
+
+
+def names_found(name: str, path: Path) -> int:
+    if name == "classify":
+        return sum(1 for _ in path.open())
+    if name == "tshark":
+        return sum(1 for line in path.open() if line.strip())
+    return -1
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=1_000_000)
+    ap.add_argument("--runs", type=int, default=1, help="repeat each tool, keep the fastest")
+    args = ap.parse_args()
+    for tool in ("editcap", "mergecap", "tcprewrite", "capinfos"):
+        if shutil.which(tool) is None:
+            print(f"needs {tool} (Debian: tshark, tcpreplay)", file=sys.stderr)
+            return 1
+    mix = build_mix(args.packets)
+    meta = json.loads((OUT / "mix.json").read_text())
+    size_mb = mix.stat().st_size / 1e6
+    print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
+    tools = [("classify", [*CLASSIFY, str(mix)])]
+    if shutil.which("tshark"):
+        fields = [arg for f in TSHARK_FIELDS for arg in ("-e", f)]
+        tools.append(("tshark", ["tshark", "-n", "-r", str(mix), "-T", "fields", *fields]))
+    else:
+        print("tshark: not installed (Debian: tshark)")
+    if shutil.which("ndpiReader"):
+        tools.append(("ndpiReader", ["ndpiReader", "-q", "-i", str(mix)]))
+    else:
+        print("ndpiReader: not installed (Debian: libndpi-bin)")
+    results = {}
+    for name, cmd in tools:
+        best = None
+        for _ in range(args.runs):
+            r = timed(name, cmd, OUT / f"{name}.out")
+            if best is None or r["wall"] < best["wall"]:
+                best = r
+        results[name] = best
+        found = names_found(name, OUT / f"{name}.out")
+        extra = f", {found:,} output lines" if found >= 0 else ""
+        rate = meta["packets"] / best["wall"]
+        print(f"{name:<11} {best['wall']:6.2f} s wall  {best['cpu']:6.2f} s cpu  "
+              f"{best['rss_mb']:6.0f} MB peak  {rate:>9,.0f} packets/s  exit {best['rc']}{extra}")
+    ours = results["classify"]
+    for name, r in results.items():
+        if name != "classify":
+            print(f"classify vs {name}: {r['wall'] / ours['wall']:.2f}x the speed, "
+                  f"{ours['rss_mb'] / r['rss_mb']:.2f}x the memory")
+    print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

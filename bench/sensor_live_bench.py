@@ -1,0 +1,157 @@
+#!/usr/bin/env python3
+"""Live sensor benchmark: replay the mix into a veth pair, find the highest rate with no kernel drops.
+
+  sudo .venv/bin/python bench/sensor_live_bench.py [--packets 200000] [--max-rate 400000]
+
+Needs root, iproute2 and tcpreplay, and bench/out/mix.pcap (built by
+bench/sensor_bench.py). Creates a network namespace with one end of a veth
+pair, runs `social-monitor sense` inside it on that end, replays the first
+N packets of the mix with `tcpreplay --pps=RATE` into the other end, and
+reads the sensor's own counters (packets seen, kernel drops from
+PACKET_STATISTICS). Bisects on the rate. Everything it creates is removed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+MIX = ROOT / "bench" / "out" / "mix.pcap"
+SENSE = str(ROOT / ".venv" / "bin" / "social-monitor")
+STATS = re.compile(r"(\d+) packets, (\d+) kernel drops")
+
+
+def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
+    return subprocess.run(cmd, check=check, capture_output=True, text=True)
+
+
+def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extra: list[str]) -> dict:
+    err_path = ROOT / "bench" / "out" / "live.err"
+    with open(err_path, "w") as err, open(os.devnull, "w") as out:
+        sensor = subprocess.Popen(["ip", "netns", "exec", ns, SENSE, "sense", "-i", inside,
+                                   "--stats-interval", "0.5", *extra], stdout=out, stderr=err)
+    deadline = time.monotonic() + 60
+    while "capturing on" not in err_path.read_text():  # socket open and filter attached
+        if time.monotonic() > deadline or sensor.poll() is not None:
+            raise RuntimeError(f"sensor did not start: {err_path.read_text()[-300:]}")
+        time.sleep(0.1)
+    packets = packet_count(replay_file)
+    started = time.monotonic()
+    speed = f"--pps={rate}" if rate else "--topspeed"
+    replay = sh("tcpreplay", "-i", outside, speed, "-q", str(replay_file), check=False)
+    elapsed = time.monotonic() - started
+    last, still = None, 0
+    for _ in range(120):  # let the sensor drain its socket: until its count stops moving
+        time.sleep(0.5)
+        counts = STATS.findall(err_path.read_text())
+        now = counts[-1] if counts else None
+        still = still + 1 if now == last else 0
+        last = now
+        if still >= 3:
+            break
+    sensor.send_signal(signal.SIGTERM)
+    sensor.wait(timeout=20)
+    lines = list(STATS.finditer(err_path.read_text()))
+    seen, drops = (int(lines[-1].group(1)), int(lines[-1].group(2))) if lines else (0, -1)
+    sent = re.search(r"Actual: (\d+) packets", replay.stdout + replay.stderr)
+    actual = re.search(r"([\d.]+) pps", replay.stdout + replay.stderr)
+    return {"rate": rate, "sent": int(sent.group(1)) if sent else 0, "seen": seen, "drops": drops,
+            "actual_pps": float(actual.group(1)) if actual else packets / elapsed}
+
+
+def packet_count(path: Path) -> int:
+    out = sh("capinfos", "-c", "-M", "-T", str(path)).stdout.splitlines()[-1]
+    return int(out.split("\t")[1])
+
+
+def prepare(packets: int, use_filter: bool) -> tuple[Path, int]:
+    """The first N packets of the mix, and how many of them the sensor should see."""
+    sys.path.insert(0, str(ROOT))
+    from monitor.capture.bpf import capture_filter
+
+    replay_file = ROOT / "bench" / "out" / f"live-{packets}.pcap"
+    if not replay_file.exists():
+        sh("editcap", "-r", str(MIX), str(replay_file), f"1-{packets}")
+    if not use_filter:
+        return replay_file, packet_count(replay_file)
+    passed = ROOT / "bench" / "out" / "live-filtered.pcap"
+    sh("tcpdump", "-Z", "root", "-r", str(replay_file), "-w", str(passed), capture_filter(1))
+    return replay_file, packet_count(passed)
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--packets", type=int, default=200_000)
+    ap.add_argument("--min-rate", type=int, default=5_000)
+    ap.add_argument("--max-rate", type=int, default=400_000)
+    ap.add_argument("--steps", type=int, default=6)
+    ap.add_argument("--no-filter", action="store_true", help="run the sensor without the BPF pre-filter")
+    args = ap.parse_args()
+    if os.geteuid() != 0 or not shutil.which("tcpreplay") or not shutil.which("ip"):
+        print("needs root, iproute2 and tcpreplay")
+        return 1
+    if not MIX.exists():
+        print(f"{MIX} missing: run bench/sensor_bench.py first")
+        return 1
+    tag = uuid.uuid4().hex[:6]
+    ns, outside, inside = f"smbench{tag}", f"smo{tag}", f"smi{tag}"
+    extra = ["--no-filter"] if args.no_filter else []
+    replay_file, expected = prepare(args.packets, not args.no_filter)
+    print(f"replaying {args.packets:,} packets of the mix; the sensor should see {expected:,} of them")
+    sh("ip", "netns", "add", ns)
+    try:
+        sh("ip", "link", "add", outside, "type", "veth", "peer", "name", inside)
+        sh("ip", "link", "set", inside, "netns", ns)
+        # captures hold frames larger than 1500 bytes (segmentation offload): let them through
+        sh("ip", "link", "set", outside, "mtu", "65000", "up")
+        sh("ip", "netns", "exec", ns, "ip", "link", "set", inside, "mtu", "65000", "up")
+        filt = "without" if args.no_filter else "with"
+
+        def attempt(rate: int) -> tuple[bool, dict]:
+            r = trial(ns, inside, outside, rate, replay_file, extra)
+            # zero kernel drops, and every packet that passes the filter arrived (nothing lost elsewhere)
+            ok = r["drops"] == 0 and r["seen"] >= expected
+            asked = f"{rate:>8,} pps asked" if rate else "   top speed asked"
+            print(f"  {asked}, {r['actual_pps']:>10,.0f} pps sent: {r['seen']:,} packets seen, "
+                  f"{r['drops']:,} kernel drops {'ok' if ok else 'DROPS'}", flush=True)
+            return ok, r
+
+        ok, top = attempt(0)
+        if ok:
+            print(f"no kernel drops even at tcpreplay's top speed here ({filt} the pre-filter): "
+                  f"{top['actual_pps']:,.0f} packets/s; the sender is the limit, not the sensor")
+            return 0
+        low, high, best = args.min_rate, min(args.max_rate, int(top["actual_pps"])), None
+        rate = high
+        for _ in range(args.steps):
+            ok, r = attempt(rate)
+            if ok:
+                best = r if best is None or r["actual_pps"] > best["actual_pps"] else best
+                low = rate
+                if rate == high:
+                    break  # the highest rate asked for is fine
+            else:
+                high = rate
+            rate = (low + high) // 2
+        if best:
+            print(f"highest rate with zero kernel drops ({filt} the pre-filter): "
+                  f"{best['actual_pps']:,.0f} packets/s ({args.packets:,} packets of the mix)")
+        else:
+            print(f"drops even at {args.min_rate:,} packets/s")
+    finally:
+        sh("ip", "link", "del", outside, check=False)
+        sh("ip", "netns", "del", ns, check=False)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""`social-monitor classify`: JSON lines out, one-line errors for files that are not captures."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from scapy.utils import wrpcap
+
+from monitor.cli import main
+from tests.capture_helpers import client_hello, tcp_frame, tls_records
+
+SHARED_PCAPS = Path(__file__).resolve().parents[1].parent / "shared" / "pcaps"
+
+
+@pytest.fixture
+def capture(tmp_path) -> Path:
+    path = tmp_path / "hello.pcap"
+    wrpcap(str(path), [tcp_frame(tls_records(client_hello("www.instagram.com")))])
+    return path
+
+
+def test_classify_jsonl(capture, capsys):
+    assert main(["classify", str(capture)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["tls.client.server_name"] == "www.instagram.com"
+    assert row["network.protocol"] == "tls" and row["network.transport"] == "tcp"
+    assert (row["social.platform"], row["destination.port"]) == ("instagram", 443)
+    assert row["@timestamp"].endswith("Z")
+
+
+def test_classify_table(capture, capsys):
+    assert main(["classify", "--format", "table", str(capture)]) == 0
+    captured = capsys.readouterr()
+    out = captured.out.splitlines()
+    assert out[0].startswith("TIME") and "www.instagram.com" in out[1]
+    assert "instagram" in out[1].split() and captured.err == ""
+
+
+def test_classify_with_config_tags_through_the_core(capture, capsys):
+    config = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
+    assert main(["classify", "--config", str(config), str(capture)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert row["social.platform"] == "instagram"
+
+
+@pytest.mark.parametrize(("content", "message"), [
+    (None, "cannot open"),
+    (b"this is not a capture", "not a pcap or pcapng capture"),
+])
+def test_classify_bad_file_is_one_line_naming_it(tmp_path, capsys, content, message):
+    path = tmp_path / "x.pcap"
+    if content is not None:
+        path.write_bytes(content)
+    assert main(["classify", str(path)]) == 1
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and str(path) in err[0] and message in err[0]
+
+
+def test_truncated_capture_exits_zero_with_a_summary(capture, tmp_path, capsys):
+    cut = tmp_path / "cut.pcap"
+    cut.write_bytes(capture.read_bytes()[:-10])
+    assert main(["classify", str(cut)]) == 0
+    assert "truncated" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(not SHARED_PCAPS.exists(), reason="shared captures not present")
+def test_malformed_capture_reports_parse_errors(capsys):
+    assert main(["classify", str(SHARED_PCAPS / "malformed_dns.pcap")]) == 0
+    assert "parse errors" in capsys.readouterr().err
