@@ -155,6 +155,8 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.writer = None
         self.sensor_thread: threading.Thread | None = None
+        self.live = None  # monitor.capture.live.LiveCapture, when capturing live
+        self.sensor_failed = False
         self.proxy: ProxyChild | None = None
         self.metrics_server: MetricsServer | None = None
         self.sensor_stats: dict[str, int] = {}
@@ -200,7 +202,7 @@ class Daemon:
             self._shutdown()
             return 1
         log.info("running", metrics=self._metrics_address(), proxy=bool(self.proxy),
-                 sensor=self.sensor_thread is not None)
+                 sensor=self.sensor_thread is not None or self.live is not None)
         while not self.stop_event.is_set():
             self.stop_event.wait(0.2)
             if self.reload_requested.is_set():
@@ -208,6 +210,7 @@ class Daemon:
                 self.reload()
             if self.proxy is not None:
                 self.proxy.supervise()
+            self._check_sensor()
         self._shutdown()
         return 0
 
@@ -257,26 +260,22 @@ class Daemon:
         assert pipeline is not None
 
         def learn(binding) -> None:
-            pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname)
+            pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname, at=binding.at)
 
         sensor = Sensor(pipeline.submit, learn, self.metrics)
         if self.options.pcap:
-            target = self._read_files
-            args: tuple = (sensor, self.options.pcap)
+            self.sensor_thread = threading.Thread(target=self._guard_sensor,
+                                                  args=(self._read_files, sensor, self.options.pcap),
+                                                  name="sensor", daemon=True)
+            self.sensor_thread.start()
         else:
-            from monitor.capture.bpf import capture_filter
-            from monitor.capture.sources import LiveInterface
+            from monitor.capture.live import LiveCapture
 
             names = self.options.interfaces if self.options.interfaces is not None \
                 else config.model.capture.interfaces
-            if not names:
-                names = [default_interface()]
-            interfaces = [LiveInterface(name, capture_filter()) for name in names]
-            target = self._read_live
-            args = (sensor, interfaces)
-        self.sensor_thread = threading.Thread(target=self._guard_sensor, args=(target, *args),
-                                              name="sensor", daemon=True)
-        self.sensor_thread.start()
+            self.live = LiveCapture(sensor, names or [default_interface()])
+            self.live.start()  # opens the interfaces here, so a failure reaches run()
+            log.info("capture_started", interfaces=self.live.names)
         self.metrics.up.labels("sensor").set(1)
 
     def _guard_sensor(self, target, *args) -> None:
@@ -300,28 +299,13 @@ class Daemon:
             log.info("capture_file_read", file=str(path), packets=packets,
                      parse_errors=sum(sensor.error_counts.values()))
 
-    def _read_live(self, sensor, interfaces) -> None:
-        from monitor.capture.sources import live_frames
-
-        counters = {i.name: self.metrics.packets.labels(i.name) for i in interfaces}
-        last_stats = time.monotonic()
-
-        def on_idle() -> None:
-            nonlocal last_stats
-            if time.monotonic() - last_stats >= 5:
-                last_stats = time.monotonic()
-                for iface in interfaces:
-                    _received, dropped = iface.statistics()
-                    self.metrics.packets_dropped.labels(iface.name).set(dropped)
-
-        log.info("capture_started", interfaces=[i.name for i in interfaces])
-        try:
-            for iface, (ts, linktype, frame) in live_frames(interfaces, self.stop_event, on_idle):
-                counters[iface.name].inc()
-                sensor.feed(ts, linktype, frame)
-        finally:
-            for iface in interfaces:
-                iface.close()
+    def _check_sensor(self) -> None:
+        """Main loop: a live capture thread that died is reported once, loudly."""
+        live = self.live
+        if live is not None and live.error is not None and not self.sensor_failed:
+            self.sensor_failed = True
+            self.metrics.up.labels("sensor").set(0)
+            log.error("sensor_failed", error=repr(live.error))
 
     def reload(self) -> bool:
         """SIGHUP: swap in a new config if it is valid; otherwise keep the old one running."""
@@ -369,8 +353,11 @@ class Daemon:
         self.stop_event.set()
         if self.proxy is not None:
             self.proxy.stop()
+        if self.live is not None:
+            self.live.stop(timeout=5)
         if self.sensor_thread is not None:
             self.sensor_thread.join(timeout=5)
+        if self.live is not None or self.sensor_thread is not None:
             self.metrics.up.labels("sensor").set(0)
         flushed = True
         if self.writer is not None:
