@@ -4,7 +4,10 @@ The catalog is data (`monitor/data/platforms.yaml`), validated for duplicate
 ids and for a suffix claimed by two platforms. Matching is label-wise on the
 domain suffix, longest suffix first, so `m.facebook.com` is Facebook and
 `notfacebook.com` is not. The table is a single dict from suffix to platform,
-built once: a lookup is at most one dict probe per label of the name.
+built once: a lookup is at most one dict probe per label of the name. A few
+platforms serve from shared CDNs under names like `igcdn-photos-e-a.akamaihd.net`:
+a domain entry may carry one `*` inside its first label for those, checked
+at the same label depth as the exact suffixes.
 """
 
 from __future__ import annotations
@@ -37,18 +40,40 @@ class Catalog:
     def __init__(self, platforms: Iterable[Platform]):
         self.platforms: dict[str, Platform] = {}
         self._by_suffix: dict[str, Platform] = {}
+        # label patterns, keyed by the suffix after the patterned label:
+        # "igcdn-photos-*.akamaihd.net" -> {"akamaihd.net": [("igcdn-photos-", "", instagram)]}
+        self._patterns: dict[str, list[tuple[str, str, Platform]]] = {}
         for platform in platforms:
             if platform.id in self.platforms:
                 raise CatalogError(f"platform {platform.id!r} is listed twice")
             self.platforms[platform.id] = platform
             for domain in platform.domains:
                 suffix = normalise_hostname(domain)
+                if "*" in suffix:
+                    self._add_pattern(suffix, platform)
+                    continue
                 other = self._by_suffix.get(suffix)
                 if other is not None:
                     raise CatalogError(
                         f"domain {suffix!r} is claimed by both {other.id!r} and {platform.id!r}"
                     )
                 self._by_suffix[suffix] = platform
+
+    def _add_pattern(self, pattern: str, platform: Platform) -> None:
+        """One '*' inside the first label only: shared CDNs name a platform's hosts by prefix."""
+        label, dot, rest = pattern.partition(".")
+        if not dot or "*" in rest or label.count("*") != 1 or label == "*" or "." not in rest:
+            raise CatalogError(
+                f"pattern {pattern!r}: one '*' inside the first label, under a registrable domain "
+                "(e.g. igcdn-photos-*.akamaihd.net)"
+            )
+        prefix, _, tail = label.partition("*")
+        entries = self._patterns.setdefault(rest, [])
+        for other_prefix, other_tail, other in entries:
+            if (other_prefix, other_tail) == (prefix, tail):
+                raise CatalogError(f"pattern {pattern!r} is claimed by both {other.id!r} and {platform.id!r}")
+        entries.append((prefix, tail, platform))
+        entries.sort(key=lambda e: -len(e[0]) - len(e[1]))  # the most specific pattern first
 
     def __len__(self) -> int:
         return len(self.platforms)
@@ -63,6 +88,7 @@ class Catalog:
             return None
         name = hostname.lower().rstrip(".") if hostname.isascii() else normalise_hostname(hostname)
         table = self._by_suffix
+        patterns = self._patterns
         while True:
             hit = table.get(name)
             if hit is not None:
@@ -70,6 +96,14 @@ class Catalog:
             dot = name.find(".")
             if dot < 0:
                 return None
+            if patterns:
+                entries = patterns.get(name[dot + 1 :])
+                if entries:
+                    label = name[:dot]
+                    for prefix, tail, platform in entries:
+                        if (len(label) >= len(prefix) + len(tail) and label.startswith(prefix)
+                                and label.endswith(tail)):
+                            return platform
             name = name[dot + 1 :]
 
     def restricted(

@@ -51,3 +51,26 @@ def test_restricted_narrows_and_extends():
     assert set(small.platforms) == {"facebook", "youtube"}
     assert small.lookup("www.yt.example").id == "youtube"
     assert small.lookup("instagram.com") is None
+
+
+@pytest.mark.parametrize(
+    ("hostname", "platform"),
+    [
+        ("igcdn-photos-g-a.akamaihd.net", "instagram"),
+        ("IGCDN-Photos-h-a.akamaihd.net.", "instagram"),
+        ("x.igcdn-photos-a-a.akamaihd.net", "instagram"),  # below a patterned label too
+        ("igcdn-photos-.akamaihd.net", "instagram"),  # the star may match nothing
+        ("other-igcdn-photos-a.akamaihd.net", None),  # a prefix, not a substring
+        ("a248.e.akamaihd.net", None),  # the CDN itself is nobody's
+        ("igcdn-photos-a.akamaihd.net.evil.example", None),
+    ],
+)
+def test_cdn_label_patterns(hostname, platform):
+    hit = CATALOG.lookup(hostname)
+    assert (hit.id if hit else None) == platform
+
+
+@pytest.mark.parametrize("pattern", ["*.akamaihd.net", "a*b*.cdn.example", "x.*.example.com", "p-*.net"])
+def test_bad_patterns_are_rejected(pattern):
+    with pytest.raises(CatalogError, match="one '\\*'"):
+        Catalog([Platform("a", "A", "x", (pattern,))])
