@@ -404,6 +404,31 @@ class Config:
     def store_path(self) -> Path:
         return self.resolve(self.model.store.path)
 
+    def snapshot(self, directory: Path) -> Path:
+        """This checked config, frozen in `directory`: the YAML with every path made absolute
+        and copies of the CSV files, so a child process started later reads exactly this
+        config even after someone has saved a broken edit of the original."""
+        import shutil
+
+        directory.mkdir(parents=True, exist_ok=True)
+        data = self.model.model_dump(mode="json")
+        for section, key in (("devices", "inventory"), (None, "staff_timetables")):
+            holder = data[section] if section else data
+            if holder.get(key):
+                copy = directory / f"{key}.csv"
+                shutil.copyfile(self.resolve(holder[key]), copy)
+                holder[key] = str(copy)
+        data["store"]["path"] = str(self.store_path)
+        listen = data["listen"]
+        for key in ("metrics_tls_cert", "metrics_tls_key", "metrics_basic_auth_file"):
+            if listen.get(key):
+                listen[key] = str(self.resolve(listen[key]))
+        path = directory / "config.yaml"
+        tmp = directory / ".config.yaml.tmp"
+        tmp.write_text(yaml.safe_dump(data, sort_keys=False), "utf-8")
+        tmp.replace(path)
+        return path
+
 
 # --- loading ----------------------------------------------------------------------------------
 

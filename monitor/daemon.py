@@ -17,9 +17,11 @@ rejected with its field-path errors (the old one keeps running) and counted.
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -69,9 +71,10 @@ class Backoff:
 class ProxyChild:
     """mitmdump with the addon, restarted with back-off when it exits unasked."""
 
-    def __init__(self, options: RunOptions, config: Config, metrics: Metrics):
+    def __init__(self, options: RunOptions, config: Config, metrics: Metrics, config_file: Path):
         self.options = options
         self.config = config
+        self.config_file = config_file  # the daemon's snapshot of the last valid config
         self.metrics = metrics
         self.process: subprocess.Popen | None = None
         self.started_at = 0.0
@@ -91,7 +94,7 @@ class ProxyChild:
             "--listen-host", host,
             "--listen-port", str(port),
             "-s", str(REPO_ADDON),
-            "--set", f"social_monitor_config={self.config.path}",
+            "--set", f"social_monitor_config={self.config_file}",
             # a gateway's clients have private addresses, and the proxy only listens where told
             "--set", "block_global=false",
             "--set", "connection_strategy=lazy",
@@ -123,9 +126,10 @@ class ProxyChild:
             self.metrics.child_restarts.labels("proxy").inc()
             self.start()
 
-    def reload(self, config: Config) -> None:
+    def reload(self, config: Config, config_file: Path) -> None:
         """A new config: the child re-reads it on restart (a brief gap in proxy service)."""
         self.config = config
+        self.config_file = config_file
         if self.process is not None:
             self.stop()
         self.start()
@@ -156,6 +160,8 @@ class Daemon:
         self.writer = None
         self.sensor_thread: threading.Thread | None = None
         self.live = None  # monitor.capture.live.LiveCapture, when capturing live
+        self.runtime_dir: Path | None = None
+        self.snapshots = 0
         self.sensor_failed = False
         self.proxy: ProxyChild | None = None
         self.metrics_server: MetricsServer | None = None
@@ -194,7 +200,7 @@ class Daemon:
                     log.error("sensor_unavailable", error=str(exc) if isinstance(exc, UserError)
                               else repr(exc))
             if self.options.proxy and config.model.capture.proxy_enabled:
-                self.proxy = ProxyChild(self.options, config, self.metrics)
+                self.proxy = ProxyChild(self.options, config, self.metrics, self._snapshot(config))
                 self.proxy.start()
         except UserError as exc:
             log.error("start_failed", error=str(exc))
@@ -299,6 +305,14 @@ class Daemon:
             log.info("capture_file_read", file=str(path), packets=packets,
                      parse_errors=sum(sensor.error_counts.values()))
 
+    def _snapshot(self, config: Config) -> Path:
+        """Freeze a valid config for the proxy child: if the file on disk is later saved broken
+        (and its reload rejected), a child restarted after a crash still starts."""
+        if self.runtime_dir is None:
+            self.runtime_dir = Path(tempfile.mkdtemp(prefix="social-monitor-run-"))
+        self.snapshots += 1
+        return config.snapshot(self.runtime_dir / f"config-{self.snapshots}")
+
     def _check_sensor(self) -> None:
         """Main loop: a live capture thread that died is reported once, loudly."""
         live = self.live
@@ -342,7 +356,7 @@ class Daemon:
         old = self.config
         self.config = config
         if self.proxy is not None:
-            self.proxy.reload(config)
+            self.proxy.reload(config, self._snapshot(config))
         self.metrics.config_reloads.labels("success").inc()
         log.info("config_reloaded", config=str(config.path), fingerprint=config.fingerprint[:12],
                  changed=old is None or old.fingerprint != config.fingerprint)
@@ -365,6 +379,8 @@ class Daemon:
             self.metrics.up.labels("writer").set(0)
         if self.metrics_server is not None:
             self.metrics_server.stop()
+        if self.runtime_dir is not None:
+            shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped", seconds=round(time.monotonic() - started, 2), flushed=flushed)
 
 

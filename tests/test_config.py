@@ -195,3 +195,14 @@ def test_duplicate_asset_tag(write_config):
     with pytest.raises(ConfigError) as info:
         load_config(write_config(files={"devices.csv": text}))
     assert any("devices.csv:3: asset_tag: 'T1' already listed on line 2" in e for e in info.value.errors)
+
+
+def test_snapshot_is_the_same_trust_and_survives_later_edits(write_config, tmp_path):
+    original = load_config(write_config())
+    snapshot = load_config(original.snapshot(tmp_path / "snap"))
+    (tmp_path / "devices.csv").write_text("broken")  # a later, broken edit of the original
+    assert snapshot.devices == original.devices and snapshot.staff_periods == original.staff_periods
+    assert snapshot.store_path == original.store_path
+    assert snapshot.model.schools == original.model.schools
+    assert snapshot.model.policy == original.model.policy
+    assert set(snapshot.catalog.platforms) == set(original.catalog.platforms)

@@ -211,6 +211,12 @@ def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
         children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "mitmdump"],
                                   capture_output=True, text=True, timeout=5).stdout.split()
         assert len(children) == 1
+        # someone saves a broken config (its reload is rejected), then the proxy crashes:
+        # the restarted child must come up on the last valid config, not crash-loop
+        trust.write_text(trust.read_text().replace("timezone: Europe/London", "timezone: Mars/Base"))
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for(lambda: daemon.value("social_monitor_config_reloads_total", result="failure") == 1,
+                        what="the broken config to be rejected")
         os.kill(int(children[0]), signal.SIGKILL)
         daemon.wait_for(lambda: daemon.value("social_monitor_child_restarts_total", child="proxy") == 1,
                         timeout=30, what="the proxy restart to be counted")
@@ -223,6 +229,9 @@ def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
                 return False
 
         daemon.wait_for(proxy_answers, timeout=30, what="the restarted proxy to listen")
+        time.sleep(2)  # a child that crash-loops would be gone again by now
+        assert daemon.value("social_monitor_child_restarts_total", child="proxy") == 1
+        assert daemon.value("social_monitor_component_up", component="proxy") == 1
     finally:
         assert daemon.stop() == 0
     assert any(e.get("message") == "proxy_exited" for e in daemon.events())
