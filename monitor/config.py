@@ -650,19 +650,16 @@ def _semantic_checks(model: TrustFile, catalog_ids: set[str], categories: set[st
     known_platforms = catalog_ids | {a.id for a in p.add}
     for e_index, rule in enumerate(model.policy.exemptions):
         base = f"policy.exemptions[{e_index}]"
-        for index, pid in enumerate(rule.platforms):
-            if pid not in known_platforms:
-                errors.append(f"{base}.platforms[{index}]: {pid!r} is not a known platform")
-        for index, sid in enumerate(rule.schools):
-            if sid not in school_ids:
-                errors.append(f"{base}.schools[{index}]: {sid!r} is not a configured school")
-        for index, zname in enumerate(rule.zones):
-            if zname not in all_zones:
-                errors.append(f"{base}.zones[{index}]: {zname!r} is not a configured zone")
-        for index, pname in enumerate(rule.periods):
-            if pname not in all_periods:
-                errors.append(f"{base}.periods[{index}]: {pname!r} is not a timetabled period")
+        errors += _unknown(f"{base}.platforms", rule.platforms, known_platforms, "is not a known platform")
+        errors += _unknown(f"{base}.schools", rule.schools, school_ids, "is not a configured school")
+        errors += _unknown(f"{base}.zones", rule.zones, all_zones, "is not a configured zone")
+        errors += _unknown(f"{base}.periods", rule.periods, all_periods, "is not a timetabled period")
     return errors
+
+
+def _unknown(path: str, values: Iterable[str], known: set[str], says: str) -> list[str]:
+    """'path[i]: 'value' says' for each value that names nothing known."""
+    return [f"{path}[{index}]: {value!r} {says}" for index, value in enumerate(values) if value not in known]
 
 
 def _inventory_checks(model: TrustFile, devices: list[InventoryDevice]) -> list[str]:
@@ -681,12 +678,9 @@ def _inventory_checks(model: TrustFile, devices: list[InventoryDevice]) -> list[
                           f"[{seen_ips[reservation.ip]}]")
         seen_ips.setdefault(reservation.ip, index)
     for e_index, rule in enumerate(model.policy.exemptions):
-        for index, group in enumerate(rule.groups):
-            if group not in groups:
-                errors.append(f"policy.exemptions[{e_index}].groups[{index}]: {group!r} is no device's group")
-        for index, staff_id in enumerate(rule.staff):
-            if staff_id not in owners:
-                errors.append(f"policy.exemptions[{e_index}].staff[{index}]: {staff_id!r} owns no device")
+        base = f"policy.exemptions[{e_index}]"
+        errors += _unknown(f"{base}.groups", rule.groups, groups, "is no device's group")
+        errors += _unknown(f"{base}.staff", rule.staff, owners, "owns no device")
     return errors
 
 

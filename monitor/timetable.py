@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import bisect
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -147,9 +147,26 @@ class StaffTimetables:
         return hit
 
 
+def parse_local_time(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+    """An ISO date or date-time as the command line takes it: without an offset it is the
+    trust's local time, and a bare date as an upper bound (`end`) means the end of that day,
+    as a reader of `--until 2026-09-30` expects. ValueError with a readable message otherwise."""
+    try:
+        if len(text) == 10:
+            day = date.fromisoformat(text)
+            start = datetime(day.year, day.month, day.day, tzinfo=tz)
+            return start + timedelta(days=1) if end else start
+        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        raise ValueError(
+            f"{text!r} is not an ISO date or date-time (e.g. 2026-09-01 or 2026-09-01T08:30)"
+        ) from None
+    return value if value.tzinfo else value.replace(tzinfo=tz)
+
+
 def local_midnight_utc(day: date, tz: ZoneInfo) -> datetime:
     """Start of a local day as an aware datetime (for exports covering whole days)."""
     return datetime(day.year, day.month, day.day, tzinfo=tz)
 
 
-__all__ = ["SchoolClock", "StaffTimetables", "When", "local_midnight_utc"]
+__all__ = ["SchoolClock", "StaffTimetables", "When", "local_midnight_utc", "parse_local_time"]

@@ -7,13 +7,13 @@ import ipaddress
 import json
 import sys
 import time
-from datetime import datetime
 from zoneinfo import ZoneInfo
 
 from monitor.config import default_config_path, load_config, normalise_mac
 from monitor.errors import ConfigError, UserError
 from monitor.observation import Observation, normalise_hostname
 from monitor.tagging import Tagger
+from monitor.timetable import parse_local_time
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -43,16 +43,13 @@ def check_config(args: argparse.Namespace) -> int:
 
 
 def parse_when(text: str | None, tz: str) -> float:
-    """An ISO time; without an offset it is local time in the trust's zone."""
+    """--at: an ISO time, local to the trust unless it has an offset; now by default."""
     if text is None:
         return time.time()
     try:
-        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"--at: {text!r} is not an ISO 8601 time (e.g. 2026-11-30T10:15)") from None
-    if moment.tzinfo is None:
-        moment = moment.replace(tzinfo=ZoneInfo(tz))
-    return moment.timestamp()
+        return parse_local_time(text, ZoneInfo(tz)).timestamp()
+    except ValueError as exc:
+        raise UserError(f"--at: {exc}") from None
 
 
 def explain(args: argparse.Namespace) -> int:

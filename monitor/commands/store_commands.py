@@ -8,7 +8,7 @@ import re
 import sys
 import time
 from collections.abc import Iterable
-from datetime import date, datetime, timedelta
+from datetime import datetime
 from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
@@ -18,26 +18,16 @@ from monitor.config import Config, load_config, normalise_mac
 from monitor.errors import UserError
 from monitor.sessions import ECS_FIELDS, Session
 from monitor.store import open_config_store, open_store
+from monitor.timetable import parse_local_time
 
 MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
 
 
 def parse_when(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
-    """ISO date or date-time; without an offset it is the school's local time.
-
-    A bare date as an upper bound means the end of that day (inclusive), as a
-    reader of `--until 2026-09-30` expects.
-    """
     try:
-        if len(text) == 10:
-            day = date.fromisoformat(text)
-            start = datetime(day.year, day.month, day.day, tzinfo=tz)
-            return start + timedelta(days=1) if end else start
-        value = datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UserError(f"{text!r} is not an ISO date or date-time (e.g. 2026-09-01 or "
-                        "2026-09-01T08:30)") from None
-    return value if value.tzinfo else value.replace(tzinfo=tz)
+        return parse_local_time(text, tz, end=end)
+    except ValueError as exc:
+        raise UserError(str(exc)) from None
 
 
 def _config(args: argparse.Namespace) -> Config:
