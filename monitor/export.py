@@ -29,7 +29,6 @@ import csv
 import hashlib
 import hmac
 import json
-import math
 import os
 import re
 import secrets
@@ -51,7 +50,11 @@ from monitor.config import Config
 from monitor.errors import UserError
 from monitor.exportlog import LogEntry, append, current_user, log_head, read_log
 from monitor.report import ReportContext, ReportStats, render_report
-from monitor.sessions import ECS_FIELDS, Session
+from monitor.sessions import (
+    ECS_FIELDS,
+    Session,
+    iso_ms,  # one fast ECS timestamp, shared with the store
+)
 from monitor.store import SessionStore
 
 log = structlog.get_logger("monitor.export")
@@ -182,30 +185,6 @@ def sha256_file(path: Path) -> tuple[str, int]:
 
 
 _DAY_TEXT: dict[int, str] = {}
-
-
-def iso_ms(ts: float) -> str:
-    """`monitor.observation.iso_utc`, character for character, by arithmetic and a per-day cache.
-
-    Microseconds are rounded half-even and then cut to milliseconds, exactly as
-    `datetime.fromtimestamp(...).isoformat(timespec="milliseconds")` does."""
-    frac, whole = math.modf(ts)
-    us = round(frac * 1_000_000)
-    if us >= 1_000_000:
-        whole += 1
-        us -= 1_000_000
-    elif us < 0:  # before 1970: modf keeps the sign
-        whole -= 1
-        us += 1_000_000
-    day, sec = divmod(int(whole), 86400)
-    text = _DAY_TEXT.get(day)
-    if text is None:
-        text = time.strftime("%Y-%m-%dT", time.gmtime(day * 86400))
-        if len(_DAY_TEXT) < 100_000:
-            _DAY_TEXT[day] = text
-    hour, rest = divmod(sec, 3600)
-    minute, second = divmod(rest, 60)
-    return f"{text}{hour:02d}:{minute:02d}:{second:02d}.{us // 1000:03d}Z"
 
 
 def ecs_record(

@@ -128,8 +128,8 @@ class StoreWriter:
 
     def submit(self, event: AccessEvent) -> bool:
         """Queue an event; False only when it was dropped because the queue was full (counted)."""
-        if not event.trust_device or event.platform is None or event.sensitive or not event.monitored:
-            return True  # never stored by design (`event.recordable`): not a loss
+        if not event.recordable:
+            return True  # never stored by design: not a loss
         q = self._queue
         if len(q) >= self.queue_size:
             self.dropped += 1

@@ -105,7 +105,7 @@ def test_ecs_names():
 )
 def test_fast_iso_matches_iso_utc(ts):
     from monitor.observation import iso_utc
-    from monitor.sessions import _iso
+    from monitor.sessions import iso_ms as _iso
 
     assert _iso(ts) == iso_utc(ts)
 
