@@ -16,8 +16,6 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-import holidays
-
 from monitor.config import WEEKDAYS, School, StaffPeriod
 from monitor.observation import PeriodKind
 
@@ -53,6 +51,8 @@ def _seconds(t) -> int:
 
 @lru_cache(maxsize=64)
 def _bank_holidays(nation: str, year: int) -> frozenset[date]:
+    import holidays  # its country tables are large: loaded when a calendar first needs them
+
     return frozenset(holidays.country_holidays("GB", subdiv=NATION_SUBDIV[nation], years=year))
 
 

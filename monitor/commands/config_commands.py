@@ -12,8 +12,6 @@ from zoneinfo import ZoneInfo
 from monitor.config import default_config_path, load_config, normalise_mac
 from monitor.errors import ConfigError, UserError
 from monitor.observation import Observation, normalise_hostname
-from monitor.tagging import Tagger
-from monitor.timetable import parse_local_time
 
 
 def add_config_argument(parser: argparse.ArgumentParser) -> None:
@@ -44,6 +42,8 @@ def check_config(args: argparse.Namespace) -> int:
 
 def parse_when(text: str | None, tz: str) -> float:
     """--at: an ISO time, local to the trust unless it has an offset; now by default."""
+    from monitor.timetable import parse_local_time
+
     if text is None:
         return time.time()
     try:
@@ -53,6 +53,8 @@ def parse_when(text: str | None, tz: str) -> float:
 
 
 def explain(args: argparse.Namespace) -> int:
+    from monitor.tagging import Tagger  # the tagging core is imported where it is used
+
     config = load_config(args.config)
     try:
         client = str(ipaddress.ip_address(args.client))

@@ -13,29 +13,32 @@ from zoneinfo import ZoneInfo
 from monitor.commands.config_commands import add_config_argument
 from monitor.config import Config, load_config
 from monitor.errors import UserError
-from monitor.export import (
-    ExportError,
-    ExportRequest,
-    check_identify,
-    expand_out,
-    last_week,
-    parse_day,
-    run_export,
-    run_sar,
-    verify_export,
-)
-from monitor.exportlog import log_path_for, read_log
-from monitor.privacy import render_notice
-from monitor.store import open_config_store
+
+# the export machinery is imported by the commands that use it: `social-monitor events`
+# and the rest should not pay for it at start-up
 
 
 def _today(config: Config, text: str | None) -> date:
+    from monitor.export import parse_day
+
     if text:
         return parse_day(text, date.today())
     return datetime.now(ZoneInfo(config.trust.timezone)).date()
 
 
 def export(args: argparse.Namespace) -> int:
+    from monitor.export import (
+        ExportError,
+        ExportRequest,
+        check_identify,
+        expand_out,
+        last_week,
+        parse_day,
+        run_export,
+    )
+    from monitor.exportlog import log_path_for
+    from monitor.store import open_config_store
+
     # refuse before reading anything: an identified export without a reason writes nothing
     check_identify(args.identify, args.reason)
     config = load_config(args.config)
@@ -62,6 +65,10 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sar(args: argparse.Namespace) -> int:
+    from monitor.export import run_sar
+    from monitor.exportlog import log_path_for
+    from monitor.store import open_config_store
+
     config = load_config(args.config)
     with open_config_store(config, create=False) as store:
         result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
@@ -72,6 +79,8 @@ def sar(args: argparse.Namespace) -> int:
 
 
 def export_log(args: argparse.Namespace) -> int:
+    from monitor.exportlog import log_path_for, read_log
+
     config = load_config(args.config)
     path = log_path_for(config.store_path)
     check = read_log(path)
@@ -97,6 +106,8 @@ def export_log(args: argparse.Namespace) -> int:
 
 
 def privacy_notice(args: argparse.Namespace) -> int:
+    from monitor.privacy import render_notice
+
     config = load_config(args.config)
     sys.stdout.write(render_notice(config, args.format))
     return 0
@@ -113,6 +124,9 @@ def print_verify(path: Path, config_path: str | None = None) -> int:
     """Shared with `verify DIR`: print one line per file, exit 1 if any differs.
 
     With a config, the manifest must also be one the config's export log recorded."""
+    from monitor.export import verify_export
+    from monitor.exportlog import log_path_for
+
     log_path = log_path_for(load_config(config_path).store_path) if config_path else None
     ok, lines = verify_export(path, log_path=log_path)
     if log_path is None:
