@@ -53,6 +53,7 @@ sys.path.insert(0, str(ROOT))
 from tests.proxy_helpers import free_port, make_ca_and_leaf, wait_for_port  # noqa: E402
 
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
+PROXY_CPUS: set[int] | None = None  # set by --pin (the default on 2+ cores)
 ADDON = ROOT / "addons" / "social_monitor.py"
 TEST_CONFIG = ROOT / "tests" / "data" / "proxy" / "config.yaml"
 HOSTNAME = "www.tiktok.com"
@@ -141,7 +142,8 @@ def start_mitmdump(work: Path, name: str, extra: list[str]) -> tuple[subprocess.
         *extra,
     ]
     log = (work / f"mitmdump-{name}.log").open("wb")
-    proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT)
+    pin = (lambda: os.sched_setaffinity(0, PROXY_CPUS)) if PROXY_CPUS else None
+    proc = subprocess.Popen(cmd, cwd=work, stdout=log, stderr=subprocess.STDOUT, preexec_fn=pin)
     wait_for_port(port, proc=proc)
     return proc, port
 
@@ -296,8 +298,18 @@ def main() -> int:
     parser.add_argument("--keep", action="store_true", help="keep the work dir (logs, store)")
     parser.add_argument("--null-addon", action="store_true",
                         help="also measure bench/null_passthrough.py (mitmproxy's own hook-path cost)")
+    parser.add_argument("--no-pin", action="store_true",
+                        help="do not pin the proxies to CPU 0 and the load (wrk, nginx, clients) to CPU 1")
     args = parser.parse_args()
     ensure_tools()
+    global PROXY_CPUS
+    if not args.no_pin and len(os.sched_getaffinity(0)) >= 2:
+        # the proxy under test gets a core to itself; the load generators and origin share the
+        # other, so a round measures the proxy rather than which process the scheduler favoured
+        cpus = sorted(os.sched_getaffinity(0))
+        PROXY_CPUS = {cpus[0]}
+        os.sched_setaffinity(0, set(cpus[1:]))  # this process, nginx and wrk inherit it
+        print(f"pinned: proxies on CPU {cpus[0]}, load and origin on CPU(s) {cpus[1:]}")
 
     work = Path(tempfile.mkdtemp(prefix="sm-proxy-bench-"))
     shutil.copy(TEST_CONFIG, work / "config.yaml")
