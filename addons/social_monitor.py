@@ -50,6 +50,7 @@ from monitor.proxy_source import (
     hostname_or_none,
     parse_decrypt_option,
     proxy_user,
+    request_hostname,
 )
 from monitor.tagging import Tagger
 
@@ -362,7 +363,8 @@ class SocialMonitor:
         return state
 
     def _observe_flow(self, flow: http.HTTPFlow) -> None:
-        hostname = hostname_or_none(flow.request.pretty_host)
+        request = flow.request
+        hostname = request_hostname(request.host_header, request.host)
         if hostname is None:
             return
         state = self._state(flow.client_conn)
@@ -372,7 +374,7 @@ class SocialMonitor:
             return  # refused by proxy authentication: no access happened
         user = proxy_user(flow.metadata) or state.user
         server = flow.server_conn
-        protocol = "tls" if flow.request.scheme == "https" else "http"
+        protocol = "tls" if request.scheme == "https" else "http"
         if state.handling is None:
             self._count_handling(state, "decrypted" if flow.client_conn.tls else "plain")
         self._observe(flow.client_conn, state, hostname, protocol, (server.peername, server.address), user)

@@ -2,7 +2,7 @@
 
 One process owns the packet sensor (a thread reading live interfaces, or a
 capture file), the store writer thread and the metrics endpoint. The proxy
-runs as a supervised child process (`mitmdump -s addons/social_monitor.py`):
+runs as a supervised child process (mitmdump with the addon, `monitor/proxy_main.py`):
 a proxy that crashes or leaks must not take the sensor or the store down with
 it, and a child is restarted with back-off and counted. Both processes write
 to the same store (SQLite in WAL mode, one transaction per batch) and count
@@ -30,7 +30,7 @@ from pathlib import Path
 import structlog
 
 from monitor import __version__
-from monitor.config import Config, load_config, split_hostport
+from monitor.config import Config, load_config
 from monitor.errors import ConfigError, UserError
 from monitor.metrics import Metrics, exposition_registry
 from monitor.metrics_server import MetricsServer, load_basic_auth
@@ -39,7 +39,6 @@ from monitor.tagging import Tagger
 
 log = structlog.get_logger("social_monitor.daemon")
 
-REPO_ADDON = Path(__file__).resolve().parent.parent / "addons" / "social_monitor.py"
 
 
 @dataclass
@@ -83,22 +82,13 @@ class ProxyChild:
         self.restarts = 0
 
     def command(self) -> list[str]:
+        from monitor.proxy_main import proxy_arguments
+
         listen = self.options.proxy_listen or self.config.model.listen.proxy
-        host, port = split_hostport(listen)
-        mitmdump = Path(sys.executable).with_name("mitmdump")
         mode = self.config.model.listen.proxy_mode
-        return [
-            str(mitmdump if mitmdump.exists() else "mitmdump"),
-            "--quiet",
-            "--mode", mode,
-            "--listen-host", host,
-            "--listen-port", str(port),
-            "-s", str(REPO_ADDON),
-            "--set", f"social_monitor_config={self.config_file}",
-            # a gateway's clients have private addresses, and the proxy only listens where told
-            "--set", "block_global=false",
-            "--set", "connection_strategy=lazy",
-        ]
+        # mitmdump with the addon built in (monitor/proxy_main.py says why not `mitmdump -s`)
+        return [sys.executable, "-m", "monitor.proxy_main", "--quiet",
+                *proxy_arguments(listen, mode, self.config_file)]
 
     def start(self) -> None:
         cmd = self.command()

@@ -208,7 +208,7 @@ def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
     try:
         daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
                         what="proxy up")
-        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "mitmdump"],
+        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy_main"],
                                   capture_output=True, text=True, timeout=5).stdout.split()
         assert len(children) == 1
         # someone saves a broken config (its reload is rejected), then the proxy crashes:

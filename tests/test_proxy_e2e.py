@@ -1,5 +1,9 @@
 """End to end: a real mitmdump with the addon, a real client, real local origins, all on loopback.
 
+Each behaviour is checked for both ways of running the proxy: `mitmdump -s
+addons/social_monitor.py` and `python -m monitor.proxy_main` (the addon built
+in, as the daemon runs it).
+
 The client trusts only the test CA of the local HTTPS origin (not mitmproxy's),
 so a page that loads proves the TLS was passed through, never decrypted.
 """
@@ -97,13 +101,20 @@ class Proxy:
             return r.read().decode()
 
 
-def start_proxy(tmp: Path, origins: Origins, *extra: str, env: dict[str, str] | None = None) -> Proxy:
+LAUNCHERS = {
+    "script": [str(MITMDUMP), "-q", "-s", str(ADDON_PATH)],
+    "builtin": [sys.executable, "-m", "monitor.proxy_main", "-q"],
+}
+
+
+def start_proxy(tmp: Path, origins: Origins, *extra: str, env: dict[str, str] | None = None,
+                launcher: str = "script") -> Proxy:
     shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp / "devices.csv")
     shutil.copy(TEST_CONFIG, tmp / "config.yaml")
     port, metrics_port = free_port(), free_port()
     cmd = [
-        str(MITMDUMP), "-q",
-        "-s", str(ADDON_PATH), "-s", str(REDIRECT),
+        *LAUNCHERS[launcher],
+        "-s", str(REDIRECT),
         "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", f"confdir={tmp / 'mitmproxy'}",
         "--set", "block_global=false",
@@ -140,11 +151,14 @@ def sample(metrics_text: str, line_prefix: str) -> float:
     return 0.0
 
 
-def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Path, origins: Origins):
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Path, origins: Origins,
+                                                                    launcher: str):
     # lazy upstream connections, as the daemon runs it: the hello comes before the server connection
     proxy = start_proxy(tmp_path, origins, "--set", "proxyauth=jsmith:pw",
                         "--set", "connection_strategy=lazy",
-                        "--set", f"social_monitor_events_jsonl={tmp_path / 'events.jsonl'}")
+                        "--set", f"social_monitor_events_jsonl={tmp_path / 'events.jsonl'}",
+                        launcher=launcher)
     try:
         with client(proxy, origins, auth="jsmith:pw@") as c:
             for _ in range(3):  # keep-alive: one connection, one access
@@ -158,6 +172,7 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
         output = proxy.stop()
     assert proxy.proc.returncode == 0, output
     assert "Traceback" not in output, output
+    assert "/feed" not in output, output  # hostnames only: no URL reaches the proxy's own output
 
     with open_store(tmp_path / "store.db", create=False) as store:
         sessions = list(store.sessions())
@@ -183,8 +198,9 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
     assert sample(metrics, 'social_monitor_proxy_connections_total{handling="plain"}') == 2
 
 
-def test_broken_pipeline_does_not_break_the_page(tmp_path: Path, origins: Origins):
-    proxy = start_proxy(tmp_path, origins, env={"SM_TEST_BREAK_PIPELINE": "1"})
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_broken_pipeline_does_not_break_the_page(tmp_path: Path, origins: Origins, launcher: str):
+    proxy = start_proxy(tmp_path, origins, env={"SM_TEST_BREAK_PIPELINE": "1"}, launcher=launcher)
     try:
         with client(proxy, origins) as c:
             assert c.get("https://www.tiktok.com/").text == "hello from www.tiktok.com"
@@ -261,15 +277,44 @@ def test_transparent_inner(tmp_path: Path, origins: Origins):
     assert sample(metrics, 'social_monitor_observations_total{outcome="not_social",source="proxy"}') == 1
 
 
-def test_bad_config_stops_mitmdump_naming_the_field(tmp_path: Path):
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_bad_config_stops_mitmdump_naming_the_field(tmp_path: Path, launcher: str):
     shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
     text = TEST_CONFIG.read_text().replace("cidrs: [127.0.0.0/8", "cidrs: [127.0.0.300/8", 1)
     (tmp_path / "config.yaml").write_text(text)
     out = subprocess.run(
-        [str(MITMDUMP), "-q", "-s", str(ADDON_PATH), "--listen-host", "127.0.0.1", "--listen-port", "0",
+        [*LAUNCHERS[launcher], "--listen-host", "127.0.0.1", "--listen-port", "0",
          "--set", f"confdir={tmp_path / 'mitmproxy'}",
          "--set", f"social_monitor_config={tmp_path / 'config.yaml'}"],
         cwd=tmp_path, capture_output=True, text=True, timeout=60,
     )
     assert out.returncode != 0
     assert "schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network" in out.stdout + out.stderr
+
+
+def test_proxy_command_runs_the_configured_proxy_and_refuses_flow_filters(tmp_path: Path, origins: Origins):
+    """`social-monitor proxy`: listen address and mode from the config, mitmdump options after `--`."""
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
+    port = free_port()
+    (tmp_path / "config.yaml").write_text(TEST_CONFIG.read_text() + f"listen:\n  proxy: 127.0.0.1:{port}\n")
+    command = [str(Path(sys.executable).parent / "social-monitor"), "proxy", "--config",
+               str(tmp_path / "config.yaml"), "--", "--set", f"confdir={tmp_path / 'mitmproxy'}"]
+    refused = subprocess.run([*command, "~d example.org"], cwd=tmp_path, capture_output=True, text=True,
+                             timeout=60)
+    assert refused.returncode == 1 and "this proxy prints no flows to filter" in refused.stderr
+
+    env = {**os.environ, "SM_TEST_HTTP_PORT": str(origins.http_port),
+           "SM_TEST_HTTPS_PORT": str(origins.https_port)}
+    log = (tmp_path / "mitmdump.log").open("wb")
+    proc = subprocess.Popen([*command, "-s", str(REDIRECT)], cwd=tmp_path, env=env, stdout=log,
+                            stderr=subprocess.STDOUT)
+    proxy = Proxy(port, 0, tmp_path, proc)
+    try:
+        wait_for_port(port, proc=proc)
+        with client(proxy, origins) as c:
+            assert c.get("https://www.tiktok.com/").text == "hello from www.tiktok.com"
+    finally:
+        output = proxy.stop()
+    assert proc.returncode == 0, output
+    with open_store(tmp_path / "store.db", create=False) as store:
+        assert [s.platform for s in store.sessions()] == ["tiktok"], output

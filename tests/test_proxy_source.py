@@ -13,6 +13,7 @@ from monitor.proxy_source import (
     hostname_or_none,
     parse_decrypt_option,
     proxy_user,
+    request_hostname,
 )
 
 
@@ -31,6 +32,30 @@ from monitor.proxy_source import (
 )
 def test_hostname_or_none(name, expected):
     assert hostname_or_none(name) == expected
+
+
+@pytest.mark.parametrize(
+    ("url", "http_version", "headers", "expected"),
+    [
+        ("http://127.0.0.1:8080/", "HTTP/1.1", {"Host": "www.TikTok.com:80"}, "www.tiktok.com"),
+        ("http://www.reddit.com/r/x", "HTTP/1.1", {}, "www.reddit.com"),  # no Host: the URL's
+        ("http://10.0.0.1/", "HTTP/1.1", {"Host": "[2a03:2880::1]:443"}, None),  # an address, no name
+        ("http://10.0.0.1/", "HTTP/1.1", {"Host": "10.0.0.1"}, None),
+        ("https://m.facebook.com/", "HTTP/2.0", {}, "m.facebook.com"),  # :authority
+        ("http://x.example/", "HTTP/1.1", {"Host": "bücher.example"}, "xn--bcher-kva.example"),
+    ],
+)
+def test_request_hostname_agrees_with_pretty_host(url, http_version, headers, expected):
+    from mitmproxy import http
+
+    request = http.Request.make("GET", url)
+    request.headers.pop("Host", None)  # make() may write one from the URL
+    request.headers.update(headers)
+    request.http_version = http_version
+    if http_version == "HTTP/2.0":
+        request.authority = request.host
+    assert request_hostname(request.host_header, request.host) == expected
+    assert hostname_or_none(request.pretty_host) == expected  # what the addon used to compute
 
 
 @pytest.mark.parametrize(

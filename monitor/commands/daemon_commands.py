@@ -1,4 +1,4 @@
-"""`run`: the daemon as a school's gateway runs it (see monitor/daemon.py)."""
+"""`run`: the daemon as a school's gateway runs it (see monitor/daemon.py); `proxy`: its proxy alone."""
 
 from __future__ import annotations
 
@@ -24,6 +24,16 @@ def run(args: argparse.Namespace) -> int:
     return Daemon(options).run()
 
 
+def proxy(args: argparse.Namespace) -> int:
+    from monitor.config import load_config
+    from monitor.proxy_main import main, proxy_arguments
+
+    config_path = Path(args.config) if args.config else default_config_path()
+    passed = args.mitmdump_options[1:] if args.mitmdump_options[:1] == ["--"] else args.mitmdump_options
+    listen = load_config(config_path).model.listen  # a broken config is named here, field by field
+    return main([*proxy_arguments(listen.proxy, listen.proxy_mode, config_path), *passed])
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("run", help="run the daemon: sensor, proxy, store writer and metrics")
     add_config_argument(p)
@@ -35,3 +45,13 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--metrics-listen", help="host:port for /metrics (overrides listen.metrics)")
     p.add_argument("--proxy-listen", help="host:port for the proxy (overrides listen.proxy)")
     p.set_defaults(func=run)
+
+    p = sub.add_parser(
+        "proxy", help="run only the proxy (mitmdump with the addon built in), in the foreground",
+        description="Run the proxy the daemon would run, without the sensor or the metrics endpoint. "
+        "Options after the config go to mitmdump, e.g. `-- --set proxyauth=@/etc/htpasswd`; "
+        "they override the config's listen.proxy and listen.proxy_mode.",
+    )
+    add_config_argument(p)
+    p.add_argument("mitmdump_options", nargs=argparse.REMAINDER, help="mitmdump options (after --)")
+    p.set_defaults(func=proxy)

@@ -1,0 +1,97 @@
+"""The school's proxy as the daemon runs it: mitmdump with the social_monitor addon built in.
+
+    python -m monitor.proxy_main [mitmdump options] --set social_monitor_config=PATH
+    social-monitor proxy --config PATH [mitmdump options]
+
+`mitmdump -s addons/social_monitor.py` works as well and records the same
+accesses. This entry point differs in two ways, both about the cost per event:
+
+* the addon joins mitmproxy's addon chain directly, as mitmproxy's own addons
+  do, instead of under the script loader (no file watcher, no module to search
+  for every hook);
+* mitmdump's flow printer (`Dumper`) is left out. Its job is printing URLs,
+  which this proxy must never do (the addon pins `flow_detail` to 0 under `-s`
+  for that reason), and mitmproxy dispatches every event to every addon in the
+  chain whether it has a hook for it or not: under callgrind each addon in the
+  chain costs about 3% of a plain-HTTP request's instructions
+  (bench/proxy_bench.py --instructions).
+
+Every other mitmdump option behaves as usual; extra `-s` scripts still load.
+"""
+
+from __future__ import annotations
+
+import importlib.util
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+ADDON_FILE = Path(__file__).resolve().parent.parent / "addons" / "social_monitor.py"
+
+
+def load_addon_module(path: Path = ADDON_FILE) -> ModuleType:
+    """addons/social_monitor.py, imported as mitmdump's `-s` would (it is a script file, not a package)."""
+    name = "social_monitor_addon"
+    if name in sys.modules:
+        return sys.modules[name]
+    spec = importlib.util.spec_from_file_location(name, path)
+    if spec is None or spec.loader is None:
+        raise ImportError(f"cannot load the proxy addon from {path}")
+    module = importlib.util.module_from_spec(spec)
+    sys.modules[name] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
+    """mitmdump options for a gateway's proxy: where it listens, in which mode, on which config."""
+    from monitor.config import split_hostport
+
+    host, port = split_hostport(listen)
+    return [
+        "--mode", mode,
+        "--listen-host", host,
+        "--listen-port", str(port),
+        "--set", f"social_monitor_config={config_file}",
+        # a gateway's clients have private addresses, and the proxy only listens where told
+        "--set", "block_global=false",
+        # regular mode: the TLS hello is read before any upstream connection is opened
+        "--set", "connection_strategy=lazy",
+    ]
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run mitmdump's command line with the addon in the chain and no flow printer; blocks until shutdown."""
+    from mitmproxy import exceptions
+    from mitmproxy.tools import cmdline
+    from mitmproxy.tools import main as mitmproxy_main
+    from mitmproxy.tools.dump import DumpMaster
+
+    # mitmproxy's own records go to its TermLog (quiet with --quiet); the addon's are JSON lines on
+    # stdout. A JSON handler left on the root logger (the command line's) would repeat every one of
+    # mitmproxy's per-connection debug lines, client addresses included.
+    logging.getLogger().handlers.clear()
+    addon = load_addon_module().SocialMonitor()
+
+    class MonitoredProxy(DumpMaster):
+        def __init__(self, options: Any) -> None:
+            super().__init__(options, with_termlog=True, with_dumper=False)
+            self.addons.add(addon)
+
+    def no_filters(args: Any) -> dict:
+        if args.filter_args:  # mitmdump's filter only chooses which flows the flow printer shows
+            raise exceptions.OptionsError(
+                f"unexpected arguments {' '.join(args.filter_args)!r}: this proxy prints no flows to filter"
+            )
+        return {}
+
+    mitmproxy_main.run(MonitoredProxy, cmdline.mitmdump, list(sys.argv[1:] if argv is None else argv),
+                       no_filters)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
