@@ -26,7 +26,7 @@ from typing import Any, TypeVar
 import structlog
 from mitmproxy import connection, exceptions, http, tls
 from mitmproxy.addonmanager import Loader
-from mitmproxy.proxy import server_hooks
+from mitmproxy.proxy import layer, layers, mode_specs, server_hooks
 from prometheus_client import start_http_server
 
 try:
@@ -35,6 +35,13 @@ except ImportError:  # a mitmdump outside the venv: use the checkout this file l
     sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from monitor import logsetup
+from monitor.capture.tls import (
+    NeedMore,
+    TLSParseError,
+    client_hello_from_records,
+    looks_like_client_hello,
+    parse_client_hello,
+)
 from monitor.config import Config, load_config, split_hostport
 from monitor.errors import ConfigError, UserError
 from monitor.event_sink import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
@@ -63,6 +70,8 @@ OPTIONS = (
     "social_monitor_events_jsonl",
 )
 METRICS_OPTION = "social_monitor_metrics"
+# where a TLS connection's destination is known before its hello (CONNECT target, original address)
+PASS_THROUGH_MODES = (mode_specs.RegularMode, mode_specs.TransparentMode)
 
 
 def guarded(hook: str) -> Callable[[F], F]:
@@ -291,27 +300,41 @@ class SocialMonitor:
         state.connect_host = hostname_or_none(flow.request.host)
         state.connect_server = flow.server_conn
 
+    @guarded("next_layer")
+    def next_layer(self, nextlayer: layer.NextLayer) -> None:
+        """Read the TLS hello and pass the connection through before mitmproxy's TLS layer starts.
+
+        This is what mitmproxy's own `ignore_hosts` does, and it skips the TLS
+        layer, its hook and its connection objects: about a tenth of a
+        pass-through connection's instructions (bench/proxy_instructions.py).
+        The hello is read with the sensor's parser (monitor.capture.tls).
+        Whatever is not decided here (a hello split across reads, a platform
+        to decrypt, modes other than regular and transparent) reaches
+        `tls_clienthello` as before. The addon must come before mitmproxy's
+        NextLayer addon in the chain, as `-s` scripts and monitor/proxy_main.py do."""
+        if nextlayer.layer is not None:
+            return
+        context = nextlayer.context
+        client = context.client
+        if (client.transport_protocol != "tcp" or client.tls or not context.server.address
+                or not isinstance(client.proxy_mode, PASS_THROUGH_MODES)):
+            return
+        data = nextlayer.data_client()
+        if not looks_like_client_hello(data):
+            return
+        try:
+            hello = parse_client_hello(client_hello_from_records(data))
+        except (NeedMore, TLSParseError):
+            return  # mitmproxy's TLS layer reads it, and tls_clienthello decides
+        if not self._tls_hello(client, context.server, hello.server_name):
+            nextlayer.layer = layers.TCPLayer(context, ignore=True)
+
     @guarded("tls_clienthello")
     def tls_clienthello(self, data: tls.ClientHelloData) -> None:
         # Pass through by default: a failure below must never turn decryption on.
         data.ignore_connection = True
-        client = data.context.client
-        state = self._state(client)
-        hostname = hostname_or_none(data.client_hello.sni) or state.connect_host
-        state.connect_host = None  # the tunnel's name is observed with its TLS hello
-        decrypt = False
-        if hostname is not None and self.pipeline is not None:
-            server = data.context.server
-            if self.decrypt:
-                platform = self.pipeline.tagger.catalog.lookup(hostname)
-                decrypt = platform is not None and platform.id in self.decrypt
-            if endpoint(server.peername, server.address)[0]:
-                self._observe(client, state, hostname, "tls", (server.peername, server.address), state.user)
-            elif hostname not in state.hostnames:
-                # regular mode, lazy connection: the server's IP is known once mitmproxy connects
-                state.pending = (hostname, self.clock(), state.user, server)
+        decrypt = self._tls_hello(data.context.client, data.context.server, data.client_hello.sni)
         data.ignore_connection = not decrypt
-        self._count_handling(state, "decrypted" if decrypt else "passthrough")
 
     @guarded("server_connected")
     def server_connected(self, data: server_hooks.ServerConnectionHookData) -> None:
@@ -361,6 +384,24 @@ class SocialMonitor:
             )
             self._evictions_seen = self.connections.evictions
         return state
+
+    def _tls_hello(self, client: connection.Client, server: connection.Server, sni: str | None) -> bool:
+        """Observe the name a TLS hello asks for; True when its platform is to be decrypted."""
+        state = self._state(client)
+        hostname = hostname_or_none(sni) or state.connect_host
+        state.connect_host = None  # the tunnel's name is observed with its TLS hello
+        decrypt = False
+        if hostname is not None and self.pipeline is not None:
+            if self.decrypt:
+                platform = self.pipeline.tagger.catalog.lookup(hostname)
+                decrypt = platform is not None and platform.id in self.decrypt
+            if endpoint(server.peername, server.address)[0]:
+                self._observe(client, state, hostname, "tls", (server.peername, server.address), state.user)
+            elif hostname not in state.hostnames:
+                # regular mode, lazy connection: the server's IP is known once mitmproxy connects
+                state.pending = (hostname, self.clock(), state.user, server)
+        self._count_handling(state, "decrypted" if decrypt else "passthrough")
+        return decrypt
 
     def _observe_flow(self, flow: http.HTTPFlow) -> None:
         request = flow.request

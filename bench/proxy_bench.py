@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
 """What the social_monitor addon costs mitmproxy: bare mitmdump vs mitmdump with the addon, side by side.
 
-    .venv/bin/python bench/proxy_bench.py [--duration 8] [--rounds 3]
+    .venv/bin/python bench/proxy_bench.py [--duration 3] [--rounds 10] [--null-addon]
 
-Both proxies run at once on loopback, in regular (explicit) mode, in front of
-one local nginx; the measurements alternate between them round by round, so
-load from other processes on the machine hits both alike. Reported per proxy
-(the median over rounds):
+The proxies run at once on loopback, in regular (explicit) mode, in front of
+one local nginx: bare mitmdump; `builtin`, the addon as the daemon runs it
+(`python -m monitor.proxy_main`); `script`, `mitmdump -s
+addons/social_monitor.py`; and with --null-addon `null`, a script that only
+passes TLS through from `tls_clienthello` (what loading any script costs).
+The measurements alternate between them round by round, so load from other
+processes on the machine hits all alike. Reported per proxy (the median over
+rounds):
 
 * plain HTTP: requests/s and p50/p99 latency from `wrk` (32 keep-alive
   connections, absolute-form requests with `Host: www.tiktok.com`, so the
@@ -17,9 +21,10 @@ load from other processes on the machine hits both alike. Reported per proxy
 
 Also per proxy: its own CPU time (all threads, from /proc) per request or
 connection, which other load on the machine disturbs less than throughput;
-the ratios paired round by round; with --null-addon a third proxy running
-bench/null_passthrough.py (any script plus pass-through from
-`tls_clienthello`); and the addon's hook cost measured in-process.
+each proxy's ratio to bare, also paired round by round; and the addon's hook
+cost measured in-process. On a shared VM rounds vary by 10 to 20%, more than
+the 2% the addon may cost: bench/proxy_instructions.py counts instructions
+instead, which repeat to within a fraction of a percent.
 
 The addon side writes to a real store (in the work directory) through its
 writer thread, as in production. Needs `nginx` and `wrk`: when missing and run
@@ -44,6 +49,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -106,13 +112,15 @@ def cpu_seconds(pid: int) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-def ensure_tools() -> None:
-    missing = [tool for tool in ("nginx", "wrk") if shutil.which(tool) is None]
+def ensure_tools(tools: Sequence[str] = ("nginx", "wrk")) -> None:
+    """Install the benchmark-only Debian packages that provide `tools`, when missing and run as root."""
+    missing = [tool for tool in tools if shutil.which(tool) is None]
     if not missing:
         return
-    if os.geteuid() != 0 or shutil.which("apt-get") is None:
-        sys.exit(f"proxy_bench: needs {', '.join(missing)} (Debian: apt-get install nginx-light wrk)")
     packages = ["nginx-light" if m == "nginx" else m for m in missing]
+    if os.geteuid() != 0 or shutil.which("apt-get") is None:
+        sys.exit(f"{Path(sys.argv[0]).name}: needs {', '.join(missing)} "
+                 f"(Debian: apt-get install {' '.join(packages)})")
     print(f"installing benchmark-only Debian packages: {' '.join(packages)}", flush=True)
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     cmd = ["apt-get", "install", "-y", "-qq", "--no-install-recommends", *packages]
@@ -132,14 +140,17 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def start_mitmdump(work: Path, name: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
+    """`extra` starting with "-m": the daemon's proxy (python -m monitor.proxy_main), else mitmdump."""
     port = free_port()
+    builtin = extra[:1] == ["-m"]
     cmd = [
-        str(MITMDUMP), "-q",
+        *([sys.executable, *extra[:2]] if builtin else [str(MITMDUMP)]), "-q",
         "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", "block_global=false",
-        "--set", "flow_detail=0",
+        # the built-in proxy has no flow printer to quieten
+        *([] if builtin else ["--set", "flow_detail=0"]),
         "--set", f"confdir={work / ('mitmproxy-' + name)}",
-        *extra,
+        *(extra[2:] if builtin else extra),
     ]
     log = (work / f"mitmdump-{name}.log").open("wb")
     pin = (lambda: os.sched_setaffinity(0, PROXY_CPUS)) if PROXY_CPUS else None
@@ -230,11 +241,10 @@ def hook_costs(work: Path, count: int = 3000) -> dict[str, float]:
     the machine is running as much as throughput does."""
     import importlib.util
 
-    from mitmproxy.proxy import context
+    from mitmproxy.proxy import context, events, layer
     from mitmproxy.test import taddons, tflow, tutils
-    from mitmproxy.tls import ClientHelloData
 
-    from tests.proxy_helpers import client_hello
+    from tests.proxy_helpers import client_hello_record
 
     spec = importlib.util.spec_from_file_location("social_monitor_bench", ADDON)
     module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
@@ -244,7 +254,6 @@ def hook_costs(work: Path, count: int = 3000) -> dict[str, float]:
     shutil.copy(TEST_CONFIG, hook_dir / "config.yaml")
     shutil.copy(TEST_CONFIG.parent / "devices.csv", hook_dir / "devices.csv")
     addon = module.SocialMonitor()
-    hello = client_hello(HOSTNAME)
     out: dict[str, float] = {}
     with taddons.context(addon) as tctx:
         tctx.configure(addon, social_monitor_config=str(hook_dir / "config.yaml"))
@@ -256,22 +265,24 @@ def hook_costs(work: Path, count: int = 3000) -> dict[str, float]:
             addon.responseheaders(flow)
         out["http_request_us"] = (time.process_time() - started) * 1e6 / (count * 10)
 
-        clients = []
-        for i in range(count):
+        # a new TLS connection as the proxy sees it: its hello at next_layer, then the disconnect
+        record = client_hello_record(HOSTNAME)
+
+        def connection(i: int) -> None:
             c = tflow.tclient_conn()
             c.peername = ("127.0.0.1", 1024 + i)
-            clients.append(c)
-        warm = tflow.tclient_conn()
-        warm_ctx = context.Context(warm, tctx.options)
-        warm_ctx.server.address = warm_ctx.server.peername = ("127.0.0.1", 443)
-        addon.tls_clienthello(ClientHelloData(warm_ctx, hello))  # first-call work out of the figure
-        addon.client_disconnected(warm)
-        started = time.process_time()
-        for c in clients:
             ctx = context.Context(c, tctx.options)
             ctx.server.address = ctx.server.peername = ("127.0.0.1", 443)
-            addon.tls_clienthello(ClientHelloData(ctx, hello))
+            nl = layer.NextLayer(ctx)
+            nl.events.append(events.DataReceived(c, record))
+            addon.next_layer(nl)
+            assert nl.layer is not None, "not passed through at next_layer"
             addon.client_disconnected(c)
+
+        connection(count)  # first-call work out of the figure
+        started = time.process_time()
+        for i in range(count):
+            connection(i)
         addon.sink.writer.flush(30)
         out["tls_connection_us"] = (time.process_time() - started) * 1e6 / count
         addon.done()
@@ -332,7 +343,10 @@ def main() -> int:
         variants = {
             # bare mitmdump passes TLS through only for hosts it is told to ignore
             "bare": ["--ignore-hosts", rf"^127\.0\.0\.1:{https_port}$"],
-            "addon": ["-s", str(ADDON), "--set", f"social_monitor_config={work / 'config.yaml'}"],
+            # the addon as the daemon runs it: built into mitmdump's command line (monitor/proxy_main.py)
+            "builtin": ["-m", "monitor.proxy_main", "--set", f"social_monitor_config={work / 'config.yaml'}"],
+            # the addon as a script: mitmdump -s addons/social_monitor.py
+            "script": ["-s", str(ADDON), "--set", f"social_monitor_config={work / 'config.yaml'}"],
         }
         if args.null_addon:
             variants["null"] = ["-s", str(ROOT / "bench" / "null_passthrough.py")]
@@ -383,42 +397,38 @@ def main() -> int:
 
     hooks = hook_costs(work)
     summary = {name: {kind: median_result(rs) for kind, rs in kinds.items()} for name, kinds in raw.items()}
-    ratio = {kind: summary["addon"][kind].rate / summary["bare"][kind].rate for kind in ("http", "https")}
-    # capacity: operations per CPU-second of the proxy, the robust figure on a shared machine
-    cpu_ratio = {
-        kind: summary["bare"][kind].cpu_us_per_op / summary["addon"][kind].cpu_us_per_op
-        for kind in ("http", "https")
-    }
-    # paired: addon vs bare measured back to back in the same round, so a burst of load from
-    # other processes hits both of the pair; the median over rounds
+    kinds = ("http", "https")
+    others = [n for n in summary if n != "bare"]
+    # capacity: operations per CPU-second of the proxy; paired: each proxy against bare measured
+    # back to back in the same round, so a burst of load from other processes hits both of the pair
+    ratio = {n: {k: summary[n][k].rate / summary["bare"][k].rate for k in kinds} for n in others}
+    cpu_ratio = {n: {k: summary["bare"][k].cpu_us_per_op / summary[n][k].cpu_us_per_op for k in kinds}
+                 for n in others}
     paired = {
-        kind: {
-            "rate": statistics.median(a.rate / b.rate for a, b in zip(raw["addon"][kind], raw["bare"][kind],
-                                                                      strict=True)),
-            "cpu": statistics.median(b.cpu_us_per_op / a.cpu_us_per_op for a, b in
-                                     zip(raw["addon"][kind], raw["bare"][kind], strict=True)),
+        n: {
+            k: {
+                "rate": statistics.median(a.rate / b.rate for a, b in zip(raw[n][k], raw["bare"][k],
+                                                                          strict=True)),
+                "cpu": statistics.median(b.cpu_us_per_op / a.cpu_us_per_op for a, b in
+                                         zip(raw[n][k], raw["bare"][k], strict=True)),
+            }
+            for k in kinds
         }
-        for kind in ("http", "https")
+        for n in others
     }
-    print("\nmedian of", args.rounds, "rounds")
+    print("\nmedian of", args.rounds, "rounds; ratios are x/bare")
     names = list(summary)
-    print(f"{'':26}" + "".join(f"{n:>22}" for n in names) + f"{'addon/bare':>12}")
+    print(f"{'':26}" + "".join(f"{n:>18}" for n in names))
     for kind, unit in (("http", "req/s"), ("https", "conn/s")):
         label = "plain HTTP" if kind == "http" else "pass-through HTTPS"
-        print(f"{label + ' ' + unit:26}" + "".join(f"{summary[n][kind].rate:>22.1f}" for n in names)
-              + f"{ratio[kind]:>12.3f}")
+        print(f"{label + ' ' + unit:26}" + "".join(f"{summary[n][kind].rate:>18.1f}" for n in names))
         print(f"{'  p50 / p99 ms':26}" + "".join(
-            f"{f'{summary[n][kind].p50_ms:.2f} / {summary[n][kind].p99_ms:.2f}':>22}" for n in names))
-        print(f"{'  CPU us per op':26}" + "".join(f"{summary[n][kind].cpu_us_per_op:>22.0f}" for n in names)
-              + f"{cpu_ratio[kind]:>12.3f}")
-    for kind, label in (("http", "plain HTTP"), ("https", "pass-through HTTPS")):
-        print(f"paired per round, median: {label}: throughput ratio {paired[kind]['rate']:.3f}, "
-              f"CPU capacity ratio {paired[kind]['cpu']:.3f}")
-        if "null" in summary:
-            # the null script isolates loading any script + pass-through from tls_clienthello
-            a, n = summary["addon"][kind], summary["null"][kind]
-            print(f"  addon vs null script: throughput {a.rate / n.rate:.3f}, "
-                  f"CPU capacity {n.cpu_us_per_op / a.cpu_us_per_op:.3f}")
+            f"{f'{summary[n][kind].p50_ms:.1f} / {summary[n][kind].p99_ms:.1f}':>18}" for n in names))
+        print(f"{'  CPU us per op':26}" + "".join(f"{summary[n][kind].cpu_us_per_op:>18.0f}" for n in names))
+        for label, values in (("  throughput ratio", [ratio[n][kind] for n in others]),
+                              ("  paired, median", [paired[n][kind]["rate"] for n in others]),
+                              ("  CPU capacity ratio", [cpu_ratio[n][kind] for n in others])):
+            print(f"{label:26}{'':>18}" + "".join(f"{v:>18.3f}" for v in values))
     print(f"observations recorded by the addon's store: {sessions}")
     load = os.getloadavg()
     print(f"load average at the end: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} on {os.cpu_count()} CPUs")
@@ -432,9 +442,9 @@ def main() -> int:
         "args": vars(args),
         "rounds": {n: {k: [asdict(r) for r in rs] for k, rs in kinds.items()} for n, kinds in raw.items()},
         "median": {n: {k: asdict(r) for k, r in kinds.items()} for n, kinds in summary.items()},
-        "ratio": ratio,
-        "cpu_capacity_ratio": cpu_ratio,
-        "paired_median_ratio": paired,
+        "ratio_vs_bare": ratio,
+        "cpu_capacity_ratio_vs_bare": cpu_ratio,
+        "paired_median_ratio_vs_bare": paired,
         "loadavg_end": os.getloadavg(),
         "store_observations": sessions,
         "addon_hook_cpu_us": hooks,

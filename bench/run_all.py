@@ -3,7 +3,7 @@
 
 Benchmarks are not tests: they take minutes, build large files under
 bench/out/ or /tmp, and may install benchmark-only Debian packages (wrk,
-nginx-light). Run one alone with `.venv/bin/python bench/NAME.py --help`.
+nginx-light, valgrind). Run one alone with `.venv/bin/python bench/NAME.py --help`.
 """
 
 from __future__ import annotations
@@ -22,6 +22,7 @@ ORDER = [
     "store_bench.py",
     "export_bench.py",
     "proxy_bench.py",
+    "proxy_instructions.py",
 ]
 
 

@@ -7,8 +7,9 @@
 accesses. This entry point differs in two ways, both about the cost per event:
 
 * the addon joins mitmproxy's addon chain directly, as mitmproxy's own addons
-  do, instead of under the script loader (no file watcher, no module to search
-  for every hook);
+  do, where the script loader would put it (before NextLayer), instead of
+  under the script loader (no file watcher, no module to search for every
+  hook);
 * mitmdump's flow printer (`Dumper`) is left out. Its job is printing URLs,
   which this proxy must never do (the addon pins `flow_detail` to 0 under `-s`
   for that reason), and mitmproxy dispatches every event to every addon in the
@@ -66,6 +67,7 @@ def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mitmdump's command line with the addon in the chain and no flow printer; blocks until shutdown."""
     from mitmproxy import exceptions
+    from mitmproxy.addons.next_layer import NextLayer
     from mitmproxy.tools import cmdline
     from mitmproxy.tools import main as mitmproxy_main
     from mitmproxy.tools.dump import DumpMaster
@@ -80,6 +82,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         def __init__(self, options: Any) -> None:
             super().__init__(options, with_termlog=True, with_dumper=False)
             self.addons.add(addon)
+            # where `-s` scripts sit: before NextLayer, so that the addon's next_layer hook can pass
+            # TLS through before mitmproxy sets up its TLS layer
+            chain = self.addons.chain
+            chain.remove(addon)
+            chain.insert(next(i for i, a in enumerate(chain) if isinstance(a, NextLayer)), addon)
 
     def no_filters(args: Any) -> dict:
         if args.filter_args:  # mitmdump's filter only chooses which flows the flow printer shows

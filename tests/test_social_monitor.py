@@ -10,14 +10,14 @@ from pathlib import Path
 
 import pytest
 from mitmproxy import connection, exceptions, http
-from mitmproxy.proxy import context
+from mitmproxy.proxy import context, events, layer, layers, mode_specs
 from mitmproxy.proxy.server_hooks import ServerConnectionHookData
 from mitmproxy.test import taddons, tflow, tutils
 from mitmproxy.tls import ClientHelloData
 from structlog.testing import capture_logs
 
 from monitor.observation import AccessEvent
-from tests.proxy_helpers import TEST_CONFIG, client_hello, load_addon_module
+from tests.proxy_helpers import TEST_CONFIG, client_hello, client_hello_record, load_addon_module
 
 SM = load_addon_module()
 # A Wednesday in term, inside the test school's all-day contact period.
@@ -174,6 +174,80 @@ def test_tls_clienthello(sink, sni, client_ip, decrypt, ignored, platform):
     assert [e.platform for e in sink.events] == ([platform] if platform else [])
     handling = "passthrough" if ignored else "decrypted"
     assert sample(a, "social_monitor_proxy_connections_total", {"handling": handling}) == 1
+
+
+def next_layer(tctx: taddons.context | None, data: bytes, *, sni_client: connection.Client | None = None,
+               mode: str = "regular", server: tuple[str, int] | None = ("93.184.216.34", 443),
+               ) -> layer.NextLayer:
+    """mitmproxy's NextLayer for a connection whose client has sent `data` so far."""
+    cl = sni_client or client()
+    cl.proxy_mode = mode_specs.ProxyMode.parse(mode)
+    ctx = context.Context(cl, tctx.options if tctx else None)  # type: ignore[arg-type]
+    ctx.server.address = ctx.server.peername = server
+    nl = layer.NextLayer(ctx)
+    nl.events.append(events.DataReceived(cl, data))
+    return nl
+
+
+HELLO = client_hello_record("www.tiktok.com")
+
+
+@pytest.mark.parametrize(
+    ("data", "mode", "server", "decrypt", "passed_through", "platform"),
+    [
+        (HELLO, "regular", ("93.184.216.34", 443), [], True, "tiktok"),
+        (HELLO, "transparent", ("93.184.216.34", 443), [], True, "tiktok"),
+        (client_hello_record("www.example.org"), "regular", ("93.184.216.34", 443), [], True, None),
+        (client_hello_record(None), "regular", ("93.184.216.34", 443), [], True, None),  # no SNI
+        # left to mitmproxy's TLS layer and tls_clienthello:
+        (HELLO, "regular", ("93.184.216.34", 443), ["tiktok"], False, "tiktok"),  # to be decrypted
+        (HELLO[:100], "regular", ("93.184.216.34", 443), [], False, None),  # hello not complete yet
+        (b"\x16\x03\x01\x00\x05\x02\x00\x00\x01\x00", "regular", ("93.184.216.34", 443), [], False, None),
+        (b"GET / HTTP/1.1\r\n", "regular", ("93.184.216.34", 80), [], False, None),  # not TLS
+        (HELLO, "regular", None, [], False, None),  # no destination yet: cannot pass through
+        (HELLO, "reverse:https://example.com", ("example.com", 443), [], False, None),
+    ],
+)
+def test_next_layer_passes_tls_through_before_the_tls_layer(sink, data, mode, server, decrypt,
+                                                            passed_through, platform):
+    a = SM.SocialMonitor(sink_factory=lambda config: sink)
+    a.clock = lambda: NOON
+    with taddons.context(a) as tctx:
+        tctx.configure(a, social_monitor_config=str(TEST_CONFIG), social_monitor_decrypt=decrypt)
+        nl = next_layer(tctx, data, mode=mode, server=server)
+        a.next_layer(nl)
+    if passed_through:
+        assert isinstance(nl.layer, layers.TCPLayer) and nl.layer.flow is None  # ignore=True: untouched
+        assert sample(a, "social_monitor_proxy_connections_total", {"handling": "passthrough"}) == 1
+    else:
+        assert nl.layer is None  # mitmproxy's NextLayer decides, as without the addon
+    assert [e.platform for e in sink.events] == ([platform] if platform else [])
+    assert sample(a, "social_monitor_addon_errors_total", {"hook": "next_layer"}) == 0
+
+
+def test_next_layer_leaves_a_layer_another_addon_chose(addon, sink):
+    with taddons.context(addon) as tctx:
+        nl = next_layer(tctx, HELLO)
+        chosen = layers.TCPLayer(nl.context)
+        nl.layer = chosen
+        addon.next_layer(nl)
+    assert nl.layer is chosen and sink.events == []
+
+
+def test_next_layer_then_tls_clienthello_is_one_access(sink):
+    """A platform to decrypt: seen at next_layer, decided at tls_clienthello, recorded once."""
+    a = SM.SocialMonitor(sink_factory=lambda config: sink)
+    a.clock = lambda: NOON
+    cl = client()
+    with taddons.context(a) as tctx:
+        tctx.configure(a, social_monitor_config=str(TEST_CONFIG), social_monitor_decrypt=["tiktok"])
+        nl = next_layer(tctx, HELLO, sni_client=cl)
+        a.next_layer(nl)
+        data = hello("www.tiktok.com", cl)
+        a.tls_clienthello(data)
+    assert nl.layer is None and data.ignore_connection is False
+    assert len(sink.events) == 1
+    assert sample(a, "social_monitor_proxy_connections_total", {"handling": "decrypted"}) == 1
 
 
 def test_tls_observation_fields(addon, sink):
@@ -368,6 +442,7 @@ def test_failing_sink_keeps_traffic_flowing():
     ("hook", "call"),
     [
         ("tls_clienthello", lambda a: a.tls_clienthello(hello("www.tiktok.com"))),
+        ("next_layer", lambda a: a.next_layer(next_layer(None, HELLO))),
         ("responseheaders", lambda a: a.responseheaders(http_flow("www.tiktok.com"))),
         ("http_connect", lambda a: a.http_connect(connect_flow("www.tiktok.com", client()))),
         ("error", lambda a: a.error(http_flow("www.tiktok.com"))),
