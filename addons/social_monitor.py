@@ -9,13 +9,16 @@ shared pipeline (`monitor.pipeline`), whose sink is a writer thread: no I/O
 on mitmproxy's event loop. TLS is passed through untouched (never decrypted)
 unless `social_monitor_decrypt` names the platform. Any failure inside a hook
 is counted in `social_monitor_addon_errors_total{hook}`, logged, and traffic
-keeps flowing (fail open). Set-up and deployment: docs/proxy.md.
+keeps flowing (fail open). SIGHUP re-reads the config off the event loop and
+swaps it in without dropping a connection. Set-up and deployment: docs/proxy.md.
 """
 
 from __future__ import annotations
 
+import asyncio
 import functools
 import logging
+import signal
 import sys
 import threading
 import time
@@ -91,6 +94,15 @@ def guarded(hook: str) -> Callable[[F], F]:
     return wrap
 
 
+def file_identity(path: Path) -> tuple[int, int] | None:
+    """(inode, mtime) of the file a path leads to (through the daemon's `current` symlink)."""
+    try:
+        st = path.stat()
+    except OSError:
+        return None
+    return st.st_ino, st.st_mtime_ns
+
+
 def warm_up(tagger: Tagger, now: float) -> None:
     """Do the first-call work (the bank-holiday tables' import, today's day plans) at start-up.
 
@@ -118,6 +130,8 @@ class SocialMonitor:
         self._metrics_server: Any = None
         self._handling_counters: dict[str, Any] = {}
         self._failure_logged: dict[str, tuple[float, int]] = {}  # hook -> (last logged, suppressed since)
+        self._reloading = False
+        self._loaded_identity: tuple[int, int] | None = None  # the config file as last loaded
         self._evictions_seen = 0
 
     # --- options ------------------------------------------------------------------------
@@ -185,12 +199,18 @@ class SocialMonitor:
         root.setLevel(level)
 
     def running(self) -> None:
-        """Hostnames only: mitmproxy's own flow log would print every plain-HTTP URL."""
+        """Hostnames only: mitmproxy's own flow log would print every plain-HTTP URL. SIGHUP reloads."""
         from mitmproxy import ctx
 
         if "flow_detail" in ctx.options and ctx.options.flow_detail > 0:
             ctx.options.update(flow_detail=0)
             log.info("proxy_flow_log_disabled", reason="URLs are not recorded (data minimisation)")
+        try:
+            asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
+        except (NotImplementedError, RuntimeError, ValueError):  # no loop signals here (tests, Windows)
+            return
+        if self.config is not None and file_identity(self.config.path) != self._loaded_identity:
+            self.reload()  # replaced while mitmproxy was starting: a SIGHUP then was not ours to see
 
     def configure(self, updated: set[str]) -> None:
         """Rebuild config, pipeline and sink only when one of our options changed."""
@@ -207,31 +227,82 @@ class SocialMonitor:
             self._swap(None, None, frozenset())
             return
         try:
-            config = load_config(opts.social_monitor_config)
-        except ConfigError as exc:
+            config, pipeline, decrypt = self._build(
+                opts.social_monitor_config, opts.social_monitor_decrypt, opts.social_monitor_store,
+                opts.social_monitor_events_jsonl, reuse_sink=False)
+        except exceptions.OptionsError:
             if reloading:
                 self.metrics.config_reloads.labels("failure").inc()
-            raise exceptions.OptionsError(  # the field-path lines say it all: no chained traceback
-                "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)
-            ) from None
-        except OSError as exc:
-            if reloading:
-                self.metrics.config_reloads.labels("failure").inc()
-            raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc
-        try:
-            decrypt = parse_decrypt_option(opts.social_monitor_decrypt, config.catalog)
-        except ValueError as exc:
-            raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
-        try:
-            sink = self._build_sink(config, opts.social_monitor_store, opts.social_monitor_events_jsonl)
-        except (UserError, OSError) as exc:  # the store cannot be opened (not a store, no permission)
-            raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
-        tagger = Tagger(config)
-        warm_up(tagger, self.clock())
-        pipeline = Pipeline(SameSecondTagger(tagger), sink=sink, metrics=self.metrics)  # type: ignore[arg-type]
+            raise
         self._swap(config, pipeline, decrypt)
         if reloading:
             self.metrics.config_reloads.labels("success").inc()
+
+    def reload(self) -> None:
+        """SIGHUP: re-read the config file in a thread and swap it in on the event loop when valid.
+
+        The proxy keeps serving throughout (the daemon signals its proxy child
+        instead of restarting it). A config that fails is logged field by
+        field and counted in `addon_errors_total{hook="reload"}`; the old one
+        stays. The daemon counts reloads itself, so these are not counted twice."""
+        from mitmproxy import ctx
+
+        opts = ctx.options
+        if not opts.social_monitor_config or self._reloading:
+            return
+        self._reloading = True
+        args = (opts.social_monitor_config, opts.social_monitor_decrypt, opts.social_monitor_store,
+                opts.social_monitor_events_jsonl)
+        threading.Thread(target=self._reload_in_background, args=(asyncio.get_running_loop(), *args),
+                         name="social-monitor-reload", daemon=True).start()
+
+    def _reload_in_background(self, loop: asyncio.AbstractEventLoop, path: str, *args: Any) -> None:
+        try:
+            built = self._build(path, *args, reuse_sink=True)
+        except Exception as exc:
+            self.metrics.addon_errors.labels("reload").inc()
+            errors = str(exc).splitlines()
+            log.error("proxy_config_reload_rejected", config=path, errors=errors[1:] or errors)
+            loop.call_soon_threadsafe(setattr, self, "_reloading", False)
+            return
+        loop.call_soon_threadsafe(self._finish_reload, *built)
+
+    def _finish_reload(self, config: Config, pipeline: Pipeline, decrypt: frozenset[str]) -> None:
+        self._swap(config, pipeline, decrypt)
+        self._reloading = False
+        log.info("proxy_config_reloaded", config=str(config.path), fingerprint=config.fingerprint[:12])
+
+    def _build(self, path: str, decrypt_option: Sequence[str], store: bool, jsonl: str, *,
+               reuse_sink: bool) -> tuple[Config, Pipeline, frozenset[str]]:
+        """Config, pipeline and decrypt set from the options; OptionsError naming what is wrong.
+
+        `reuse_sink`: keep the running store writer when the new config stores
+        to the same place, so a reload neither reopens the store nor drops its queue."""
+        identity = file_identity(Path(path))
+        try:
+            config = load_config(path)
+        except ConfigError as exc:  # the field-path lines say it all: no chained traceback
+            raise exceptions.OptionsError(
+                "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)) from None
+        except OSError as exc:
+            raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc
+        try:
+            decrypt = parse_decrypt_option(decrypt_option, config.catalog)
+        except ValueError as exc:
+            raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
+        old = self.config
+        if reuse_sink and old is not None and self.sink is not None and (
+                old.model.store, old.store_path) == (config.model.store, config.store_path):
+            sink: Sink | None = self.sink
+        else:
+            try:
+                sink = self._build_sink(config, store, jsonl)
+            except (UserError, OSError) as exc:  # the store cannot be opened (not a store, no permission)
+                raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
+        tagger = Tagger(config)
+        warm_up(tagger, self.clock())
+        pipeline = Pipeline(SameSecondTagger(tagger), sink=sink, metrics=self.metrics)  # type: ignore[arg-type]
+        self._loaded_identity = identity
         log.info(
             "proxy_addon_configured",
             config=str(config.path),
@@ -239,6 +310,7 @@ class SocialMonitor:
             decrypt=sorted(decrypt),
             storing=pipeline.refusal is None and sink is not None,
         )
+        return config, pipeline, decrypt
 
     def _build_sink(self, config: Config, store: bool, jsonl: str) -> Sink | None:
         """The store writer (or an injected sink, in tests) plus the optional JSON-lines file."""

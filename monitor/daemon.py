@@ -80,6 +80,7 @@ class ProxyChild:
         self.restart_at: float | None = None
         self.backoff = Backoff()
         self.restarts = 0
+        self.running_command: list[str] = []
 
     def command(self) -> list[str]:
         from monitor.proxy_main import proxy_arguments
@@ -91,7 +92,7 @@ class ProxyChild:
                 *proxy_arguments(listen, mode, self.config_file)]
 
     def start(self) -> None:
-        cmd = self.command()
+        cmd = self.running_command = self.command()
         self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
         self.started_at = time.monotonic()
         self.restart_at = None
@@ -117,11 +118,19 @@ class ProxyChild:
             self.start()
 
     def reload(self, config: Config, config_file: Path) -> None:
-        """A new config: the child re-reads it on restart (a brief gap in proxy service)."""
+        """A new config: SIGHUP, and the child's addon swaps it in while the proxy keeps serving.
+
+        Only a change of listen address or mode restarts the child (a brief gap
+        in proxy service); a child waiting to be restarted reads the new one."""
         self.config = config
         self.config_file = config_file
-        if self.process is not None:
-            self.stop()
+        if self.process is None:
+            return  # in back-off: it starts on the new config
+        if self.process.poll() is None and self.command() == self.running_command:
+            self.process.send_signal(signal.SIGHUP)
+            log.info("proxy_reload_signalled", pid=self.process.pid)
+            return
+        self.stop()
         self.start()
 
     def stop(self, timeout: float = 5.0) -> None:
@@ -297,11 +306,21 @@ class Daemon:
 
     def _snapshot(self, config: Config) -> Path:
         """Freeze a valid config for the proxy child: if the file on disk is later saved broken
-        (and its reload rejected), a child restarted after a crash still starts."""
+        (and its reload rejected), a child restarted after a crash still starts.
+
+        Each snapshot is a new folder; `current` is a symlink swapped atomically to
+        the newest, so the child's path never changes and a SIGHUP makes it re-read."""
         if self.runtime_dir is None:
             self.runtime_dir = Path(tempfile.mkdtemp(prefix="social-monitor-run-"))
         self.snapshots += 1
-        return config.snapshot(self.runtime_dir / f"config-{self.snapshots}")
+        folder = f"config-{self.snapshots}"
+        config.snapshot(self.runtime_dir / folder)
+        link = self.runtime_dir / ".current.tmp"
+        link.unlink(missing_ok=True)
+        link.symlink_to(folder)
+        link.replace(self.runtime_dir / "current")
+        shutil.rmtree(self.runtime_dir / f"config-{self.snapshots - 2}", ignore_errors=True)
+        return self.runtime_dir / "current" / "config.yaml"
 
     def _check_sensor(self) -> None:
         """Main loop: a live capture thread that died is reported once, loudly."""

@@ -18,12 +18,14 @@ accesses. This entry point differs in two ways, both about the cost per event:
   (bench/proxy_bench.py --instructions).
 
 Every other mitmdump option behaves as usual; extra `-s` scripts still load.
+SIGHUP re-reads the config without dropping a connection (the daemon's reload).
 """
 
 from __future__ import annotations
 
 import importlib.util
 import logging
+import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -66,6 +68,10 @@ def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mitmdump's command line with the addon in the chain and no flow printer; blocks until shutdown."""
+    # SIGHUP means "re-read the config" (the addon's handler, installed once the proxy runs); until
+    # then it must not kill the process, as its default action would. The addon checks the file
+    # once it is running, so a reload asked for in between is not lost.
+    signal.signal(signal.SIGHUP, signal.SIG_IGN)
     from mitmproxy import exceptions
     from mitmproxy.addons.next_layer import NextLayer
     from mitmproxy.tools import cmdline

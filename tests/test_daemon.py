@@ -29,6 +29,7 @@ from monitor.store import open_store
 
 from .conftest import EXAMPLE, REPO, SHARED
 from .pcapgen import dns_query_frame, write_pcap
+from .proxy_helpers import wait_for_port
 
 FACEBOOK_PCAP = SHARED / "pcaps" / "facebook.pcap"
 pytestmark = pytest.mark.skipif(not FACEBOOK_PCAP.exists(), reason="needs ../shared/pcaps")
@@ -235,6 +236,37 @@ def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
     finally:
         assert daemon.stop() == 0
     assert any(e.get("message") == "proxy_exited" for e in daemon.events())
+
+
+def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
+    """SIGHUP with a good config: the proxy child re-reads it in place; no gap in proxy service."""
+    daemon = Daemon(trust, "--no-capture", proxy=True)
+    try:
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        [pid] = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy_main"],
+                               capture_output=True, text=True, timeout=5).stdout.split()
+        # a connection open across the reload must survive it
+        wait_for_port(daemon.proxy_port, timeout=30)
+        held = socket.create_connection(("127.0.0.1", daemon.proxy_port), timeout=5)
+        trust.write_text(trust.read_text().replace("retention_days: 30", "retention_days: 31"))
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for(lambda: daemon.value("social_monitor_config_reloads_total", result="success") == 1,
+                        what="the reload to be counted")
+        time.sleep(2)  # the child loads the new config in a background thread
+        held.sendall(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
+        assert held.recv(64).startswith(b"HTTP/1.1 502")  # the proxy answered on the old connection
+        held.close()
+        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy_main"],
+                                  capture_output=True, text=True, timeout=5).stdout.split()
+        assert children == [pid]
+        assert daemon.value("social_monitor_child_restarts_total", child="proxy") == 0
+        assert daemon.value("social_monitor_addon_errors_total", hook="reload") == 0
+    finally:
+        assert daemon.stop() == 0
+    messages = [e.get("message") for e in daemon.events()]
+    assert messages.count("proxy_started") == 1
+    assert "proxy_reload_signalled" in messages and "proxy_config_reloaded" in messages
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")

@@ -18,6 +18,7 @@ import ssl
 import subprocess
 import sys
 import threading
+import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -319,3 +320,40 @@ def test_proxy_command_runs_the_configured_proxy_and_refuses_flow_filters(tmp_pa
     assert proc.returncode == 0, output
     with open_store(tmp_path / "store.db", create=False) as store:
         assert [s.platform for s in store.sessions()] == ["tiktok"], output
+
+
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_sighup_reloads_the_config_without_dropping_connections(tmp_path: Path, origins: Origins,
+                                                                 launcher: str):
+    """A broken config is refused and counted, the old one stays; a good one applies to new accesses."""
+    proxy = start_proxy(tmp_path, origins, launcher=launcher)
+    config = tmp_path / "config.yaml"
+    good = config.read_text()
+
+    def wait_for_log(message: str, count: int) -> None:
+        deadline = time.monotonic() + 30
+        while (tmp_path / "mitmdump.log").read_text(errors="replace").count(message) < count:
+            assert proxy.proc.poll() is None and time.monotonic() < deadline, f"no {message}"
+            time.sleep(0.1)
+
+    try:
+        with client(proxy, origins) as c:
+            assert c.get("http://www.tiktok.com/").text == "hello from www.tiktok.com"
+            config.write_text(good.replace("cidrs: [127.0.0.0/8", "cidrs: [127.0.0.300/8", 1))
+            proxy.proc.send_signal(signal.SIGHUP)
+            wait_for_log('"proxy_config_reload_rejected"', 1)
+            assert sample(proxy.metrics(), 'social_monitor_addon_errors_total{hook="reload"}') == 1
+
+            config.write_text(good.replace("loopback-class", "loopback-renamed"))
+            proxy.proc.send_signal(signal.SIGHUP)
+            wait_for_log('"proxy_config_reloaded"', 1)
+            # the keep-alive connection opened before both reloads still carries requests
+            assert c.get("http://www.tiktok.com/again").text == "hello from www.tiktok.com"
+            assert c.get("https://www.tiktok.com/").text == "hello from www.tiktok.com"  # a new access
+    finally:
+        output = proxy.stop()
+    assert proxy.proc.returncode == 0, output
+    assert "schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network" in output
+    with open_store(tmp_path / "store.db", create=False) as store:
+        zones = sorted((s.zone, s.observations) for s in store.sessions())
+    assert zones == [("loopback-class", 1), ("loopback-renamed", 1)], output
