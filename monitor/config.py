@@ -239,6 +239,9 @@ class Reservation(Strict):
 class DevicesSettings(Strict):
     inventory: str = Field(description="CSV: mac, asset_tag, school, kind, owner, groups.")
     reservations: list[Reservation] = Field(default_factory=list, description="Static leases.")
+    logins: str | None = Field(
+        None, description="CSV: login, staff_id. Proxy sign-in names (proxyauth) to staff ids."
+    )
 
 
 class PlatformDef(Strict):
@@ -376,6 +379,7 @@ class Config:
         staff_periods: list[StaffPeriod],
         catalog: Catalog,
         fingerprint: str,
+        logins: dict[str, str] | None = None,
     ):
         self.path = path
         self.model = model
@@ -383,6 +387,7 @@ class Config:
         self.staff_periods = staff_periods
         self.catalog = catalog
         self.fingerprint = fingerprint
+        self.logins = logins or {}  # lower-cased proxy login -> staff id
 
     @property
     def trust(self) -> TrustSettings:
@@ -412,7 +417,7 @@ class Config:
 
         directory.mkdir(parents=True, exist_ok=True)
         data = self.model.model_dump(mode="json")
-        for section, key in (("devices", "inventory"), (None, "staff_timetables")):
+        for section, key in (("devices", "inventory"), ("devices", "logins"), (None, "staff_timetables")):
             holder = data[section] if section else data
             if holder.get(key):
                 copy = directory / f"{key}.csv"
@@ -602,6 +607,24 @@ def _load_staff_periods(path: Path) -> tuple[list[StaffPeriod], list[str]]:
     return out, errors
 
 
+def _load_logins(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Proxy login -> staff id, from the directory's export; logins compare case-insensitively."""
+    shown = _display(path)
+    rows, errors = _read_csv(path, ["login", "staff_id"], "login map")
+    logins: dict[str, str] = {}
+    first_line: dict[str, int] = {}
+    for line, row in rows:
+        login, staff_id = row["login"].lower(), row["staff_id"]
+        if not login or not staff_id:
+            errors.append(f"{shown}:{line}: login and staff_id are both needed")
+        elif login in logins:
+            errors.append(
+                f"{shown}:{line}: login: {row['login']!r} already listed on line {first_line[login]}")
+        else:
+            logins[login], first_line[login] = staff_id, line
+    return logins, errors
+
+
 def _semantic_checks(model: TrustFile, catalog_ids: set[str], categories: set[str]) -> list[str]:
     """Cross-field checks that the schema alone cannot express."""
     errors: list[str] = []
@@ -729,6 +752,10 @@ def load_config(path: str | Path | None = None) -> Config:
     if model.staff_timetables:
         staff, staff_errors = _load_staff_periods(resolve(model.staff_timetables))
         errors += staff_errors
+    logins: dict[str, str] = {}
+    if model.devices.logins:
+        logins, login_errors = _load_logins(resolve(model.devices.logins))
+        errors += login_errors
     if not dev_errors:
         errors += [f"{shown}: {e}" for e in _inventory_checks(model, devices)]
     if errors:
@@ -736,6 +763,6 @@ def load_config(path: str | Path | None = None) -> Config:
 
     digest = hashlib.sha256()
     digest.update(path.read_bytes())
-    for extra in filter(None, [model.devices.inventory, model.staff_timetables]):
+    for extra in filter(None, [model.devices.inventory, model.devices.logins, model.staff_timetables]):
         digest.update(resolve(extra).read_bytes())
-    return Config(path, model, devices, staff, catalog, digest.hexdigest())
+    return Config(path, model, devices, staff, catalog, digest.hexdigest(), logins)

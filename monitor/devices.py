@@ -95,3 +95,17 @@ class DeviceDirectory:
 
     def by_mac(self, mac: str) -> Device | None:
         return self._by_mac.get(mac)
+
+
+def staff_id_for_login(logins: dict[str, str], login: str) -> str:
+    """The staff id a proxy sign-in name belongs to (`devices.logins`), else the login as given.
+
+    Logins compare case-insensitively, and `TRUST\\jsmith` or `jsmith@trust.org`
+    also match a map entry for plain `jsmith`, as directories write them all."""
+    if not logins:
+        return login
+    key = login.strip().lower()
+    found = logins.get(key)
+    if found is None:
+        found = logins.get(key.rsplit("\\", 1)[-1].split("@", 1)[0])
+    return found if found is not None else login

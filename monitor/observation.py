@@ -158,7 +158,7 @@ class AccessEvent:
             out["host.type"] = self.device_kind
         if self.device_mac and "source.mac" not in out:
             out["source.mac"] = self.device_mac
-        if self.owner and "user.name" not in out:
+        if self.owner and self.owner != out.get("user.name"):  # a proxy login mapped to a staff id
             out["user.id"] = self.owner
         out.update(
             {

@@ -53,6 +53,9 @@ def notice_sections(config: Config) -> list[Section]:
             "assigned "
             "to, the platform and its hostname (for example www.youtube.com), the time, the school, the "
             "network zone and the timetable period.",
+            "Where the school's web proxy asks you to sign in, the access is recorded against the person "
+            "who signed in (your staff id) rather than the device's assigned owner, so that accesses from "
+            "shared computers are attributed to the right person.",
             "It never records the content of what you do: no messages, posts, comments, pages or videos "
             "viewed, web addresses (URLs), searches, passwords or anything typed. Traffic is not decrypted.",
             "Personal devices (anything not in the trust's inventory) are counted anonymously and never "

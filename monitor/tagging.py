@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from monitor.config import Config
-from monitor.devices import DeviceDirectory
+from monitor.devices import DeviceDirectory, staff_id_for_login
 from monitor.observation import AccessEvent, Observation
 from monitor.policy import Policy
 from monitor.timetable import SchoolClock, StaffTimetables
@@ -28,6 +28,7 @@ class Tagger:
         self.zones = zone_table_from_config(config.schools)
         reservations = {r.ip: r.mac for r in config.model.devices.reservations}
         self.devices = DeviceDirectory(config.devices, reservations)
+        self.logins = config.logins
         self.clocks = {s.id: SchoolClock(s, self.tz) for s in config.schools}
         self.staff = StaffTimetables(config.staff_periods)
         self.policy = Policy(config.model.policy)
@@ -51,7 +52,7 @@ class Tagger:
             event.owner = device.owner
         if obs.user:
             # a signed-in proxy user owns the access (shared classroom PCs)
-            event.owner = obs.user
+            event.owner = staff_id_for_login(self.logins, obs.user)
 
         zone = self.zones.lookup(obs.client_ip) or self.zones.by_vlan(obs.vlan)
         if zone is not None:

@@ -40,7 +40,7 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
     """Write a trust config (the example, or given data) beside copies of its CSV files."""
 
     def write(data: dict | None = None, *, text: str | None = None, files: dict | None = None) -> Path:
-        for name in ("devices.csv", "staff-timetable.csv"):
+        for name in ("devices.csv", "staff-timetable.csv", "logins.csv"):
             shutil.copy(EXAMPLE.parent / name, tmp_path / name)
         for name, content in (files or {}).items():
             (tmp_path / name).write_text(content)

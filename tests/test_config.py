@@ -115,6 +115,20 @@ def test_bad_inventory_names_file_and_line(write_config, csv_text, expected):
     assert any(expected in line for line in info.value.errors), info.value.errors
 
 
+@pytest.mark.parametrize(
+    ("csv_text", "expected"),
+    [
+        ("login,staff_id\njsmith,S1\nJSmith,S2\n", "logins.csv:3: login: 'JSmith' already listed on line 2"),
+        ("login,staff_id\njsmith,\n", "logins.csv:2: login and staff_id are both needed"),
+        ("login,staff\n", "logins.csv:1: login map header lacks column(s) staff_id"),
+    ],
+)
+def test_bad_login_map_names_file_and_line(write_config, csv_text, expected):
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(files={"logins.csv": csv_text}))
+    assert any(expected in line for line in info.value.errors), info.value.errors
+
+
 def test_bad_staff_timetable_names_file_and_line(write_config):
     text = "staff_id,week,weekday,period,kind\nS1,A,monday,P1,teaching\nS1,C,monday,P1,contact\n"
     with pytest.raises(ConfigError) as info:

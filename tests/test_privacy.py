@@ -23,7 +23,7 @@ from .conftest import EXAMPLE, london
 @pytest.fixture(scope="module")
 def edited(tmp_path_factory):
     tmp = tmp_path_factory.mktemp("notice")
-    for name in ("devices.csv", "staff-timetable.csv"):
+    for name in ("devices.csv", "staff-timetable.csv", "logins.csv"):
         shutil.copy(EXAMPLE.parent / name, tmp / name)
     example_data = yaml.safe_load(EXAMPLE.read_text())
     example_data["retention_days"] = 45

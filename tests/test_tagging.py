@@ -91,6 +91,24 @@ def test_proxy_user_owns_shared_pc_access(tagger):
     assert event.owner == "S2005"
 
 
+@pytest.mark.parametrize(
+    ("login", "owner"),
+    [
+        ("a.patel", "S2002"),  # config/logins.csv
+        ("A.Patel", "S2002"),
+        ("MEADOW\\a.patel", "S2002"),
+        ("a.patel@meadow-trust.example", "S2002"),
+        ("visitor7", "visitor7"),  # not in the map: recorded as given
+    ],
+)
+def test_proxy_login_is_mapped_to_a_staff_id(tagger, login, owner):
+    event = tagger.tag(obs("10.20.30.10", "x.com", MONDAY_LUNCH, user=login))
+    assert event.owner == owner
+    ecs = event.to_ecs()
+    assert ecs["user.name"] == login  # what the proxy saw, beside whom it maps to
+    assert ecs.get("user.id") == (owner if owner != login else None)
+
+
 def test_guest_zone_is_never_recordable(tagger):
     event = tagger.tag(obs("10.20.99.5", "facebook.com", MONDAY_P2, mac="3c:52:82:20:00:05"))
     assert event.trust_device and not event.monitored and not event.recordable
