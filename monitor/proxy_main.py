@@ -23,6 +23,7 @@ SIGHUP re-reads the config without dropping a connection (the daemon's reload).
 
 from __future__ import annotations
 
+import gc
 import importlib.util
 import logging
 import signal
@@ -93,6 +94,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             chain = self.addons.chain
             chain.remove(addon)
             chain.insert(next(i for i, a in enumerate(chain) if isinstance(a, NextLayer)), addon)
+
+        async def running(self) -> None:
+            await super().running()
+            # Everything built so far (mitmproxy, the config, the catalog, the holiday tables) lives
+            # as long as the process: out of the collector's sight, a full collection no longer walks
+            # it (76 ms per full collection here with it, well under 1 ms without).
+            gc.freeze()
 
     def no_filters(args: Any) -> dict:
         if args.filter_args:  # mitmdump's filter only chooses which flows the flow printer shows
