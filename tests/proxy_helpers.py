@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import contextlib
-import importlib.util
 import ssl
-import sys
 from pathlib import Path
 from types import ModuleType
 
@@ -18,15 +16,9 @@ TEST_CONFIG = Path(__file__).resolve().parent / "data" / "proxy" / "config.yaml"
 
 def load_addon_module() -> ModuleType:
     """Import addons/social_monitor.py as mitmdump's `-s` does (it is a script, not a package)."""
-    name = "social_monitor_addon_under_test"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, ADDON_PATH)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
+    from monitor.proxy_main import load_addon_module as load
+
+    return load(ADDON_PATH)
 
 
 def client_hello_record(sni: str | None) -> bytes:
