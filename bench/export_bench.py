@@ -33,11 +33,11 @@ from zoneinfo import ZoneInfo
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from monitor.config import load_config
-from monitor.export import ExportRequest, day_bounds, run_export
+from monitor.config.loader import load_config
+from monitor.exports.export import ExportRequest, day_bounds, run_export
 from monitor.observation import Exemption, Flag
-from monitor.sessions import Session
-from monitor.store import open_store
+from monitor.store.sessions import Session
+from monitor.store.sqlite import open_store
 
 REPO = Path(__file__).resolve().parents[1]
 CONTACT = Flag("contact_time", "4.3", "personal social-media activity must be restricted to non-contact time")

@@ -5,7 +5,7 @@
 
 The proxies run at once on loopback, in regular (explicit) mode, in front of
 one local nginx: bare mitmdump; `builtin`, the addon as the daemon runs it
-(`python -m monitor.proxy_main`); `script`, `mitmdump -s
+(`python -m monitor.proxy.launcher`); `script`, `mitmdump -s
 addons/social_monitor.py`; and with --null-addon `null`, a script that only
 passes TLS through from `tls_clienthello` (what loading any script costs).
 The measurements alternate between them round by round, so load from other
@@ -140,7 +140,7 @@ def stop(proc: subprocess.Popen, timeout: float = 15.0) -> None:
 
 
 def start_mitmdump(work: Path, name: str, extra: list[str]) -> tuple[subprocess.Popen, int]:
-    """`extra` starting with "-m": the daemon's proxy (python -m monitor.proxy_main), else mitmdump."""
+    """`extra` starting with "-m": the daemon's proxy (python -m monitor.proxy.launcher), else mitmdump."""
     port = free_port()
     builtin = extra[:1] == ["-m"]
     cmd = [
@@ -350,8 +350,9 @@ def main() -> int:
         variants = {
             # bare mitmdump passes TLS through only for hosts it is told to ignore
             "bare": ["--ignore-hosts", rf"^127\.0\.0\.1:{https_port}$"],
-            # the addon as the daemon runs it: built into mitmdump's command line (monitor/proxy_main.py)
-            "builtin": ["-m", "monitor.proxy_main", "--set", f"social_monitor_config={work / 'config.yaml'}"],
+            # the addon as the daemon runs it: built into mitmdump's command line (monitor/proxy/launcher.py)
+            "builtin": ["-m", "monitor.proxy.launcher",
+                        "--set", f"social_monitor_config={work / 'config.yaml'}"],
             # the addon as a script: mitmdump -s addons/social_monitor.py
             "script": ["-s", str(ADDON), "--set", f"social_monitor_config={work / 'config.yaml'}"],
         }
@@ -395,7 +396,7 @@ def main() -> int:
 
     sessions = None
     try:
-        from monitor.store import open_store
+        from monitor.store.sqlite import open_store
 
         with open_store(work / "store.db", create=False) as store:
             sessions = sum(s.observations for s in store.sessions())

@@ -23,7 +23,7 @@ switch off. Per window:
   one GET and close: each is a new access that the addon tags and stores.
 
 Proxies compared (all `--set flow_detail=0`, regular mode, one nginx origin):
-bare mitmdump; `python -m monitor.proxy_main` (the addon built in, as the
+bare mitmdump; `python -m monitor.proxy.launcher` (the addon built in, as the
 daemon runs it); `mitmdump -s addons/social_monitor.py`; and
 `mitmdump -s bench/null_passthrough.py`, a script that does nothing but pass
 TLS through, which shows what loading any script costs. They run two at a
@@ -79,7 +79,7 @@ def variants(work: Path, null: bool, https_port: int) -> list[Variant]:
         # bare mitmdump passes TLS through only for hosts it is told to ignore, decided from the
         # CONNECT alone: cheaper than reading the TLS hello, which the addon must do for the SNI
         Variant("bare", [*mitmdump, "--ignore-hosts", rf"^127\.0\.0\.1:{https_port}$"]),
-        Variant("builtin", ["-m", "monitor.proxy_main", *addon_opts]),
+        Variant("builtin", ["-m", "monitor.proxy.launcher", *addon_opts]),
         Variant("script", [*mitmdump, "-s", str(ROOT / "addons" / "social_monitor.py"), *addon_opts]),
     ]
     if null:

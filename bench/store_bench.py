@@ -35,11 +35,11 @@ import yaml
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
-from monitor.metrics import Metrics  # noqa: E402
+from monitor.metrics.registry import Metrics  # noqa: E402
 from monitor.observation import AccessEvent  # noqa: E402
-from monitor.sessions import Session  # noqa: E402
-from monitor.store import SESSION_COLUMNS, open_store  # noqa: E402
-from monitor.writer import StoreWriter  # noqa: E402
+from monitor.store.sessions import Session  # noqa: E402
+from monitor.store.sqlite import SESSION_COLUMNS, open_store  # noqa: E402
+from monitor.store.writer import StoreWriter  # noqa: E402
 from tests.store_helpers import CONTACT, PUPILS, event  # noqa: E402
 
 DAY0 = 1_788_940_800.0  # 2026-09-09 00:00 UTC

@@ -28,9 +28,9 @@ import yaml
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
-from monitor.config import load_config  # noqa: E402
+from monitor.config.loader import load_config  # noqa: E402
 from monitor.observation import Observation  # noqa: E402
-from monitor.tagging import Tagger  # noqa: E402
+from monitor.tagging.tagger import Tagger  # noqa: E402
 
 
 def big_trust(folder: Path, cidrs: int, domains: int) -> Path:

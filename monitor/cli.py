@@ -42,7 +42,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     metrics_dir = None
     if daemon:
         # before anything imports prometheus_client: the proxy child counts into the same files
-        from monitor.multiprocess_metrics import prepare_multiprocess
+        from monitor.metrics.multiprocess import prepare_multiprocess
 
         metrics_dir = prepare_multiprocess()
     from monitor import logsetup
@@ -54,7 +54,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _dispatch(args)
     finally:
         if metrics_dir is not None:
-            from monitor.multiprocess_metrics import cleanup_multiprocess
+            from monitor.metrics.multiprocess import cleanup_multiprocess
 
             cleanup_multiprocess(metrics_dir)
 

@@ -2,7 +2,7 @@
 
 One process owns the packet sensor (a thread reading live interfaces, or a
 capture file), the store writer thread and the metrics endpoint. The proxy
-runs as a supervised child process (mitmdump with the addon, `monitor/proxy_main.py`):
+runs as a supervised child process (mitmdump with the addon, `monitor/proxy/launcher.py`):
 a proxy that crashes or leaks must not take the sensor or the store down with
 it, and a child is restarted with back-off and counted. Both processes write
 to the same store (SQLite in WAL mode, one transaction per batch) and count
@@ -30,12 +30,12 @@ from pathlib import Path
 import structlog
 
 from monitor import __version__
-from monitor.config import Config, load_config
+from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError, UserError
-from monitor.metrics import Metrics, exposition_registry
-from monitor.metrics_server import MetricsServer, load_basic_auth
-from monitor.pipeline import Pipeline, storage_allowed
-from monitor.tagging import Tagger
+from monitor.metrics.registry import Metrics, exposition_registry
+from monitor.metrics.server import MetricsServer, load_basic_auth
+from monitor.tagging.pipeline import Pipeline, storage_allowed
+from monitor.tagging.tagger import Tagger
 
 log = structlog.get_logger("social_monitor.daemon")
 
@@ -83,12 +83,12 @@ class ProxyChild:
         self.running_command: list[str] = []
 
     def command(self) -> list[str]:
-        from monitor.proxy_main import proxy_arguments
+        from monitor.proxy.launcher import proxy_arguments
 
         listen = self.options.proxy_listen or self.config.model.listen.proxy
         mode = self.config.model.listen.proxy_mode
-        # mitmdump with the addon built in (monitor/proxy_main.py says why not `mitmdump -s`)
-        return [sys.executable, "-m", "monitor.proxy_main", "--quiet",
+        # mitmdump with the addon built in (monitor/proxy/launcher.py says why not `mitmdump -s`)
+        return [sys.executable, "-m", "monitor.proxy.launcher", "--quiet",
                 *proxy_arguments(listen, mode, self.config_file)]
 
     def start(self) -> None:
@@ -238,7 +238,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, hup)
 
     def _start_store(self, config: Config) -> None:
-        from monitor.writer import StoreWriter
+        from monitor.store.writer import StoreWriter
 
         self.writer = StoreWriter.from_config(config, self.metrics).start()  # it closes the store
         self.metrics.up.labels("writer").set(1)

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import date, timedelta
 from pathlib import Path
 
-from monitor.config import Config
+from monitor.config.loader import Config
 from monitor.observation import Observation
-from monitor.store import SessionStore, open_store
-from monitor.tagging import Tagger
+from monitor.store.sqlite import SessionStore, open_store
+from monitor.tagging.tagger import Tagger
 
 from .conftest import london
 

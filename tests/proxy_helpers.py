@@ -15,10 +15,10 @@ TEST_CONFIG = Path(__file__).resolve().parent / "data" / "proxy" / "config.yaml"
 
 
 def load_addon_module() -> ModuleType:
-    """Import addons/social_monitor.py as mitmdump's `-s` does (it is a script, not a package)."""
-    from monitor.proxy_main import load_addon_module as load
+    """The addon's module from the installed package (what addons/social_monitor.py imports)."""
+    import monitor.proxy.addon
 
-    return load(ADDON_PATH)
+    return monitor.proxy.addon
 
 
 def client_hello_record(sni: str | None) -> bytes:

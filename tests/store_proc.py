@@ -17,9 +17,9 @@ import structlog
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from monitor.metrics import Metrics
-from monitor.store import open_store
-from monitor.writer import StoreWriter
+from monitor.metrics.registry import Metrics
+from monitor.store.sqlite import open_store
+from monitor.store.writer import StoreWriter
 from tests.store_helpers import T0, event
 
 

@@ -19,7 +19,7 @@ import pytest
 from monitor.capture.bpf import capture_filter
 from monitor.capture.sensor import Sensor
 from monitor.capture.sources import read_frames
-from monitor.catalog import default_catalog
+from monitor.tagging.catalog import default_catalog
 
 SHARED = Path(__file__).resolve().parents[1].parent / "shared"
 PCAPS = SHARED / "pcaps"

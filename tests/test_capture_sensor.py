@@ -12,7 +12,7 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
 from monitor.capture.sensor import Sensor
-from monitor.metrics import Metrics
+from monitor.metrics.registry import Metrics
 from tests.capture_helpers import CLIENT4, SERVER4, client_hello, observe, tcp_frame, tls_records, udp_frame
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from monitor.catalog import Catalog, CatalogError, Platform, default_catalog
+from monitor.tagging.catalog import Catalog, CatalogError, Platform, default_catalog
 
 CATALOG = default_catalog()
 

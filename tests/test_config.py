@@ -7,7 +7,7 @@ import sys
 
 import pytest
 
-from monitor.config import load_config, normalise_mac
+from monitor.config.loader import load_config, normalise_mac
 from monitor.errors import ConfigError
 
 from .conftest import EXAMPLE, REPO

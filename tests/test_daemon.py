@@ -24,8 +24,8 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
-from monitor.config import load_config
-from monitor.store import open_store
+from monitor.config.loader import load_config
+from monitor.store.sqlite import open_store
 
 from .conftest import EXAMPLE, REPO, SHARED
 from .pcapgen import dns_query_frame, write_pcap
@@ -209,7 +209,7 @@ def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
     try:
         daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
                         what="proxy up")
-        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy_main"],
+        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy.launcher"],
                                   capture_output=True, text=True, timeout=5).stdout.split()
         assert len(children) == 1
         # someone saves a broken config (its reload is rejected), then the proxy crashes:
@@ -244,7 +244,7 @@ def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
     try:
         daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
                         what="proxy up")
-        [pid] = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy_main"],
+        [pid] = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy.launcher"],
                                capture_output=True, text=True, timeout=5).stdout.split()
         # a connection open across the reload must survive it
         wait_for_port(daemon.proxy_port, timeout=30)
@@ -257,7 +257,7 @@ def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
         held.sendall(b"GET http://127.0.0.1:1/ HTTP/1.1\r\nHost: 127.0.0.1:1\r\n\r\n")
         assert held.recv(64).startswith(b"HTTP/1.1 502")  # the proxy answered on the old connection
         held.close()
-        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy_main"],
+        children = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy.launcher"],
                                   capture_output=True, text=True, timeout=5).stdout.split()
         assert children == [pid]
         assert daemon.value("social_monitor_child_restarts_total", child="proxy") == 0

@@ -182,7 +182,7 @@ SPIKE_TEST = "SocialMonitorFlaggedAccessSpike"
 
 def _exposed_metrics() -> dict[str, set[str]]:
     """Every sample name the daemon's Metrics can expose (with _total, _bucket... suffixes) -> its labels."""
-    from monitor.metrics import Metrics
+    from monitor.metrics.registry import Metrics
 
     suffixes = {
         "counter": ("_total", "_created"),

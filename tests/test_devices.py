@@ -2,8 +2,8 @@
 
 import pytest
 
-from monitor.config import InventoryDevice
-from monitor.devices import DeviceDirectory
+from monitor.config.loader import InventoryDevice
+from monitor.tagging.devices import DeviceDirectory
 
 INVENTORY = [
     InventoryDevice(mac="aa:aa:aa:aa:aa:01", asset_tag="T-1", school="s", kind="laptop", owner="S1"),

@@ -6,9 +6,9 @@ import json
 import threading
 from pathlib import Path
 
-from monitor.event_sink import FanOut, JsonLinesSink
-from monitor.metrics import Metrics
+from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
+from monitor.sinks import FanOut, JsonLinesSink
 
 
 def event(host: str = "www.tiktok.com") -> AccessEvent:

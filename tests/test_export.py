@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.export import (
+from monitor.exports.export import (
     ExportError,
     ExportRequest,
     Pseudonymiser,
@@ -22,7 +22,7 @@ from monitor.export import (
     run_sar,
     verify_export,
 )
-from monitor.exportlog import read_log
+from monitor.exports.log import read_log
 
 from .export_helpers import EVIL_HOST, FIRST, LAST, populate
 
@@ -334,9 +334,9 @@ def test_sar_contains_only_that_person(example_config, store, tmp_path, staff, d
 def test_ecs_and_csv_match_session_encoders(store):
     import random
 
-    from monitor.export import RowEncoder, ecs_record, iso_ms
+    from monitor.exports.export import RowEncoder, ecs_record, iso_ms
     from monitor.observation import iso_utc
-    from monitor.sessions import ECS_FIELDS
+    from monitor.store.sessions import ECS_FIELDS
 
     checked = 0
     encoder = RowEncoder()
@@ -360,8 +360,8 @@ def test_ecs_and_csv_match_session_encoders(store):
 
 def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_path, monkeypatch):
     from monitor.observation import Observation
-    from monitor.store import open_store
-    from monitor.tagging import Tagger
+    from monitor.store.sqlite import open_store
+    from monitor.tagging.tagger import Tagger
 
     from .conftest import london
 
@@ -390,8 +390,8 @@ def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_p
 
 def test_store_write_drops_unmonitored_zone(example_config, tmp_path):
     from monitor.observation import Observation
-    from monitor.store import open_store
-    from monitor.tagging import Tagger
+    from monitor.store.sqlite import open_store
+    from monitor.tagging.tagger import Tagger
 
     from .conftest import london
 

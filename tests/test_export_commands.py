@@ -12,8 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.cli import main
-from monitor.export import day_bounds
-from monitor.store import open_store
+from monitor.exports.export import day_bounds
+from monitor.store.sqlite import open_store
 
 from .export_helpers import populate
 

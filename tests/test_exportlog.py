@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.exportlog import ExportLogError, LogEntry, append, log_path_for, read_log
+from monitor.exports.log import ExportLogError, LogEntry, append, log_path_for, read_log
 
 
 def entry(n: int = 0, **kw) -> LogEntry:
@@ -88,7 +88,7 @@ def test_current_user_is_the_real_uid(monkeypatch):
     import os
     import pwd
 
-    from monitor.exportlog import current_user
+    from monitor.exports.log import current_user
 
     real = pwd.getpwuid(os.getuid()).pw_name
     monkeypatch.setenv("USER", "someone-else")
@@ -100,7 +100,7 @@ def test_current_user_is_the_real_uid(monkeypatch):
 
 
 def test_log_head(tmp_path):
-    from monitor.exportlog import log_head
+    from monitor.exports.log import log_head
 
     path = tmp_path / "log.jsonl"
     assert log_head(path) is None

@@ -10,8 +10,8 @@ import httpx
 import pytest
 
 from monitor.errors import UserError
-from monitor.metrics import Metrics, exposition_registry
-from monitor.metrics_server import MetricsServer, load_basic_auth
+from monitor.metrics.registry import Metrics, exposition_registry
+from monitor.metrics.server import MetricsServer, load_basic_auth
 
 from .proxy_helpers import make_ca_and_leaf
 

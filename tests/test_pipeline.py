@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 import structlog
 
-from monitor.config import load_config
-from monitor.metrics import Metrics
+from monitor.config.loader import load_config
+from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
-from monitor.pipeline import Pipeline, storage_allowed
-from monitor.tagging import Tagger
+from monitor.tagging.pipeline import Pipeline, storage_allowed
+from monitor.tagging.tagger import Tagger
 
 from .conftest import london
 

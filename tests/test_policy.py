@@ -1,7 +1,7 @@
 import pytest
 
-from monitor.config import ExemptionRule, PolicySettings
-from monitor.policy import CONTACT_TIME, PUPIL_AREA, Policy
+from monitor.config.loader import ExemptionRule, PolicySettings
+from monitor.tagging.policy import CONTACT_TIME, PUPIL_AREA, Policy
 
 BOTH = Policy(PolicySettings())
 

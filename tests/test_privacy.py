@@ -8,14 +8,14 @@ import shutil
 import pytest
 import yaml
 
-from monitor.config import load_config
-from monitor.metrics import Metrics
+from monitor.config.loader import load_config
+from monitor.exports.notice import render_notice
+from monitor.metrics.registry import Metrics
 from monitor.observation import Observation
-from monitor.pipeline import Pipeline, storage_allowed
-from monitor.privacy import render_notice
-from monitor.store import open_store
-from monitor.tagging import Tagger
-from monitor.writer import StoreWriter
+from monitor.store.sqlite import open_store
+from monitor.store.writer import StoreWriter
+from monitor.tagging.pipeline import Pipeline, storage_allowed
+from monitor.tagging.tagger import Tagger
 
 from .conftest import EXAMPLE, london
 

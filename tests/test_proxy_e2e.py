@@ -1,7 +1,7 @@
 """End to end: a real mitmdump with the addon, a real client, real local origins, all on loopback.
 
 Each behaviour is checked for both ways of running the proxy: `mitmdump -s
-addons/social_monitor.py` and `python -m monitor.proxy_main` (the addon built
+addons/social_monitor.py` and `python -m monitor.proxy.launcher` (the addon built
 in, as the daemon runs it).
 
 The client trusts only the test CA of the local HTTPS origin (not mitmproxy's),
@@ -28,9 +28,9 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.config import load_config
-from monitor.store import open_store
-from monitor.tagging import Tagger
+from monitor.config.loader import load_config
+from monitor.store.sqlite import open_store
+from monitor.tagging.tagger import Tagger
 from tests.proxy_helpers import ADDON_PATH, TEST_CONFIG, free_port, make_ca_and_leaf, wait_for_port
 
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
@@ -104,7 +104,7 @@ class Proxy:
 
 LAUNCHERS = {
     "script": [str(MITMDUMP), "-q", "-s", str(ADDON_PATH)],
-    "builtin": [sys.executable, "-m", "monitor.proxy_main", "-q"],
+    "builtin": [sys.executable, "-m", "monitor.proxy.launcher", "-q"],
 }
 
 

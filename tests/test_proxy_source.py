@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.catalog import default_catalog
-from monitor.proxy_source import (
+from monitor.proxy.observe import (
     ConnectionState,
     ConnectionTable,
     build_observation,
@@ -15,6 +14,7 @@ from monitor.proxy_source import (
     proxy_user,
     request_hostname,
 )
+from monitor.tagging.catalog import default_catalog
 
 
 @pytest.mark.parametrize(
@@ -134,10 +134,10 @@ def test_connection_table_is_bounded_and_counts_evictions():
 
 
 def test_same_second_tagger_is_exact_and_bounded():
-    from monitor.config import load_config
+    from monitor.config.loader import load_config
     from monitor.observation import Observation
-    from monitor.proxy_source import SameSecondTagger
-    from monitor.tagging import Tagger
+    from monitor.proxy.observe import SameSecondTagger
+    from monitor.tagging.tagger import Tagger
     from tests.proxy_helpers import TEST_CONFIG
 
     tagger = Tagger(load_config(TEST_CONFIG))

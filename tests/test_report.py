@@ -10,10 +10,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.export import ExportRequest, run_export
+from monitor.exports.export import ExportRequest, run_export
+from monitor.exports.report import ReportStats, span_words, summary_paragraphs
 from monitor.observation import Exemption, Flag
-from monitor.report import ReportStats, span_words, summary_paragraphs
-from monitor.sessions import Session
+from monitor.store.sessions import Session
 
 from .export_helpers import FIRST, LAST, populate
 
@@ -114,8 +114,8 @@ PUPILS = Flag("pupil_area", "4.3", "pupil area")
     ],
 )
 def test_summary_words(example_config, sessions, expected):
-    from monitor.report import ReportContext
-    from monitor.store import ChainHead
+    from monitor.exports.report import ReportContext
+    from monitor.store.sqlite import ChainHead
 
     stats = ReportStats(LONDON)
     for _ in range(612 - len(sessions)):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 
 from monitor.observation import Exemption
-from monitor.sessions import MAX_HOSTNAMES, SessionMerger
-from monitor.store import open_store
+from monitor.store.sessions import MAX_HOSTNAMES, SessionMerger
+from monitor.store.sqlite import open_store
 from tests.store_helpers import PUPILS, T0, event
 
 GAP = 300
@@ -105,7 +105,7 @@ def test_ecs_names():
 )
 def test_fast_iso_matches_iso_utc(ts):
     from monitor.observation import iso_utc
-    from monitor.sessions import iso_ms as _iso
+    from monitor.store.sessions import iso_ms as _iso
 
     assert _iso(ts) == iso_utc(ts)
 

@@ -482,7 +482,7 @@ def tmp_config(tmp_path: Path) -> Path:
 
 
 def test_accesses_reach_the_store_and_the_jsonl_file(tmp_path: Path):
-    from monitor.store import open_store
+    from monitor.store.sqlite import open_store
 
     config = tmp_config(tmp_path)
     a = SM.SocialMonitor()

@@ -9,8 +9,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.sessions import SessionMerger
-from monitor.store import GENESIS, StoreError, open_store
+from monitor.store.sessions import SessionMerger
+from monitor.store.sqlite import GENESIS, StoreError, open_store
 from tests.store_helpers import T0, event
 
 
@@ -51,8 +51,8 @@ def test_record_hash_is_canonical_json_of_the_header():
     """The hand-written header is byte for byte the canonical JSON another implementation would build."""
     import hashlib
 
-    from monitor.sessions import canonical_json
-    from monitor.store import record_hash
+    from monitor.store.sessions import canonical_json
+    from monitor.store.sqlite import record_hash
 
     for recorded_at in (1790000000.123456, 1790000000.0, 0.1 + 0.2):
         header = {"body_sha256": "ab" * 32, "id": 7, "prev": "cd" * 32, "recorded_at": recorded_at,
@@ -103,7 +103,7 @@ def test_ecs_json_lines_parse_to_to_ecs(store):
     import random
 
     from monitor.observation import Exemption
-    from monitor.store import SessionStore
+    from monitor.store.sqlite import SessionStore
 
     rng = random.Random(7)
     events = []
@@ -137,7 +137,7 @@ def test_flagged_column_edit_is_detected(store):
 
 
 def test_write_sessions_merges_unmerged_segments_of_one_call(store):
-    from monitor.sessions import session_from_event
+    from monitor.store.sessions import session_from_event
 
     segments = [session_from_event(event(T0 + i * 10, protocol=("dns", "tls")[i % 2])) for i in range(5)]
     assert store.write_sessions(segments) == 1

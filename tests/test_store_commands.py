@@ -13,7 +13,7 @@ import pytest
 import yaml
 
 from monitor.cli import main
-from monitor.store import open_store
+from monitor.store.sqlite import open_store
 from tests.store_helpers import T0, event
 
 REPO = Path(__file__).resolve().parent.parent

@@ -12,9 +12,9 @@ from pathlib import Path
 
 import pytest
 
-from monitor.metrics import Metrics
-from monitor.store import open_store
-from monitor.writer import StoreWriter
+from monitor.metrics.registry import Metrics
+from monitor.store.sqlite import open_store
+from monitor.store.writer import StoreWriter
 from tests.store_helpers import T0, event
 
 PROC = Path(__file__).resolve().parent / "store_proc.py"

@@ -7,7 +7,7 @@ import sys
 import pytest
 
 from monitor.observation import Observation
-from monitor.tagging import Tagger
+from monitor.tagging.tagger import Tagger
 
 from .conftest import REPO, london
 

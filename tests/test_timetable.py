@@ -6,8 +6,8 @@ from datetime import date
 
 import pytest
 
-from monitor.config import load_config
-from monitor.timetable import SchoolClock, StaffTimetables
+from monitor.config.loader import load_config
+from monitor.tagging.timetable import SchoolClock, StaffTimetables
 
 from .conftest import LONDON, london
 

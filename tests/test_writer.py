@@ -9,10 +9,10 @@ from pathlib import Path
 
 import yaml
 
-from monitor.config import load_config
-from monitor.metrics import Metrics
-from monitor.store import open_store
-from monitor.writer import StoreWriter, error_reason
+from monitor.config.loader import load_config
+from monitor.metrics.registry import Metrics
+from monitor.store.sqlite import open_store
+from monitor.store.writer import StoreWriter, error_reason
 from tests.store_helpers import PUPILS, T0, event
 
 

@@ -1,6 +1,6 @@
 import pytest
 
-from monitor.zones import ZoneInfo, ZoneTable, zone_table_from_config
+from monitor.tagging.zones import ZoneInfo, ZoneTable, zone_table_from_config
 
 A = ZoneInfo("s", "wide", "office", False)
 B = ZoneInfo("s", "narrow", "classroom", True)

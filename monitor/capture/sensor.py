@@ -20,7 +20,7 @@ from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReass
 from monitor.capture.packets import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode
 from monitor.capture.packets import ip_text as _ip
 from monitor.capture.packets import mac_text as _mac
-from monitor.metrics import Metrics
+from monitor.metrics.registry import Metrics
 from monitor.observation import Observation
 
 DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR

@@ -12,9 +12,9 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TextIO
 
-from monitor.catalog import default_catalog
 from monitor.errors import UserError
 from monitor.observation import Observation
+from monitor.tagging.catalog import default_catalog
 
 _PROGRESS_MIN_BYTES = 20 << 20  # a progress bar only for files that take a few seconds
 
@@ -23,11 +23,11 @@ def _row_maker(config_path: str | None) -> tuple[Callable[[Observation], dict[st
     """How an observation becomes an output row: through the core's tagger with a config,
     else with the catalog's platform only. Returns (row maker, tagger or None)."""
     if config_path:
-        from monitor.config import load_config
+        from monitor.config.loader import load_config
 
         config = load_config(config_path)
         try:
-            from monitor.tagging import Tagger  # the tagging core; absent in older trees
+            from monitor.tagging.tagger import Tagger  # the tagging core; absent in older trees
         except ImportError:
             Tagger = None
         if Tagger is not None:
@@ -147,7 +147,7 @@ def sense(args: argparse.Namespace) -> int:
 
     interfaces_named = args.interface
     if not interfaces_named and args.config:
-        from monitor.config import load_config
+        from monitor.config.loader import load_config
 
         interfaces_named = load_config(args.config).model.capture.interfaces
     if not interfaces_named:

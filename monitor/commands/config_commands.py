@@ -9,7 +9,7 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
-from monitor.config import default_config_path, load_config, normalise_mac
+from monitor.config.loader import default_config_path, load_config, normalise_mac
 from monitor.errors import ConfigError, UserError
 from monitor.observation import Observation, normalise_hostname
 
@@ -42,7 +42,7 @@ def check_config(args: argparse.Namespace) -> int:
 
 def parse_when(text: str | None, tz: str) -> float:
     """--at: an ISO time, local to the trust unless it has an offset; now by default."""
-    from monitor.timetable import parse_local_time
+    from monitor.tagging.timetable import parse_local_time
 
     if text is None:
         return time.time()
@@ -53,7 +53,7 @@ def parse_when(text: str | None, tz: str) -> float:
 
 
 def explain(args: argparse.Namespace) -> int:
-    from monitor.tagging import Tagger  # the tagging core is imported where it is used
+    from monitor.tagging.tagger import Tagger  # the tagging core is imported where it is used
 
     config = load_config(args.config)
     try:

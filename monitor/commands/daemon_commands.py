@@ -6,7 +6,7 @@ import argparse
 from pathlib import Path
 
 from monitor.commands.config_commands import add_config_argument
-from monitor.config import default_config_path
+from monitor.config.loader import default_config_path
 
 
 def run(args: argparse.Namespace) -> int:
@@ -25,8 +25,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def proxy(args: argparse.Namespace) -> int:
-    from monitor.config import load_config
-    from monitor.proxy_main import main, proxy_arguments
+    from monitor.config.loader import load_config
+    from monitor.proxy.launcher import main, proxy_arguments
 
     config_path = Path(args.config) if args.config else default_config_path()
     passed = args.mitmdump_options[1:] if args.mitmdump_options[:1] == ["--"] else args.mitmdump_options

@@ -11,7 +11,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument
-from monitor.config import Config, load_config
+from monitor.config.loader import Config, load_config
 from monitor.errors import UserError
 
 # the export machinery is imported by the commands that use it: `social-monitor events`
@@ -19,7 +19,7 @@ from monitor.errors import UserError
 
 
 def _today(config: Config, text: str | None) -> date:
-    from monitor.export import parse_day
+    from monitor.exports.export import parse_day
 
     if text:
         return parse_day(text, date.today())
@@ -27,7 +27,7 @@ def _today(config: Config, text: str | None) -> date:
 
 
 def export(args: argparse.Namespace) -> int:
-    from monitor.export import (
+    from monitor.exports.export import (
         ExportError,
         ExportRequest,
         check_identify,
@@ -36,8 +36,8 @@ def export(args: argparse.Namespace) -> int:
         parse_day,
         run_export,
     )
-    from monitor.exportlog import log_path_for
-    from monitor.store import open_config_store
+    from monitor.exports.log import log_path_for
+    from monitor.store.sqlite import open_config_store
 
     # refuse before reading anything: an identified export without a reason writes nothing
     check_identify(args.identify, args.reason)
@@ -65,9 +65,9 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sar(args: argparse.Namespace) -> int:
-    from monitor.export import run_sar
-    from monitor.exportlog import log_path_for
-    from monitor.store import open_config_store
+    from monitor.exports.export import run_sar
+    from monitor.exports.log import log_path_for
+    from monitor.store.sqlite import open_config_store
 
     config = load_config(args.config)
     with open_config_store(config, create=False) as store:
@@ -79,7 +79,7 @@ def sar(args: argparse.Namespace) -> int:
 
 
 def export_log(args: argparse.Namespace) -> int:
-    from monitor.exportlog import log_path_for, read_log
+    from monitor.exports.log import log_path_for, read_log
 
     config = load_config(args.config)
     path = log_path_for(config.store_path)
@@ -106,7 +106,7 @@ def export_log(args: argparse.Namespace) -> int:
 
 
 def privacy_notice(args: argparse.Namespace) -> int:
-    from monitor.privacy import render_notice
+    from monitor.exports.notice import render_notice
 
     config = load_config(args.config)
     sys.stdout.write(render_notice(config, args.format))
@@ -124,8 +124,8 @@ def print_verify(path: Path, config_path: str | None = None) -> int:
     """Shared with `verify DIR`: print one line per file, exit 1 if any differs.
 
     With a config, the manifest must also be one the config's export log recorded."""
-    from monitor.export import verify_export
-    from monitor.exportlog import log_path_for
+    from monitor.exports.export import verify_export
+    from monitor.exports.log import log_path_for
 
     log_path = log_path_for(load_config(config_path).store_path) if config_path else None
     ok, lines = verify_export(path, log_path=log_path)

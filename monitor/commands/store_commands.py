@@ -14,16 +14,16 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument
-from monitor.config import Config, load_config, normalise_mac
+from monitor.config.loader import Config, load_config, normalise_mac
 from monitor.errors import UserError
-from monitor.sessions import ECS_FIELDS, Session
-from monitor.store import open_config_store, open_store
+from monitor.store.sessions import ECS_FIELDS, Session
+from monitor.store.sqlite import open_config_store, open_store
 
 MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
 
 
 def parse_when(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
-    from monitor.timetable import parse_local_time
+    from monitor.tagging.timetable import parse_local_time
 
     try:
         return parse_local_time(text, tz, end=end)

@@ -5,7 +5,7 @@ An export is a directory of four files, written once and never edited:
 * ``sessions.csv`` and ``sessions.jsonl``: the sessions with ECS and
   ``social.*`` names (the same columns as `social-monitor events`);
 * ``report.html``: one self-contained page a principal reads in two minutes
-  (see `monitor.report`);
+  (see `monitor.exports.report`);
 * ``manifest.json``: the SHA-256 of each file, the period covered, the
   config's fingerprint, the store's chain head at export time, and who ran it
   with which tool version. `verify_export` checks a directory against it.
@@ -15,7 +15,7 @@ Data protection shapes the defaults. Devices and staff appear as aliases
 random key that is never saved: stable within one export (the same laptop is
 always "Device 07" in it), unlinkable across exports. `identify=True` reveals
 asset tags and staff ids, and needs a reason. Every export, identified or
-not, is appended to the export log (`monitor.exportlog`). Files are created
+not, is appended to the export log (`monitor.exports.log`). Files are created
 0600 inside a 0700 directory, with the mode given to ``os.open`` so there is
 no moment when they are readable by others, and the directory is built
 under a temporary name and renamed into place, so a half-written export
@@ -46,18 +46,18 @@ from zoneinfo import ZoneInfo
 import structlog
 
 from monitor import __version__
-from monitor.config import Config
+from monitor.config.loader import Config
 from monitor.errors import UserError
-from monitor.exportlog import LogEntry, append, current_user, log_head, read_log
-from monitor.report import ReportContext, ReportStats, render_report
-from monitor.sessions import (
+from monitor.exports.log import LogEntry, append, current_user, log_head, read_log
+from monitor.exports.report import ReportContext, ReportStats, render_report
+from monitor.store.sessions import (
     ECS_FIELDS,
     Session,
     iso_ms,  # one fast ECS timestamp, shared with the store
 )
-from monitor.store import SessionStore
+from monitor.store.sqlite import SessionStore
 
-log = structlog.get_logger("monitor.export")
+log = structlog.get_logger("monitor.exports.export")
 
 MANIFEST = "manifest.json"
 FORMAT = "social-monitor-export"

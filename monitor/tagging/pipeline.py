@@ -15,9 +15,9 @@ from typing import Any
 
 import structlog
 
-from monitor.metrics import Metrics
+from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
-from monitor.tagging import Tagger
+from monitor.tagging.tagger import Tagger
 
 Sink = Callable[[AccessEvent], bool]
 log = structlog.get_logger("social_monitor.pipeline")

@@ -14,7 +14,7 @@ import os
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 from monitor import __version__
-from monitor.multiprocess_metrics import MULTIPROC_ENV
+from monitor.metrics.multiprocess import MULTIPROC_ENV
 
 
 def exposition_registry(metrics: Metrics) -> CollectorRegistry:

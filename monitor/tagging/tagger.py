@@ -12,12 +12,12 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
-from monitor.config import Config
-from monitor.devices import DeviceDirectory, staff_id_for_login
+from monitor.config.loader import Config
 from monitor.observation import AccessEvent, Observation
-from monitor.policy import Policy
-from monitor.timetable import SchoolClock, StaffTimetables
-from monitor.zones import zone_table_from_config
+from monitor.tagging.devices import DeviceDirectory, staff_id_for_login
+from monitor.tagging.policy import Policy
+from monitor.tagging.timetable import SchoolClock, StaffTimetables
+from monitor.tagging.zones import zone_table_from_config
 
 
 class Tagger:

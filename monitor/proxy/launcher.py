@@ -1,6 +1,6 @@
 """The school's proxy as the daemon runs it: mitmdump with the social_monitor addon built in.
 
-    python -m monitor.proxy_main [mitmdump options] --set social_monitor_config=PATH
+    python -m monitor.proxy.launcher [mitmdump options] --set social_monitor_config=PATH
     social-monitor proxy --config PATH [mitmdump options]
 
 `mitmdump -s addons/social_monitor.py` works as well and records the same
@@ -24,35 +24,17 @@ SIGHUP re-reads the config without dropping a connection (the daemon's reload).
 from __future__ import annotations
 
 import gc
-import importlib.util
 import logging
 import signal
 import sys
 from collections.abc import Sequence
 from pathlib import Path
-from types import ModuleType
 from typing import Any
-
-ADDON_FILE = Path(__file__).resolve().parent.parent / "addons" / "social_monitor.py"
-
-
-def load_addon_module(path: Path = ADDON_FILE) -> ModuleType:
-    """addons/social_monitor.py, imported as mitmdump's `-s` would (it is a script file, not a package)."""
-    name = "social_monitor_addon"
-    if name in sys.modules:
-        return sys.modules[name]
-    spec = importlib.util.spec_from_file_location(name, path)
-    if spec is None or spec.loader is None:
-        raise ImportError(f"cannot load the proxy addon from {path}")
-    module = importlib.util.module_from_spec(spec)
-    sys.modules[name] = module
-    spec.loader.exec_module(module)
-    return module
 
 
 def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
     """mitmdump options for a gateway's proxy: where it listens, in which mode, on which config."""
-    from monitor.config import split_hostport
+    from monitor.config.loader import split_hostport
 
     host, port = split_hostport(listen)
     return [
@@ -83,7 +65,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     # stdout. A JSON handler left on the root logger (the command line's) would repeat every one of
     # mitmproxy's per-connection debug lines, client addresses included.
     logging.getLogger().handlers.clear()
-    addon = load_addon_module().SocialMonitor()
+    from monitor.proxy.addon import SocialMonitor
+
+    addon = SocialMonitor()
 
     class MonitoredProxy(DumpMaster):
         def __init__(self, options: Any) -> None:

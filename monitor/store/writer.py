@@ -32,13 +32,13 @@ from collections import deque
 
 import structlog
 
-from monitor.config import Config
-from monitor.metrics import Metrics
+from monitor.config.loader import Config
+from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Flag
-from monitor.sessions import Session, SessionMerger
-from monitor.store import SessionStore, open_config_store
+from monitor.store.sessions import Session, SessionMerger
+from monitor.store.sqlite import SessionStore, open_config_store
 
-log = structlog.get_logger("monitor.writer")
+log = structlog.get_logger("monitor.store.writer")
 
 HOUR = 3600.0
 

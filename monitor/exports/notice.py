@@ -15,7 +15,7 @@ import re
 from dataclasses import dataclass, field
 from html import escape
 
-from monitor.config import Config
+from monitor.config.loader import Config
 
 FLAG_WORDS = {
     "contact_time": "during contact time (lessons, registration and duties with pupils)",

@@ -65,9 +65,9 @@ import structlog
 
 from monitor.errors import UserError
 from monitor.observation import AccessEvent, Exemption, Flag
-from monitor.sessions import Session, SessionMerger, canonical_json, merge_into, within_gap
+from monitor.store.sessions import Session, SessionMerger, canonical_json, merge_into, within_gap
 
-log = structlog.get_logger("monitor.store")
+log = structlog.get_logger("monitor.store.sqlite")
 
 SCHEMA_VERSION = 1
 STORE_FORMAT = "social-monitor-store"

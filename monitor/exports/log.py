@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import UserError
-from monitor.sessions import canonical_json
+from monitor.store.sessions import canonical_json
 
 GENESIS = "0" * 64
 

@@ -30,8 +30,8 @@ from pydantic import (
     model_validator,
 )
 
-from monitor.catalog import Catalog, CatalogError, Platform, default_catalog
 from monitor.errors import ConfigError
+from monitor.tagging.catalog import Catalog, CatalogError, Platform, default_catalog
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -443,7 +443,7 @@ def default_config_path() -> Path:
     env = os.environ.get("SOCIAL_MONITOR_CONFIG")
     if env:
         return Path(env)
-    repo_example = Path(__file__).resolve().parent.parent / "config" / "example.yaml"
+    repo_example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     if repo_example.exists():
         return repo_example
     return Path("/etc/social-monitor/config.yaml")

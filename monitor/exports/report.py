@@ -21,7 +21,7 @@ from string import Template
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.sessions import Session
+from monitor.store.sessions import Session
 
 WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 OUTSIDE = "Outside timetable"

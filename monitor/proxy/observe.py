@@ -17,8 +17,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from monitor.catalog import Catalog
 from monitor.observation import AccessEvent, Observation, Protocol, normalise_hostname
+from monitor.tagging.catalog import Catalog
 
 Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) or None
 

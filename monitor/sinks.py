@@ -4,7 +4,7 @@ A sink is `callable(event) -> bool`: True when the event was accepted, False
 when it was dropped because a bounded queue was full. The pipeline counts
 both outcomes. `JsonLinesSink` writes ECS JSON lines from its own thread, for
 a SIEM or log shipper and for tests that run a real mitmdump; `StoreSink`
-wraps the store's writer thread (monitor.writer). `FanOut` feeds several sinks.
+wraps the store's writer thread (monitor.store.writer). `FanOut` feeds several sinks.
 """
 
 from __future__ import annotations
@@ -18,8 +18,8 @@ from typing import Any
 
 import structlog
 
-from monitor.config import Config
-from monitor.metrics import Metrics
+from monitor.config.loader import Config
+from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent
 
 Sink = Callable[[AccessEvent], bool]
@@ -100,7 +100,7 @@ def close_sink(sink: object) -> None:
 
 
 class StoreSink:
-    """The store writer (monitor.writer) as a sink: `submit` never blocks, `close` flushes."""
+    """The store writer (monitor.store.writer) as a sink: `submit` never blocks, `close` flushes."""
 
     def __init__(self, writer: Any):
         self.writer = writer
@@ -117,6 +117,6 @@ def open_store_sink(config: Config, metrics: Metrics) -> StoreSink:
 
     The writer purges by retention too (the store records its last purge, so several writing
     processes purge once a day between them): a proxy-only gateway must not keep data forever."""
-    from monitor.writer import StoreWriter
+    from monitor.store.writer import StoreWriter
 
     return StoreSink(StoreWriter.from_config(config, metrics).start())
