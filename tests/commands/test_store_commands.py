@@ -16,7 +16,7 @@ from monitor.cli import main
 from monitor.store.sqlite import open_store
 from tests.store_helpers import T0, event
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture

@@ -8,8 +8,7 @@ import pytest
 
 from monitor.config.loader import load_config
 from monitor.tagging.timetable import SchoolClock, StaffTimetables
-
-from .conftest import LONDON, london
+from tests.conftest import LONDON, london
 
 
 @pytest.fixture(scope="module")

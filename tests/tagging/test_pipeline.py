@@ -10,8 +10,7 @@ from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
-
-from .conftest import london
+from tests.conftest import london
 
 LESSON = london(2026, 11, 30, 10, 0)
 

@@ -17,7 +17,7 @@ from monitor.store.sqlite import open_store
 from monitor.store.writer import StoreWriter
 from tests.store_helpers import T0, event
 
-PROC = Path(__file__).resolve().parent / "store_proc.py"
+PROC = Path(__file__).resolve().parents[1] / "store_proc.py"
 
 
 def spawn(*args: str) -> subprocess.Popen[str]:

@@ -12,8 +12,7 @@ import pytest
 from monitor.errors import UserError
 from monitor.metrics.registry import Metrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
-
-from .proxy_helpers import make_ca_and_leaf
+from tests.proxy_helpers import make_ca_and_leaf
 
 
 @pytest.fixture

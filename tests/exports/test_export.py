@@ -23,8 +23,7 @@ from monitor.exports.export import (
     verify_export,
 )
 from monitor.exports.log import read_log
-
-from .export_helpers import EVIL_HOST, FIRST, LAST, populate
+from tests.export_helpers import EVIL_HOST, FIRST, LAST, populate
 
 FILES = ("sessions.csv", "sessions.jsonl", "report.html", "manifest.json")
 
@@ -362,8 +361,7 @@ def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_p
     from monitor.observation import Observation
     from monitor.store.sqlite import open_store
     from monitor.tagging.tagger import Tagger
-
-    from .conftest import london
+    from tests.conftest import london
 
     store = populate(example_config, tmp_path / "live.db")
     before_head, before_count = store.chain_head(), store.count(school="ash-secondary")
@@ -392,8 +390,7 @@ def test_store_write_drops_unmonitored_zone(example_config, tmp_path):
     from monitor.observation import Observation
     from monitor.store.sqlite import open_store
     from monitor.tagging.tagger import Tagger
-
-    from .conftest import london
+    from tests.conftest import london
 
     guest = Tagger(example_config).tag(Observation(london(2026, 11, 2, 11, 40), "10.20.99.5", 50000,
                                                    "198.51.100.7", 443, "tcp", "tls", "www.tiktok.com",

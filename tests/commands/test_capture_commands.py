@@ -11,7 +11,7 @@ from scapy.utils import wrpcap
 from monitor.cli import main
 from tests.capture_helpers import client_hello, tcp_frame, tls_records
 
-SHARED_PCAPS = Path(__file__).resolve().parents[1].parent / "shared" / "pcaps"
+SHARED_PCAPS = Path(__file__).resolve().parents[2].parent / "shared" / "pcaps"
 
 
 @pytest.fixture
@@ -39,7 +39,7 @@ def test_classify_table(capture, capsys):
 
 
 def test_classify_with_config_tags_through_the_core(capture, capsys):
-    config = Path(__file__).resolve().parents[1] / "config" / "example.yaml"
+    config = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
     assert main(["classify", "--config", str(config), str(capture)]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert row["social.platform"] == "instagram"

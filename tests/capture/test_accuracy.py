@@ -21,7 +21,7 @@ from monitor.capture.sensor import Sensor
 from monitor.capture.sources import read_frames
 from monitor.tagging.catalog import default_catalog
 
-SHARED = Path(__file__).resolve().parents[1].parent / "shared"
+SHARED = Path(__file__).resolve().parents[2].parent / "shared"
 PCAPS = SHARED / "pcaps"
 EXPECTED = PCAPS / "expected.jsonl"
 pytestmark = pytest.mark.skipif(not EXPECTED.exists(), reason="shared captures not present")

@@ -14,8 +14,7 @@ from monitor.exports.export import ExportRequest, run_export
 from monitor.exports.report import ReportStats, span_words, summary_paragraphs
 from monitor.observation import Exemption, Flag
 from monitor.store.sessions import Session
-
-from .export_helpers import FIRST, LAST, populate
+from tests.export_helpers import FIRST, LAST, populate
 
 CHROMIUM = shutil.which("chromium") or ("/usr/bin/chromium" if Path("/usr/bin/chromium").exists() else None)
 CHARTS = ("chart-heatmap", "chart-zone", "chart-platform", "chart-week")

@@ -14,8 +14,7 @@ import pytest
 from monitor.cli import main
 from monitor.exports.export import day_bounds
 from monitor.store.sqlite import open_store
-
-from .export_helpers import populate
+from tests.export_helpers import populate
 
 
 @pytest.fixture(scope="module")

@@ -77,7 +77,7 @@ def test_long_session_is_reversioned_at_most_once_per_interval(tmp_path):
 
 def test_writer_from_config(tmp_path):
     folder = tmp_path / "config"
-    shutil.copytree(Path(__file__).resolve().parent.parent / "config", folder)
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", folder)
     raw = yaml.safe_load((folder / "example.yaml").read_text())
     raw["store"] = {"path": str(tmp_path / "x.db"), "idle_gap_seconds": 60, "queue_size": 50}
     (folder / "example.yaml").write_text(yaml.safe_dump(raw))

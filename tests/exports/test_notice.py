@@ -16,8 +16,7 @@ from monitor.store.sqlite import open_store
 from monitor.store.writer import StoreWriter
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
-
-from .conftest import EXAMPLE, london
+from tests.conftest import EXAMPLE, london
 
 
 @pytest.fixture(scope="module")

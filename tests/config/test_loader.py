@@ -9,8 +9,7 @@ import pytest
 
 from monitor.config.loader import load_config, normalise_mac
 from monitor.errors import ConfigError
-
-from .conftest import EXAMPLE, REPO
+from tests.conftest import EXAMPLE, REPO
 
 
 def test_example_config_is_valid(example_config):

@@ -8,8 +8,7 @@ import pytest
 
 from monitor.observation import Observation
 from monitor.tagging.tagger import Tagger
-
-from .conftest import REPO, london
+from tests.conftest import REPO, london
 
 
 @pytest.fixture(scope="module")

@@ -34,7 +34,7 @@ from monitor.tagging.tagger import Tagger
 from tests.proxy_helpers import ADDON_PATH, TEST_CONFIG, free_port, make_ca_and_leaf, wait_for_port
 
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
-REDIRECT = Path(__file__).resolve().parent / "proxy_redirect_addon.py"
+REDIRECT = Path(__file__).resolve().parents[1] / "proxy_redirect_addon.py"
 HOSTS = ["www.tiktok.com", "www.example.org"]
 pytestmark = pytest.mark.skipif(not MITMDUMP.exists(), reason="mitmdump is not installed in the venv")
 
@@ -245,7 +245,7 @@ def test_transparent_mode_in_a_network_namespace():
         out = subprocess.run(
             ["ip", "netns", "exec", name, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
              f"{__file__}::test_transparent_inner"],
-            cwd=Path(__file__).resolve().parent.parent, env={**os.environ, "SM_IN_NETNS": name},
+            cwd=Path(__file__).resolve().parents[2], env={**os.environ, "SM_IN_NETNS": name},
             capture_output=True, text=True, timeout=120,
         )
     finally:
