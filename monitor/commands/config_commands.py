@@ -9,7 +9,8 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
-from monitor.config.loader import default_config_path, load_config, normalise_mac
+from monitor.config.loader import default_config_path, load_config
+from monitor.config.models import normalise_mac
 from monitor.errors import ConfigError, UserError
 from monitor.observation import Observation, normalise_hostname
 

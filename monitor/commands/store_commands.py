@@ -14,7 +14,8 @@ from typing import TextIO
 from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument
-from monitor.config.loader import Config, load_config, normalise_mac
+from monitor.config.loader import Config, load_config
+from monitor.config.models import normalise_mac
 from monitor.errors import UserError
 from monitor.store.sessions import ECS_FIELDS, Session
 from monitor.store.sqlite import open_config_store, open_store

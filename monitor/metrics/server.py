@@ -21,7 +21,7 @@ from wsgiref.simple_server import WSGIRequestHandler, WSGIServer, make_server
 
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from monitor.config.loader import split_hostport
+from monitor.config.models import split_hostport
 from monitor.errors import UserError
 
 

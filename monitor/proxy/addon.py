@@ -43,7 +43,8 @@ from monitor.capture.tls import (
     looks_like_client_hello,
     parse_client_hello,
 )
-from monitor.config.loader import Config, load_config, split_hostport
+from monitor.config.loader import Config, load_config
+from monitor.config.models import split_hostport
 from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics
 from monitor.observation import Observation

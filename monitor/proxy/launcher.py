@@ -34,7 +34,7 @@ from typing import Any
 
 def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
     """mitmdump options for a gateway's proxy: where it listens, in which mode, on which config."""
-    from monitor.config.loader import split_hostport
+    from monitor.config.models import split_hostport
 
     host, port = split_hostport(listen)
     return [

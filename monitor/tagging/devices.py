@@ -13,7 +13,7 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from monitor.config.loader import InventoryDevice, normalise_mac
+from monitor.config.models import InventoryDevice, normalise_mac
 
 
 @dataclass(slots=True, frozen=True)

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from monitor.config.loader import ExemptionRule, PolicySettings
+from monitor.config.models import ExemptionRule, PolicySettings
 from monitor.observation import Exemption, Flag
 
 CONTACT_TIME = Flag(

@@ -16,7 +16,7 @@ from datetime import date, datetime, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from monitor.config.loader import WEEKDAYS, School, StaffPeriod
+from monitor.config.models import WEEKDAYS, School, StaffPeriod
 from monitor.observation import PeriodKind
 
 NATION_SUBDIV = {"england": "ENG", "wales": "WLS", "scotland": "SCT", "northern-ireland": "NIR"}

@@ -65,7 +65,7 @@ class ZoneTable:
         return self._vlans.get(vlan) if vlan is not None else None
 
 
-def zone_table_from_config(schools) -> ZoneTable:  # schools: list[monitor.config.loader.School]
+def zone_table_from_config(schools) -> ZoneTable:  # schools: list[monitor.config.models.School]
     entries = []
     vlans = []
     for school in schools:

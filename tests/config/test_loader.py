@@ -1,13 +1,14 @@
-"""Every kind of bad config gives one error naming file, field path and bad value."""
+"""load_config end to end: every kind of bad config gives one error naming file, field path and bad value."""
 
 from __future__ import annotations
 
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
-from monitor.config.loader import load_config, normalise_mac
+from monitor.config.loader import beside, default_config_path, load_config
 from monitor.errors import ConfigError
 from tests.conftest import EXAMPLE, REPO
 
@@ -64,6 +65,9 @@ BAD_CONFIGS = [
     (["trust"], _DELETE, "trust: required field is missing"),
     (["schools", 1, "zones", 3, "cidrs", 0], "10.10.10.0/24",
      "schools[1].zones[3].cidrs[0]: 10.10.10.0/24 is already the network of oak-primary/classrooms"),
+    (["listen", "metrics_tls_cert"], "cert.pem", "listen: metrics_tls_cert and metrics_tls_key go together"),
+    (["devices", "reservations", 0, "mac"], "3c:52:82:10:99:99",
+     "devices.reservations[0].mac: 3c:52:82:10:99:99 is not in the device inventory"),
 ]
 
 
@@ -94,57 +98,9 @@ def test_yaml_syntax_error_names_line(write_config):
     assert "not valid YAML" in info.value.errors[0]
 
 
-@pytest.mark.parametrize(
-    ("csv_text", "expected"),
-    [
-        ("mac,asset_tag,school,kind,owner,groups\nnot-a-mac,T1,oak-primary,laptop,S1,\n",
-         "devices.csv:2: mac: 'not-a-mac' is not a MAC address"),
-        ("mac,asset_tag,school,kind,owner,groups\n3c:52:82:10:00:01,T1,elm-primary,laptop,S1,\n",
-         "devices.csv:2: school: 'elm-primary' is not a configured school"),
-        ("mac,asset_tag,school,kind\n3c:52:82:10:00:01,T1,oak-primary,laptop\n"
-         "3C-52-82-10-00-01,T2,oak-primary,laptop\n",
-         "devices.csv:3: mac: 3c:52:82:10:00:01 already listed on line 2"),
-        ("mac,asset,school,kind\n", "devices.csv:1: device inventory header lacks column(s) asset_tag"),
-    ],
-)
-def test_bad_inventory_names_file_and_line(write_config, csv_text, expected):
-    path = write_config(files={"devices.csv": csv_text})
-    with pytest.raises(ConfigError) as info:
-        load_config(path)
-    assert any(expected in line for line in info.value.errors), info.value.errors
-
-
-@pytest.mark.parametrize(
-    ("csv_text", "expected"),
-    [
-        ("login,staff_id\njsmith,S1\nJSmith,S2\n", "logins.csv:3: login: 'JSmith' already listed on line 2"),
-        ("login,staff_id\njsmith,\n", "logins.csv:2: login and staff_id are both needed"),
-        ("login,staff\n", "logins.csv:1: login map header lacks column(s) staff_id"),
-    ],
-)
-def test_bad_login_map_names_file_and_line(write_config, csv_text, expected):
-    with pytest.raises(ConfigError) as info:
-        load_config(write_config(files={"logins.csv": csv_text}))
-    assert any(expected in line for line in info.value.errors), info.value.errors
-
-
-def test_bad_staff_timetable_names_file_and_line(write_config):
-    text = "staff_id,week,weekday,period,kind\nS1,A,monday,P1,teaching\nS1,C,monday,P1,contact\n"
-    with pytest.raises(ConfigError) as info:
-        load_config(write_config(files={"staff-timetable.csv": text}))
-    errors = info.value.errors
-    assert any("staff-timetable.csv:2: kind: 'teaching'" in e for e in errors), errors
-    assert any("staff-timetable.csv:3: week: 'C'" in e for e in errors), errors
-
-
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         load_config(tmp_path / "nope.yaml")
-
-
-@pytest.mark.parametrize("raw", ["AA-BB-CC-DD-EE-FF", "aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff"])
-def test_mac_forms(raw):
-    assert normalise_mac(raw) == "aa:bb:cc:dd:ee:ff"
 
 
 def test_check_config_command_lists_errors_without_traceback(write_config, example_data):
@@ -178,38 +134,6 @@ def test_config_fingerprint_changes_with_inventory(write_config):
     assert load_config(path).fingerprint != first
 
 
-MORE_BAD_CONFIGS = [
-    (["policy", "sensitive_categories", 0], "trade-unions",
-     "policy.sensitive_categories[0]: 'trade-unions' is not a catalog category"),
-    (["policy", "exemptions", 0, "groups", 0], "marketting",
-     "policy.exemptions[0].groups[0]: 'marketting' is no device's group"),
-    (["platforms", "exclude"], ["linkedin"],
-     "platforms.extra_domains.linkedin: the platform is removed by only/exclude"),
-    (["devices", "reservations", 0, "mac"], "3c:52:82:10:99:99",
-     "devices.reservations[0].mac: 3c:52:82:10:99:99 is not in the device inventory"),
-    (["devices", "reservations", 1, "ip"], "10.10.20.15",
-     "devices.reservations[1].ip: 10.10.20.15 is already reserved by reservations[0]"),
-    (["listen", "metrics_tls_cert"], "cert.pem",
-     "listen: metrics_tls_cert and metrics_tls_key go together"),
-]
-
-
-@pytest.mark.parametrize(("path", "value", "expected"), MORE_BAD_CONFIGS)
-def test_cross_references_are_checked(write_config, example_data, path, value, expected):
-    _set(example_data, path, value)
-    with pytest.raises(ConfigError) as info:
-        load_config(write_config(example_data))
-    assert any(expected in line for line in info.value.errors), info.value.errors
-
-
-def test_duplicate_asset_tag(write_config):
-    text = ("mac,asset_tag,school,kind\n3c:52:82:10:00:01,T1,oak-primary,laptop\n"
-            "3c:52:82:10:00:02,T1,oak-primary,laptop\n")
-    with pytest.raises(ConfigError) as info:
-        load_config(write_config(files={"devices.csv": text}))
-    assert any("devices.csv:3: asset_tag: 'T1' already listed on line 2" in e for e in info.value.errors)
-
-
 def test_snapshot_is_the_same_trust_and_survives_later_edits(write_config, tmp_path):
     original = load_config(write_config())
     snapshot = load_config(original.snapshot(tmp_path / "snap"))
@@ -219,3 +143,71 @@ def test_snapshot_is_the_same_trust_and_survives_later_edits(write_config, tmp_p
     assert snapshot.model.schools == original.model.schools
     assert snapshot.model.policy == original.model.policy
     assert set(snapshot.catalog.platforms) == set(original.catalog.platforms)
+
+
+def test_top_level_must_be_a_mapping(write_config, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(text="- just\n- a list\n"))
+    assert info.value.errors == ["trust.yaml: expected a mapping at the top level"]
+
+
+def test_errors_of_every_csv_file_come_together(write_config, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    files = {
+        "devices.csv": "mac,asset_tag,school,kind\nnot-a-mac,T1,oak-primary,laptop\n",
+        "staff-timetable.csv": "staff_id,week,weekday,period,kind\nS1,C,monday,P1,contact\n",
+        "logins.csv": "login,staff_id\njsmith,\n",
+    }
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(files=files))
+    assert info.value.errors == [
+        "devices.csv:2: mac: 'not-a-mac' is not a MAC address",
+        "staff-timetable.csv:2: week: 'C' is not A, B or empty",
+        "logins.csv:2: login and staff_id are both needed",
+    ]  # and no inventory cross-checks against a broken inventory
+
+
+def test_catalog_conflicts_are_reported_under_platforms(write_config, example_data, monkeypatch, tmp_path):
+    monkeypatch.chdir(tmp_path)
+    example_data["platforms"]["add"].append(
+        {"id": "copycat", "name": "Copy", "category": "blog", "domains": ["blog.meadow-trust.example"]})
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(example_data))
+    assert info.value.errors == [
+        "trust.yaml: platforms: domain 'blog.meadow-trust.example' is claimed by both "
+        "'trust-blog' and 'copycat'"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("relative", "expected"),
+    [
+        ("devices.csv", "/etc/social-monitor/devices.csv"),
+        ("mis/staff.csv", "/etc/social-monitor/mis/staff.csv"),
+        ("../shared/devices.csv", "/etc/social-monitor/../shared/devices.csv"),
+        ("/srv/trust/devices.csv", "/srv/trust/devices.csv"),
+    ],
+)
+def test_beside_takes_paths_relative_to_the_config_file(relative, expected):
+    assert beside(Path("/etc/social-monitor/config.yaml"), relative) == Path(expected)
+
+
+@pytest.mark.parametrize(
+    ("store_path", "expected"),
+    [("var/monitor.db", "var/monitor.db"), ("/var/lib/social-monitor/monitor.db", None)],
+)
+def test_store_path_is_beside_the_config(write_config, example_data, tmp_path, store_path, expected):
+    example_data["store"]["path"] = store_path
+    config = load_config(write_config(example_data))
+    assert config.store_path == ((tmp_path / expected).resolve() if expected else Path(store_path))
+
+
+def test_default_config_path_prefers_the_environment(monkeypatch):
+    monkeypatch.setenv("SOCIAL_MONITOR_CONFIG", "/srv/trust.yaml")
+    assert default_config_path() == Path("/srv/trust.yaml")
+
+
+def test_default_config_path_is_the_checkout_example(monkeypatch):
+    monkeypatch.delenv("SOCIAL_MONITOR_CONFIG", raising=False)
+    assert default_config_path() == EXAMPLE

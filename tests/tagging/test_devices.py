@@ -2,7 +2,7 @@
 
 import pytest
 
-from monitor.config.loader import InventoryDevice
+from monitor.config.models import InventoryDevice
 from monitor.tagging.devices import DeviceDirectory
 
 INVENTORY = [

@@ -1,6 +1,6 @@
 import pytest
 
-from monitor.config.loader import ExemptionRule, PolicySettings
+from monitor.config.models import ExemptionRule, PolicySettings
 from monitor.tagging.policy import CONTACT_TIME, PUPIL_AREA, Policy
 
 BOTH = Policy(PolicySettings())

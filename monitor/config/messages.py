@@ -1,0 +1,57 @@
+"""How config errors read: one line naming the file, the field path and the bad value.
+
+Shared by the readers (CSV rows validated as models) and the loader (the YAML
+file), so every message has the same shape, e.g.
+``config/example.yaml: schools[0].zones[2].cidrs[0]: '10.0.0.300/24' is not a network``.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any
+
+
+def shown_path(path: Path) -> str:
+    """The path as the user should read it: relative to the working directory when inside it."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def format_loc(loc: Iterable[Any]) -> str:
+    """pydantic's location tuple as a field path: ('schools', 0, 'zones') -> schools[0].zones."""
+    out = ""
+    for part in loc:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        elif part in ("function-after", "function-before") or str(part).startswith("function-"):
+            continue
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+def validation_message(error: dict[str, Any]) -> str:
+    """One pydantic error as 'path: message', with the bad value where it helps."""
+    loc = format_loc(error["loc"])
+    kind = error["type"]
+    message = error["msg"]
+    if message.startswith("Value error, "):
+        message = message[len("Value error, ") :]
+        # list validators report the index inside the message: move it to the path
+        match = re.match(r"^\[(\d+)\] (.*)$", message, re.S)
+        if match:
+            loc += f"[{match.group(1)}]"
+            message = match.group(2)
+        return f"{loc}: {message}" if loc else message
+    if kind == "extra_forbidden":
+        return f"{loc}: unknown key (check the spelling; unknown keys are not ignored)"
+    if kind == "missing":
+        return f"{loc}: required field is missing"
+    value = error.get("input")
+    if isinstance(value, (str, int, float, bool)) or value is None:
+        return f"{loc}: {value!r} is not valid: {message}"
+    return f"{loc}: {message}"

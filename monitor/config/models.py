@@ -1,0 +1,353 @@
+"""The trust's configuration as pydantic models, and the small value helpers they use.
+
+Every model forbids unknown keys, so a typo cannot silently switch a rule off;
+validators raise a ValueError whose text becomes the one-line error the user
+reads (see `monitor.config.messages`).
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import itertools
+import re
+from datetime import date, time
+from typing import Annotated, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+FlagName = Literal["contact_time", "pupil_area"]
+MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
+SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+
+
+def split_hostport(value: str, allow_zero: bool = False) -> tuple[str, int]:
+    """'127.0.0.1:9464' or '[::1]:8080' as (host, port); ValueError naming the value otherwise."""
+    host, sep, port = value.rpartition(":")
+    lowest = 0 if allow_zero else 1
+    if not sep or not host or not port.isdigit() or not lowest <= int(port) < 65536:
+        raise ValueError(f"{value!r} is not host:port")
+    return host.strip("[]"), int(port)
+
+
+def normalise_mac(value: str) -> str:
+    """`AA-BB-CC-DD-EE-FF`, `aabb.ccdd.eeff` and `aa:bb:..` all become `aa:bb:cc:dd:ee:ff`."""
+    hexdigits = re.sub(r"[^0-9a-fA-F]", "", value)
+    if len(hexdigits) != 12:
+        raise ValueError(f"{value!r} is not a MAC address")
+    hexdigits = hexdigits.lower()
+    return ":".join(hexdigits[i : i + 2] for i in range(0, 12, 2))
+
+
+class Strict(BaseModel):
+    """Unknown keys are errors (a misspelt key must not switch a rule off); values are frozen."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class TrustSettings(Strict):
+    name: str = Field(description="The trust's name, as shown in exports and the privacy notice.")
+    timezone: str = Field("Europe/London", description="IANA time zone for timetables.")
+    dpia_reference: str | None = Field(
+        None, description="Reference of the data protection impact assessment for this monitoring."
+    )
+    purpose: str | None = Field(None, description="Why the trust monitors, for staff and exports.")
+    data_controller: str | None = Field(None, description="Who answers for the data (privacy notice).")
+    contact: str | None = Field(None, description="Where staff ask about monitoring or make a SAR.")
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"{value!r} is not a known time zone") from None
+        return value
+
+
+class Zone(Strict):
+    name: str = Field(description="Short zone name, unique within its school.")
+    kind: str = Field(description="classroom, staff-room, office, hall, corridor, library, ...")
+    pupil_area: bool = Field(description="Whether pupils are present here during the school day.")
+    cidrs: list[str] = Field(default_factory=list, description="IPv4 and IPv6 networks.")
+    vlans: list[Annotated[int, Field(ge=1, le=4094)]] = Field(
+        default_factory=list, description="802.1Q VLAN ids carrying this zone."
+    )
+    monitored: bool = Field(True, description="False to count but never store this zone's accesses.")
+
+    @field_validator("cidrs")
+    @classmethod
+    def _networks(cls, values: list[str]) -> list[str]:
+        for index, value in enumerate(values):
+            try:
+                ipaddress.ip_network(value, strict=False)
+            except ValueError:
+                raise ValueError(f"[{index}] {value!r} is not a network") from None
+        return values
+
+
+class Period(Strict):
+    name: str = Field(description="Period name as the timetable calls it (P1, Break, Lunch).")
+    start: time
+    end: time
+    kind: Literal["contact", "non-contact"] = Field(description="Lessons are contact time.")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Period:
+        if self.end <= self.start:
+            raise ValueError(f"period {self.name!r} ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+DayPlan = dict[Weekday, list[Period]]
+
+
+class Timetable(Strict):
+    day_start: time = Field(description="When the school day begins; before it the time is closed.")
+    day_end: time = Field(description="When the school day ends; after it the time is closed.")
+    rotation: Literal["weekly", "two-week"] = Field("weekly", description="Week A/B rotation.")
+    rotation_anchor: date | None = Field(
+        None, description="A Monday in Week A, for two-week rotations."
+    )
+    week_a: DayPlan | None = Field(None, description="Periods per weekday (Week A, or every week).")
+    week_b: DayPlan | None = Field(None, description="Periods per weekday in Week B.")
+    days: DayPlan | None = Field(None, description="Periods per weekday, for a weekly timetable.")
+
+    @model_validator(mode="after")
+    def _consistent(self) -> Timetable:
+        if self.day_end <= self.day_start:
+            raise ValueError("day_end must be after day_start")
+        if self.rotation == "weekly":
+            if self.days is None:
+                raise ValueError("a weekly timetable needs 'days'")
+        else:
+            if self.week_a is None or self.week_b is None:
+                raise ValueError("a two-week timetable needs 'week_a' and 'week_b'")
+            if self.rotation_anchor is None:
+                raise ValueError("a two-week timetable needs 'rotation_anchor' (a Monday of Week A)")
+            if self.rotation_anchor.weekday() != 0:
+                raise ValueError(f"rotation_anchor {self.rotation_anchor} is not a Monday")
+        for plan in (self.days, self.week_a, self.week_b):
+            for weekday, periods in (plan or {}).items():
+                ordered = sorted(periods, key=lambda p: p.start)
+                for before, after in itertools.pairwise(ordered):
+                    if after.start < before.end:
+                        raise ValueError(
+                            f"{weekday}: periods {before.name!r} and {after.name!r} overlap"
+                        )
+        return self
+
+
+class DateRange(Strict):
+    start: date
+    end: date
+
+    @model_validator(mode="after")
+    def _ordered(self) -> DateRange:
+        if self.end < self.start:
+            raise ValueError(f"ends ({self.end}) before it starts ({self.start})")
+        return self
+
+
+class Term(Strict):
+    name: str
+    start: date
+    end: date
+    half_term: DateRange | None = None
+
+    @model_validator(mode="after")
+    def _ordered(self) -> Term:
+        if self.end < self.start:
+            raise ValueError(f"term {self.name!r} ends before it starts")
+        return self
+
+
+class Closure(Strict):
+    date: date
+    reason: str = "closure"
+
+
+class Calendar(Strict):
+    terms: list[Term] = Field(description="Term dates; days outside every term are closed.")
+    inset_days: list[date] = Field(default_factory=list, description="Training days: no pupils.")
+    closures: list[Closure] = Field(default_factory=list, description="Other days the school shuts.")
+    nation: Literal["england", "wales", "scotland", "northern-ireland"] = Field(
+        "england", description="UK nation whose bank holidays apply."
+    )
+
+
+class School(Strict):
+    id: str = Field(description="Short id used in exports and metrics, e.g. 'oak-primary'.")
+    name: str
+    zones: list[Zone]
+    timetable: Timetable
+    calendar: Calendar
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value):
+            raise ValueError(f"{value!r} is not a lowercase id (letters, digits, '-', '_', '.')")
+        return value
+
+    @model_validator(mode="after")
+    def _unique_zones(self) -> School:
+        seen: set[str] = set()
+        for zone in self.zones:
+            if zone.name in seen:
+                raise ValueError(f"zone {zone.name!r} is listed twice")
+            seen.add(zone.name)
+        return self
+
+
+class Reservation(Strict):
+    mac: str
+    ip: str
+    hostname: str | None = None
+
+    @field_validator("mac")
+    @classmethod
+    def _mac(cls, value: str) -> str:
+        return normalise_mac(value)
+
+    @field_validator("ip")
+    @classmethod
+    def _ip(cls, value: str) -> str:
+        try:
+            return str(ipaddress.ip_address(value))
+        except ValueError:
+            raise ValueError(f"{value!r} is not an IP address") from None
+
+
+class DevicesSettings(Strict):
+    inventory: str = Field(description="CSV: mac, asset_tag, school, kind, owner, groups.")
+    reservations: list[Reservation] = Field(default_factory=list, description="Static leases.")
+    logins: str | None = Field(
+        None, description="CSV: login, staff_id. Proxy sign-in names (proxyauth) to staff ids."
+    )
+
+
+class PlatformDef(Strict):
+    id: str
+    name: str
+    category: str
+    domains: list[str]
+
+
+class PlatformSettings(Strict):
+    only: list[str] | None = Field(None, description="Narrow scope to these platform ids.")
+    exclude: list[str] = Field(default_factory=list, description="Platform ids not in scope.")
+    add: list[PlatformDef] = Field(default_factory=list, description="Platforms to add.")
+    extra_domains: dict[str, list[str]] = Field(
+        default_factory=dict, description="More domains for a catalog platform."
+    )
+
+
+class ExemptionRule(Strict):
+    name: str
+    reason: str = Field(description="Why this use is allowed; shown beside every exempted access.")
+    clause: str | None = Field("4.1", description="The policy clause that allows it.")
+    groups: list[str] = Field(default_factory=list, description="Device groups it covers.")
+    platforms: list[str] = Field(default_factory=list)
+    schools: list[str] = Field(default_factory=list)
+    zones: list[str] = Field(default_factory=list)
+    periods: list[str] = Field(default_factory=list)
+    staff: list[str] = Field(default_factory=list, description="Pseudonymous staff ids it covers.")
+
+    @model_validator(mode="after")
+    def _narrow(self) -> ExemptionRule:
+        if not (self.groups or self.platforms or self.schools or self.zones or self.periods or self.staff):
+            raise ValueError(f"exemption {self.name!r} names no group, platform, zone or period")
+        return self
+
+
+class PolicySettings(Strict):
+    flags: list[FlagName] = Field(
+        default_factory=lambda: ["contact_time", "pupil_area"], description="Which flags apply."
+    )
+    exemptions: list[ExemptionRule] = Field(default_factory=list)
+    sensitive_categories: list[str] = Field(
+        default_factory=lambda: ["trade-union", "health", "employee-assistance"],
+        description="Categories never recorded, only counted anonymously.",
+    )
+
+
+class StoreSettings(Strict):
+    path: str = Field("var/social-monitor.db", description="SQLite file (relative to the config).")
+    idle_gap_seconds: int = Field(300, ge=1, description="Gap that closes an access session.")
+    queue_size: int = Field(10000, ge=10, description="Bounded writer queue; overflow is counted.")
+
+
+class ListenSettings(Strict):
+    metrics: str = Field("127.0.0.1:9464", description="host:port of the Prometheus endpoint.")
+    proxy: str = Field("127.0.0.1:8080", description="host:port where the proxy listens.")
+    proxy_mode: Literal["regular", "transparent"] = "regular"
+    metrics_tls_cert: str | None = None
+    metrics_tls_key: str | None = None
+    metrics_basic_auth_file: str | None = Field(
+        None, description="File of 'user:sha256hex' lines for scrapes across the network."
+    )
+
+    @field_validator("metrics", "proxy")
+    @classmethod
+    def _hostport(cls, value: str) -> str:
+        split_hostport(value)
+        return value
+
+    @model_validator(mode="after")
+    def _tls_pair(self) -> ListenSettings:
+        if bool(self.metrics_tls_cert) != bool(self.metrics_tls_key):
+            # a certificate without its key would silently serve plain HTTP, credentials in clear
+            raise ValueError("metrics_tls_cert and metrics_tls_key go together: set both or neither")
+        return self
+
+
+class CaptureSettings(Strict):
+    interfaces: list[str] = Field(default_factory=list, description="Interfaces to capture on.")
+    enabled: bool = True
+    proxy_enabled: bool = True
+
+
+class TrustFile(Strict):
+    """The top level of the YAML file."""
+
+    trust: TrustSettings
+    schools: list[School]
+    devices: DevicesSettings
+    staff_timetables: str | None = Field(None, description="CSV from the school MIS.")
+    platforms: PlatformSettings = Field(default_factory=PlatformSettings)
+    policy: PolicySettings = Field(default_factory=PolicySettings)
+    retention_days: int = Field(90, ge=1, le=3650, description="Days sessions are kept.")
+    store: StoreSettings = Field(default_factory=StoreSettings)
+    listen: ListenSettings = Field(default_factory=ListenSettings)
+    capture: CaptureSettings = Field(default_factory=CaptureSettings)
+
+    @model_validator(mode="after")
+    def _unique_schools(self) -> TrustFile:
+        ids = [s.id for s in self.schools]
+        dupes = sorted({i for i in ids if ids.count(i) > 1})
+        if dupes:
+            raise ValueError(f"school ids listed twice: {dupes}")
+        return self
+
+
+# --- rows of the CSV files (built by monitor.config.readers) ---------------------------------
+
+
+class InventoryDevice(Strict):
+    mac: str
+    asset_tag: str
+    school: str
+    kind: str
+    owner: str | None = None
+    groups: tuple[str, ...] = ()
+
+
+class StaffPeriod(Strict):
+    staff_id: str
+    week: str | None  # "A", "B" or None for every week
+    weekday: Weekday
+    period: str
+    kind: Literal["contact", "non-contact"]

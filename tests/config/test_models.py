@@ -1,0 +1,168 @@
+"""The config models and value helpers: each validator accepts the good forms and names the bad value."""
+
+from __future__ import annotations
+
+from datetime import date, time
+
+import pytest
+from pydantic import ValidationError
+
+from monitor.config.models import (
+    MAC_RE,
+    WEEKDAYS,
+    DateRange,
+    ExemptionRule,
+    ListenSettings,
+    Period,
+    Reservation,
+    School,
+    StaffPeriod,
+    Timetable,
+    TrustFile,
+    TrustSettings,
+    Zone,
+    normalise_mac,
+    split_hostport,
+)
+from monitor.config.readers import read_yaml
+from tests.conftest import EXAMPLE
+
+
+def test_weekdays_run_monday_to_sunday_like_date_weekday():
+    assert WEEKDAYS[date(2026, 9, 7).weekday()] == "monday"
+    assert WEEKDAYS[date(2026, 9, 13).weekday()] == "sunday"
+
+
+@pytest.mark.parametrize(
+    ("raw", "expected"),
+    [
+        ("AA-BB-CC-DD-EE-FF", "aa:bb:cc:dd:ee:ff"),
+        ("aabb.ccdd.eeff", "aa:bb:cc:dd:ee:ff"),
+        ("aa:bb:cc:dd:ee:ff", "aa:bb:cc:dd:ee:ff"),
+        ("3C52821000FF", "3c:52:82:10:00:ff"),
+    ],
+)
+def test_normalise_mac_accepts_the_common_forms(raw, expected):
+    assert normalise_mac(raw) == expected
+    assert MAC_RE.match(normalise_mac(raw))
+
+
+@pytest.mark.parametrize("raw", ["zz:zz", "aa:bb:cc:dd:ee", "aa:bb:cc:dd:ee:ff:00", ""])
+def test_normalise_mac_names_the_bad_value(raw):
+    with pytest.raises(ValueError, match=f"^{raw!r} is not a MAC address$"):
+        normalise_mac(raw)
+
+
+@pytest.mark.parametrize(
+    ("value", "allow_zero", "expected"),
+    [
+        ("127.0.0.1:9464", False, ("127.0.0.1", 9464)),
+        ("[::1]:8080", False, ("::1", 8080)),
+        ("gateway.local:65535", False, ("gateway.local", 65535)),
+        ("127.0.0.1:0", True, ("127.0.0.1", 0)),
+    ],
+)
+def test_split_hostport(value, allow_zero, expected):
+    assert split_hostport(value, allow_zero=allow_zero) == expected
+
+
+@pytest.mark.parametrize("value", ["localhost", ":8080", "host:", "host:http", "host:65536", "host:0"])
+def test_split_hostport_names_the_bad_value(value):
+    with pytest.raises(ValueError, match=f"^{value!r} is not host:port$"):
+        split_hostport(value)
+
+
+def _error_texts(model, data) -> list[str]:
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(data)
+    return [e["msg"] for e in info.value.errors()]
+
+
+ZONE = {"name": "hall", "kind": "hall", "pupil_area": True}
+PERIOD = {"name": "P1", "start": "09:00", "end": "10:00", "kind": "contact"}
+WEEKLY = {"day_start": "08:30", "day_end": "16:00", "days": {"monday": [PERIOD]}}
+TWO_WEEK = {**WEEKLY, "rotation": "two-week", "week_a": {}, "week_b": {}}
+SCHOOL = {"id": "oak", "name": "Oak", "zones": [ZONE], "timetable": WEEKLY,
+          "calendar": {"terms": [{"name": "Autumn", "start": "2026-09-01", "end": "2026-12-18"}]}}
+
+BAD_MODELS = [
+    # (model, data, one fact the error message states)
+    (TrustSettings, {"name": "T", "timezone": "Europe/Londn"}, "'Europe/Londn' is not a known time zone"),
+    (Zone, {**ZONE, "cidrs": ["10.0.0.0/8", "10.0.0.300/24"]}, "[1] '10.0.0.300/24' is not a network"),
+    (Zone, {**ZONE, "vlans": [4095]}, "less than or equal to 4094"),
+    (Zone, {**ZONE, "colour": "red"}, "Extra inputs are not permitted"),
+    (Period, {**PERIOD, "end": "08:00"}, "period 'P1' ends (08:00:00) before it starts (09:00:00)"),
+    (Period, {**PERIOD, "kind": "teaching"}, "Input should be 'contact' or 'non-contact'"),
+    (Timetable, {**WEEKLY, "day_end": "08:00"}, "day_end must be after day_start"),
+    (Timetable, {"day_start": "08:30", "day_end": "16:00"}, "a weekly timetable needs 'days'"),
+    (Timetable, {**WEEKLY, "rotation": "two-week"}, "a two-week timetable needs 'week_a' and 'week_b'"),
+    (Timetable, TWO_WEEK, "a two-week timetable needs 'rotation_anchor' (a Monday of Week A)"),
+    (Timetable, {**TWO_WEEK, "rotation_anchor": "2026-09-02"}, "rotation_anchor 2026-09-02 is not a Monday"),
+    (Timetable, {**WEEKLY, "days": {"monday": [PERIOD, {**PERIOD, "name": "P2", "start": "09:30"}]}},
+     "monday: periods 'P1' and 'P2' overlap"),
+    (DateRange, {"start": "2026-10-30", "end": "2026-10-26"},
+     "ends (2026-10-26) before it starts (2026-10-30)"),
+    (School, {**SCHOOL, "id": "Oak Primary"}, "'Oak Primary' is not a lowercase id"),
+    (School, {**SCHOOL, "zones": [ZONE, ZONE]}, "zone 'hall' is listed twice"),
+    (Reservation, {"mac": "3c:52:82:10:00:01", "ip": "10.0.0.999"}, "'10.0.0.999' is not an IP address"),
+    (Reservation, {"mac": "zz", "ip": "10.0.0.1"}, "'zz' is not a MAC address"),
+    (ExemptionRule, {"name": "all", "reason": "r"},
+     "exemption 'all' names no group, platform, zone or period"),
+    (ListenSettings, {"metrics": "localhost"}, "'localhost' is not host:port"),
+    (ListenSettings, {"metrics_tls_cert": "cert.pem"},
+     "metrics_tls_cert and metrics_tls_key go together: set both or neither"),
+    (StaffPeriod, {"staff_id": "S1", "week": None, "weekday": "funday", "period": "P1", "kind": "contact"},
+     "Input should be 'monday'"),
+]
+
+
+@pytest.mark.parametrize(("model", "data", "expected"), BAD_MODELS)
+def test_bad_values_are_named(model, data, expected):
+    messages = _error_texts(model, data)
+    assert any(expected in m for m in messages), messages
+
+
+GOOD_MODELS = [
+    (Zone, {**ZONE, "cidrs": ["10.0.0.1/24", "2001:db8::/64"], "vlans": [1, 4094]}),
+    (Period, PERIOD),
+    (Timetable, WEEKLY),
+    (Timetable, {**TWO_WEEK, "rotation_anchor": "2026-09-07"}),
+    (School, SCHOOL),
+    (ExemptionRule, {"name": "media", "reason": "lessons", "zones": ["media-suite"]}),
+    (ListenSettings, {"metrics_tls_cert": "c.pem", "metrics_tls_key": "k.pem"}),
+]
+
+
+@pytest.mark.parametrize(("model", "data"), GOOD_MODELS)
+def test_good_values_validate(model, data):
+    model.model_validate(data)
+
+
+def test_reservation_values_are_canonical():
+    reservation = Reservation(mac="3C-52-82-10-00-01", ip="2001:DB8::0010")
+    assert (reservation.mac, reservation.ip) == ("3c:52:82:10:00:01", "2001:db8::10")
+
+
+def test_period_times_are_times():
+    assert Period.model_validate(PERIOD).start == time(9, 0)
+
+
+def test_trust_file_rejects_a_school_listed_twice():
+    data = read_yaml(EXAMPLE)
+    data["schools"].append(data["schools"][0])
+    assert "school ids listed twice: ['oak-primary']" in " ".join(_error_texts(TrustFile, data))
+
+
+def test_trust_file_defaults():
+    data = read_yaml(EXAMPLE)
+    for key in ("store", "listen", "capture", "retention_days"):
+        data.pop(key, None)
+    model = TrustFile.model_validate(data)
+    defaults = (model.retention_days, model.store.idle_gap_seconds, model.listen.metrics)
+    assert defaults == (90, 300, "127.0.0.1:9464")
+
+
+def test_models_are_frozen():
+    zone = Zone.model_validate(ZONE)
+    with pytest.raises(ValidationError):
+        zone.name = "other"
