@@ -41,8 +41,9 @@ def check_config(args: argparse.Namespace) -> int:
     return 0
 
 
-def parse_when(text: str | None, tz: str) -> float:
-    """--at: an ISO time, local to the trust unless it has an offset; now by default."""
+def at_timestamp(text: str | None, tz: str) -> float:
+    """`explain --at` as an epoch timestamp: an ISO time, local to the trust unless it has an
+    offset; now by default. A bad value is a UserError naming the option."""
     from monitor.tagging.timetable import parse_local_time
 
     if text is None:
@@ -68,7 +69,7 @@ def explain(args: argparse.Namespace) -> int:
         except ValueError as exc:
             raise UserError(f"--mac: {exc}") from None
     obs = Observation(
-        timestamp=parse_when(args.at, config.trust.timezone),
+        timestamp=at_timestamp(args.at, config.trust.timezone),
         client_ip=client,
         client_port=0,
         server_ip="0.0.0.0",

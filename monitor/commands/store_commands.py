@@ -23,7 +23,9 @@ from monitor.store.sqlite import open_config_store, open_store
 MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
 
 
-def parse_when(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+def local_time_option(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime:
+    """`--now`, `--since` or `--until` as an aware datetime (see `parse_local_time`; `end` makes a
+    bare date mean the end of that day); a bad value is a UserError, not a traceback."""
     from monitor.tagging.timetable import parse_local_time
 
     try:
@@ -61,7 +63,7 @@ def verify(args: argparse.Namespace) -> int:
 def purge(args: argparse.Namespace) -> int:
     config = _config(args)
     tz = ZoneInfo(config.trust.timezone)
-    now = parse_when(args.now, tz).timestamp() if args.now else time.time()
+    now = local_time_option(args.now, tz).timestamp() if args.now else time.time()
     days = config.model.retention_days
     with open_config_store(config, create=False) as store:
         result = store.purge(days, now=now)
@@ -107,8 +109,8 @@ def events(args: argparse.Namespace) -> int:
         device = normalise_mac(device)
     filters = {
         "school": args.school,
-        "since": parse_when(args.since, tz) if args.since else None,
-        "until": parse_when(args.until, tz, end=True) if args.until else None,
+        "since": local_time_option(args.since, tz) if args.since else None,
+        "until": local_time_option(args.until, tz, end=True) if args.until else None,
         "flagged": True if args.flagged else None,
         "device": device,
         "owner": args.user,

@@ -7,12 +7,16 @@ import io
 import json
 import shutil
 import sqlite3
+from datetime import UTC, datetime
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
 
 from monitor.cli import main
+from monitor.commands.store_commands import local_time_option
+from monitor.errors import UserError
 from monitor.store.sqlite import open_store
 from tests.store_helpers import T0, event
 
@@ -168,3 +172,25 @@ def test_bad_store_file_is_one_line(tmp_path, config, capsys, content, message):
 def test_missing_store_is_one_line(tmp_path, config, capsys):
     code, _, err = run(capsys, "events", "--config", str(config))
     assert code == 1 and "no such store" in err
+
+
+LONDON = ZoneInfo("Europe/London")
+
+
+@pytest.mark.parametrize(
+    ("text", "end", "expected"),
+    [
+        ("2026-09-30", False, datetime(2026, 9, 30, tzinfo=LONDON)),
+        ("2026-09-30", True, datetime(2026, 10, 1, tzinfo=LONDON)),  # --until a day means to its end
+        ("2026-09-30T08:30", True, datetime(2026, 9, 30, 8, 30, tzinfo=LONDON)),
+        ("2026-09-30T08:30Z", False, datetime(2026, 9, 30, 8, 30, tzinfo=UTC)),
+    ],
+)
+def test_local_time_option(text, end, expected):
+    value = local_time_option(text, LONDON, end=end)
+    assert value == expected and value.utcoffset() == expected.utcoffset()
+
+
+def test_local_time_option_bad_value_is_a_user_error():
+    with pytest.raises(UserError, match=r"^'30/09/2026' is not an ISO date or date-time"):
+        local_time_option("30/09/2026", LONDON)
