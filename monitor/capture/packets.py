@@ -216,7 +216,7 @@ def decode(linktype: int, buf: bytes) -> Decoded | None:
     return None
 
 
-def ip_text(addr: bytes) -> str:
+def packed_ip_text(addr: bytes) -> str:
     """Printable form of a 4- or 16-byte address (only when an observation is built)."""
     if len(addr) == 4:
         return f"{addr[0]}.{addr[1]}.{addr[2]}.{addr[3]}"

@@ -17,8 +17,16 @@ from typing import Final
 
 from monitor.capture import dhcp, dns, http, quic, tls
 from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
-from monitor.capture.packets import PROTO_TCP, PROTO_UDP, TCP_ACK, TCP_FIN, TCP_RST, TCP_SYN, decode
-from monitor.capture.packets import ip_text as _ip
+from monitor.capture.packets import (
+    PROTO_TCP,
+    PROTO_UDP,
+    TCP_ACK,
+    TCP_FIN,
+    TCP_RST,
+    TCP_SYN,
+    decode,
+    packed_ip_text,
+)
 from monitor.capture.packets import mac_text as _mac
 from monitor.metrics.registry import Metrics
 from monitor.observation import Observation
@@ -228,7 +236,7 @@ class Sensor:
         elif (msg.op == 2 and msg.message_type == dhcp.DHCPACK and msg.your_ip != b"\0\0\0\0"
               and self.on_binding is not None):
             name = msg.hostname or self._dhcp_names.get(msg.client_mac)
-            binding = dhcp.DHCPBinding(_ip(msg.your_ip), _mac(msg.client_mac), name, ts)
+            binding = dhcp.DHCPBinding(packed_ip_text(msg.your_ip), _mac(msg.client_mac), name, ts)
             try:
                 self.on_binding(binding)
             except Exception as exc:
@@ -292,7 +300,8 @@ class Sensor:
         if l2 >= 0 and frame:
             mac = _mac(frame[l2 + 6 : l2 + 12] if from_client else frame[l2 : l2 + 6])
         obs = Observation(
-            timestamp=ts, client_ip=_ip(client), client_port=cport, server_ip=_ip(server),
+            timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
+            server_ip=packed_ip_text(server),
             server_port=sport_, transport=transport, protocol=protocol, hostname=name,
             client_mac=mac, attribution=attribution, obscured=obscured, vlan=vlan,
         )

@@ -24,7 +24,7 @@ Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) 
 
 
 @functools.lru_cache(maxsize=65536)
-def ip_text(host: str) -> str | None:
+def canonical_ip_or_none(host: str) -> str | None:
     """Canonical text of an IP literal ('[::1]' -> '::1', '::ffff:10.0.0.1' -> '10.0.0.1'), else None.
 
     Cached (bounded): the same client and server addresses recur on every
@@ -39,7 +39,7 @@ def ip_text(host: str) -> str | None:
 
 def is_ip_literal(host: str) -> bool:
     """True for '10.0.0.1', '::1', '[::1]': an address is not a hostname the catalog can name."""
-    return ip_text(host) is not None
+    return canonical_ip_or_none(host) is not None
 
 
 @functools.lru_cache(maxsize=16384)
@@ -80,7 +80,7 @@ def endpoint(*candidates: Address) -> tuple[str, int]:
         if not addr:
             continue
         port = int(addr[1])
-        ip = ip_text(str(addr[0]))
+        ip = canonical_ip_or_none(str(addr[0]))
         if ip is not None:
             return ip, port
     return "", port

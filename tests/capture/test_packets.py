@@ -16,7 +16,7 @@ from monitor.capture.packets import (
     PROTO_TCP,
     PROTO_UDP,
     decode,
-    ip_text,
+    packed_ip_text,
 )
 
 PAYLOAD = b"hello, sensor"
@@ -63,7 +63,7 @@ def test_decode_finds_transport_and_payload(linktype, packet, proto, src, vlan):
     d = decode(linktype, frame)
     assert d is not None
     assert d[0] == proto
-    assert ip_text(d[1]) == src
+    assert packed_ip_text(d[1]) == src
     assert (d[3], d[4]) == ((40000, 443) if proto == PROTO_TCP else (40000, 53))
     assert frame[d[5] : d[6]] == PAYLOAD
     assert d[9] == vlan
