@@ -8,6 +8,7 @@ on line 2``), so one run of `check-config` lists them all.
 from __future__ import annotations
 
 import csv
+import io
 import re
 from pathlib import Path
 from typing import Any
@@ -45,22 +46,27 @@ def read_csv_rows(path: Path, required: list[str], label: str) -> tuple[list[Csv
     """Non-blank rows of a CSV with their line numbers, or errors naming the file."""
     shown = shown_path(path)
     try:
-        handle = path.open(newline="", encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         return [], [f"{shown}: cannot read {label}: {exc.strerror or exc}"]
-    with handle:
-        reader = csv.DictReader(handle)
-        header = [h.strip() for h in (reader.fieldnames or [])]
-        missing = [c for c in required if c not in header]
-        if missing:
-            return [], [f"{shown}:1: {label} header lacks column(s) {', '.join(missing)}"]
-        rows = []
-        for row in reader:
-            cleaned = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
-            if not any(cleaned.values()):
-                continue
-            rows.append((reader.line_num, cleaned))
-        return rows, []
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        # a spreadsheet's "CSV" is often Windows-1252: name the line, never a traceback
+        line = data[: exc.start].count(b"\n") + 1
+        return [], [f"{shown}:{line}: cannot read {label}: not UTF-8 text (save it as CSV UTF-8)"]
+    reader = csv.DictReader(io.StringIO(text, newline=""))
+    header = [h.strip() for h in (reader.fieldnames or [])]
+    missing = [c for c in required if c not in header]
+    if missing:
+        return [], [f"{shown}:1: {label} header lacks column(s) {', '.join(missing)}"]
+    rows = []
+    for row in reader:
+        cleaned = {(k or "").strip(): (v or "").strip() for k, v in row.items() if k}
+        if not any(cleaned.values()):
+            continue
+        rows.append((reader.line_num, cleaned))
+    return rows, []
 
 
 def read_inventory(path: Path, school_ids: set[str]) -> tuple[list[InventoryDevice], list[str]]:

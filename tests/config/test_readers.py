@@ -115,12 +115,11 @@ def test_read_csv_rows_missing_file(write):
     assert rows == ([], ["x.csv: cannot read test file: No such file or directory"])
 
 
-@pytest.mark.xfail(raises=UnicodeDecodeError, strict=True,
-                   reason="known gap: a non-UTF-8 CSV (e.g. a cp1252 MIS export) raises instead of "
-                          "reporting 'cannot read'")
 def test_read_csv_rows_non_utf8_is_reported(write):
-    _, errors = read_csv_rows(write("x.csv", b"a\nCaf\xe9\n"), ["a"], "test file")
-    assert errors and errors[0].startswith("x.csv:")
+    """A cp1252 export from the school's MIS is an error naming the file and line, not a traceback."""
+    rows, errors = read_csv_rows(write("x.csv", b"a\nok\nCaf\xe9\n"), ["a"], "test file")
+    assert rows == []
+    assert errors == ["x.csv:3: cannot read test file: not UTF-8 text (save it as CSV UTF-8)"]
 
 
 # --- device inventory -----------------------------------------------------------------------
