@@ -124,6 +124,11 @@ class ProxyRuntime:
         threading.Thread(target=self._reload_in_background, args=(loop, settings),
                          name="social-monitor-reload", daemon=True).start()
 
+    @property
+    def reloading(self) -> bool:
+        """A SIGHUP's reload is being built (a second one meanwhile is ignored)."""
+        return self._reloading
+
     def stale(self) -> bool:
         """True when the config file was replaced since it was loaded (a SIGHUP may have been missed)."""
         current = self.current
