@@ -290,7 +290,7 @@ def hook_costs(work: Path, count: int = 3000) -> dict[str, float]:
         started = time.process_time()
         for i in range(count):
             connection(i)
-        addon.sink.writer.flush(30)
+        addon.sink.store.flush(30)
         out["tls_connection_us"] = (time.process_time() - started - harness) * 1e6 / count
         addon.done()
     return out

@@ -34,6 +34,7 @@ from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
+from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
 
@@ -156,7 +157,7 @@ class Daemon:
         self.metrics = Metrics()
         self.config: Config | None = None
         self.pipeline: Pipeline | None = None
-        self.writer = None
+        self.sinks: SinkSet | None = None  # the store's writer (monitor.sinks)
         self.sensor_thread: threading.Thread | None = None
         self.live = None  # monitor.capture.live.LiveCapture, when capturing live
         self.runtime_dir: Path | None = None
@@ -186,8 +187,7 @@ class Daemon:
         try:
             self._start_store(config)
             tagger = Tagger(config)
-            self.pipeline = Pipeline(tagger, sink=self.writer.submit if self.writer else None,
-                                     metrics=self.metrics)
+            self.pipeline = Pipeline(tagger, sink=self.sinks, metrics=self.metrics)
             self._start_metrics(config)
             if self.options.capture and config.model.capture.enabled:
                 try:
@@ -238,9 +238,7 @@ class Daemon:
         signal.signal(signal.SIGHUP, hup)
 
     def _start_store(self, config: Config) -> None:
-        from monitor.store.writer import StoreWriter
-
-        self.writer = StoreWriter.from_config(config, self.metrics).start()  # it closes the store
+        self.sinks = open_sinks(config, self.metrics)  # the store's writer thread: it closes the store
         self.metrics.up.labels("writer").set(1)
 
     def _start_metrics(self, config: Config) -> None:
@@ -348,8 +346,10 @@ class Daemon:
         tagger.devices.adopt_learned(self.pipeline.tagger.devices)  # DHCP leases seen so far still hold
         self.pipeline.refusal = storage_allowed(tagger)
         self.pipeline.tagger = tagger  # one attribute swap: the sensor sees old or new, never half
-        if self.writer is not None:
-            self.writer.retention_days = config.model.retention_days
+        from monitor.store.writer import StoreWriter
+
+        if self.sinks is not None and isinstance(self.sinks.store, StoreWriter):
+            self.sinks.store.retention_days = config.model.retention_days
         old_model = self.config.model if self.config else None
         if old_model is not None:
             needs_restart = [
@@ -383,8 +383,8 @@ class Daemon:
         if self.live is not None or self.sensor_thread is not None:
             self.metrics.up.labels("sensor").set(0)
         flushed = True
-        if self.writer is not None:
-            flushed = self.writer.close(timeout=10)
+        if self.sinks is not None:
+            flushed = self.sinks.close(timeout=10)
             self.metrics.up.labels("writer").set(0)
         if self.metrics_server is not None:
             self.metrics_server.stop()

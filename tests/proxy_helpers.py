@@ -4,6 +4,10 @@ from __future__ import annotations
 
 import contextlib
 import ssl
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from types import ModuleType
 
@@ -11,6 +15,8 @@ from mitmproxy import tls
 
 ROOT = Path(__file__).resolve().parent.parent
 ADDON_PATH = ROOT / "addons" / "social_monitor.py"
+REDIRECT_PATH = ROOT / "tests" / "proxy_redirect_addon.py"
+ORIGIN_HOSTS = ["www.tiktok.com", "www.example.org"]
 TEST_CONFIG = Path(__file__).resolve().parent / "data" / "proxy" / "config.yaml"
 
 
@@ -118,3 +124,51 @@ def wait_for_port(port: int, timeout: float = 20.0, proc=None) -> None:
         except OSError:
             time.sleep(0.1)
     raise TimeoutError(f"nothing listening on 127.0.0.1:{port} after {timeout}s")
+
+
+class Hello(BaseHTTPRequestHandler):
+    """A local origin: answers every GET with the Host it was asked for."""
+
+    protocol_version = "HTTP/1.1"  # keep-alive, as a real origin does
+
+    def do_GET(self) -> None:
+        body = f"hello from {self.headers.get('Host', '?')}".encode()
+        self.send_response(200)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@dataclass
+class Origins:
+    http_port: int
+    https_port: int
+    ca: Path
+
+    def env(self) -> dict[str, str]:
+        """What tests/proxy_redirect_addon.py reads to send upstream connections here."""
+        return {"SM_TEST_HTTP_PORT": str(self.http_port), "SM_TEST_HTTPS_PORT": str(self.https_port)}
+
+
+@contextlib.contextmanager
+def serve_origins(certs: Path) -> Iterator[Origins]:
+    """A plain HTTP and an HTTPS origin on loopback; the HTTPS one's CA (for ORIGIN_HOSTS) in `certs`."""
+    ca, leaf, key = make_ca_and_leaf(ORIGIN_HOSTS, certs)
+    plain = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    secure = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
+    tls_context = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    tls_context.load_cert_chain(leaf, key)
+    secure.socket = tls_context.wrap_socket(secure.socket, server_side=True)
+    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
+               for s in (plain, secure)]
+    for t in threads:
+        t.start()
+    try:
+        yield Origins(plain.server_address[1], secure.server_address[1], ca)
+    finally:
+        for s in (plain, secure):
+            s.shutdown()
+            s.server_close()

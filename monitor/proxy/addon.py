@@ -12,30 +12,25 @@ shared pipeline (`monitor.tagging.pipeline`), whose sink is a writer thread: no 
 on mitmproxy's event loop. TLS is passed through untouched (never decrypted)
 unless `social_monitor_decrypt` names the platform. Any failure inside a hook
 is counted in `social_monitor_addon_errors_total{hook}`, logged, and traffic
-keeps flowing (fail open). SIGHUP re-reads the config off the event loop and
-swaps it in without dropping a connection. Set-up and deployment: docs/proxy.md.
+keeps flowing (fail open). Its options are declared in `monitor.proxy.options`;
+the config, pipeline and sinks they lead to are built, reloaded on SIGHUP (off
+the event loop) and swapped by `monitor.proxy.runtime`. Set-up and deployment: docs/proxy.md.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import logging
 import signal
-import sys
-import threading
 import time
 from collections.abc import Callable, Sequence
-from pathlib import Path
 from typing import Any, TypeVar
 
 import structlog
-from mitmproxy import connection, exceptions, http, tls
+from mitmproxy import connection, http, tls
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import layer, layers, mode_specs, server_hooks
-from prometheus_client import start_http_server
 
-from monitor import logsetup
 from monitor.capture.tls import (
     NeedMore,
     TLSParseError,
@@ -43,35 +38,25 @@ from monitor.capture.tls import (
     looks_like_client_hello,
     parse_client_hello,
 )
-from monitor.config.loader import Config, load_config
-from monitor.config.models import split_hostport
-from monitor.errors import ConfigError, UserError
+from monitor.config.loader import Config
 from monitor.metrics.registry import Metrics
 from monitor.observation import Observation
 from monitor.proxy.observe import (
     ConnectionState,
     ConnectionTable,
-    SameSecondTagger,
     build_observation,
     endpoint,
     hostname_or_none,
-    parse_decrypt_option,
     proxy_user,
     request_hostname,
 )
-from monitor.sinks import FanOut, JsonLinesSink, Sink, close_sink, open_store_sink
+from monitor.proxy.options import METRICS, PIPELINE_OPTIONS, ProxySettings, declare_options
+from monitor.proxy.runtime import MetricsEndpoint, ProxyRuntime, SinkFactory, configure_logs
+from monitor.sinks import Sink
 from monitor.tagging.pipeline import Pipeline
-from monitor.tagging.tagger import Tagger
 
 log = structlog.get_logger("social_monitor.addon")
 F = TypeVar("F", bound=Callable[..., Any])
-OPTIONS = (
-    "social_monitor_config",
-    "social_monitor_decrypt",
-    "social_monitor_store",
-    "social_monitor_events_jsonl",
-)
-METRICS_OPTION = "social_monitor_metrics"
 # where a TLS connection's destination is known before its hello (CONNECT target, original address)
 PASS_THROUGH_MODES = (mode_specs.RegularMode, mode_specs.TransparentMode)
 
@@ -93,109 +78,40 @@ def guarded(hook: str) -> Callable[[F], F]:
     return wrap
 
 
-def file_identity(path: Path) -> tuple[int, int] | None:
-    """(inode, mtime) of the file a path leads to (through the daemon's `current` symlink)."""
-    try:
-        st = path.stat()
-    except OSError:
-        return None
-    return st.st_ino, st.st_mtime_ns
-
-
-def warm_up(tagger: Tagger, now: float) -> None:
-    """Do the first-call work (the bank-holiday tables' import, today's day plans) at start-up.
-
-    Otherwise the first access after start or reload would stall mitmproxy's
-    event loop for a quarter of a second while `holidays` is imported."""
-    for clock in tagger.clocks.values():
-        clock.at(now)
-
-
 class SocialMonitor:
-    def __init__(
-        self,
-        metrics: Metrics | None = None,
-        sink_factory: Callable[[Config], Sink | None] | None = None,
-    ):
+    def __init__(self, metrics: Metrics | None = None, sink_factory: SinkFactory | None = None):
         self.metrics = metrics or Metrics()
-        # Tests inject a sink; by default it is built from the config and options.
-        self.sink_factory = sink_factory
         self.clock: Callable[[], float] = time.time
-        self.config: Config | None = None
-        self.pipeline: Pipeline | None = None
-        self.sink: Sink | None = None
-        self.decrypt: frozenset[str] = frozenset()
+        # tests inject a sink in place of the store's; by default it is built from the config and options
+        self.runtime = ProxyRuntime(self.metrics, sink_factory)
+        self.metrics_endpoint = MetricsEndpoint(self.metrics.registry)
         self.connections = ConnectionTable()
-        self._metrics_server: Any = None
         self._handling_counters: dict[str, Any] = {}
         self._failure_logged: dict[str, tuple[float, int]] = {}  # hook -> (last logged, suppressed since)
-        self._reloading = False
-        self._loaded_identity: tuple[int, int] | None = None  # the config file as last loaded
         self._evictions_seen = 0
 
-    # --- options ------------------------------------------------------------------------
+    # what the hooks run on, swapped whole by the runtime
+    @property
+    def config(self) -> Config | None:
+        return self.runtime.current.config if self.runtime.current else None
+
+    @property
+    def pipeline(self) -> Pipeline | None:
+        return self.runtime.current.pipeline if self.runtime.current else None
+
+    @property
+    def decrypt(self) -> frozenset[str]:
+        return self.runtime.current.decrypt if self.runtime.current else frozenset()
+
+    @property
+    def sink(self) -> Sink | None:
+        return self.runtime.current.sink if self.runtime.current else None
+
+    # --- life cycle ---------------------------------------------------------------------------
 
     def load(self, loader: Loader) -> None:
-        self._configure_logs()
-        loader.add_option(
-            "social_monitor_config",
-            str,
-            "",
-            """
-            Path of the trust's social-monitor config (YAML). Empty: the addon records
-            nothing but still passes every TLS connection through undecrypted.
-            """,
-        )
-        loader.add_option(
-            "social_monitor_decrypt",
-            Sequence[str],
-            [],
-            """
-            Platform ids (e.g. tiktok) whose TLS connections the proxy may decrypt
-            (needs mitmproxy's CA on the devices). Default empty: all TLS is passed
-            through untouched and only the SNI is read.
-            """,
-        )
-        loader.add_option(
-            "social_monitor_store",
-            bool,
-            True,
-            """
-            Write recorded accesses to the store named by the config (store.path),
-            through a writer thread with a bounded queue. Off: count and log only.
-            """,
-        )
-        loader.add_option(
-            METRICS_OPTION,
-            str,
-            "",
-            """
-            host:port where this mitmdump process serves its own Prometheus metrics
-            (e.g. 127.0.0.1:9465; the daemon's endpoint is a different process).
-            Empty: not served.
-            """,
-        )
-        loader.add_option(
-            "social_monitor_events_jsonl",
-            str,
-            "",
-            """
-            Also append every recorded access as one ECS JSON line to this file,
-            written by a background thread. Empty: off.
-            """,
-        )
-
-    @staticmethod
-    def _configure_logs() -> None:
-        """JSON log lines in the daemon's format (monitor.logsetup); mitmproxy's own handlers stay."""
-        root = logging.getLogger()
-        handlers, level = list(root.handlers), root.level
-        logsetup.configure(sys.stdout)
-        for handler in list(root.handlers):
-            root.removeHandler(handler)
-        for handler in handlers:
-            root.addHandler(handler)
-        root.setLevel(level)
+        configure_logs()
+        declare_options(loader)
 
     def running(self) -> None:
         """Hostnames only: mitmproxy's own flow log would print every plain-HTTP URL. SIGHUP reloads."""
@@ -208,158 +124,30 @@ class SocialMonitor:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         except (NotImplementedError, RuntimeError, ValueError):  # no loop signals here (tests, Windows)
             return
-        if self.config is not None and file_identity(self.config.path) != self._loaded_identity:
+        if self.runtime.stale():
             self.reload()  # replaced while mitmproxy was starting: a SIGHUP then was not ours to see
 
     def configure(self, updated: set[str]) -> None:
         """Rebuild config, pipeline and sink only when one of our options changed."""
         from mitmproxy import ctx
 
-        if METRICS_OPTION in updated:
-            self._serve_metrics(ctx.options.social_monitor_metrics)
-        if not any(name in updated for name in OPTIONS):
-            return
-        opts = ctx.options
-        # the first load is a start, not a reload: only a later one counts (as the daemon's do)
-        reloading = self.config is not None
-        if not opts.social_monitor_config:
-            self._swap(None, None, frozenset())
-            return
-        try:
-            config, pipeline, decrypt = self._build(
-                opts.social_monitor_config, opts.social_monitor_decrypt, opts.social_monitor_store,
-                opts.social_monitor_events_jsonl, reuse_sink=False)
-        except exceptions.OptionsError:
-            if reloading:
-                self.metrics.config_reloads.labels("failure").inc()
-            raise
-        self._swap(config, pipeline, decrypt)
-        if reloading:
-            self.metrics.config_reloads.labels("success").inc()
+        if METRICS in updated:
+            self.metrics_endpoint.serve(getattr(ctx.options, METRICS))
+        if any(name in updated for name in PIPELINE_OPTIONS):
+            self.runtime.apply(ProxySettings.from_options(ctx.options))
 
     def reload(self) -> None:
-        """SIGHUP: re-read the config file in a thread and swap it in on the event loop when valid.
-
-        The proxy keeps serving throughout (the daemon signals its proxy child
-        instead of restarting it). A config that fails is logged field by
-        field and counted in `addon_errors_total{hook="reload"}`; the old one
-        stays. The daemon counts reloads itself, so these are not counted twice."""
+        """SIGHUP: the runtime re-reads the config in a thread; the proxy keeps serving."""
         from mitmproxy import ctx
 
-        opts = ctx.options
-        if not opts.social_monitor_config or self._reloading:
-            return
-        self._reloading = True
-        args = (opts.social_monitor_config, opts.social_monitor_decrypt, opts.social_monitor_store,
-                opts.social_monitor_events_jsonl)
-        threading.Thread(target=self._reload_in_background, args=(asyncio.get_running_loop(), *args),
-                         name="social-monitor-reload", daemon=True).start()
-
-    def _reload_in_background(self, loop: asyncio.AbstractEventLoop, path: str, *args: Any) -> None:
-        try:
-            built = self._build(path, *args, reuse_sink=True)
-        except Exception as exc:
-            self.metrics.addon_errors.labels("reload").inc()
-            errors = str(exc).splitlines()
-            log.error("proxy_config_reload_rejected", config=path, errors=errors[1:] or errors)
-            loop.call_soon_threadsafe(setattr, self, "_reloading", False)
-            return
-        loop.call_soon_threadsafe(self._finish_reload, *built)
-
-    def _finish_reload(self, config: Config, pipeline: Pipeline, decrypt: frozenset[str]) -> None:
-        self._swap(config, pipeline, decrypt)
-        self._reloading = False
-        log.info("proxy_config_reloaded", config=str(config.path), fingerprint=config.fingerprint[:12])
-
-    def _build(self, path: str, decrypt_option: Sequence[str], store: bool, jsonl: str, *,
-               reuse_sink: bool) -> tuple[Config, Pipeline, frozenset[str]]:
-        """Config, pipeline and decrypt set from the options; OptionsError naming what is wrong.
-
-        `reuse_sink`: keep the running store writer when the new config stores
-        to the same place, so a reload neither reopens the store nor drops its queue."""
-        identity = file_identity(Path(path))
-        try:
-            config = load_config(path)
-        except ConfigError as exc:  # the field-path lines say it all: no chained traceback
-            raise exceptions.OptionsError(
-                "social_monitor_config: invalid config:\n" + "\n".join(exc.errors)) from None
-        except OSError as exc:
-            raise exceptions.OptionsError(f"social_monitor_config: cannot read: {exc}") from exc
-        try:
-            decrypt = parse_decrypt_option(decrypt_option, config.catalog)
-        except ValueError as exc:
-            raise exceptions.OptionsError(f"social_monitor_decrypt: {exc}") from exc
-        old = self.config
-        if reuse_sink and old is not None and self.sink is not None and (
-                old.model.store, old.store_path) == (config.model.store, config.store_path):
-            sink: Sink | None = self.sink
-        else:
-            try:
-                sink = self._build_sink(config, store, jsonl)
-            except (UserError, OSError) as exc:  # the store cannot be opened (not a store, no permission)
-                raise exceptions.OptionsError(f"social_monitor_store: {exc}") from exc
-        tagger = Tagger(config)
-        warm_up(tagger, self.clock())
-        pipeline = Pipeline(SameSecondTagger(tagger), sink=sink, metrics=self.metrics)  # type: ignore[arg-type]
-        self._loaded_identity = identity
-        log.info(
-            "proxy_addon_configured",
-            config=str(config.path),
-            platforms=len(config.catalog),
-            decrypt=sorted(decrypt),
-            storing=pipeline.refusal is None and sink is not None,
-        )
-        return config, pipeline, decrypt
-
-    def _build_sink(self, config: Config, store: bool, jsonl: str) -> Sink | None:
-        """The store writer (or an injected sink, in tests) plus the optional JSON-lines file."""
-        sinks: list[Sink] = []
-        if self.sink_factory is not None:
-            injected = self.sink_factory(config)
-            if injected is not None:
-                sinks.append(injected)
-        elif store:
-            sinks.append(open_store_sink(config, self.metrics))
-        if jsonl:
-            sinks.append(JsonLinesSink(jsonl, self.metrics, config.model.store.queue_size))
-        if not sinks:
-            return None
-        return sinks[0] if len(sinks) == 1 else FanOut(sinks)
-
-    def _swap(self, config: Config | None, pipeline: Pipeline | None, decrypt: frozenset[str]) -> None:
-        old = self.sink
-        self.config, self.pipeline, self.decrypt = config, pipeline, decrypt
-        self.sink = pipeline.sink if pipeline else None
-        if old is not None and old is not self.sink:
-            # flushing the old writer may take a moment: not on the event loop
-            threading.Thread(target=close_sink, args=(old,), name="social-monitor-close", daemon=True).start()
-
-    def _serve_metrics(self, listen: str) -> None:
-        """(Re)start the metrics endpoint: a prometheus_client server thread, off the event loop."""
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server.server_close()
-            self._metrics_server = None
-        if not listen:
-            return
-        try:
-            host, port = split_hostport(listen)
-        except ValueError as exc:
-            raise exceptions.OptionsError(f"{METRICS_OPTION}: {exc}") from None
-        try:
-            self._metrics_server, _ = start_http_server(port, addr=host, registry=self.metrics.registry)
-        except OSError as exc:
-            raise exceptions.OptionsError(f"{METRICS_OPTION}: cannot listen on {listen}: {exc}") from exc
-        log.info("proxy_metrics_listening", listen=listen)
+        self.runtime.reload(ProxySettings.from_options(ctx.options), asyncio.get_running_loop())
 
     def done(self) -> None:
-        close_sink(self.sink)
-        self.sink = None
-        if self._metrics_server is not None:
-            self._metrics_server.shutdown()
-            self._metrics_server = None
+        self.runtime.close()
+        self.metrics_endpoint.stop()
 
     # --- hooks ----------------------------------------------------------------------------
+
 
     @guarded("http_connect")
     def http_connect(self, flow: http.HTTPFlow) -> None:
@@ -462,10 +250,11 @@ class SocialMonitor:
         hostname = hostname_or_none(sni) or state.connect_host
         state.connect_host = None  # the tunnel's name is observed with its TLS hello
         decrypt = False
-        if hostname is not None and self.pipeline is not None:
-            if self.decrypt:
-                platform = self.pipeline.tagger.catalog.lookup(hostname)
-                decrypt = platform is not None and platform.id in self.decrypt
+        loaded = self.runtime.current
+        if hostname is not None and loaded is not None:
+            if loaded.decrypt:
+                platform = loaded.pipeline.tagger.catalog.lookup(hostname)
+                decrypt = platform is not None and platform.id in loaded.decrypt
             if endpoint(server.peername, server.address)[0]:
                 self._observe(client, state, hostname, "tls", (server.peername, server.address), state.user)
             elif hostname not in state.hostnames:
@@ -502,8 +291,8 @@ class SocialMonitor:
         timestamp: float | None = None,
     ) -> Any:
         """Submit the first sighting of (connection, hostname); later ones are free."""
-        pipeline = self.pipeline
-        if pipeline is None:
+        loaded = self.runtime.current
+        if loaded is None:
             return None
         if not state.first_sighting(hostname):
             return None
@@ -515,7 +304,7 @@ class SocialMonitor:
             server=server_addrs,
             user=user,
         )
-        return pipeline.submit(obs)
+        return loaded.pipeline.submit(obs)
 
     def _log_failure(self, hook: str, exc: Exception, every: float = 60.0) -> None:
         """Log a hook failure with its traceback, at most once a minute per hook (each is counted).

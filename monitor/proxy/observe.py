@@ -1,6 +1,6 @@
 """What the proxy addon knows, turned into Observations: pure functions and one bounded table.
 
-The mitmproxy addon (`addons/social_monitor.py`) only wires hooks; everything
+The mitmproxy addon (`monitor.proxy.addon`) only wires hooks; everything
 it decides lives here so that it can be tested without a proxy: which name a
 connection or request reached, which addresses it used, who signed in, and
 whether this (connection, hostname) pair was already observed. A page of 200

@@ -3,23 +3,22 @@
 The sensor and the proxy addon build `Observation`s and call `submit`. It
 tags the observation, updates the low-cardinality metrics, logs a flagged
 access once per device, platform and period, and passes recordable events to
-the sink (the store writer's non-blocking `submit`). Nothing here blocks:
+the sink (`monitor.sinks`: the store writer, non-blocking). Nothing here blocks:
 the sink must return at once, and a sink failure is counted, never raised.
 """
 
 from __future__ import annotations
 
 from collections import OrderedDict
-from collections.abc import Callable
 from typing import Any
 
 import structlog
 
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
+from monitor.sinks import Sink
 from monitor.tagging.tagger import Tagger
 
-Sink = Callable[[AccessEvent], bool]
 log = structlog.get_logger("social_monitor.pipeline")
 
 
@@ -91,7 +90,7 @@ class Pipeline:
             self._inc(m.observations, obs.source, "not_stored")
             return event
         try:
-            accepted = self.sink(event)
+            accepted = self.sink.submit(event)
         except Exception as exc:  # a broken sink must not stop capture or the proxy
             self._inc(m.store_write_errors, "sink")
             log.error("sink_failed", error=repr(exc))

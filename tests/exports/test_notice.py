@@ -108,7 +108,7 @@ def test_pipeline_stores_only_with_dpia_and_purpose(example_data, write_config, 
     metrics = Metrics()
     store = open_store(tmp_path / "store.db")
     writer = StoreWriter(store, metrics, max_delay=0.01).start()
-    pipeline = Pipeline(tagger, sink=writer.submit, metrics=metrics)
+    pipeline = Pipeline(tagger, sink=writer, metrics=metrics)
     # ASH-LT-0002 in a classroom during P2: flagged, identifiable
     for k in range(3):
         pipeline.submit(Observation(london(2026, 11, 30, 10, k), "10.20.10.41", 50000, "198.51.100.7", 443,

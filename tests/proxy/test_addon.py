@@ -27,14 +27,19 @@ NOON = datetime(2026, 11, 18, 12, 0, tzinfo=UTC).timestamp()
 class RecordingSink:
     def __init__(self) -> None:
         self.events: list[AccessEvent] = []
+        self.closed = False
 
-    def __call__(self, event: AccessEvent) -> bool:
+    def submit(self, event: AccessEvent) -> bool:
         self.events.append(event)
         return True
 
+    def close(self, timeout: float = 5.0) -> bool:
+        self.closed = True
+        return True
 
-class FailingSink:
-    def __call__(self, event: AccessEvent) -> bool:
+
+class FailingSink(RecordingSink):
+    def submit(self, event: AccessEvent) -> bool:
         raise OSError("disk full")
 
 

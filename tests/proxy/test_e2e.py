@@ -17,12 +17,10 @@ import signal
 import ssl
 import subprocess
 import sys
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
@@ -31,52 +29,24 @@ import pytest
 from monitor.config.loader import load_config
 from monitor.store.sqlite import open_store
 from monitor.tagging.tagger import Tagger
-from tests.proxy_helpers import ADDON_PATH, TEST_CONFIG, free_port, make_ca_and_leaf, wait_for_port
+from tests.proxy_helpers import (
+    ADDON_PATH,
+    REDIRECT_PATH,
+    TEST_CONFIG,
+    Origins,
+    free_port,
+    serve_origins,
+    wait_for_port,
+)
 
 MITMDUMP = Path(sys.executable).parent / "mitmdump"
-REDIRECT = Path(__file__).resolve().parents[1] / "proxy_redirect_addon.py"
-HOSTS = ["www.tiktok.com", "www.example.org"]
 pytestmark = pytest.mark.skipif(not MITMDUMP.exists(), reason="mitmdump is not installed in the venv")
-
-
-class Hello(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"  # keep-alive, as a real origin does
-
-    def do_GET(self) -> None:
-        body = f"hello from {self.headers.get('Host', '?')}".encode()
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@dataclass
-class Origins:
-    http_port: int
-    https_port: int
-    ca: Path
 
 
 @pytest.fixture(scope="module")
 def origins(tmp_path_factory) -> Iterator[Origins]:
-    certs = tmp_path_factory.mktemp("certs")
-    ca, leaf, key = make_ca_and_leaf(HOSTS, certs)
-    plain = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
-    secure = ThreadingHTTPServer(("127.0.0.1", 0), Hello)
-    tls = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
-    tls.load_cert_chain(leaf, key)
-    secure.socket = tls.wrap_socket(secure.socket, server_side=True)
-    threads = [threading.Thread(target=s.serve_forever, kwargs={"poll_interval": 0.1}, daemon=True)
-               for s in (plain, secure)]
-    for t in threads:
-        t.start()
-    yield Origins(plain.server_address[1], secure.server_address[1], ca)
-    for s in (plain, secure):
-        s.shutdown()
-        s.server_close()
+    with serve_origins(tmp_path_factory.mktemp("certs")) as served:
+        yield served
 
 
 @dataclass
@@ -115,7 +85,7 @@ def start_proxy(tmp: Path, origins: Origins, *extra: str, env: dict[str, str] | 
     port, metrics_port = free_port(), free_port()
     cmd = [
         *LAUNCHERS[launcher],
-        "-s", str(REDIRECT),
+        "-s", str(REDIRECT_PATH),
         "--listen-host", "127.0.0.1", "--listen-port", str(port),
         "--set", f"confdir={tmp / 'mitmproxy'}",
         "--set", "block_global=false",
@@ -123,8 +93,7 @@ def start_proxy(tmp: Path, origins: Origins, *extra: str, env: dict[str, str] | 
         "--set", f"social_monitor_metrics=127.0.0.1:{metrics_port}",
         *extra,
     ]
-    full_env = {**os.environ, "SM_TEST_HTTP_PORT": str(origins.http_port),
-                "SM_TEST_HTTPS_PORT": str(origins.https_port), **(env or {})}
+    full_env = {**os.environ, **origins.env(), **(env or {})}
     log = (tmp / "mitmdump.log").open("wb")
     # started from another directory: the addon must still find `monitor`
     proc = subprocess.Popen(cmd, cwd=tmp, env=full_env, stdout=log, stderr=subprocess.STDOUT)
@@ -305,10 +274,9 @@ def test_proxy_command_runs_the_configured_proxy_and_refuses_flow_filters(tmp_pa
                              timeout=60)
     assert refused.returncode == 1 and "this proxy prints no flows to filter" in refused.stderr
 
-    env = {**os.environ, "SM_TEST_HTTP_PORT": str(origins.http_port),
-           "SM_TEST_HTTPS_PORT": str(origins.https_port)}
+    env = {**os.environ, **origins.env()}
     log = (tmp_path / "mitmdump.log").open("wb")
-    proc = subprocess.Popen([*command, "-s", str(REDIRECT)], cwd=tmp_path, env=env, stdout=log,
+    proc = subprocess.Popen([*command, "-s", str(REDIRECT_PATH)], cwd=tmp_path, env=env, stdout=log,
                             stderr=subprocess.STDOUT)
     proxy = Proxy(port, 0, tmp_path, proc)
     try:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import pytest
 import structlog
 
@@ -15,6 +17,16 @@ from tests.conftest import london
 LESSON = london(2026, 11, 30, 10, 0)
 
 
+class CallbackSink:
+    """A monitor.sinks.Sink that hands each event to a function."""
+
+    def __init__(self, submit: Callable[[AccessEvent], bool]):
+        self.submit = submit
+
+    def close(self, timeout: float = 5.0) -> bool:
+        return True
+
+
 def obs(client: str, host: str, mac: str | None = None, source: str = "sensor") -> Observation:
     return Observation(LESSON, client, 50000, "198.51.100.7", 443, "tcp", "tls", host, source=source,
                        client_mac=mac)
@@ -25,14 +37,14 @@ def run(example_config):
     def go(observation: Observation, sink_result: bool | Exception = True, config=None):
         received: list[AccessEvent] = []
 
-        def sink(event: AccessEvent) -> bool:
+        def submit(event: AccessEvent) -> bool:
             if isinstance(sink_result, Exception):
                 raise sink_result
             received.append(event)
             return sink_result
 
         metrics = Metrics()
-        pipeline = Pipeline(Tagger(config or example_config), sink=sink, metrics=metrics)
+        pipeline = Pipeline(Tagger(config or example_config), sink=CallbackSink(submit), metrics=metrics)
         pipeline.submit(observation)
         return received, metrics
 
@@ -78,7 +90,8 @@ def test_sensitive_access_leaves_no_platform_label(run):
 def test_flagged_access_is_counted_by_flag_and_logged_once(run, example_config):
     metrics = Metrics()
     stored: list[AccessEvent] = []
-    pipeline = Pipeline(Tagger(example_config), sink=lambda e: stored.append(e) or True, metrics=metrics)
+    pipeline = Pipeline(Tagger(example_config), sink=CallbackSink(lambda e: stored.append(e) or True),
+                        metrics=metrics)
     with structlog.testing.capture_logs() as logs:
         for port in range(3):
             o = obs("10.20.10.41", "www.facebook.com")
