@@ -32,8 +32,9 @@ class _Std:
 
 def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     global _configured
-    stream = _Std("stdout") if stream is sys.stdout else _Std("stderr") if stream in (None, sys.stderr) \
-        else stream
+    # the std streams are looked up at each write, so that pytest's capture (or a redirect) is honoured
+    target: TextIO = (_Std("stdout") if stream is sys.stdout  # type: ignore[assignment]
+                      else _Std("stderr") if stream in (None, sys.stderr) else stream)
     shared: list = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,
@@ -47,10 +48,10 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
             structlog.processors.JSONRenderer(),
         ],
         wrapper_class=structlog.make_filtering_bound_logger(level),
-        logger_factory=structlog.PrintLoggerFactory(stream),
+        logger_factory=structlog.PrintLoggerFactory(target),
         cache_logger_on_first_use=False,
     )
-    handler = logging.StreamHandler(stream)  # type: ignore[arg-type]
+    handler = logging.StreamHandler(target)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             processors=[

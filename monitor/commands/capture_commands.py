@@ -26,14 +26,10 @@ def _row_maker(config_path: str | None) -> tuple[Callable[[Observation], dict[st
         from monitor.config.loader import load_config
 
         config = load_config(config_path)
-        try:
-            from monitor.tagging.tagger import Tagger  # the tagging core; absent in older trees
-        except ImportError:
-            Tagger = None
-        if Tagger is not None:
-            tagger = Tagger(config)
-            return (lambda obs: tagger.tag(obs).to_ecs()), tagger
-        catalog = config.catalog
+        from monitor.tagging.tagger import Tagger
+
+        tagger = Tagger(config)
+        return (lambda obs: tagger.tag(obs).to_ecs()), tagger
     else:
         catalog = default_catalog()
 

@@ -12,6 +12,8 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
+from pydantic_core import ErrorDetails
+
 
 def shown_path(path: Path) -> str:
     """The path as the user should read it: relative to the working directory when inside it."""
@@ -34,7 +36,7 @@ def format_loc(loc: Iterable[Any]) -> str:
     return out
 
 
-def validation_message(error: dict[str, Any]) -> str:
+def validation_message(error: ErrorDetails | dict[str, Any]) -> str:
     """One pydantic error as 'path: message', with the bad value where it helps."""
     loc = format_loc(error["loc"])
     kind = error["type"]

@@ -16,9 +16,10 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
+WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
 FlagName = Literal["contact_time", "pupil_area"]
+FLAG_NAMES: tuple[FlagName, ...] = ("contact_time", "pupil_area")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 
@@ -265,7 +266,7 @@ class ExemptionRule(Strict):
 
 class PolicySettings(Strict):
     flags: list[FlagName] = Field(
-        default_factory=lambda: ["contact_time", "pupil_area"], description="Which flags apply."
+        default_factory=lambda: list(FLAG_NAMES), description="Which flags apply."
     )
     exemptions: list[ExemptionRule] = Field(default_factory=list)
     sensitive_categories: list[str] = Field(

@@ -11,6 +11,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+import socket
 import ssl
 import threading
 from collections.abc import Callable, Iterable
@@ -40,6 +41,10 @@ class _Server(ThreadingMixIn, WSGIServer):
                 request.close()
                 return
         super().finish_request(request, client_address)
+
+
+class _Server6(_Server):
+    address_family = socket.AF_INET6
 
 
 class _QuietHandler(WSGIRequestHandler):
@@ -95,11 +100,7 @@ class MetricsServer:
         app = make_wsgi_app(registry)
         if basic_auth:
             app = with_basic_auth(app, basic_auth)
-        server_class = type("MetricsHTTPServer", (_Server,), {})
-        if ":" in host:
-            import socket
-
-            server_class.address_family = socket.AF_INET6
+        server_class: type[_Server] = _Server6 if ":" in host else _Server
         try:
             self.httpd = make_server(host, port, app, server_class, handler_class=_QuietHandler)
         except OSError as exc:

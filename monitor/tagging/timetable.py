@@ -96,7 +96,7 @@ class SchoolClock:
             return _DayPlan("closure", week)
         tt = self.school.timetable
         plan = tt.days if tt.rotation == "weekly" else (tt.week_a if week == "A" else tt.week_b)
-        periods = sorted((plan or {}).get(WEEKDAYS[day.weekday()], []), key=lambda p: p.start)
+        periods = sorted((plan or {}).get(WEEKDAYS[day.weekday()]) or [], key=lambda p: p.start)
         if not periods:
             return _DayPlan("weekend" if day.weekday() >= 5 else "no-timetable", week)
         return _DayPlan(

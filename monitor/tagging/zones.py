@@ -13,6 +13,10 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import lru_cache
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from monitor.config.models import School
 
 
 @dataclass(slots=True, frozen=True)
@@ -65,9 +69,9 @@ class ZoneTable:
         return self._vlans.get(vlan) if vlan is not None else None
 
 
-def zone_table_from_config(schools) -> ZoneTable:  # schools: list[monitor.config.models.School]
-    entries = []
-    vlans = []
+def zone_table_from_config(schools: Iterable[School]) -> ZoneTable:
+    entries: list[tuple[str, ZoneInfo]] = []
+    vlans: list[tuple[int, ZoneInfo]] = []
     for school in schools:
         for zone in school.zones:
             info = ZoneInfo(school.id, zone.name, zone.kind, zone.pupil_area, zone.monitored)
