@@ -32,7 +32,7 @@ import structlog
 from monitor import __version__
 from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError, UserError
-from monitor.metrics.registry import Metrics, exposition_registry
+from monitor.metrics.registry import Metrics, SensorMetrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
 from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
@@ -265,7 +265,7 @@ class Daemon:
         def learn(binding) -> None:
             pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname, at=binding.at)
 
-        sensor = Sensor(pipeline.submit, learn, self.metrics)
+        sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics))
         if self.options.pcap:
             self.sensor_thread = threading.Thread(target=self._guard_sensor,
                                                   args=(self._read_files, sensor, self.options.pcap),

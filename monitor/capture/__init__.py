@@ -11,6 +11,8 @@ One module per stage:
   ParseError on malformed input
 - `flows`: bounded state (one report per flow, signal and name; DNS answers;
   TCP reassembly of ClientHellos), every table capped with an eviction counter
+- `counters`: `CaptureCounters`, the interface the sensor counts through (the
+  daemon implements it with Prometheus series; this package never imports metrics)
 - `sensor`: `Sensor.feed(ts, linktype, frame)`, the hot path that ties them
 - `live`: `LiveCapture`, the sensor on live interfaces in a thread, for the daemon
 """

@@ -4,8 +4,10 @@
 the kernel pre-filter, reads them from one thread and feeds the sensor; the
 sensor's callbacks (observations, DHCP bindings) run in that thread, so they
 must hand work over (a queue) rather than block. `stop()` ends it cleanly.
-Kernel drops (PACKET_STATISTICS) are copied into the
-`social_monitor_kernel_dropped_packets{interface}` gauge.
+Packets read and kernel drops (PACKET_STATISTICS) go to the sensor's
+`CaptureCounters` every `stats_interval` (in the daemon, the
+`social_monitor_packets_total` and `social_monitor_kernel_dropped_packets`
+series).
 """
 
 from __future__ import annotations
@@ -76,14 +78,14 @@ class LiveCapture:
     def update_stats(self) -> None:
         # The packet counters are plain ints on the hot path, published here (a Prometheus
         # counter takes a lock on every inc()).
+        counters = self.sensor.counters
         for name, count in self.packets.items():
-            counter = self.sensor.metrics.packets.labels(interface=name)
-            counter.inc(count - self._published.get(name, 0))
+            counters.packet_counter(name)(count - self._published.get(name, 0))
             self._published[name] = count
         for iface in self._interfaces:
             _received, dropped = iface.statistics()
             self.dropped[iface.name] = dropped
-            self.sensor.metrics.packets_dropped.labels(interface=iface.name).set(dropped)
+            counters.dropped_setter(iface.name)(dropped)
         if self.on_stats is not None:
             self.on_stats(self)
 

@@ -4,10 +4,11 @@
 headers from bytes (`packets.decode`), looks only at the payloads that can
 carry a name (DNS, a TLS ClientHello, an HTTP request head, a QUIC or gQUIC
 client Initial, DHCP), builds an `Observation` only when a name is found, and
-hands it to a callback. A malformed packet is counted in
-`parse_errors{protocol}` and never raises; a failing callback raises
-`SinkError`. The daemon runs it on live interfaces with `live.LiveCapture`
-(in a thread), or feeds it frames from any source in `sources.py`.
+hands it to a callback. A malformed packet is counted (`error_counts`, and
+the `CaptureCounters` it was given: `parse_errors{protocol}` in the daemon)
+and never raises; a failing callback raises `SinkError`. The daemon runs it
+on live interfaces with `live.LiveCapture` (in a thread), or feeds it frames
+from any source in `sources.py`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ from collections.abc import Callable
 from typing import Final
 
 from monitor.capture import dhcp, dns, http, quic, tls
+from monitor.capture.counters import CaptureCounters, PlainCounters
 from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
 from monitor.capture.packets import (
     PROTO_TCP,
@@ -28,7 +30,6 @@ from monitor.capture.packets import (
     packed_ip_text,
 )
 from monitor.capture.packets import mac_text as _mac
-from monitor.metrics.registry import Metrics
 from monitor.observation import Observation
 
 DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
@@ -51,7 +52,7 @@ class Sensor:
         self,
         on_observation: ObservationSink,
         on_binding: BindingSink | None = None,
-        metrics: Metrics | None = None,
+        counters: CaptureCounters | None = None,
         *,
         flow_cap: int = 65536,
         reassembly_cap: int = 16384,
@@ -64,15 +65,14 @@ class Sensor:
         # to tell a parser bug from a counted malformed packet).
         self.strict = strict
         self.on_binding = on_binding
-        self.metrics = metrics if metrics is not None else Metrics()
-        m = self.metrics
-        self._errors = {p: m.parse_errors.labels(protocol=p) for p in
-                        ("dns", "tls", "quic", "http", "dhcp", "packet")}
+        self.counters = counters if counters is not None else PlainCounters()
+        c = self.counters
+        self._errors = {p: c.parse_error_counter(p) for p in ("dns", "tls", "quic", "http", "dhcp", "packet")}
         self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
-        self.flows = SeenFlows(flow_cap, on_evict=m.flow_evictions.labels(table="flows").inc)
-        self.dns_answers = DnsAnswers(dns_cap, on_evict=m.flow_evictions.labels(table="dns_answers").inc)
-        self.tcp = TcpReassembly(reassembly_cap, on_evict=m.flow_evictions.labels(table="tcp_reassembly").inc)
-        self.quic = quic.QuicInitials(quic_cap, on_evict=m.flow_evictions.labels(table="quic_initials").inc)
+        self.flows = SeenFlows(flow_cap, on_evict=c.eviction_counter("flows"))
+        self.dns_answers = DnsAnswers(dns_cap, on_evict=c.eviction_counter("dns_answers"))
+        self.tcp = TcpReassembly(reassembly_cap, on_evict=c.eviction_counter("tcp_reassembly"))
+        self.quic = quic.QuicInitials(quic_cap, on_evict=c.eviction_counter("quic_initials"))
         self._dhcp_names: dict[bytes, str] = {}
         self._next_expiry = 0.0
         self.packets = 0
@@ -312,7 +312,7 @@ class Sensor:
 
     def _error(self, protocol: str) -> None:
         self.error_counts[protocol] += 1
-        self._errors[protocol].inc()
+        self._errors[protocol]()
 
     def _expire(self, now: float) -> None:
         self._next_expiry = now + _EXPIRE_EVERY

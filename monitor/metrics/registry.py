@@ -10,6 +10,7 @@ the catalog (or "none"), zone and school labels from the config (or
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
@@ -136,3 +137,27 @@ class Metrics:
         for reason in ("disk_full", "locked", "readonly", "corrupt", "io", "other", "sink"):
             self.store_write_errors.labels(reason)
         self.store_queue_dropped.inc(0)
+
+
+class SensorMetrics:
+    """The packet sensor's counts as this process's series.
+
+    Implements `monitor.capture.counters.CaptureCounters`: each method binds a
+    label once and hands the sensor the child's own `inc`/`set`, so the hot
+    path makes the same single call it made when it held the counters itself.
+    """
+
+    def __init__(self, metrics: Metrics):
+        self.metrics = metrics
+
+    def parse_error_counter(self, protocol: str) -> Callable[[], None]:
+        return self.metrics.parse_errors.labels(protocol=protocol).inc
+
+    def eviction_counter(self, table: str) -> Callable[[], None]:
+        return self.metrics.flow_evictions.labels(table=table).inc
+
+    def packet_counter(self, interface: str) -> Callable[[int], None]:
+        return self.metrics.packets.labels(interface=interface).inc
+
+    def dropped_setter(self, interface: str) -> Callable[[int], None]:
+        return self.metrics.packets_dropped.labels(interface=interface).set

@@ -1,4 +1,4 @@
-"""Live capture on a veth pair inside a network namespace: frames sent on one end become observations."""
+"""Live capture: counts handed to the sensor's counters, and a veth pair where frames become observations."""
 
 from __future__ import annotations
 
@@ -13,14 +13,35 @@ from scapy.layers.dns import DNS, DNSQR
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
+from monitor.capture.counters import PlainCounters
 from monitor.capture.live import LiveCapture
 from monitor.capture.sensor import Sensor
 from tests.capture_helpers import client_hello, tcp_frame, tls_records, udp_frame
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2"),
-]
+
+@pytest.mark.parametrize(
+    ("read", "expected"),
+    [
+        ([{"eth1": 5}], {("packets", "eth1"): 5, ("packets", "eth2"): 0}),
+        ([{"eth1": 5}, {"eth1": 8}], {("packets", "eth1"): 8, ("packets", "eth2"): 0}),  # deltas published
+        ([{"eth1": 5, "eth2": 2}, {"eth1": 5, "eth2": 9}], {("packets", "eth1"): 5, ("packets", "eth2"): 9}),
+        ([{}, {}], {("packets", "eth1"): 0, ("packets", "eth2"): 0}),
+    ],
+    ids=["first-stats", "second-stats-adds-the-difference", "per-interface", "nothing-read"],
+)
+def test_update_stats_publishes_packet_counts_to_the_counters(read, expected):
+    counters = PlainCounters()
+    capture = LiveCapture(Sensor(lambda o: None, counters=counters), ["eth1", "eth2"])
+    for totals in read:
+        capture.packets.update(totals)
+        capture.update_stats()
+    assert {k: v for k, v in counters.counts.items() if k[0] == "packets"} == expected
+
+
+@pytest.mark.parametrize("names", [[], None], ids=["empty-list", "none"])
+def test_no_interface_is_refused(names):
+    with pytest.raises(ValueError, match="no interface"):
+        LiveCapture(Sensor(lambda o: None), names)
 
 
 @pytest.fixture
@@ -37,6 +58,8 @@ def veth():
         subprocess.run(["ip", "link", "del", a], check=False)
 
 
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
 def test_live_capture_reports_sni_and_counts_packets(veth):
     import socket
 

@@ -12,10 +12,14 @@ from monitor.capture.packets import (
     LINKTYPE_ETHERNET,
     LINKTYPE_IPV4,
     LINKTYPE_LINUX_SLL,
+    LINKTYPE_LINUX_SLL2,
+    LINKTYPE_LOOP,
+    LINKTYPE_NULL,
     LINKTYPE_RAW,
     PROTO_TCP,
     PROTO_UDP,
     decode,
+    mac_text,
     packed_ip_text,
 )
 
@@ -90,3 +94,62 @@ def test_no_transport_header_means_none(packet):
 def test_truncated_frames_never_raise(cut):
     frame = bytes(ETH / Dot1Q(vlan=3) / V6 / IPv6ExtHdrHopByHop() / TCP_L4)[:cut]
     decode(LINKTYPE_ETHERNET, frame)
+
+
+# IP(src="10.0.0.1", dst="10.0.0.2", id=1) / UDP(sport=40000, dport=53) / b"hi", generated once with scapy
+IPV4_UDP = "4500001e00010000401166cc0a0000010a000002 9c400035000ae6f8 6869"
+
+
+@pytest.mark.parametrize(
+    ("linktype", "frame", "expected"),
+    [
+        (LINKTYPE_RAW, IPV4_UDP, (PROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 53, 28, 30)),
+        # BSD loopback, family 2 in host byte order (little-endian writer)
+        (LINKTYPE_NULL, "02000000" + IPV4_UDP, (PROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 53, 32, 34)),
+        # the same family written big-endian: the IP version nibble decides, not the family field
+        (LINKTYPE_LOOP, "00000002" + IPV4_UDP, (PROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 53, 32, 34)),
+        # Ethernet / PPPoE session 1 / PPP protocol 0x0021 (IPv4)
+        (LINKTYPE_ETHERNET, "66778899aabb001122334455 8864 1100 0001 0020 0021" + IPV4_UDP,
+         (PROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 53, 50, 52)),
+        # Linux cooked v2: protocol 0x0800 first, then 18 bytes of interface and address
+        (LINKTYPE_LINUX_SLL2, "0800 0000 00000002 0001 04 06 001122334455 0000" + IPV4_UDP,
+         (PROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 53, 48, 50)),
+        # UDP length 10 in a frame padded with 4 zero bytes: the padding is not payload
+        (LINKTYPE_RAW, IPV4_UDP + "00000000", (PROTO_UDP, "10.0.0.1", "10.0.0.2", 40000, 53, 28, 30)),
+    ],
+    ids=["raw-ip", "bsd-null", "loop-big-endian", "pppoe", "linux-sll2", "udp-length-bounds-payload"],
+)
+def test_decode_literal_frames(linktype, frame, expected):
+    d = decode(linktype, bytes.fromhex(frame))
+    assert d is not None
+    assert (d[0], packed_ip_text(d[1]), packed_ip_text(d[2]), d[3], d[4], d[5], d[6]) == expected
+
+
+@pytest.mark.parametrize(
+    ("linktype", "frame"),
+    [
+        (LINKTYPE_ETHERNET, "66778899aabb001122334455 0806" + "00" * 28),  # ARP
+        (LINKTYPE_ETHERNET, "66778899aabb001122334455 8864 1100 0001 0020 c021" + "00" * 20),  # PPP LCP
+        (LINKTYPE_NULL, "0200"),  # shorter than the family field
+        (LINKTYPE_RAW, "5500001e"),  # IP version 5
+        (LINKTYPE_RAW, "4600001e00010000401166cc0a0000010a000002"),  # IHL says options that are not there
+        (147, IPV4_UDP),  # a user-defined link type the sensor does not read
+    ],
+    ids=["arp", "ppp-control", "null-too-short", "ip-version-5", "ihl-past-end", "unknown-linktype"],
+)
+def test_decode_literal_frames_without_transport(linktype, frame):
+    assert decode(linktype, bytes.fromhex(frame)) is None
+
+
+@pytest.mark.parametrize(
+    ("raw", "text"),
+    [("0a000001", "10.0.0.1"), ("ffffffff", "255.255.255.255"),
+     ("20010db8" + "00" * 11 + "01", "2001:db8::1"), ("00" * 10 + "ffff" + "0a000001", "::ffff:10.0.0.1")],
+    ids=["ipv4", "ipv4-broadcast", "ipv6", "ipv4-mapped"],
+)
+def test_ip_text(raw, text):
+    assert packed_ip_text(bytes.fromhex(raw)) == text
+
+
+def test_mac_text():
+    assert mac_text(bytes.fromhex("3C22FB123456")) == "3c:22:fb:12:34:56"

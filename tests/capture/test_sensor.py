@@ -12,7 +12,7 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
 from monitor.capture.sensor import Sensor
-from monitor.metrics.registry import Metrics
+from monitor.metrics.registry import Metrics, SensorMetrics
 from tests.capture_helpers import CLIENT4, SERVER4, client_hello, observe, tcp_frame, tls_records, udp_frame
 
 
@@ -122,7 +122,8 @@ def test_dhcp_ack_is_learned_with_the_hostname_from_the_request():
 
 def test_flow_table_is_capped_and_counts_evictions():
     registry = CollectorRegistry()
-    sensor = Sensor(lambda o: None, metrics=Metrics(registry), flow_cap=1000, reassembly_cap=500)
+    sensor = Sensor(lambda o: None, counters=SensorMetrics(Metrics(registry)),
+                    flow_cap=1000, reassembly_cap=500)
     syn, ack = tcp_frame(flags="S", seq=1), tcp_frame(flags="A", seq=2)
     hello = tcp_frame(tls_records(client_hello("www.facebook.com")), seq=2)
 
@@ -143,7 +144,7 @@ def test_flow_table_is_capped_and_counts_evictions():
 
 def test_malformed_payloads_are_counted_not_raised():
     registry = CollectorRegistry()
-    sensor = Sensor(lambda o: None, metrics=Metrics(registry))
+    sensor = Sensor(lambda o: None, counters=SensorMetrics(Metrics(registry)))
     pointer_loop = b"\x00\x01\x01\x00\x00\x01\x00\x00\x00\x00\x00\x00\xc0\x0c"
     bad_dns = Ether() / IP() / UDP(sport=5000, dport=53) / Raw(pointer_loop)
     session_id_too_long = b"\x16\x03\x01\x00\x2c\x01\x00\x00\x28" + b"\xff" * 40

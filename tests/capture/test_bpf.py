@@ -1,0 +1,80 @@
+"""The kernel pre-filter, compiled and run by libpcap (through tcpdump) on one frame per row."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+
+import pytest
+from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.packet import Raw
+from scapy.utils import rdpcap, wrpcap
+
+from monitor.capture.bpf import BPF_FILTER, capture_filter
+from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW
+
+ETH = Ether(src="00:11:22:33:44:55", dst="66:77:88:99:aa:bb")
+V4 = IP(src="10.0.0.1", dst="10.0.0.2")
+V6 = IPv6(src="2001:db8::1", dst="2001:db8::2")
+DATA = Raw(b"\x16\x03\x01\x00\x05hello")
+
+FRAMES = [
+    ("ipv4-syn", ETH / V4 / TCP(flags="S"), True),
+    ("ipv4-pure-ack", ETH / V4 / TCP(flags="A"), False),
+    ("ipv4-fin-ack", ETH / V4 / TCP(flags="FA"), False),
+    ("ipv4-data", ETH / V4 / TCP(flags="PA") / DATA, True),
+    ("ipv4-options-data", ETH / IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x01" * 4)
+     / TCP(flags="PA", options=[("NOP", None)] * 12) / DATA, True),
+    ("ipv4-options-pure-ack", ETH / IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x01" * 4)
+     / TCP(flags="A", options=[("NOP", None)] * 12), False),
+    ("ipv4-udp", ETH / V4 / UDP(dport=443) / Raw(b"\x0d" + bytes(20)), True),
+    ("ipv6-syn", ETH / V6 / TCP(flags="S"), True),
+    ("ipv6-pure-ack", ETH / V6 / TCP(flags="A"), False),
+    ("ipv6-data", ETH / V6 / TCP(flags="PA") / DATA, True),
+    ("ipv6-udp", ETH / V6 / UDP(dport=53) / Raw(bytes(12)), True),
+    ("ipv6-extension-header-ack", ETH / V6 / IPv6ExtHdrHopByHop() / TCP(flags="A"), True),
+    ("vlan-pure-ack", ETH / Dot1Q(vlan=42) / V4 / TCP(flags="A"), True),
+    ("gre-tunnel", ETH / IP(src="192.0.2.1", dst="192.0.2.2") / GRE() / V4 / TCP(flags="A"), True),
+    ("ip-in-ip", ETH / IP(src="192.0.2.1", dst="192.0.2.2", proto=4) / V4 / TCP(flags="A"), True),
+    ("ipv4-later-fragment", ETH / IP(src="10.0.0.1", dst="10.0.0.2", proto=6, frag=100) / Raw(bytes(40)),
+     True),
+    ("arp", ETH / ARP(), False),
+    ("icmp", ETH / V4 / ICMP(), False),
+]
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory) -> set[bytes]:
+    """Every row's frame through the Ethernet filter in one tcpdump run: the frames it passed."""
+    if shutil.which("tcpdump") is None:
+        pytest.skip("tcpdump not installed")
+    folder = tmp_path_factory.mktemp("bpf")
+    source, filtered = folder / "in.pcap", folder / "out.pcap"
+    wrpcap(str(source), [packet for _, packet, _ in FRAMES])
+    as_root = ["-Z", "root"] if os.geteuid() == 0 else []  # tcpdump drops privileges before writing
+    subprocess.run(["tcpdump", *as_root, "-r", str(source), "-w", str(filtered), capture_filter()],
+                   check=True, capture_output=True, timeout=60)
+    return {bytes(p) for p in rdpcap(str(filtered))}
+
+
+@pytest.mark.parametrize(("packet", "passes"), [row[1:] for row in FRAMES], ids=[row[0] for row in FRAMES])
+def test_prefilter_keeps_what_can_carry_a_name(kept, packet, passes):
+    assert (bytes(packet) in kept) is passes
+
+
+@pytest.mark.parametrize(
+    ("linktype", "extra", "expected"),
+    [
+        (LINKTYPE_ETHERNET, None, f"{BPF_FILTER} or vlan"),
+        (LINKTYPE_LINUX_SLL, None, BPF_FILTER),  # libpcap refuses `vlan` on cooked links
+        (LINKTYPE_RAW, None, BPF_FILTER),
+        (LINKTYPE_ETHERNET, "net 10.0.0.0/8", f"({BPF_FILTER} or vlan) and (net 10.0.0.0/8)"),
+        (LINKTYPE_RAW, "not port 22", f"({BPF_FILTER}) and (not port 22)"),
+    ],
+    ids=["ethernet", "cooked", "raw-ip", "ethernet-narrowed", "raw-narrowed"],
+)
+def test_capture_filter_text(linktype, extra, expected):
+    assert capture_filter(linktype, extra) == expected

@@ -1,0 +1,145 @@
+"""Bounded flow state, step by step: what is reported once, what DNS said, what a stream holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.tls import MAX_CLIENT_HELLO
+
+A, B, C = ("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        ([(A, 0.0), (A, 1.0)], [True, False]),
+        ([(A, 0.0), (B, 1.0)], [True, True]),
+        ([(A, 0.0), (A, 299.9)], [True, False]),
+        ([(A, 0.0), (A, 300.0)], [True, True]),  # idle for the whole timeout: a new flow
+        ([(A, 0.0), (A, 200.0), (A, 450.0)], [True, False, False]),  # each packet keeps it alive
+        ([(A, 0.0), (B, 1.0), (C, 2.0), (A, 3.0)], [True, True, True, True]),  # cap 2: A was evicted
+        ([(A, 0.0), (B, 1.0), (A, 2.0), (C, 3.0), (A, 4.0)], [True, True, False, True, False]),  # B went
+    ],
+    ids=["repeat", "other-key", "just-inside-timeout", "at-timeout", "refreshed", "oldest-evicted",
+         "least-recent-evicted"],
+)
+def test_seen_flows_first(steps, expected):
+    flows = SeenFlows(cap=2)
+    assert [flows.first(key, now) for key, now in steps] == expected
+
+
+@pytest.mark.parametrize(
+    ("keys", "cap", "evictions", "size"),
+    [([A], 2, 0, 1), ([A, B], 2, 0, 2), ([A, B, C], 2, 1, 2), ([A, B, C], 1, 2, 1), ([A, A, A], 1, 0, 1)],
+    ids=["one", "at-cap", "one-over", "cap-one", "same-key"],
+)
+def test_seen_flows_cap_counts_evictions(keys, cap, evictions, size):
+    evicted = []
+    flows = SeenFlows(cap=cap, on_evict=lambda: evicted.append(1))
+    for key in keys:
+        flows.first(key, 0.0)
+    assert (len(evicted), len(flows)) == (evictions, size)
+
+
+@pytest.mark.parametrize(
+    ("seen_at", "now", "left"),
+    [([0.0, 100.0, 200.0], 350.0, 2), ([0.0, 100.0, 200.0], 301.0, 2), ([0.0, 100.0, 200.0], 600.0, 0),
+     ([0.0, 100.0, 200.0], 299.0, 3)],
+    ids=["oldest-gone", "just-past", "all-gone", "none-yet"],
+)
+def test_seen_flows_expire(seen_at, now, left):
+    flows = SeenFlows(idle_timeout=300.0)
+    for i, at in enumerate(seen_at):
+        flows.first(("k", i), at)
+    flows.expire(now)
+    assert len(flows) == left
+
+
+ADDR = bytes([23, 45, 67, 89])
+
+
+@pytest.mark.parametrize(
+    ("answers", "asked_at", "name"),
+    [
+        ([("www.tiktok.com", 300)], 299.0, "www.tiktok.com"),
+        ([("www.tiktok.com", 300)], 301.0, None),  # expired
+        ([("www.tiktok.com", 0)], 59.0, "www.tiktok.com"),  # a TTL under a minute is kept a minute
+        ([("www.tiktok.com", 0)], 61.0, None),
+        ([("www.tiktok.com", 86400)], 3599.0, "www.tiktok.com"),  # kept an hour at most
+        ([("www.tiktok.com", 86400)], 3601.0, None),
+        ([("www.tiktok.com", 300), ("www.youtube.com", 300)], 10.0, "www.youtube.com"),  # the latest wins
+    ],
+    ids=["within-ttl", "past-ttl", "min-ttl-kept", "min-ttl-gone", "max-ttl-kept", "max-ttl-gone", "latest"],
+)
+def test_dns_answers_name_for(answers, asked_at, name):
+    table = DnsAnswers()
+    for qname, ttl in answers:
+        table.remember(ADDR, qname, ttl, 0.0)
+    assert table.name_for(ADDR, asked_at) == name
+
+
+@pytest.mark.parametrize(
+    ("addresses", "evictions", "oldest_kept"),
+    [([b"\1", b"\2"], 0, True), ([b"\1", b"\2", b"\3"], 1, False), ([b"\1", b"\2", b"\1", b"\3"], 1, True)],
+    ids=["at-cap", "oldest-evicted", "re-answered-moves-to-newest"],
+)
+def test_dns_answers_cap(addresses, evictions, oldest_kept):
+    evicted = []
+    table = DnsAnswers(cap=2, on_evict=lambda: evicted.append(1))
+    for address in addresses:
+        table.remember(address, "n.example", 300, 0.0)
+    assert len(evicted) == evictions
+    assert (table.name_for(b"\1", 1.0) is not None) is oldest_kept
+    assert len(table) == 2
+
+
+@pytest.mark.parametrize(
+    ("next_seq", "segments", "contiguous", "size"),
+    [
+        (1000, [(1000, b"abc"), (1003, b"def")], b"abcdef", 6),
+        (1000, [(1003, b"def"), (1000, b"abc")], b"abcdef", 6),  # out of order
+        (1000, [(1003, b"def")], b"", 3),  # the first bytes are still missing
+        (1000, [(1000, b"abc"), (1010, b"xyz")], b"abc", 6),  # a hole: only what comes before it
+        (1000, [(1000, b"ab"), (1000, b"abcd")], b"abcd", 4),  # a longer retransmission replaces
+        (1000, [(1000, b"abcd"), (1000, b"ab")], b"abcd", 4),  # a shorter one is ignored
+        (1000, [(1000, b"abcd"), (1002, b"cdef")], b"abcdef", 8),  # overlapping segments
+        (1000, [(1000, b"abc"), (999, b"zabc")], b"abc", 3),  # before the start: ignored
+        (1000, [(1000, b"abc"), (1100, b"x")], b"abc", 3),  # at the byte limit: ignored
+        (1000, [(1000, b"")], b"", 0),  # empty segment
+        (0xFFFFFFFE, [(0xFFFFFFFE, b"ab"), (0, b"cd")], b"abcd", 4),  # sequence numbers wrap
+    ],
+    ids=["in-order", "out-of-order", "first-missing", "hole", "longer-retransmission",
+         "shorter-retransmission", "overlap", "before-start", "past-limit", "empty", "seq-wrap"],
+)
+def test_pending_stream(next_seq, segments, contiguous, size):
+    stream = PendingStream(next_seq, 0.0)
+    for seq, data in segments:
+        stream.add(seq, data, limit=100)
+    assert (stream.contiguous(), stream.size) == (contiguous, size)
+
+
+def test_tcp_reassembly_cap_counts_evictions_and_drops_the_oldest():
+    evicted = []
+    table = TcpReassembly(cap=2, on_evict=lambda: evicted.append(1))
+    for port in (1, 2, 3):
+        table.open(("c", port), 0, 0.0, syn_only=True)
+    assert (len(evicted), sorted(k[1] for k in table.streams)) == (1, [2, 3])
+
+
+@pytest.mark.parametrize(
+    ("last_seen", "now", "left"),
+    [([0.0, 10.0], 25.0, 2), ([0.0, 10.0], 35.0, 1), ([0.0, 10.0], 41.0, 0)],
+    ids=["none-idle", "one-idle", "both-idle"],
+)
+def test_tcp_reassembly_expire(last_seen, now, left):
+    table = TcpReassembly(idle_timeout=30.0)
+    for port, at in enumerate(last_seen):
+        table.open(("c", port), 0, at, syn_only=False)
+    table.expire(now)
+    assert len(table) == left
+
+
+def test_tcp_reassembly_holds_a_whole_client_hello():
+    """The byte budget per stream fits the largest ClientHello and its record headers."""
+    assert TcpReassembly().max_bytes >= MAX_CLIENT_HELLO + 5 * 4
