@@ -51,7 +51,8 @@ class PlainCounters:
 
     counts: dict[tuple[str, str], int] = field(default_factory=dict)
 
-    def _adder(self, key: tuple[str, str]) -> Amount:
+    def _adder(self, key: tuple[str, str]) -> Callable[..., None]:
+        """An Amount whose amount defaults to 1, so it serves as an Increment too."""
         counts = self.counts
         counts.setdefault(key, 0)
 

@@ -14,7 +14,7 @@ from any source in `sources.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final
+from typing import Final, cast
 
 from monitor.capture import dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
@@ -30,7 +30,7 @@ from monitor.capture.packets import (
     packed_ip_text,
 )
 from monitor.capture.packets import mac_text as _mac
-from monitor.observation import Observation
+from monitor.observation import Attribution, Observation, Protocol, Transport
 
 DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
 DHCP_PORTS: Final = frozenset({67, 68})
@@ -302,8 +302,8 @@ class Sensor:
         obs = Observation(
             timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
             server_ip=packed_ip_text(server),
-            server_port=sport_, transport=transport, protocol=protocol, hostname=name,
-            client_mac=mac, attribution=attribution, obscured=obscured, vlan=vlan,
+            server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol), hostname=name,
+            client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured, vlan=vlan,
         )
         try:
             self.on_observation(obs)
