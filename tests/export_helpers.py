@@ -12,7 +12,8 @@ from pathlib import Path
 
 from monitor.config.loader import Config
 from monitor.observation import Observation
-from monitor.store.sqlite import SessionStore, open_store
+from monitor.store.base import SessionStore
+from monitor.store.sqlite import open_store
 from monitor.tagging.tagger import Tagger
 
 from .conftest import london

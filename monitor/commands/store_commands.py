@@ -16,7 +16,9 @@ from zoneinfo import ZoneInfo
 from monitor.commands.config_commands import add_config_argument
 from monitor.config.loader import Config, load_config, normalise_mac
 from monitor.errors import UserError
-from monitor.store.sessions import ECS_FIELDS, Session
+from monitor.store.ecs import ECS_FIELDS, csv_cells
+from monitor.store.filter import SessionFilter
+from monitor.store.sessions import Session
 from monitor.store.sqlite import open_config_store, open_store
 
 MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
@@ -104,30 +106,30 @@ def events(args: argparse.Namespace) -> int:
     device = args.device
     if device and MAC_LIKE.match(device):
         device = normalise_mac(device)
-    filters = {
-        "school": args.school,
-        "since": parse_when(args.since, tz) if args.since else None,
-        "until": parse_when(args.until, tz, end=True) if args.until else None,
-        "flagged": True if args.flagged else None,
-        "device": device,
-        "owner": args.user,
-        "platform": args.platform,
-        "limit": args.limit,
-    }
+    where = SessionFilter(
+        school=args.school,
+        since=parse_when(args.since, tz) if args.since else None,
+        until=parse_when(args.until, tz, end=True) if args.until else None,
+        flagged=True if args.flagged else None,
+        device=device,
+        owner=args.user,
+        platform=args.platform,
+        limit=args.limit,
+    )
     out = sys.stdout
     with open_config_store(config, create=False) as store:
         if args.format == "jsonl":
             write = out.write
-            for line in store.ecs_json(**filters):
+            for line in store.ecs_json(where):
                 write(line)
                 write("\n")
             return 0
-        rows = store.sessions(**filters)
+        rows = store.sessions(where)
         if args.format == "csv":
-            writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
-            writer.writeheader()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(ECS_FIELDS)
             for s in rows:
-                writer.writerow(s.to_csv_row())
+                writer.writerow(csv_cells(s))
         else:
             _table(rows, tz, out)
     return 0

@@ -11,18 +11,14 @@ from pathlib import Path
 
 import pytest
 
-from monitor.exports.export import (
-    ExportError,
-    ExportRequest,
-    Pseudonymiser,
-    expand_out,
-    last_week,
-    parse_day,
-    run_export,
-    run_sar,
-    verify_export,
-)
+from monitor.exports.dates import last_week, parse_day
+from monitor.exports.export import run_export
 from monitor.exports.log import read_log
+from monitor.exports.pseudonyms import Pseudonymiser
+from monitor.exports.request import ExportError, ExportRequest, expand_out
+from monitor.exports.sar import run_sar
+from monitor.exports.verify import verify_export
+from monitor.store.filter import SessionFilter
 from tests.export_helpers import EVIL_HOST, FIRST, LAST, populate
 
 FILES = ("sessions.csv", "sessions.jsonl", "report.html", "manifest.json")
@@ -128,7 +124,7 @@ def test_export_matches_store_and_verifies(export, store):
     out = result.out
     assert sorted(os.listdir(out)) == sorted(FILES)
     manifest = json.loads((out / "manifest.json").read_text())
-    expected = store.count(school="ash-secondary")
+    expected = store.count(SessionFilter(school="ash-secondary"))
     assert result.sessions == expected == len(rows(out)) == len(jsonl(out)) == manifest["sessions"]
     assert manifest["flagged"] == sum(r["social.flagged"] == "true" for r in rows(out)) > 0
     head = store.chain_head()
@@ -209,8 +205,8 @@ def test_pseudonymised_export_hides_identity_and_is_stable(export, store):
     # within the export each device has exactly one alias and each alias one device (and the same for staff)
     # the store's session id would link aliases back to the store: not in a pseudonymised export
     assert all(r["social.session_id"] == "" for r in data)
-    truth = {content_key(s.to_csv_row()): s for s in store.sessions(school="ash-secondary")}
-    assert len(truth) == store.count(school="ash-secondary")  # the key tells sessions apart
+    truth = {content_key(s.to_csv_row()): s for s in store.sessions(SessionFilter(school="ash-secondary"))}
+    assert len(truth) == store.count(SessionFilter(school="ash-secondary"))  # the key tells sessions apart
     devices = {(truth[content_key(r)].device, r["host.id"]) for r in data}
     owners = {(truth[content_key(r)].owner, r["user.id"]) for r in data}
     for pairs in (devices, owners):
@@ -255,7 +251,7 @@ def test_identified_export_names_devices_and_is_logged(export, tmp_path):
 def test_flagged_only(export, store):
     result = export(flagged_only=True)
     data = rows(result.out)
-    assert len(data) == store.count(school="ash-secondary", flagged=True) > 0
+    assert len(data) == store.count(SessionFilter(school="ash-secondary", flagged=True)) > 0
     assert all(r["social.flagged"] == "true" for r in data)
 
 
@@ -333,16 +329,16 @@ def test_sar_contains_only_that_person(example_config, store, tmp_path, staff, d
 def test_ecs_and_csv_match_session_encoders(store):
     import random
 
-    from monitor.exports.export import RowEncoder, ecs_record, iso_ms
+    from monitor.exports.encode import session_encoder
     from monitor.observation import iso_utc
-    from monitor.store.sessions import ECS_FIELDS
+    from monitor.store.ecs import ECS_FIELDS, iso_ms, labelled_ecs_dict
 
     checked = 0
-    encoder = RowEncoder()
+    encode = session_encoder()
     for s in store.sessions():
-        ecs = ecs_record(s, s.device, s.device_mac, s.owner)
+        ecs = labelled_ecs_dict(s, s.device, s.device_mac, s.owner, s.id)
         assert ecs == s.to_ecs() and list(ecs) == list(ECS_FIELDS)
-        line, row = encoder.encode(s, s.device, s.device_mac, s.owner)
+        line, row = encode(s, s.device, s.device_mac, s.owner, s.id)
         assert line.endswith("\n") and line.count("\n") == 1
         assert json.loads(line) == ecs and list(json.loads(line)) == list(ECS_FIELDS)
         assert line == json.dumps(ecs, ensure_ascii=False) + "\n"
@@ -364,16 +360,16 @@ def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_p
     from tests.conftest import london
 
     store = populate(example_config, tmp_path / "live.db")
-    before_head, before_count = store.chain_head(), store.count(school="ash-secondary")
+    before_head, before_count = store.chain_head(), store.count(SessionFilter(school="ash-secondary"))
     daemon = open_store(tmp_path / "live.db")
     original = store.sessions
 
-    def racing(**filters):
+    def racing(where):
         # the daemon records a new access in the middle of the export
         obs = Observation(london(2026, 11, 10, 9, 30), "10.20.10.41", 50000, "198.51.100.7", 443, "tcp",
                           "tls", "www.tiktok.com")
         daemon.write([Tagger(example_config).tag(obs)])
-        yield from original(**filters)
+        yield from original(where)
 
     monkeypatch.setattr(store, "sessions", racing)
     result = run_export(example_config, store, ExportRequest("ash-secondary", FIRST, LAST, tmp_path / "o"),
@@ -381,7 +377,8 @@ def test_export_reads_one_snapshot_while_the_daemon_writes(example_config, tmp_p
     assert result.sessions == before_count
     assert result.manifest["chain_head"] == {"record_id": before_head.record_id, "hash": before_head.hash}
     monkeypatch.undo()
-    assert store.count(school="ash-secondary") == before_count + 1  # written, just not in this export
+    # written, just not in this export
+    assert store.count(SessionFilter(school="ash-secondary")) == before_count + 1
     daemon.close()
     store.close()
 

@@ -105,7 +105,7 @@ def test_ecs_names():
 )
 def test_fast_iso_matches_iso_utc(ts):
     from monitor.observation import iso_utc
-    from monitor.store.sessions import iso_ms as _iso
+    from monitor.store.ecs import iso_ms as _iso
 
     assert _iso(ts) == iso_utc(ts)
 

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.store.base import StoreError
+from monitor.store.chain import GENESIS
+from monitor.store.filter import SessionFilter
 from monitor.store.sessions import SessionMerger
-from monitor.store.sqlite import GENESIS, StoreError, open_store
+from monitor.store.sqlite import open_store
 from tests.store_helpers import T0, event
 
 
@@ -51,8 +54,8 @@ def test_record_hash_is_canonical_json_of_the_header():
     """The hand-written header is byte for byte the canonical JSON another implementation would build."""
     import hashlib
 
+    from monitor.store.chain import record_hash
     from monitor.store.sessions import canonical_json
-    from monitor.store.sqlite import record_hash
 
     for recorded_at in (1790000000.123456, 1790000000.0, 0.1 + 0.2):
         header = {"body_sha256": "ab" * 32, "id": 7, "prev": "cd" * 32, "recorded_at": recorded_at,
@@ -65,10 +68,11 @@ def test_sessions_filters_use_indexes(store):
     for i in range(20):
         store.write([event(T0 + i * 1000, device=f"D{i % 3}", school=("oak-primary", "ash-secondary")[i % 2],
                            flags=() if i % 4 else (event().flags))])
-    assert store.count(school="oak-primary") == 10
-    assert store.count(school="oak-primary", flagged=True) == 5
-    assert store.count(device="D1") == 7 and store.count(owner="staff-0001") == 20
-    assert [s.first_seen for s in store.sessions(since=T0 + 5000, until=T0 + 8000)] == [
+    assert store.count(SessionFilter(school="oak-primary")) == 10
+    assert store.count(SessionFilter(school="oak-primary", flagged=True)) == 5
+    assert store.count(SessionFilter(device="D1")) == 7
+    assert store.count(SessionFilter(owner="staff-0001")) == 20
+    assert [s.first_seen for s in store.sessions(SessionFilter(since=T0 + 5000, until=T0 + 8000))] == [
         T0 + 5000, T0 + 6000, T0 + 7000]
     plan = " ".join(str(r) for r in store._con.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM sessions WHERE school = ? AND flagged = 1 AND first_seen >= ? "
@@ -103,7 +107,7 @@ def test_ecs_json_lines_parse_to_to_ecs(store):
     import random
 
     from monitor.observation import Exemption
-    from monitor.store.sqlite import SessionStore
+    from monitor.store.base import SessionStore
 
     rng = random.Random(7)
     events = []
@@ -123,9 +127,9 @@ def test_ecs_json_lines_parse_to_to_ecs(store):
     assert len(lines) == len(sessions) == 300
     for s, line in zip(sessions, lines, strict=True):
         assert json.loads(line) == s.to_ecs()
-    python_lines = list(SessionStore.ecs_json(store, school="oak-primary", flagged=True))
+    python_lines = list(SessionStore.ecs_json(store, SessionFilter(school="oak-primary", flagged=True)))
     assert python_lines and [json.loads(x) for x in python_lines] == [
-        json.loads(x) for x in store.ecs_json(school="oak-primary", flagged=True)]
+        json.loads(x) for x in store.ecs_json(SessionFilter(school="oak-primary", flagged=True))]
     assert store.verify().ok  # a hostname with a quote and a comma round-trips through the row
 
 
