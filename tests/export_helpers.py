@@ -7,6 +7,8 @@ exemptions are the ones the daemon would record.
 
 from __future__ import annotations
 
+import csv
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
@@ -62,3 +64,17 @@ def populate(config: Config, path: Path) -> SessionStore:
     # as the daemon's pipeline does: only recordable events reach the store (guest Wi-Fi never does)
     store.write(e for e in (tagger.tag(o) for o in observations()) if e.recordable)
     return store
+
+
+FILES = ("sessions.csv", "sessions.jsonl", "report.html", "manifest.json")
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    """An export's sessions.csv, one dict per row."""
+    with (out / "sessions.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def jsonl(out: Path) -> list[dict]:
+    """An export's sessions.jsonl, parsed."""
+    return [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]

@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 from monitor.commands.config_commands import add_config_argument
 from monitor.config.loader import Config, load_config, normalise_mac
 from monitor.errors import UserError
-from monitor.store.ecs import ECS_FIELDS, csv_cells
+from monitor.store import ecs
 from monitor.store.filter import SessionFilter
 from monitor.store.sessions import Session
 from monitor.store.sqlite import open_config_store, open_store
@@ -127,9 +127,10 @@ def events(args: argparse.Namespace) -> int:
         rows = store.sessions(where)
         if args.format == "csv":
             writer = csv.writer(out, lineterminator="\n")
-            writer.writerow(ECS_FIELDS)
+            writer.writerow(ecs.ECS_FIELDS)
+            cells = ecs.csv_cells
             for s in rows:
-                writer.writerow(csv_cells(s))
+                writer.writerow(cells(s))
         else:
             _table(rows, tz, out)
     return 0

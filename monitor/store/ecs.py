@@ -289,11 +289,29 @@ def make_writer(*, json_style: str | None, csv: bool, labelled: bool, newline: b
     return _build("writer", source)
 
 
-ecs_dict: Callable[..., dict[str, Any]] = _build("ecs_dict", _dict_source(False, False))
-labelled_ecs_dict: Callable[..., dict[str, Any]] = _build("labelled_ecs_dict", _dict_source(True, False))
-report_cells: Callable[..., dict[str, Any]] = _build("report_cells", _dict_source(True, True))
-json_line: Callable[..., str] = make_writer(json_style="compact", csv=False, labelled=False)
-csv_cells: Callable[..., tuple[Any, ...]] = make_writer(json_style=None, csv=True, labelled=False)
+# The shared writers, each generated on first use (`events --format jsonl` needs none of them):
+ecs_dict: Callable[..., dict[str, Any]]  # (s): `Session.to_ecs()`
+labelled_ecs_dict: Callable[..., dict[str, Any]]  # (s, device, mac, owner, session_id): relabelled
+report_cells: Callable[..., dict[str, Any]]  # (s, device, mac, owner, session_id, tz): the report's cells
+json_line: Callable[..., str]  # (s): `Session.to_json()`, compact
+csv_cells: Callable[..., tuple[Any, ...]]  # (s): the CSV row, for csv.writer
+
+_GENERATED: dict[str, Callable[[], Callable[..., Any]]] = {
+    "ecs_dict": lambda: _build("ecs_dict", _dict_source(False, False)),
+    "labelled_ecs_dict": lambda: _build("labelled_ecs_dict", _dict_source(True, False)),
+    "report_cells": lambda: _build("report_cells", _dict_source(True, True)),
+    "json_line": lambda: make_writer(json_style="compact", csv=False, labelled=False),
+    "csv_cells": lambda: make_writer(json_style=None, csv=True, labelled=False),
+}
+
+
+def __getattr__(name: str) -> Any:
+    """Build a shared writer the first time it is asked for; later lookups find it in the module."""
+    build = _GENERATED.get(name)
+    if build is None:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    writer = globals()[name] = build()
+    return writer
 
 __all__ = [
     "ECS_FIELDS",

@@ -30,7 +30,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from monitor.observation import AccessEvent, Exemption, Flag
-from monitor.store.ecs import ECS_FIELDS, csv_cells, ecs_dict, json_line
+from monitor.store import ecs
 
 MAX_HOSTNAMES = 8  # a session names at most this many hostnames (minimisation, bounded rows)
 KEY_SEP = "\x1f"
@@ -111,16 +111,16 @@ class Session:
 
     def to_ecs(self) -> dict[str, Any]:
         """Flat dotted ECS and `social.*` keys, in `ECS_FIELDS` order (see `monitor.store.ecs`)."""
-        return ecs_dict(self)
+        return ecs.ecs_dict(self)
 
     def to_json(self) -> str:
         """`to_ecs()` as one compact JSON line, by the writer generated from the field table."""
-        return json_line(self)
+        return ecs.json_line(self)
 
     def to_csv_row(self) -> dict[str, str]:
         """The ECS record with lists flattened for a spreadsheet: `a;b`, flags as `name (clause)`."""
         return {name: "" if value is None else str(value)
-                for name, value in zip(ECS_FIELDS, csv_cells(self), strict=True)}
+                for name, value in zip(ecs.ECS_FIELDS, ecs.csv_cells(self), strict=True)}
 
 
 def session_key(
