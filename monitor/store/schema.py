@@ -131,7 +131,7 @@ SESSION_COLUMNS = (
 def check_migrations(migrations: Mapping[int, Migration]) -> int:
     """The version a table of migrations reaches; they must be numbered 1..N without a gap."""
     versions = sorted(migrations)
-    if versions != list(range(1, len(versions) + 1)):
+    if not versions or versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"migrations must be numbered 1..N without gaps, got {versions}")
     return versions[-1]
 

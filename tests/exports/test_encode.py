@@ -13,31 +13,22 @@ from monitor.store.ecs import ECS_FIELDS
 from tests.export_helpers import rows
 
 
-def test_ecs_and_csv_match_session_encoders(store):
-    import random
-
+def test_export_encoder_matches_the_sessions_own_encoders(store):
+    """On a realistic month: each JSON line is json.dumps of `to_ecs()`, each CSV row is `to_csv_row()`."""
     from monitor.exports.encode import session_encoder
-    from monitor.observation import iso_utc
-    from monitor.store.ecs import ECS_FIELDS, iso_ms, labelled_ecs_dict
+    from monitor.store.ecs import labelled_ecs_dict
 
     checked = 0
     encode = session_encoder()
     for s in store.sessions():
-        ecs = labelled_ecs_dict(s, s.device, s.device_mac, s.owner, s.id)
-        assert ecs == s.to_ecs() and list(ecs) == list(ECS_FIELDS)
+        record = labelled_ecs_dict(s, s.device, s.device_mac, s.owner, s.id)
+        assert record == s.to_ecs() and list(record) == list(ECS_FIELDS)
         line, row = encode(s, s.device, s.device_mac, s.owner, s.id)
-        assert line.endswith("\n") and line.count("\n") == 1
-        assert json.loads(line) == ecs and list(json.loads(line)) == list(ECS_FIELDS)
-        assert line == json.dumps(ecs, ensure_ascii=False) + "\n"
+        assert line == json.dumps(record, ensure_ascii=False) + "\n"
         expected = s.to_csv_row()
-        got = ["" if v is None else str(v) for v in row]
-        assert got == [expected[k] for k in ECS_FIELDS]
+        assert ["" if v is None else str(v) for v in row] == [expected[k] for k in ECS_FIELDS]
         checked += 1
     assert checked > 50
-    rnd = random.Random(3)
-    edges = [0.0, 1.0005, 1790000000.9995, 1790000000.9999996, -1.5, 86400.0, 86399.9999996, -0.0000004]
-    for ts in [*edges, *(rnd.uniform(0, 2e9) for _ in range(3000))]:
-        assert iso_ms(ts) == iso_utc(ts), ts
 
 
 @pytest.mark.parametrize(("labeller", "ids_shown"), [("identity", True), ("aliases", False)])
