@@ -34,8 +34,11 @@ from zoneinfo import ZoneInfo
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from monitor.config.loader import load_config
-from monitor.exports.export import ExportRequest, day_bounds, run_export
+from monitor.exports.dates import day_bounds
+from monitor.exports.export import run_export
+from monitor.exports.request import ExportRequest
 from monitor.observation import Exemption, Flag
+from monitor.store.filter import SessionFilter
 from monitor.store.sessions import Session
 from monitor.store.sqlite import open_store
 
@@ -131,7 +134,7 @@ def main() -> int:
 
     since, until = day_bounds(first, last, tz)
     t = time.perf_counter()
-    n = sum(1 for _ in store.sessions(school="ash-secondary", since=since, until=until))
+    n = sum(1 for _ in store.sessions(SessionFilter(school="ash-secondary", since=since, until=until)))
     read_s = time.perf_counter() - t
     store.close()  # a fresh connection for the export, as the CLI has
     store = open_store(db, create=False)

@@ -37,8 +37,10 @@ sys.path.insert(0, str(REPO))
 
 from monitor.metrics.registry import Metrics  # noqa: E402
 from monitor.observation import AccessEvent  # noqa: E402
+from monitor.store.filter import SessionFilter  # noqa: E402
+from monitor.store.schema import SESSION_COLUMNS  # noqa: E402
 from monitor.store.sessions import Session  # noqa: E402
-from monitor.store.sqlite import SESSION_COLUMNS, open_store  # noqa: E402
+from monitor.store.sqlite import open_store  # noqa: E402
 from monitor.store.writer import StoreWriter  # noqa: E402
 from tests.store_helpers import CONTACT, PUPILS, event  # noqa: E402
 
@@ -224,12 +226,12 @@ def bench_listing(total: int, rebuild: bool, workdir: Path, verify: bool) -> Non
     with open_store(db, create=False) as store:
         total_rows = store.count()
         started = time.perf_counter()
-        n = sum(1 for _ in store.sessions(school="ash-secondary", flagged=True, since=1_790_809_200.0,
-                                          until=1_793_487_600.0))
+        month = SessionFilter(school="ash-secondary", flagged=True, since=1_790_809_200.0,
+                              until=1_793_487_600.0)
+        n = sum(1 for _ in store.sessions(month))
         inproc = time.perf_counter() - started
         started, cpu0 = time.perf_counter(), time.process_time()
-        n_json = sum(1 for _ in store.ecs_json(school="ash-secondary", flagged=True, since=1_790_809_200.0,
-                                               until=1_793_487_600.0))
+        n_json = sum(1 for _ in store.ecs_json(month))
         inproc_json = time.perf_counter() - started
         inproc_json_cpu = time.process_time() - cpu0
         # peer: the same query as bare SQL, rows fetched, no objects built

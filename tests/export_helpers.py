@@ -7,12 +7,15 @@ exemptions are the ones the daemon would record.
 
 from __future__ import annotations
 
+import csv
+import json
 from datetime import date, timedelta
 from pathlib import Path
 
 from monitor.config.loader import Config
 from monitor.observation import Observation
-from monitor.store.sqlite import SessionStore, open_store
+from monitor.store.base import SessionStore
+from monitor.store.sqlite import open_store
 from monitor.tagging.tagger import Tagger
 
 from .conftest import london
@@ -61,3 +64,17 @@ def populate(config: Config, path: Path) -> SessionStore:
     # as the daemon's pipeline does: only recordable events reach the store (guest Wi-Fi never does)
     store.write(e for e in (tagger.tag(o) for o in observations()) if e.recordable)
     return store
+
+
+FILES = ("sessions.csv", "sessions.jsonl", "report.html", "manifest.json")
+
+
+def rows(out: Path) -> list[dict[str, str]]:
+    """An export's sessions.csv, one dict per row."""
+    with (out / "sessions.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+def jsonl(out: Path) -> list[dict]:
+    """An export's sessions.jsonl, parsed."""
+    return [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]

@@ -302,7 +302,8 @@ class Sensor:
         obs = Observation(
             timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
             server_ip=packed_ip_text(server),
-            server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol), hostname=name,
+            server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
+            hostname=name,
             client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured, vlan=vlan,
         )
         try:

@@ -19,7 +19,7 @@ from monitor.errors import UserError
 
 
 def _today(config: Config, text: str | None) -> date:
-    from monitor.exports.export import parse_day
+    from monitor.exports.dates import parse_day
 
     if text:
         return parse_day(text, date.today())
@@ -27,16 +27,10 @@ def _today(config: Config, text: str | None) -> date:
 
 
 def export(args: argparse.Namespace) -> int:
-    from monitor.exports.export import (
-        ExportError,
-        ExportRequest,
-        check_identify,
-        expand_out,
-        last_week,
-        parse_day,
-        run_export,
-    )
+    from monitor.exports.dates import last_week, parse_day
+    from monitor.exports.export import run_export
     from monitor.exports.log import log_path_for
+    from monitor.exports.request import ExportError, ExportRequest, check_identify, expand_out
     from monitor.store.sqlite import open_config_store
 
     # refuse before reading anything: an identified export without a reason writes nothing
@@ -65,8 +59,8 @@ def export(args: argparse.Namespace) -> int:
 
 
 def sar(args: argparse.Namespace) -> int:
-    from monitor.exports.export import run_sar
     from monitor.exports.log import log_path_for
+    from monitor.exports.sar import run_sar
     from monitor.store.sqlite import open_config_store
 
     config = load_config(args.config)
@@ -124,8 +118,8 @@ def print_verify(path: Path, config_path: str | None = None) -> int:
     """Shared with `verify DIR`: print one line per file, exit 1 if any differs.
 
     With a config, the manifest must also be one the config's export log recorded."""
-    from monitor.exports.export import verify_export
     from monitor.exports.log import log_path_for
+    from monitor.exports.verify import verify_export
 
     log_path = log_path_for(load_config(config_path).store_path) if config_path else None
     ok, lines = verify_export(path, log_path=log_path)

@@ -17,7 +17,9 @@ from monitor.commands.config_commands import add_config_argument
 from monitor.config.loader import Config, load_config
 from monitor.config.models import normalise_mac
 from monitor.errors import UserError
-from monitor.store.sessions import ECS_FIELDS, Session
+from monitor.store import ecs
+from monitor.store.filter import SessionFilter
+from monitor.store.sessions import Session
 from monitor.store.sqlite import open_config_store, open_store
 
 MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
@@ -107,30 +109,31 @@ def events(args: argparse.Namespace) -> int:
     device = args.device
     if device and MAC_LIKE.match(device):
         device = normalise_mac(device)
-    filters = {
-        "school": args.school,
-        "since": local_time_option(args.since, tz) if args.since else None,
-        "until": local_time_option(args.until, tz, end=True) if args.until else None,
-        "flagged": True if args.flagged else None,
-        "device": device,
-        "owner": args.user,
-        "platform": args.platform,
-        "limit": args.limit,
-    }
+    where = SessionFilter(
+        school=args.school,
+        since=local_time_option(args.since, tz) if args.since else None,
+        until=local_time_option(args.until, tz, end=True) if args.until else None,
+        flagged=True if args.flagged else None,
+        device=device,
+        owner=args.user,
+        platform=args.platform,
+        limit=args.limit,
+    )
     out = sys.stdout
     with open_config_store(config, create=False) as store:
         if args.format == "jsonl":
             write = out.write
-            for line in store.ecs_json(**filters):
+            for line in store.ecs_json(where):
                 write(line)
                 write("\n")
             return 0
-        rows = store.sessions(**filters)
+        rows = store.sessions(where)
         if args.format == "csv":
-            writer = csv.DictWriter(out, fieldnames=list(ECS_FIELDS), lineterminator="\n")
-            writer.writeheader()
+            writer = csv.writer(out, lineterminator="\n")
+            writer.writerow(ecs.ECS_FIELDS)
+            cells = ecs.csv_cells
             for s in rows:
-                writer.writerow(s.to_csv_row())
+                writer.writerow(cells(s))
         else:
             _table(rows, tz, out)
     return 0

@@ -23,9 +23,8 @@ from pathlib import Path
 from typing import Any
 
 from monitor.errors import UserError
+from monitor.store.chain import GENESIS
 from monitor.store.sessions import canonical_json
-
-GENESIS = "0" * 64
 
 
 class ExportLogError(UserError):

@@ -14,19 +14,18 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from html import escape
 from importlib import resources
 from string import Template
 from typing import Any
 from zoneinfo import ZoneInfo
 
+from monitor.config.models import WEEKDAYS
+from monitor.store.ecs import OUTSIDE, report_cells
 from monitor.store.sessions import Session
 
-WEEKDAYS = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
-OUTSIDE = "Outside timetable"
 MAX_ROWS = 2000  # flagged rows in the HTML table; the CSV always has them all
-FLAG_LABELS = {"contact_time": "Contact time", "pupil_area": "Pupil area"}
 NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
                 "eleven", "twelve")
 
@@ -60,21 +59,6 @@ class ReportContext:
     dpia_reference: str | None = None
 
 
-@dataclass(slots=True)
-class Row:
-    start: str
-    end: str
-    device: str
-    owner: str | None
-    zone: str
-    period: str
-    platform: str
-    flags: str
-    exemption: str
-    hostnames: str
-    flagged: bool
-
-
 class ReportStats:
     """Counts for the summary and the charts, accumulated one session at a time."""
 
@@ -95,7 +79,7 @@ class ReportStats:
         self.exemptions: Counter[str] = Counter()
         self.exemption_reasons: dict[str, str] = {}
         self.devices: set[str] = set()
-        self.rows: list[Row] = []
+        self.rows: list[dict[str, Any]] = []  # the table's cells by ECS name (`monitor.store.ecs`)
         self.rows_left_out = 0
         self._days: dict[str, tuple[str, str]] = {}
 
@@ -132,22 +116,7 @@ class ReportStats:
         if len(self.rows) >= self.max_rows:
             self.rows_left_out += 1
             return
-        start = datetime.fromtimestamp(s.first_seen, self.tz)
-        end = datetime.fromtimestamp(s.last_seen, self.tz)
-        self.rows.append(Row(
-            start=start.strftime("%a %d %b %Y %H:%M"),
-            end=end.strftime("%H:%M"),
-            device=device,
-            owner=owner,
-            zone=s.zone,
-            period=s.period or OUTSIDE,
-            platform=s.platform_name or s.platform,
-            flags="; ".join(f"{FLAG_LABELS.get(f.name, f.name)} ({f.clause})" for f in s.flags),
-            exemption=(f"{s.exemption.name} ({s.exemption.clause})" if s.exemption.clause
-                       else s.exemption.name) if s.exemption else "",
-            hostnames=", ".join(s.hostnames),
-            flagged=s.exemption is None,
-        ))
+        self.rows.append(report_cells(s, device, None, owner, None, self.tz))
 
 
 # --- words ------------------------------------------------------------------------------------
@@ -347,12 +316,14 @@ def table_html(st: ReportStats, identified: bool) -> str:
             "</th><th>Flags (policy clause)</th><th>Exemption (clause)</th></tr>")
     body = []
     for r in st.rows:
-        cls = "flagged" if r.flagged else "exempt"
-        person = e(r.device) + (f"<br><span class=\"muted\">{e(r.owner)}</span>" if r.owner else "")
+        cls = "flagged" if r["social.flagged"] else "exempt"
+        owner = r["user.id"]
+        person = e(r["host.id"]) + (f"<br><span class=\"muted\">{e(owner)}</span>" if owner else "")
         body.append(
-            f'<tr class="{cls}"><td>{e(r.start)}&ndash;{e(r.end)}</td><td>{person}</td><td>{e(r.zone)}</td>'
-            f'<td>{e(r.period)}</td><td>{e(r.platform)}<br><span class="muted host">{e(r.hostnames)}</span>'
-            f'</td><td>{e(r.flags)}</td><td>{e(r.exemption) or "&mdash;"}</td></tr>'
+            f'<tr class="{cls}"><td>{e(r["event.start"])}&ndash;{e(r["event.end"])}</td><td>{person}</td>'
+            f'<td>{e(r["social.zone"])}</td><td>{e(r["social.period"])}</td><td>{e(r["social.platform"])}'
+            f'<br><span class="muted host">{e(r["social.hostnames"])}</span></td>'
+            f'<td>{e(r["social.flags"])}</td><td>{e(r["social.exemption"]) or "&mdash;"}</td></tr>'
         )
     note = ""
     if st.rows_left_out:

@@ -25,45 +25,15 @@ most `MAX_HOSTNAMES` hostnames, never a URL, a path or content.
 from __future__ import annotations
 
 import json
-import math
 from dataclasses import dataclass
-from datetime import UTC, date, datetime, timedelta
+from datetime import UTC, date, datetime
 from typing import Any
 
 from monitor.observation import AccessEvent, Exemption, Flag
+from monitor.store import ecs
 
 MAX_HOSTNAMES = 8  # a session names at most this many hostnames (minimisation, bounded rows)
 KEY_SEP = "\x1f"
-
-# Column order of CSV output and the keys of `Session.to_ecs()`; the exports reuse it.
-ECS_FIELDS = (
-    "event.start",
-    "event.end",
-    "event.duration",
-    "host.id",
-    "host.mac",
-    "host.type",
-    "user.id",
-    "social.session_id",
-    "social.platform",
-    "social.platform_name",
-    "social.category",
-    "social.school",
-    "social.zone",
-    "social.zone_kind",
-    "social.pupil_area",
-    "social.local_date",
-    "social.week",
-    "social.period",
-    "social.period_kind",
-    "social.flagged",
-    "social.flags",
-    "social.exemption",
-    "social.signals",
-    "social.observations",
-    "social.hostnames",
-)
-
 
 @dataclass(slots=True)
 class Session:
@@ -140,137 +110,17 @@ class Session:
         }
 
     def to_ecs(self) -> dict[str, Any]:
-        """Flat dotted ECS and `social.*` keys, in `ECS_FIELDS` order, for JSON lines."""
-        return {
-            "event.start": iso_ms(self.first_seen),
-            "event.end": iso_ms(self.last_seen),
-            "event.duration": round((self.last_seen - self.first_seen) * 1e9),  # ECS: nanoseconds
-            "host.id": self.device,
-            "host.mac": self.device_mac,
-            "host.type": self.device_kind,
-            "user.id": self.owner,
-            "social.session_id": self.id,
-            "social.platform": self.platform,
-            "social.platform_name": self.platform_name,
-            "social.category": self.category,
-            "social.school": self.school,
-            "social.zone": self.zone,
-            "social.zone_kind": self.zone_kind,
-            "social.pupil_area": self.pupil_area,
-            "social.local_date": self.local_date,
-            "social.week": self.week,
-            "social.period": self.period,
-            "social.period_kind": self.period_kind,
-            "social.flagged": self.flagged,
-            "social.flags": [f.to_dict() for f in self.flags],
-            "social.exemption": self.exemption.to_dict() if self.exemption else None,
-            "social.signals": list(self.signals),
-            "social.observations": self.observations,
-            "social.hostnames": list(self.hostnames),
-        }
+        """Flat dotted ECS and `social.*` keys, in `ECS_FIELDS` order (see `monitor.store.ecs`)."""
+        return ecs.ecs_dict(self)
 
     def to_json(self) -> str:
-        """`to_ecs()` as one JSON line, built from cached fragments: listings print tens of thousands.
-
-        Parses to exactly `to_ecs()` (a test holds it to that); values that repeat across rows
-        (device, school, zone, flags, ...) are encoded once.
-        """
-        j = _json_value
-        dur = round((self.last_seen - self.first_seen) * 1e9)
-        return (
-            f'{{"event.start":"{iso_ms(self.first_seen)}","event.end":"{iso_ms(self.last_seen)}",'
-            f'"event.duration":{dur},"host.id":{j(self.device)},"host.mac":{j(self.device_mac)},'
-            f'"host.type":{j(self.device_kind)},"user.id":{j(self.owner)},'
-            f'"social.session_id":{j(self.id)},"social.platform":{j(self.platform)},'
-            f'"social.platform_name":{j(self.platform_name)},"social.category":{j(self.category)},'
-            f'"social.school":{j(self.school)},"social.zone":{j(self.zone)},'
-            f'"social.zone_kind":{j(self.zone_kind)},"social.pupil_area":{j(self.pupil_area)},'
-            f'"social.local_date":{j(self.local_date)},"social.week":{j(self.week)},'
-            f'"social.period":{j(self.period)},"social.period_kind":{j(self.period_kind)},'
-            f'"social.flagged":{"true" if self.flagged else "false"},'
-            f'"social.flags":{_json_flags(self.flags)},'
-            f'"social.exemption":{_json_exemption(self.exemption)},"social.signals":{j(self.signals)},'
-            f'"social.observations":{self.observations},"social.hostnames":{j(self.hostnames)}}}'
-        )
+        """`to_ecs()` as one compact JSON line, by the writer generated from the field table."""
+        return ecs.json_line(self)
 
     def to_csv_row(self) -> dict[str, str]:
         """The ECS record with lists flattened for a spreadsheet: `a;b`, flags as `name (clause)`."""
-        row = self.to_ecs()
-        out: dict[str, str] = {}
-        for name in ECS_FIELDS:
-            value = row[name]
-            if name == "social.flags":
-                value = ";".join(f"{f.name} ({f.clause})" for f in self.flags)
-            elif name == "social.exemption":
-                value = self.exemption.name if self.exemption else ""
-            elif isinstance(value, list):
-                value = ";".join(value)
-            elif isinstance(value, bool):
-                value = "true" if value else "false"
-            out[name] = "" if value is None else str(value)
-        return out
-
-
-_FRAGMENT_LIMIT = 20000
-_fragments: dict[Any, str] = {}
-_day_text: dict[int, str] = {}
-
-
-def _json_value(value: Any) -> str:
-    """JSON for a scalar or tuple of strings; repeated values come from a bounded cache."""
-    if value is None:
-        return "null"
-    if value is True:
-        return "true"
-    if value is False:
-        return "false"
-    if type(value) is int:
-        return str(value)
-    text = _fragments.get(value)
-    if text is None:
-        text = json.dumps(list(value) if isinstance(value, tuple) else value, ensure_ascii=False)
-        if len(_fragments) < _FRAGMENT_LIMIT:
-            _fragments[value] = text
-    return text
-
-
-def _json_flags(flags: tuple[Flag, ...]) -> str:
-    key = ("flags", flags)
-    text = _fragments.get(key)
-    if text is None:
-        text = json.dumps([f.to_dict() for f in flags], ensure_ascii=False)
-        if len(_fragments) < _FRAGMENT_LIMIT:
-            _fragments[key] = text
-    return text
-
-
-def _json_exemption(exemption: Exemption | None) -> str:
-    if exemption is None:
-        return "null"
-    key = ("exemption", exemption)
-    text = _fragments.get(key)
-    if text is None:
-        text = json.dumps(exemption.to_dict(), ensure_ascii=False)
-        if len(_fragments) < _FRAGMENT_LIMIT:
-            _fragments[key] = text
-    return text
-
-
-def iso_ms(ts: float) -> str:
-    """`iso_utc(ts)`, by arithmetic and a per-day cache: the same text, several times faster."""
-    whole = math.floor(ts)
-    micros = round((ts - whole) * 1e6)
-    if micros >= 1_000_000:
-        whole, micros = whole + 1, micros - 1_000_000
-    day, rest = divmod(whole, 86400)
-    text = _day_text.get(day)
-    if text is None:
-        text = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
-        if len(_day_text) < _FRAGMENT_LIMIT:
-            _day_text[day] = text
-    hours, rest = divmod(rest, 3600)
-    minutes, seconds = divmod(rest, 60)
-    return f"{text}T{hours:02d}:{minutes:02d}:{seconds:02d}.{micros // 1000:03d}Z"
+        return {name: "" if value is None else str(value)
+                for name, value in zip(ecs.ECS_FIELDS, ecs.csv_cells(self), strict=True)}
 
 
 def session_key(
@@ -464,7 +314,6 @@ class SessionMerger:
 
 
 __all__ = [
-    "ECS_FIELDS",
     "MAX_HOSTNAMES",
     "Session",
     "SessionMerger",

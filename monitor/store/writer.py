@@ -35,8 +35,9 @@ import structlog
 from monitor.config.loader import Config
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Flag
+from monitor.store.base import SessionStore
 from monitor.store.sessions import Session, SessionMerger
-from monitor.store.sqlite import SessionStore, open_config_store
+from monitor.store.sqlite import open_config_store
 
 log = structlog.get_logger("monitor.store.writer")
 

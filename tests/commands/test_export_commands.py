@@ -12,7 +12,8 @@ from zoneinfo import ZoneInfo
 import pytest
 
 from monitor.cli import main
-from monitor.exports.export import day_bounds
+from monitor.exports.dates import day_bounds
+from monitor.store.filter import SessionFilter
 from monitor.store.sqlite import open_store
 from tests.export_helpers import populate
 
@@ -46,7 +47,7 @@ def test_export_verify_and_log(trust, tmp_path, capsys):
                           "--from", "2026-11-02", "--to", "2026-11-29", "--out", str(out))
     assert code == 0, err
     with open_store(tmp_path / "var" / "store.db", create=False) as store:
-        expected = store.count(school="ash-secondary")
+        expected = store.count(SessionFilter(school="ash-secondary"))
     assert f"{expected} sessions" in text and "pseudonymised" in text and "logged as export 1" in text
     assert stat.S_IMODE(out.parent.stat().st_mode) == 0o700  # a new parent is private too
 
@@ -107,7 +108,8 @@ def test_last_week_and_out_placeholders(trust, tmp_path, capsys):
     assert (manifest["period"]["from"], manifest["period"]["to"]) == ("2026-11-16", "2026-11-22")
     with open_store(tmp_path / "var" / "store.db", create=False) as store:
         since, until = day_bounds(date(2026, 11, 16), date(2026, 11, 22), ZoneInfo("Europe/London"))
-        assert manifest["sessions"] == store.count(school="ash-secondary", since=since, until=until) > 0
+        week = SessionFilter(school="ash-secondary", since=since, until=until)
+        assert manifest["sessions"] == store.count(week) > 0
 
 
 @pytest.mark.parametrize(

@@ -10,8 +10,9 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.exports.export import ExportRequest, run_export
+from monitor.exports.export import run_export
 from monitor.exports.report import ReportStats, span_words, summary_paragraphs
+from monitor.exports.request import ExportRequest
 from monitor.observation import Exemption, Flag
 from monitor.store.sessions import Session
 from tests.export_helpers import FIRST, LAST, populate
@@ -114,7 +115,7 @@ PUPILS = Flag("pupil_area", "4.3", "pupil area")
 )
 def test_summary_words(example_config, sessions, expected):
     from monitor.exports.report import ReportContext
-    from monitor.store.sqlite import ChainHead
+    from monitor.store.chain import ChainHead
 
     stats = ReportStats(LONDON)
     for _ in range(612 - len(sessions)):

@@ -13,6 +13,7 @@ from pathlib import Path
 import pytest
 
 from monitor.metrics.registry import Metrics
+from monitor.store.filter import SessionFilter
 from monitor.store.sqlite import open_store
 from monitor.store.writer import StoreWriter
 from tests.store_helpers import T0, event
@@ -60,7 +61,7 @@ def test_two_writers_and_a_reader(tmp_path):
     with open_store(db) as reader:
         deadline = time.monotonic() + 60
         while any(w.poll() is None for w in writers) and time.monotonic() < deadline:
-            list(reader.sessions(school="oak-primary", flagged=True))
+            list(reader.sessions(SessionFilter(school="oak-primary", flagged=True)))
             result = reader.verify()
             if not result.ok:
                 problems.append(result.problem)

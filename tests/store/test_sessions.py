@@ -100,17 +100,6 @@ def test_ecs_names():
 
 
 @pytest.mark.parametrize(
-    "ts",
-    [T0, T0 + 0.0005, T0 + 0.9995, T0 + 0.999_999_7, 0.0, 951_782_400.123, 4_102_444_799.999, T0 + 1e-7],
-)
-def test_fast_iso_matches_iso_utc(ts):
-    from monitor.observation import iso_utc
-    from monitor.store.sessions import iso_ms as _iso
-
-    assert _iso(ts) == iso_utc(ts)
-
-
-@pytest.mark.parametrize(
     "extra",
     [{}, {"exemption": Exemption("marketing-team", "role \"quoted\" ünïcode", "4.1")}, {"owner": None},
      {"flags": ()}, {"hostname": "xn--bcher-kva.example"}],

@@ -9,8 +9,11 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from monitor.store.base import StoreError
+from monitor.store.chain import GENESIS
+from monitor.store.filter import SessionFilter
 from monitor.store.sessions import SessionMerger
-from monitor.store.sqlite import GENESIS, StoreError, open_store
+from monitor.store.sqlite import open_store
 from tests.store_helpers import T0, event
 
 
@@ -47,28 +50,15 @@ def test_foreign_sqlite_file_is_refused(tmp_path):
         open_store(path)
 
 
-def test_record_hash_is_canonical_json_of_the_header():
-    """The hand-written header is byte for byte the canonical JSON another implementation would build."""
-    import hashlib
-
-    from monitor.store.sessions import canonical_json
-    from monitor.store.sqlite import record_hash
-
-    for recorded_at in (1790000000.123456, 1790000000.0, 0.1 + 0.2):
-        header = {"body_sha256": "ab" * 32, "id": 7, "prev": "cd" * 32, "recorded_at": recorded_at,
-                  "session_id": 3, "version": 2}
-        expected = hashlib.sha256(canonical_json(header).encode()).hexdigest()
-        assert record_hash(7, 3, 2, recorded_at, "ab" * 32, "cd" * 32) == expected
-
-
 def test_sessions_filters_use_indexes(store):
     for i in range(20):
         store.write([event(T0 + i * 1000, device=f"D{i % 3}", school=("oak-primary", "ash-secondary")[i % 2],
                            flags=() if i % 4 else (event().flags))])
-    assert store.count(school="oak-primary") == 10
-    assert store.count(school="oak-primary", flagged=True) == 5
-    assert store.count(device="D1") == 7 and store.count(owner="staff-0001") == 20
-    assert [s.first_seen for s in store.sessions(since=T0 + 5000, until=T0 + 8000)] == [
+    assert store.count(SessionFilter(school="oak-primary")) == 10
+    assert store.count(SessionFilter(school="oak-primary", flagged=True)) == 5
+    assert store.count(SessionFilter(device="D1")) == 7
+    assert store.count(SessionFilter(owner="staff-0001")) == 20
+    assert [s.first_seen for s in store.sessions(SessionFilter(since=T0 + 5000, until=T0 + 8000))] == [
         T0 + 5000, T0 + 6000, T0 + 7000]
     plan = " ".join(str(r) for r in store._con.execute(
         "EXPLAIN QUERY PLAN SELECT * FROM sessions WHERE school = ? AND flagged = 1 AND first_seen >= ? "
@@ -103,7 +93,7 @@ def test_ecs_json_lines_parse_to_to_ecs(store):
     import random
 
     from monitor.observation import Exemption
-    from monitor.store.sqlite import SessionStore
+    from monitor.store.base import SessionStore
 
     rng = random.Random(7)
     events = []
@@ -123,9 +113,9 @@ def test_ecs_json_lines_parse_to_to_ecs(store):
     assert len(lines) == len(sessions) == 300
     for s, line in zip(sessions, lines, strict=True):
         assert json.loads(line) == s.to_ecs()
-    python_lines = list(SessionStore.ecs_json(store, school="oak-primary", flagged=True))
+    python_lines = list(SessionStore.ecs_json(store, SessionFilter(school="oak-primary", flagged=True)))
     assert python_lines and [json.loads(x) for x in python_lines] == [
-        json.loads(x) for x in store.ecs_json(school="oak-primary", flagged=True)]
+        json.loads(x) for x in store.ecs_json(SessionFilter(school="oak-primary", flagged=True))]
     assert store.verify().ok  # a hostname with a quote and a comma round-trips through the row
 
 
@@ -144,3 +134,34 @@ def test_write_sessions_merges_unmerged_segments_of_one_call(store):
     [s] = store.sessions()
     assert s.observations == 5 and s.signals == ("dns", "tls")
     assert [seg.observations for seg in segments] == [1] * 5  # the caller's segments are not merged into
+
+
+def test_snapshot_is_one_view_while_another_process_writes(tmp_path):
+    from monitor.store.filter import EVERY_SESSION
+
+    with open_store(tmp_path / "s.db") as writer, open_store(tmp_path / "s.db", create=False) as reader:
+        writer.write([event(T0)])
+        with reader.snapshot() as view:
+            head = view.chain_head()  # the first read fixes the view
+            writer.write([event(T0 + 5000, device="OAK-0002")])
+            with reader.snapshot() as inner:  # nested: the same view
+                assert inner.count(EVERY_SESSION) == 1 and inner.chain_head() == head
+            assert view.devices_and_owners() == ({"OAK-0001"}, {"staff-0001"})
+        assert reader.count() == 2 and reader.chain_head().record_id == head.record_id + 1
+
+
+@pytest.mark.parametrize(
+    ("where", "count"),
+    [
+        (SessionFilter(), 6),
+        (SessionFilter(limit=4), 4),
+        (SessionFilter(limit=10), 6),
+        (SessionFilter(device="D1", limit=1), 1),
+        (SessionFilter(platform="tiktok"), 0),
+    ],
+)
+def test_count_and_devices_follow_the_limit(store, where, count):
+    store.write([event(T0 + i * 1000, device=f"D{i % 3}") for i in range(6)])
+    assert store.count(where) == count == len(list(store.sessions(where))) == len(list(store.ecs_json(where)))
+    devices, _ = store.devices_and_owners(where)
+    assert devices == {s.device for s in store.sessions(where)}

@@ -1,0 +1,136 @@
+"""Export files that cannot be read by others or changed unnoticed: private from the first byte, sealed.
+
+Files are created 0600 inside a 0700 directory, with the mode given to
+``os.open`` so there is no moment when they are readable by others. The
+directory is built under a temporary name and renamed into place, so a
+half-written export never looks like a finished one. ``manifest.json`` holds
+each file's SHA-256 and size; `monitor.exports.verify` checks a directory
+against it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import secrets
+import shutil
+import socket
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from monitor import __version__
+from monitor.config.loader import Config
+from monitor.exports.request import ExportError
+
+MANIFEST = "manifest.json"
+FORMAT = "social-monitor-export"
+FORMAT_VERSION = 1
+DIR_MODE = 0o700
+FILE_MODE = 0o600
+
+
+def create_private(path: Path) -> int:
+    """A new file, 0600 from its first byte (never chmod after the fact); refuses to overwrite."""
+    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+
+
+def sha256_file(path: Path) -> tuple[str, int]:
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.hexdigest(), size
+
+
+class ExportWriter:
+    """Writes one export directory under a temporary name, then renames it into place."""
+
+    def __init__(self, out: Path):
+        self.out = out
+        if out.exists():
+            raise ExportError(f"{out}: already exists; an export is never written over (choose a new --out)")
+        parent = out.parent
+        try:
+            _make_private_dirs(parent)
+            self.tmp = parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
+            os.mkdir(self.tmp, DIR_MODE)
+        except OSError as exc:
+            raise ExportError(f"{parent}: cannot create the export directory: {exc.strerror}") from None
+        self.files: dict[str, dict[str, Any]] = {}
+
+    def open_text(self, name: str):
+        return os.fdopen(create_private(self.tmp / name), "w", encoding="utf-8", newline="")
+
+    def add_text(self, name: str, text: str) -> None:
+        with self.open_text(name) as fh:
+            fh.write(text)
+
+    def seal(
+        self, manifest: dict[str, Any], before_rename: Callable[[Path, str], Any] | None = None
+    ) -> tuple[Path, str]:
+        """Hash every file into the manifest, write it, and rename the directory into place.
+
+        `before_rename(out, manifest_sha256)` runs last before the rename (the export log's
+        append): if it fails, no export appears without its log entry."""
+        for name in sorted(os.listdir(self.tmp)):
+            digest, size = sha256_file(self.tmp / name)
+            self.files[name] = {"sha256": digest, "bytes": size}
+        manifest["files"] = self.files
+        text = json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
+        self.add_text(MANIFEST, text)
+        manifest_hash = hashlib.sha256(text.encode()).hexdigest()
+        if before_rename is not None:
+            before_rename(self.out, manifest_hash)
+        try:
+            os.rename(self.tmp, self.out)
+        except OSError as exc:
+            self.abort()
+            raise ExportError(f"{self.out}: cannot move the export into place: {exc.strerror}") from None
+        return self.out, manifest_hash
+
+    def abort(self) -> None:
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def _make_private_dirs(path: Path) -> None:
+    """Create missing parents 0700 (existing ones are left as they are)."""
+    missing = []
+    p = path
+    while not p.exists():
+        missing.append(p)
+        p = p.parent
+    for d in reversed(missing):
+        os.mkdir(d, DIR_MODE)
+
+
+def base_manifest(config: Config, kind: str, user: str, now: float) -> dict[str, Any]:
+    """What every manifest starts with: the format, the tool, when, by whom, where, under which config."""
+    return {
+        "format": FORMAT,
+        "format_version": FORMAT_VERSION,
+        "kind": kind,
+        "tool": {"name": "social-monitor", "version": __version__},
+        "created_at": datetime.fromtimestamp(now, UTC).isoformat(timespec="seconds").replace("+00:00", "Z"),
+        "created_by": user,
+        "host": socket.gethostname(),
+        "trust": config.trust.name,
+        "config_fingerprint": config.fingerprint,
+    }
+
+
+__all__ = [
+    "DIR_MODE",
+    "FILE_MODE",
+    "FORMAT",
+    "FORMAT_VERSION",
+    "MANIFEST",
+    "ExportWriter",
+    "base_manifest",
+    "create_private",
+    "sha256_file",
+]

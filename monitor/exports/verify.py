@@ -1,0 +1,83 @@
+"""Checking an export directory against its manifest, and the manifest against the export log."""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Any
+
+from monitor.exports.log import read_log
+from monitor.exports.sealed import FORMAT, MANIFEST, sha256_file
+
+
+def verify_export(directory: str | Path, log_path: str | Path | None = None) -> tuple[bool, list[str]]:
+    """Check every file of an export against its manifest; name each file that differs.
+
+    Returns (ok, lines): one line per file, and a last line with the verdict.
+    A file missing, changed or added is a failure. With `log_path`, the
+    manifest itself must be the one the export log recorded, so rewriting a
+    file *and* its manifest entry is caught too."""
+    d = Path(directory)
+    lines: list[str] = []
+    try:
+        manifest = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
+        files = manifest["files"]
+        if manifest.get("format") != FORMAT or not isinstance(files, dict):
+            raise ValueError("not a social-monitor export manifest")
+    except FileNotFoundError:
+        return False, [f"{d}: no {MANIFEST}: not an export directory"]
+    except (ValueError, KeyError, TypeError) as exc:
+        return False, [f"{d / MANIFEST}: unreadable manifest: {exc}"]
+    ok = True
+    for name in sorted(files):
+        expected = files[name]
+        path = d / name
+        if not path.is_file() or Path(name).name != name:
+            lines.append(f"{name}: MISSING")
+            ok = False
+            continue
+        digest, size = sha256_file(path)
+        if digest != expected.get("sha256"):
+            where = _first_difference(size, expected.get("bytes"))
+            lines.append(f"{name}: CHANGED ({where}; sha256 {digest[:16]}…, manifest says "
+                         f"{str(expected.get('sha256'))[:16]}…)")
+            ok = False
+        else:
+            lines.append(f"{name}: ok ({size} bytes, sha256 {digest[:16]}…)")
+    for name in sorted(os.listdir(d)):
+        if name != MANIFEST and name not in files:
+            lines.append(f"{name}: NOT IN MANIFEST (added after the export)")
+            ok = False
+    if log_path is not None:
+        ok = _check_log(d, Path(log_path), lines) and ok
+    head = manifest.get("chain_head") or {}
+    verdict = "export ok" if ok else "export FAILED verification"
+    lines.append(f"{d}: {verdict}: {len(files)} files; store chain head at export: record "
+                 f"{head.get('record_id')} {str(head.get('hash'))[:16]}…")
+    return ok, lines
+
+
+def _check_log(d: Path, log_path: Path, lines: list[str]) -> bool:
+    digest, _ = sha256_file(d / MANIFEST)
+    check = read_log(log_path)
+    match = next((x for x in check.entries if x.manifest_sha256 == digest), None)
+    ok = check.ok
+    if match is not None:
+        lines.append(f"manifest.json: matches export log entry {match.seq} ({match.at}, by {match.user})")
+    else:
+        ok = False
+        lines.append(f"manifest.json: NOT IN THE EXPORT LOG {log_path} (the manifest was changed after the "
+                     "export, or the export was not made from this store)")
+    if not check.ok:
+        lines.append(f"export log: {check.problem}")
+    return ok
+
+
+def _first_difference(size: int, expected: Any) -> str:
+    if isinstance(expected, int) and expected != size:
+        return f"{size} bytes, manifest says {expected}"
+    return "same size, content differs"
+
+
+__all__ = ["verify_export"]

@@ -1,0 +1,190 @@
+"""Migrations carry a gateway's store forward: a file from the last release opens with nothing lost.
+
+tests/data/store/v1-store.db was written by release 7000616 (schema 1; see make_v1_store.py there),
+and v1-store.expected.json is what that release read back from it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import shutil
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from monitor.store import schema
+from monitor.store.base import StoreError
+from monitor.store.schema import MIGRATIONS, SCHEMA_VERSION, STORE_FORMAT, Migration
+from monitor.store.sqlite import SQLiteSessionStore, open_store
+from tests.store_helpers import T0, event
+
+DATA = Path(__file__).resolve().parents[1] / "data" / "store"
+EXPECTED = json.loads((DATA / "v1-store.expected.json").read_text(encoding="utf-8"))
+
+
+@pytest.fixture
+def v1_copy(tmp_path) -> Path:
+    """A copy of the field file: tests open it in place without touching the committed one."""
+    path = tmp_path / "store.db"
+    shutil.copyfile(DATA / "v1-store.db", path)
+    return path
+
+
+def _seed_v2(con, now: float) -> None:
+    con.execute("INSERT INTO store_meta (name, value) VALUES ('v2_seeded', ?)", (repr(now),))
+
+
+V2 = Migration(
+    ("ALTER TABLE sessions ADD COLUMN note TEXT",
+     "CREATE INDEX sessions_platform ON sessions (platform, first_seen)"),
+    seed=_seed_v2,
+)
+
+
+def versions(path: Path) -> list[int]:
+    con = sqlite3.connect(path)
+    try:
+        return [v for (v,) in con.execute("SELECT version FROM schema_version ORDER BY version")]
+    finally:
+        con.close()
+
+
+# --- the release in the field -----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["reader", "writer"])
+def test_v1_store_verifies_as_the_old_release_said(v1_copy, create):
+    with open_store(v1_copy, create=create) as store:
+        assert store.verify().summary() == EXPECTED["verify"]
+
+
+@pytest.mark.parametrize("create", [False, True], ids=["reader", "writer"])
+def test_v1_store_keeps_its_chain_head(v1_copy, create):
+    with open_store(v1_copy, create=create) as store:
+        head = store.chain_head()
+    assert {"record_id": head.record_id, "hash": head.hash} == EXPECTED["chain_head"]
+
+
+def test_v1_store_lists_the_same_bytes(v1_copy):
+    with open_store(v1_copy, create=False) as store:
+        assert list(store.ecs_json()) == EXPECTED["ecs_json"]
+
+
+def test_v1_store_sessions_read_back_whole(v1_copy):
+    with open_store(v1_copy, create=False) as store:
+        sessions = list(store.sessions())
+    assert [json.loads(s.to_json()) for s in sessions] == [json.loads(x) for x in EXPECTED["ecs_json"]]
+    assert sum(s.flagged for s in sessions) == 3 and max(s.version for s in sessions) == 2
+
+
+def test_opening_v1_for_reading_changes_no_byte(v1_copy):
+    before = hashlib.sha256(v1_copy.read_bytes()).hexdigest()
+    with open_store(v1_copy, create=False) as store:
+        store.verify()
+        list(store.sessions())
+    assert hashlib.sha256(v1_copy.read_bytes()).hexdigest() == before
+
+
+def test_v1_store_takes_new_writes_on_its_chain(v1_copy):
+    with open_store(v1_copy) as store:
+        store.write([event(T0 + 9000, platform="tiktok")], now=T0 + 9001)
+        store.write([event(T0 + 9100, platform="tiktok", protocol="dns")], now=T0 + 9101)  # extends it
+        result = store.verify()
+        assert result.ok, result.summary()
+        assert (result.records, result.sessions) == (EXPECTED["records"] + 2, EXPECTED["sessions"] + 1)
+        assert store.chain_head().record_id == EXPECTED["chain_head"]["record_id"] + 2
+        assert [s.id for s in store.sessions() if s.platform == "tiktok" and s.school == "oak-primary"] == [7]
+
+
+def test_v1_store_purges_from_its_checkpoint(v1_copy):
+    with open_store(v1_copy) as store:
+        purged = store.purge(30, now=T0 + 31 * 86400)
+        assert purged.sessions_removed == EXPECTED["sessions"]
+        assert purged.checkpoint is not None and purged.checkpoint.hash == EXPECTED["chain_head"]["hash"]
+        assert store.verify().ok
+
+
+# --- a next version ---------------------------------------------------------------------------------
+
+
+def test_v2_migration_applies_to_the_v1_file_with_nothing_lost(v1_copy):
+    with SQLiteSessionStore(v1_copy, create=False, migrations={**MIGRATIONS, 2: V2}) as store:
+        assert store.verify().summary() == EXPECTED["verify"]
+        assert list(store.ecs_json()) == EXPECTED["ecs_json"]
+    assert versions(v1_copy) == [1, 2]
+
+
+def test_v2_migration_runs_once(v1_copy):
+    for _ in range(3):
+        SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: V2}).close()
+    con = sqlite3.connect(v1_copy)
+    seeded = con.execute("SELECT COUNT(*) FROM store_meta WHERE name = 'v2_seeded'").fetchone()[0]
+    con.close()
+    assert versions(v1_copy) == [1, 2] and seeded == 1
+
+
+def test_v2_store_writes_and_verifies(v1_copy):
+    with SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: V2}) as store:
+        store.write([event(T0 + 9000, platform="tiktok")], now=T0 + 9001)
+        assert store.verify().ok
+
+
+def test_a_store_newer_than_the_code_is_refused(v1_copy):
+    SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: V2}).close()
+    with pytest.raises(StoreError, match=r"store schema 2 is newer than this social-monitor understands"):
+        open_store(v1_copy, create=False)
+
+
+def test_a_failed_migration_leaves_the_file_as_it_was(v1_copy):
+    broken = Migration(("ALTER TABLE sessions ADD COLUMN note TEXT", "THIS IS NOT SQL"))
+    with pytest.raises(StoreError, match="not a usable social-monitor store"):
+        SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: broken})
+    assert versions(v1_copy) == [1]
+    with open_store(v1_copy, create=False) as store:
+        assert store.verify().summary() == EXPECTED["verify"]
+
+
+# --- the machinery ----------------------------------------------------------------------------------
+
+
+def test_shipped_migrations_are_never_edited():
+    """Version 1 is in the field (tests/data/store): change the schema by appending version 2."""
+    text = "\n".join(MIGRATIONS[1].statements)
+    assert hashlib.sha256(text.encode()).hexdigest() == (
+        "4becb36703fb212606eee7f56d7923b4ed21ac024e1352f12a61c7c93ba17386")
+
+
+@pytest.mark.parametrize(
+    ("numbers", "reaches"),
+    [([1], 1), ([1, 2], 2), ([2, 1, 3], 3), ([], None), ([2], None), ([1, 3], None), ([0, 1], None)],
+)
+def test_migrations_are_numbered_without_gaps(numbers, reaches):
+    table = {n: V2 for n in numbers}
+    if reaches is None:
+        with pytest.raises(ValueError, match="without gaps"):
+            schema.check_migrations(table)
+    else:
+        assert schema.check_migrations(table) == reaches
+
+
+@pytest.mark.parametrize(
+    ("current", "expected"),
+    [(0, [1, 2, 3]), (1, [2, 3]), (3, []), (4, [])],
+)
+def test_pending(current, expected):
+    assert schema.pending(current, {1: V2, 2: V2, 3: V2}) == expected
+
+
+def test_apply_to_an_empty_database():
+    con = sqlite3.connect(":memory:")
+    assert schema.apply(con, 0, MIGRATIONS, 1_790_000_000.0) == [SCHEMA_VERSION]
+    meta = dict(con.execute("SELECT name, value FROM store_meta"))
+    assert meta == {"format": STORE_FORMAT, "next_session_id": "1", "created_at": "1790000000.0"}
+    assert [v for (v,) in con.execute("SELECT version FROM schema_version")] == [1]
+
+
+def test_a_new_store_is_at_the_current_version(tmp_path):
+    open_store(tmp_path / "new.db").close()
+    assert versions(tmp_path / "new.db") == list(range(1, SCHEMA_VERSION + 1))
