@@ -1,14 +1,18 @@
-"""`check-config` and `explain` helpers: the `--at` option as the tagging core's timestamp."""
+"""`check-config` and `explain` helpers: the `--at` option as the tagging core's timestamp; every
+command that loads a config names it (and why) in one stderr line."""
 
 from __future__ import annotations
 
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
+from monitor.cli import main
 from monitor.commands.config_commands import at_timestamp
 from monitor.errors import UserError
+from monitor.store.sqlite import open_store
 from tests.conftest import london
 
 
@@ -34,3 +38,68 @@ def test_at_timestamp_defaults_to_now():
 def test_at_timestamp_bad_value_names_the_option():
     with pytest.raises(UserError, match=r"^--at: 'tomorrow' is not an ISO date or date-time"):
         at_timestamp("tomorrow", "Europe/London")
+
+
+@pytest.fixture
+def trust(write_config, example_data, tmp_path) -> Path:
+    """The example trust in tmp_path, with an empty store beside it."""
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    open_store(tmp_path / "store.db").close()
+    return write_config(example_data)
+
+
+# every command that loads a config names it once on stderr; {out} is a new folder
+CONFIG_COMMANDS = [
+    ["check-config"],
+    ["explain", "--client", "10.20.30.5", "--host", "www.facebook.com"],
+    ["platforms"],
+    ["events"],
+    ["verify"],
+    ["purge"],
+    ["export", "--school", "ash-secondary", "--last-week", "--out", "{out}"],
+    ["export-log"],
+    ["privacy-notice"],
+    ["sar", "--staff", "S1002", "--out", "{out}"],
+]
+
+
+@pytest.mark.parametrize("argv", CONFIG_COMMANDS, ids=lambda argv: argv[0])
+def test_each_command_names_its_config_once(trust, tmp_path, capsys, argv):
+    argv = [arg.format(out=tmp_path / "out") for arg in argv]
+    capsys.readouterr()
+    assert main([*argv, "--config", str(trust)]) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("social-monitor: config ")]
+    assert said == [f"social-monitor: config {trust} (from --config)"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "reason"),
+    [
+        (["privacy-notice"], True, "from $SOCIAL_MONITOR_CONFIG"),
+        (["check-config", "{trust}"], False, "from the command line"),
+        (["check-config", "{trust}"], True, "from the command line"),
+        (["privacy-notice", "--config", "{trust}"], True, "from --config"),
+    ],
+)
+def test_the_line_says_why(trust, capsys, monkeypatch, argv, env, reason):
+    if env:
+        monkeypatch.setenv("SOCIAL_MONITOR_CONFIG", str(trust))
+    else:
+        monkeypatch.delenv("SOCIAL_MONITOR_CONFIG", raising=False)
+    capsys.readouterr()
+    assert main([arg.format(trust=trust) for arg in argv]) == 0
+    assert f"social-monitor: config {trust} ({reason})\n" in capsys.readouterr().err
+
+
+def test_no_line_when_the_config_is_broken(write_config, capsys):
+    capsys.readouterr()
+    assert main(["check-config", str(write_config(text="- a list\n"))]) == 1
+    assert "social-monitor: config " not in capsys.readouterr().err
+
+
+def test_help_names_the_choice_order(capsys):
+    with pytest.raises(SystemExit):
+        main(["sar", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "$SOCIAL_MONITOR_CONFIG, else /etc/social-monitor/config.yaml whenever it exists" in text
