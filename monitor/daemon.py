@@ -45,6 +45,7 @@ log = structlog.get_logger("social_monitor.daemon")
 @dataclass
 class RunOptions:
     config_path: Path
+    config_source: str = "from --config"  # why this config: ConfigChoice.reason, logged at start
     interfaces: list[str] | None = None  # None: from the config (empty there: the default interface)
     pcap: list[Path] | None = None  # read capture files instead of live interfaces
     capture: bool = True
@@ -179,7 +180,8 @@ class Daemon:
             return 1
         config = self.config
         log.info("starting", version=__version__, pid=os.getpid())
-        log.info("config_loaded", config=str(config.path), trust=config.trust.name,
+        log.info("config_loaded", config=str(config.path), config_source=self.options.config_source,
+                 trust=config.trust.name,
                  fingerprint=config.fingerprint[:12], schools=len(config.schools),
                  devices=len(config.devices), platforms=len(config.catalog))
         self._install_signals()
@@ -206,7 +208,8 @@ class Daemon:
             print(f"social-monitor: {exc}", file=sys.stderr)
             self._shutdown()
             return 1
-        log.info("running", metrics=self._metrics_address(), proxy=bool(self.proxy),
+        log.info("running", config=str(config.path), config_source=self.options.config_source,
+                 metrics=self._metrics_address(), proxy=bool(self.proxy),
                  sensor=self.sensor_thread is not None or self.live is not None)
         while not self.stop_event.is_set():
             self.stop_event.wait(0.2)

@@ -131,6 +131,17 @@ class Daemon:
         return out
 
 
+def test_start_events_name_the_config_and_why(trust):
+    daemon = Daemon(trust, "--no-capture")
+    try:
+        daemon.wait_for(lambda: daemon.scrape(), what="/metrics")
+    finally:
+        assert daemon.stop() == 0
+    said = {e["message"]: (e.get("config"), e.get("config_source")) for e in daemon.events()
+            if e.get("message") in ("config_loaded", "running")}
+    assert said == {"config_loaded": (str(trust), "from --config"), "running": (str(trust), "from --config")}
+
+
 def test_pcap_source_metrics_reload_and_clean_stop(tmp_path, trust):
     pcap = tmp_path / "facebook-now.pcap"
     shift_to_now(FACEBOOK_PCAP, pcap)

@@ -10,22 +10,31 @@ import sys
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from monitor.errors import UserError
 from monitor.observation import Observation
 from monitor.tagging.catalog import default_catalog
 
+if TYPE_CHECKING:
+    from monitor.config.loader import Config
+
 _PROGRESS_MIN_BYTES = 20 << 20  # a progress bar only for files that take a few seconds
 
 
-def _row_maker(config_path: str | None) -> tuple[Callable[[Observation], dict[str, Any]], Any]:
+def _given_config(config_path: str | None) -> Config | None:
+    """The config named by --config, if any (named on stderr): these commands need none."""
+    if not config_path:
+        return None
+    from monitor.commands.config_commands import load_chosen_config
+
+    return load_chosen_config(config_path)
+
+
+def _row_maker(config: Config | None) -> tuple[Callable[[Observation], dict[str, Any]], Any]:
     """How an observation becomes an output row: through the core's tagger with a config,
     else with the catalog's platform only. Returns (row maker, tagger or None)."""
-    if config_path:
-        from monitor.config.loader import load_config
-
-        config = load_config(config_path)
+    if config is not None:
         from monitor.tagging.tagger import Tagger
 
         tagger = Tagger(config)
@@ -94,7 +103,7 @@ def classify(args: argparse.Namespace) -> int:
     for path in args.pcap:  # fail before any output on a missing or foreign file
         f, _magic = open_capture(path)
         f.close()
-    row, tagger = _row_maker(args.config)
+    row, tagger = _row_maker(_given_config(args.config))
     writer = _Writer(args.format, sys.stdout)
     sensor = Sensor(lambda obs: writer.write(row(obs)), on_binding=_tagger_learns(tagger))
     truncated = []
@@ -141,14 +150,11 @@ def sense(args: argparse.Namespace) -> int:
     from monitor.capture.live import LiveCapture
     from monitor.capture.sensor import Sensor
 
-    interfaces_named = args.interface
-    if not interfaces_named and args.config:
-        from monitor.config.loader import load_config
-
-        interfaces_named = load_config(args.config).model.capture.interfaces
+    config = _given_config(args.config)
+    interfaces_named = args.interface or (config.model.capture.interfaces if config else [])
     if not interfaces_named:
         raise UserError("sense: name at least one --interface (or capture.interfaces in the config)")
-    row, tagger = _row_maker(args.config)
+    row, tagger = _row_maker(config)
     writer = _Writer(args.format, sys.stdout)
 
     def write(obs: Observation) -> None:

@@ -9,7 +9,7 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
-from monitor.config.loader import default_config_path, load_config
+from monitor.config.loader import CONFIG_ENV, INSTALLED_CONFIG, Config, config_choice, load_config
 from monitor.config.models import normalise_mac
 from monitor.errors import ConfigError, UserError
 from monitor.observation import Observation, normalise_hostname
@@ -19,22 +19,34 @@ def add_config_argument(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--config",
         default=None,
-        help="trust config (default: $SOCIAL_MONITOR_CONFIG, else config/example.yaml)",
+        help=f"trust config (default: ${CONFIG_ENV}, else {INSTALLED_CONFIG} whenever it exists, "
+        "else this checkout's config/example.yaml); the one used is named on stderr",
     )
 
 
+def load_chosen_config(given: str | None, given_by: str = "--config") -> Config:
+    """The config a command uses (see monitor.config.loader.choose_config), loaded, then named
+    in one stderr line, so an answer never silently comes from another trust's config."""
+    choice = config_choice(given, given_by)
+    config = load_config(choice.path)
+    print(choice.line(), file=sys.stderr)
+    return config
+
+
 def check_config(args: argparse.Namespace) -> int:
-    path = args.path or args.config or default_config_path()
+    given = args.path or args.config
+    choice = config_choice(given, "the command line" if args.path else "--config")
     try:
-        config = load_config(path)
+        config = load_config(choice.path)
     except ConfigError as exc:
         for line in exc.errors:
             print(line, file=sys.stderr)
         print(f"{len(exc.errors)} error(s)", file=sys.stderr)
         return 1
+    print(choice.line(), file=sys.stderr)
     zones = sum(len(s.zones) for s in config.schools)
     print(
-        f"{path}: ok: {config.trust.name}: {len(config.schools)} schools, {zones} zones, "
+        f"{given or choice.path}: ok: {config.trust.name}: {len(config.schools)} schools, {zones} zones, "
         f"{len(config.devices)} devices, {len(config.staff_periods)} staff periods, "
         f"{len(config.catalog)} platforms ({config.catalog.domain_count} domains)"
     )
@@ -57,7 +69,7 @@ def at_timestamp(text: str | None, tz: str) -> float:
 def explain(args: argparse.Namespace) -> int:
     from monitor.tagging.tagger import Tagger  # the tagging core is imported where it is used
 
-    config = load_config(args.config)
+    config = load_chosen_config(args.config)
     try:
         client = str(ipaddress.ip_address(args.client))
     except ValueError:
@@ -89,7 +101,7 @@ def explain(args: argparse.Namespace) -> int:
 
 
 def list_platforms(args: argparse.Namespace) -> int:
-    config = load_config(args.config)
+    config = load_chosen_config(args.config)
     rows = sorted(config.catalog.platforms.values(), key=lambda p: (p.category, p.id))
     if args.format == "json":
         for p in rows:

@@ -5,15 +5,17 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
-from monitor.commands.config_commands import add_config_argument
-from monitor.config.loader import default_config_path
+from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.config.loader import config_choice
 
 
 def run(args: argparse.Namespace) -> int:
     from monitor.daemon import Daemon, RunOptions
 
+    choice = config_choice(args.config)  # named in the daemon's config_loaded and running events
     options = RunOptions(
-        config_path=Path(args.config) if args.config else default_config_path(),
+        config_path=choice.path,
+        config_source=choice.reason,
         interfaces=args.interface or None,
         pcap=[Path(p) for p in args.pcap] if args.pcap else None,
         capture=not args.no_capture,
@@ -25,13 +27,12 @@ def run(args: argparse.Namespace) -> int:
 
 
 def proxy(args: argparse.Namespace) -> int:
-    from monitor.config.loader import load_config
     from monitor.proxy.launcher import main, proxy_arguments
 
-    config_path = Path(args.config) if args.config else default_config_path()
     passed = args.mitmdump_options[1:] if args.mitmdump_options[:1] == ["--"] else args.mitmdump_options
-    listen = load_config(config_path).model.listen  # a broken config is named here, field by field
-    return main([*proxy_arguments(listen.proxy, listen.proxy_mode, config_path), *passed])
+    config = load_chosen_config(args.config)  # a broken config is named here, field by field
+    listen = config.model.listen
+    return main([*proxy_arguments(listen.proxy, listen.proxy_mode, config.path), *passed])
 
 
 def register(sub: argparse._SubParsersAction) -> None:

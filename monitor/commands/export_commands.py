@@ -10,8 +10,8 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-from monitor.commands.config_commands import add_config_argument
-from monitor.config.loader import Config, load_config
+from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.config.loader import Config
 from monitor.errors import UserError
 
 # the export machinery is imported by the commands that use it: `social-monitor events`
@@ -35,7 +35,7 @@ def export(args: argparse.Namespace) -> int:
 
     # refuse before reading anything: an identified export without a reason writes nothing
     check_identify(args.identify, args.reason)
-    config = load_config(args.config)
+    config = load_chosen_config(args.config)
     today = _today(config, args.today)
     if args.last_week:
         if args.from_ or args.to:
@@ -63,7 +63,7 @@ def sar(args: argparse.Namespace) -> int:
     from monitor.exports.sar import run_sar
     from monitor.store.sqlite import open_config_store
 
-    config = load_config(args.config)
+    config = load_chosen_config(args.config)
     with open_config_store(config, create=False) as store:
         result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
                          log_path=log_path_for(config.store_path))
@@ -75,7 +75,7 @@ def sar(args: argparse.Namespace) -> int:
 def export_log(args: argparse.Namespace) -> int:
     from monitor.exports.log import log_path_for, read_log
 
-    config = load_config(args.config)
+    config = load_chosen_config(args.config)
     path = log_path_for(config.store_path)
     check = read_log(path)
     if args.format == "jsonl":
@@ -102,7 +102,7 @@ def export_log(args: argparse.Namespace) -> int:
 def privacy_notice(args: argparse.Namespace) -> int:
     from monitor.exports.notice import render_notice
 
-    config = load_config(args.config)
+    config = load_chosen_config(args.config)
     sys.stdout.write(render_notice(config, args.format))
     return 0
 
@@ -121,7 +121,7 @@ def print_verify(path: Path, config_path: str | None = None) -> int:
     from monitor.exports.log import log_path_for
     from monitor.exports.verify import verify_export
 
-    log_path = log_path_for(load_config(config_path).store_path) if config_path else None
+    log_path = log_path_for(load_chosen_config(config_path).store_path) if config_path else None
     ok, lines = verify_export(path, log_path=log_path)
     if log_path is None:
         lines.insert(-1, "manifest.json: not checked against an export log (give --config to check it)")

@@ -13,8 +13,8 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
-from monitor.commands.config_commands import add_config_argument
-from monitor.config.loader import Config, load_config
+from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.config.loader import Config
 from monitor.config.models import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
@@ -37,7 +37,7 @@ def local_time_option(text: str, tz: ZoneInfo, *, end: bool = False) -> datetime
 
 
 def _config(args: argparse.Namespace) -> Config:
-    return load_config(args.config)
+    return load_chosen_config(args.config)
 
 
 def verify(args: argparse.Namespace) -> int:

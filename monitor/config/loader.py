@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import shutil
+from dataclasses import dataclass
 from pathlib import Path
 
 import yaml
@@ -91,15 +92,79 @@ class Config:
 
 
 
-def default_config_path() -> Path:
-    """SOCIAL_MONITOR_CONFIG, else config/example.yaml of this checkout, else /etc."""
-    env = os.environ.get("SOCIAL_MONITOR_CONFIG")
+# Where docs/deploy.md installs the trust's config. Deliberately not overridable: a command
+# run anywhere on a gateway must find the gateway's trust, so tests reach this path only
+# through a real file there (tests/config/test_loader.py mounts one in a private namespace).
+INSTALLED_CONFIG = Path("/etc/social-monitor/config.yaml")
+CONFIG_ENV = "SOCIAL_MONITOR_CONFIG"
+CHECKOUT_EXAMPLE = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
+
+
+@dataclass(frozen=True)
+class ConfigChoice:
+    """Which config a command uses and why, said on stderr so no one answers from the wrong trust."""
+
+    path: Path
+    source: str  # "given", "env", "installed", "example" or "missing"
+    given_by: str = "--config"  # how a given path was given, for the sentence
+
+    @property
+    def reason(self) -> str:
+        return {
+            "given": f"from {self.given_by}",
+            "env": f"from ${CONFIG_ENV}",
+            "installed": "installed",
+            "example": f"the checkout's example: no {INSTALLED_CONFIG}",
+            "missing": f"no {INSTALLED_CONFIG} and no checkout's example: give --config",
+        }[self.source]
+
+    def line(self) -> str:
+        return f"social-monitor: config {self.path} ({self.reason})"
+
+
+def choose_config(
+    given: str | Path | None,
+    env: str | None,
+    installed_present: bool,
+    example_present: bool,
+    given_by: str = "--config",
+) -> ConfigChoice:
+    """The choice order, as a pure function: the command line, else $SOCIAL_MONITOR_CONFIG, else
+    the installed config whenever it is there, else the checkout's example, else the installed
+    path (whose absence load_config then names)."""
+    if given:
+        return ConfigChoice(Path(given), "given", given_by)
     if env:
-        return Path(env)
-    repo_example = Path(__file__).resolve().parents[2] / "config" / "example.yaml"
-    if repo_example.exists():
-        return repo_example
-    return Path("/etc/social-monitor/config.yaml")
+        return ConfigChoice(Path(env), "env")
+    if installed_present:
+        return ConfigChoice(INSTALLED_CONFIG, "installed")
+    if example_present:
+        return ConfigChoice(CHECKOUT_EXAMPLE, "example")
+    return ConfigChoice(INSTALLED_CONFIG, "missing")
+
+
+def is_present(path: Path) -> bool:
+    """Whether something is at `path`, even if this user may not read it: an installed config
+    in a folder closed to us (0750 root:social-monitor) is an error to name, never a reason
+    to fall back to the example trust."""
+    try:
+        path.stat()
+    except (FileNotFoundError, NotADirectoryError):
+        return False
+    except OSError:
+        return True
+    return True
+
+
+def config_choice(given: str | Path | None = None, given_by: str = "--config") -> ConfigChoice:
+    """The config this process should use (see `choose_config`), from the environment and disk."""
+    return choose_config(given, os.environ.get(CONFIG_ENV), is_present(INSTALLED_CONFIG),
+                         CHECKOUT_EXAMPLE.exists(), given_by)
+
+
+def default_config_path() -> Path:
+    """The config used when none is given: see `choose_config`."""
+    return config_choice().path
 
 
 def beside(config_path: Path, relative: str) -> Path:

@@ -16,9 +16,13 @@ from pydantic_core import ErrorDetails
 
 
 def shown_path(path: Path) -> str:
-    """The path as the user should read it: relative to the working directory when inside it."""
+    """The path as the user should read it: relative to the working directory when inside it,
+    unless that is the root (after `cd /`, "etc/social-monitor/config.yaml" misleads)."""
+    cwd = Path.cwd().resolve()
+    if cwd == Path(cwd.anchor):
+        return str(path)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.resolve().relative_to(cwd))
     except ValueError:
         return str(path)
 

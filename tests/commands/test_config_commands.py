@@ -1,16 +1,19 @@
-"""`check-config`, `explain` and `platforms` on the example trust; the `--at` option as a timestamp."""
+"""`check-config`, `explain` and `platforms` on the example trust; the `--at` option as a timestamp;
+every command that loads a config names it (and why) in one stderr line."""
 
 from __future__ import annotations
 
 import json
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 
 import pytest
 
 from monitor.cli import main
 from monitor.commands.config_commands import at_timestamp
 from monitor.errors import UserError
+from monitor.store.sqlite import open_store
 from tests.conftest import EXAMPLE, london
 
 
@@ -91,7 +94,8 @@ def test_explain_pretty_is_indented(capsys):
 )
 def test_explain_bad_argument_is_one_line(capsys, args, message):
     assert main(["explain", "--config", str(EXAMPLE), *args]) == 1
-    [line] = capsys.readouterr().err.splitlines()
+    said, line = capsys.readouterr().err.splitlines()
+    assert said == f"social-monitor: config {EXAMPLE} (from --config)"
     assert line.startswith(f"social-monitor: {message}")
 
 
@@ -110,3 +114,67 @@ def test_platforms_table_marks_sensitive_categories(capsys):
     out = capsys.readouterr().out.splitlines()
     assert out[0].split() == ["ID", "CATEGORY", "NAME", "DOMAINS"]
     assert any("(never recorded)" in line for line in out[1:])
+
+@pytest.fixture
+def trust(write_config, example_data, tmp_path) -> Path:
+    """The example trust in tmp_path, with an empty store beside it."""
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    open_store(tmp_path / "store.db").close()
+    return write_config(example_data)
+
+
+# every command that loads a config names it once on stderr; {out} is a new folder
+CONFIG_COMMANDS = [
+    ["check-config"],
+    ["explain", "--client", "10.20.30.5", "--host", "www.facebook.com"],
+    ["platforms"],
+    ["events"],
+    ["verify"],
+    ["purge"],
+    ["export", "--school", "ash-secondary", "--last-week", "--out", "{out}"],
+    ["export-log"],
+    ["privacy-notice"],
+    ["sar", "--staff", "S1002", "--out", "{out}"],
+]
+
+
+@pytest.mark.parametrize("argv", CONFIG_COMMANDS, ids=lambda argv: argv[0])
+def test_each_command_names_its_config_once(trust, tmp_path, capsys, argv):
+    argv = [arg.format(out=tmp_path / "out") for arg in argv]
+    capsys.readouterr()
+    assert main([*argv, "--config", str(trust)]) == 0
+    err = capsys.readouterr().err
+    said = [line for line in err.splitlines() if line.startswith("social-monitor: config ")]
+    assert said == [f"social-monitor: config {trust} (from --config)"]
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "reason"),
+    [
+        (["privacy-notice"], True, "from $SOCIAL_MONITOR_CONFIG"),
+        (["check-config", "{trust}"], False, "from the command line"),
+        (["check-config", "{trust}"], True, "from the command line"),
+        (["privacy-notice", "--config", "{trust}"], True, "from --config"),
+    ],
+)
+def test_the_line_says_why(trust, capsys, monkeypatch, argv, env, reason):
+    if env:
+        monkeypatch.setenv("SOCIAL_MONITOR_CONFIG", str(trust))
+    else:
+        monkeypatch.delenv("SOCIAL_MONITOR_CONFIG", raising=False)
+    capsys.readouterr()
+    assert main([arg.format(trust=trust) for arg in argv]) == 0
+    assert f"social-monitor: config {trust} ({reason})\n" in capsys.readouterr().err
+
+
+def test_no_line_when_the_config_is_broken(write_config, capsys):
+    capsys.readouterr()
+    assert main(["check-config", str(write_config(text="- a list\n"))]) == 1
+    assert "social-monitor: config " not in capsys.readouterr().err
+
+
+def test_help_names_the_choice_order(capsys):
+    with pytest.raises(SystemExit):
+        main(["sar", "--help"])
+    text = " ".join(capsys.readouterr().out.split())
+    assert "$SOCIAL_MONITOR_CONFIG, else /etc/social-monitor/config.yaml whenever it exists" in text

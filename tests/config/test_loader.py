@@ -1,14 +1,29 @@
-"""load_config end to end: every kind of bad config gives one error naming file, field path and bad value."""
+"""load_config end to end: every kind of bad config gives one error naming file, field path and bad value;
+and which config a command chooses (--config, $SOCIAL_MONITOR_CONFIG, the installed one, the example),
+checked on real processes with a real /etc/social-monitor in a private mount namespace."""
 
 from __future__ import annotations
 
+import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import yaml
 
-from monitor.config.loader import beside, default_config_path, load_config
+from monitor.config.loader import (
+    CHECKOUT_EXAMPLE,
+    INSTALLED_CONFIG,
+    ConfigChoice,
+    beside,
+    choose_config,
+    config_choice,
+    default_config_path,
+    is_present,
+    load_config,
+)
 from monitor.errors import ConfigError
 from tests.conftest import EXAMPLE, REPO
 
@@ -203,11 +218,188 @@ def test_store_path_is_beside_the_config(write_config, example_data, tmp_path, s
     assert config.store_path == ((tmp_path / expected).resolve() if expected else Path(store_path))
 
 
-def test_default_config_path_prefers_the_environment(monkeypatch):
+CHOICES = [
+    # (--config, $SOCIAL_MONITOR_CONFIG, installed present, example present) -> (path, source)
+    ("/srv/a.yaml", "/srv/env.yaml", True, True, "/srv/a.yaml", "given"),
+    ("rel/a.yaml", None, False, False, "rel/a.yaml", "given"),
+    (None, "/srv/env.yaml", True, True, "/srv/env.yaml", "env"),
+    (None, "", True, True, str(INSTALLED_CONFIG), "installed"),
+    (None, None, True, True, str(INSTALLED_CONFIG), "installed"),
+    (None, None, True, False, str(INSTALLED_CONFIG), "installed"),
+    (None, None, False, True, str(CHECKOUT_EXAMPLE), "example"),
+    (None, None, False, False, str(INSTALLED_CONFIG), "missing"),
+]
+
+
+@pytest.mark.parametrize(("given", "env", "installed", "example", "path", "source"), CHOICES)
+def test_choose_config_order(given, env, installed, example, path, source):
+    choice = choose_config(given, env, installed, example)
+    assert (choice.path, choice.source) == (Path(path), source)
+
+
+@pytest.mark.parametrize(
+    ("choice", "line"),
+    [
+        (ConfigChoice(Path("/srv/a.yaml"), "given"), "social-monitor: config /srv/a.yaml (from --config)"),
+        (ConfigChoice(Path("a.yaml"), "given", "the command line"),
+         "social-monitor: config a.yaml (from the command line)"),
+        (ConfigChoice(Path("/srv/e.yaml"), "env"),
+         "social-monitor: config /srv/e.yaml (from $SOCIAL_MONITOR_CONFIG)"),
+        (ConfigChoice(INSTALLED_CONFIG, "installed"),
+         "social-monitor: config /etc/social-monitor/config.yaml (installed)"),
+        (ConfigChoice(Path("/x/config/example.yaml"), "example"), "social-monitor: config "
+         "/x/config/example.yaml (the checkout's example: no /etc/social-monitor/config.yaml)"),
+    ],
+)
+def test_config_choice_line(choice, line):
+    assert choice.line() == line
+
+
+def test_installed_config_is_the_documented_path():
+    assert Path("/etc/social-monitor/config.yaml") == INSTALLED_CONFIG
+    assert CHECKOUT_EXAMPLE == EXAMPLE
+
+
+@pytest.mark.parametrize(
+    ("make", "present"),
+    [
+        (lambda d: (d / "config.yaml").write_text("x"), True),
+        (lambda d: (d / "config.yaml").mkdir(), True),
+        (lambda d: None, False),
+        (lambda d: (d / "config.yaml").symlink_to(d / "gone"), False),
+    ],
+    ids=["file", "folder", "nothing", "dangling link"],
+)
+def test_is_present(tmp_path, make, present):
+    make(tmp_path)
+    assert is_present(tmp_path / "config.yaml") is present
+
+
+def test_is_present_under_a_file_is_absent(tmp_path):
+    (tmp_path / "f").write_text("")
+    assert is_present(tmp_path / "f" / "config.yaml") is False
+
+
+def test_config_choice_reads_the_environment(monkeypatch):
     monkeypatch.setenv("SOCIAL_MONITOR_CONFIG", "/srv/trust.yaml")
+    assert config_choice() == ConfigChoice(Path("/srv/trust.yaml"), "env")
     assert default_config_path() == Path("/srv/trust.yaml")
 
 
-def test_default_config_path_is_the_checkout_example(monkeypatch):
+@pytest.mark.skipif(is_present(INSTALLED_CONFIG), reason=f"{INSTALLED_CONFIG} is installed on this machine")
+def test_default_config_path_is_the_checkout_example_when_nothing_is_installed(monkeypatch):
     monkeypatch.delenv("SOCIAL_MONITOR_CONFIG", raising=False)
-    assert default_config_path() == EXAMPLE
+    assert config_choice() == ConfigChoice(EXAMPLE, "example")
+
+
+# --- the installed config on real processes, in a private mount namespace -------------------------
+
+NAMESPACE_SKIP = (
+    "needs root" if os.geteuid() != 0 else "needs unshare" if shutil.which("unshare") is None else None
+)
+
+# In a private mount namespace, make /etc/social-monitor hold exactly $SRC: bind over the folder
+# when the machine has one, else an overlay on /etc whose upper layer lives in a tmpfs, so the
+# real /etc is never written. Then run the command from / as the administrator would.
+AT_ROOT = """set -e
+if [ -d /etc/social-monitor ]; then
+  mount --bind "$SRC" /etc/social-monitor
+else
+  mount -t tmpfs tmpfs "$LAYERS"
+  mkdir "$LAYERS/upper" "$LAYERS/work"
+  cp -a "$SRC" "$LAYERS/upper/social-monitor"
+  mount -t overlay overlay -o "lowerdir=/etc,upperdir=$LAYERS/upper,workdir=$LAYERS/work" /etc
+fi
+cd /
+exec "$@"
+"""
+
+
+def second_trust(folder: Path, name: str) -> Path:
+    """A real trust config other than the example: its YAML as config.yaml, its CSVs, another name."""
+    folder.mkdir()
+    for csv_file in EXAMPLE.parent.glob("*.csv"):
+        shutil.copy(csv_file, folder / csv_file.name)
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["trust"]["name"] = name
+    (folder / "config.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return folder
+
+
+def command_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if k != "SOCIAL_MONITOR_CONFIG"}
+    env["PYTHONPATH"] = str(REPO)  # this checkout's code, from any working directory
+    return env
+
+
+def run_with_installed(tmp_path: Path, installed: Path, *command: str) -> subprocess.CompletedProcess:
+    layers = tmp_path / "layers"
+    layers.mkdir()
+    done = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", AT_ROOT, "sh", *command],
+        env={**command_env(), "SRC": str(installed), "LAYERS": str(layers)},
+        capture_output=True, text=True, timeout=120,
+    )
+    if done.returncode and done.stderr.startswith(("mount:", "unshare:")):
+        pytest.skip(f"cannot mount in a private namespace here: {done.stderr.strip()}")
+    return done
+
+
+PRIVACY_NOTICE = (sys.executable, "-m", "monitor", "privacy-notice")
+EXAMPLE_TRUST = "**Meadow Educational Trust (example)**"  # the notice's title line
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(NAMESPACE_SKIP is not None, reason=NAMESPACE_SKIP or "")
+def test_installed_config_answers_from_the_root(tmp_path):
+    installed = second_trust(tmp_path / "installed", "Rowan Test Trust")
+    done = run_with_installed(tmp_path, installed, *PRIVACY_NOTICE)
+    assert done.returncode == 0, done.stderr
+    assert "**Rowan Test Trust**" in done.stdout and EXAMPLE_TRUST not in done.stdout
+    assert done.stderr == "social-monitor: config /etc/social-monitor/config.yaml (installed)\n"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(NAMESPACE_SKIP is not None, reason=NAMESPACE_SKIP or "")
+def test_installed_config_wins_over_the_example_but_not_over_the_flag(tmp_path):
+    installed = second_trust(tmp_path / "installed", "Rowan Test Trust")
+    done = run_with_installed(tmp_path, installed, *PRIVACY_NOTICE, "--config", str(EXAMPLE))
+    assert done.returncode == 0, done.stderr
+    assert EXAMPLE_TRUST in done.stdout
+    assert done.stderr == f"social-monitor: config {EXAMPLE} (from --config)\n"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(NAMESPACE_SKIP is not None, reason=NAMESPACE_SKIP or "")
+def test_an_empty_installed_folder_falls_back_to_the_example_and_says_so(tmp_path):
+    empty = tmp_path / "installed"
+    empty.mkdir()
+    done = run_with_installed(tmp_path, empty, *PRIVACY_NOTICE)
+    assert done.returncode == 0, done.stderr
+    assert EXAMPLE_TRUST in done.stdout
+    assert done.stderr == (f"social-monitor: config {EXAMPLE} "
+                           "(the checkout's example: no /etc/social-monitor/config.yaml)\n")
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(NAMESPACE_SKIP is not None or shutil.which("setpriv") is None,
+                    reason=NAMESPACE_SKIP or "needs setpriv")
+def test_an_installed_config_closed_to_the_user_is_an_error_never_the_example(tmp_path):
+    installed = second_trust(tmp_path / "installed", "Rowan Test Trust")
+    installed.chmod(0o750)  # root:root here; on a gateway root:social-monitor (docs/deploy.md)
+    as_nobody = ("setpriv", "--reuid=65534", "--regid=65534", "--clear-groups")
+    done = run_with_installed(tmp_path, installed, *as_nobody, *PRIVACY_NOTICE)
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.startswith(f"social-monitor: {INSTALLED_CONFIG}: cannot read: "), done.stderr
+    assert "Permission denied" in done.stderr and "Traceback" not in done.stderr
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(is_present(INSTALLED_CONFIG), reason=f"{INSTALLED_CONFIG} is installed on this machine")
+def test_without_an_installed_config_the_root_uses_the_example_and_says_so():
+    done = subprocess.run(PRIVACY_NOTICE, cwd="/", env=command_env(), capture_output=True, text=True,
+                          timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert EXAMPLE_TRUST in done.stdout
+    assert done.stderr == (f"social-monitor: config {EXAMPLE} "
+                           "(the checkout's example: no /etc/social-monitor/config.yaml)\n")

@@ -87,3 +87,12 @@ def test_shown_path_is_relative_inside_the_working_directory(tmp_path, monkeypat
     path = work / relative
     assert shown_path(path) == (relative if inside else str(path))
     assert shown_path(Path(relative)) == relative  # inside: made relative; outside: shown as given
+
+
+@pytest.mark.parametrize(
+    ("path", "expected"),
+    [("/etc/social-monitor/config.yaml", "/etc/social-monitor/config.yaml"), ("etc/x.yaml", "etc/x.yaml")],
+)
+def test_shown_path_from_the_root_is_as_given(monkeypatch, path, expected):
+    monkeypatch.chdir("/")
+    assert shown_path(Path(path)) == expected
