@@ -9,7 +9,6 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
-from types import ModuleType
 
 from mitmproxy import tls
 
@@ -18,13 +17,6 @@ ADDON_PATH = ROOT / "addons" / "social_monitor.py"
 REDIRECT_PATH = ROOT / "tests" / "proxy_redirect_addon.py"
 ORIGIN_HOSTS = ["www.tiktok.com", "www.example.org"]
 TEST_CONFIG = Path(__file__).resolve().parent / "data" / "proxy" / "config.yaml"
-
-
-def load_addon_module() -> ModuleType:
-    """The addon's module from the installed package (what addons/social_monitor.py imports)."""
-    import monitor.proxy.addon
-
-    return monitor.proxy.addon
 
 
 def client_hello_record(sni: str | None) -> bytes:

@@ -64,6 +64,7 @@ def test_unexpected_error_is_not_hidden():
         _dispatch(argparse.Namespace(func=raising(ZeroDivisionError())))
 
 
+@pytest.mark.integration
 def test_python_dash_m_runs_the_command_line():
     run = subprocess.run([sys.executable, "-m", "monitor", "--help"], capture_output=True, text=True,
                          cwd=REPO, timeout=60)

@@ -25,6 +25,7 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.loader import load_config
+from monitor.daemon import Backoff
 from monitor.store.sqlite import open_store
 
 from .conftest import EXAMPLE, REPO, SHARED
@@ -131,6 +132,7 @@ class Daemon:
         return out
 
 
+@pytest.mark.integration
 def test_start_events_name_the_config_and_why(trust):
     daemon = Daemon(trust, "--no-capture")
     try:
@@ -142,6 +144,7 @@ def test_start_events_name_the_config_and_why(trust):
     assert said == {"config_loaded": (str(trust), "from --config"), "running": (str(trust), "from --config")}
 
 
+@pytest.mark.integration
 def test_pcap_source_metrics_reload_and_clean_stop(tmp_path, trust):
     pcap = tmp_path / "facebook-now.pcap"
     shift_to_now(FACEBOOK_PCAP, pcap)
@@ -188,6 +191,7 @@ def test_pcap_source_metrics_reload_and_clean_stop(tmp_path, trust):
         assert store.verify().ok
 
 
+@pytest.mark.integration
 def test_label_sets_stay_bounded_under_a_flood(tmp_path, trust):
     """10,000 random hostnames and client addresses must not grow the number of series."""
     rng = random.Random(1)
@@ -215,6 +219,7 @@ def test_label_sets_stay_bounded_under_a_flood(tmp_path, trust):
     assert not any(v.endswith(".example") or v.startswith(("192.168.", "10.")) for v in label_values)
 
 
+@pytest.mark.integration
 def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
     daemon = Daemon(trust, "--no-capture", proxy=True)
     try:
@@ -249,6 +254,7 @@ def test_crashed_proxy_child_is_restarted_and_counted(tmp_path, trust):
     assert any(e.get("message") == "proxy_exited" for e in daemon.events())
 
 
+@pytest.mark.integration
 def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
     """SIGHUP with a good config: the proxy child re-reads it in place; no gap in proxy service."""
     daemon = Daemon(trust, "--no-capture", proxy=True)
@@ -280,6 +286,7 @@ def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
     assert "proxy_reload_signalled" in messages and "proxy_config_reloaded" in messages
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")
 def test_live_capture_on_loopback(tmp_path, trust):
     """The daemon captures a live interface (loopback: this test's own traffic only)."""
@@ -303,3 +310,21 @@ def test_live_capture_on_loopback(tmp_path, trust):
     with open_store(tmp_path / "store.db", create=False) as store:
         [session] = [s for s in store.sessions() if s.platform == "instagram"]
         assert session.device == "DEMO-0001" and "dns" in session.signals
+
+
+# --- restart back-off, in-process -------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("ran_for", "delays"),
+    [
+        ([0, 0, 0, 0], [1.0, 2.0, 4.0, 8.0]),  # doubles while the child keeps crashing
+        ([0] * 8, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]),  # capped at a minute
+        ([0, 0, 0, 60], [1.0, 2.0, 4.0, 1.0]),  # a minute of health starts again from the first delay
+        ([0, 59.9], [1.0, 2.0]),  # just short of healthy still doubles
+    ],
+    ids=["doubles", "capped", "reset-after-health", "not-yet-healthy"],
+)
+def test_backoff(ran_for, delays):
+    backoff = Backoff()
+    assert [backoff.next_delay(r) for r in ran_for] == delays

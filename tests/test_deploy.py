@@ -105,6 +105,7 @@ def _verifiable_copy(tmp_path: Path, text: str) -> Path:
     return copy
 
 
+@pytest.mark.integration
 def test_unit_verifies_clean(tmp_path: Path) -> None:
     tool = _tool("systemd-analyze")
     result = _run(tool, "verify", "--man=no", _verifiable_copy(tmp_path, UNIT.read_text()))
@@ -113,6 +114,7 @@ def test_unit_verifies_clean(tmp_path: Path) -> None:
     assert result.stderr.strip() == "" and result.stdout.strip() == ""
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("old", "new"),
     [
@@ -129,6 +131,7 @@ def test_unit_verify_catches_a_broken_copy(tmp_path: Path, old: str, new: str) -
     assert result.stderr.strip() != ""
 
 
+@pytest.mark.integration
 def test_unit_exposure_is_low_and_the_check_can_fail(tmp_path: Path) -> None:
     """`systemd-analyze security` scores sandboxing 0 (locked down) to 10 (none); threshold 3.0."""
     tool = _tool("systemd-analyze")
@@ -141,6 +144,7 @@ def test_unit_exposure_is_low_and_the_check_can_fail(tmp_path: Path) -> None:
     assert _run(tool, "security", "--offline=yes", "--threshold=30", bare).returncode != 0
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() != 0, reason="systemd-tmpfiles chowns, which needs root")
 def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -> None:
     sysusers, tmpfiles = _tool("systemd-sysusers"), _tool("systemd-tmpfiles")
@@ -161,6 +165,7 @@ def test_sysusers_and_tmpfiles_create_the_user_and_directories(tmp_path: Path) -
     assert (etc.stat().st_uid, etc.stat().st_gid, etc.stat().st_mode & 0o777) == (0, gid, 0o750)
 
 
+@pytest.mark.integration
 def test_tmpfiles_fails_without_the_user(tmp_path: Path) -> None:
     """The pair above depends on sysusers running first: tmpfiles alone cannot resolve the user."""
     tmpfiles = _tool("systemd-tmpfiles")
@@ -309,17 +314,20 @@ def test_every_alert_has_severity_summary_description_and_runbook() -> None:
         assert {"summary", "description", "runbook"} <= set(alert["annotations"]), alert["alert"]
 
 
+@pytest.mark.integration
 def test_promtool_check_rules() -> None:
     result = _run(_tool("promtool"), "check", "rules", RULES)
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_promtool_check_rules_fails_on_a_broken_copy(tmp_path: Path) -> None:
     broken = tmp_path / RULES.name
     broken.write_text(RULES.read_text().replace("== 0", "=== 0", 1))
     assert _run(_tool("promtool"), "check", "rules", broken).returncode != 0
 
 
+@pytest.mark.integration
 def test_promtool_unit_tests_pass() -> None:
     result = _run(_tool("promtool"), "test", "rules", RULES_TEST, timeout=240)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -354,6 +362,7 @@ MUTATIONS = [
 ]
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("old", "new"), [m[1:] for m in MUTATIONS], ids=[m[0] for m in MUTATIONS])
 def test_unit_tests_catch_a_changed_rule(tmp_path: Path, old: str, new: str) -> None:
     """Mutation check: each alert's tests fail when its rule is weakened or widened."""
@@ -361,6 +370,7 @@ def test_unit_tests_catch_a_changed_rule(tmp_path: Path, old: str, new: str) -> 
     assert result.returncode != 0, f"tests still pass with {new!r}"
 
 
+@pytest.mark.integration
 def test_unit_tests_catch_a_flat_mean_spike_baseline(tmp_path: Path) -> None:
     """The naive baseline (all hours of the week, zeros included) alerts on an ordinary busy school."""
     old = "quantile_over_time(0.5, (school:social_monitor_flagged_accesses:increase1h > 0)[7d:1h] offset 1h)"
@@ -371,6 +381,7 @@ def test_unit_tests_catch_a_flat_mean_spike_baseline(tmp_path: Path) -> None:
     assert "ash-secondary" in result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_promtool_check_config_with_the_scrape_snippet(tmp_path: Path) -> None:
     import yaml
 
@@ -505,11 +516,13 @@ def _promtool_check_exprs(tmp_path: Path, exprs: list[str]) -> subprocess.Comple
     return _run(_tool("promtool"), "check", "rules", path)
 
 
+@pytest.mark.integration
 def test_dashboard_queries_parse_as_promql(tmp_path: Path) -> None:
     result = _promtool_check_exprs(tmp_path, [e for _, e in _targets()])
     assert result.returncode == 0, result.stdout + result.stderr
 
 
+@pytest.mark.integration
 def test_dashboard_query_check_can_fail(tmp_path: Path) -> None:
     broken = "sum by (platform (rate(social_monitor_accesses_total[$__rate_interval]))"
     assert _promtool_check_exprs(tmp_path, [broken]).returncode != 0

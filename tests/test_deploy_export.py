@@ -37,6 +37,7 @@ def test_exec_start_parses_as_a_weekly_pseudonymised_export():
     assert "Persistent=true" in TIMER.read_text() and "OnCalendar=Mon" in TIMER.read_text()
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("systemd-analyze") is None, reason="systemd-analyze not installed")
 @pytest.mark.timeout(90)
 def test_systemd_accepts_the_units(tmp_path):

@@ -15,6 +15,7 @@ NFT = DEPLOY / "nftables-transparent-proxy.nft"
 SYSCTL = DEPLOY / "sysctl-social-monitor.conf"
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("nft") is None or os.geteuid() != 0, reason="needs nft and root")
 def test_nft_ruleset_parses():
     out = subprocess.run(["nft", "-c", "-f", str(NFT)], capture_output=True, text=True, timeout=30)

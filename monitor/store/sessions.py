@@ -227,7 +227,8 @@ class SessionMerger:
 
     def __init__(self, idle_gap: float):
         self.idle_gap = float(idle_gap)
-        self._open: dict[tuple[str, ...], list[Session]] = {}
+        # keyed by (device, platform, school, zone, period, local date, owner); platform is set when recordable
+        self._open: dict[tuple[str | None, ...], list[Session]] = {}
         self.count = 0
 
     def __len__(self) -> int:

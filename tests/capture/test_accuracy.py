@@ -82,6 +82,7 @@ def test_accuracy_on_shared_captures(pcaps):
     assert tot["false"] <= 1, tot
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(shutil.which("tcpdump") is None, reason="tcpdump not installed")
 def test_prefilter_loses_nothing(pcaps, tmp_path):
     """The kernel pre-filter, applied by libpcap through tcpdump, leaves every observation intact."""

@@ -60,6 +60,7 @@ def kept(tmp_path_factory) -> set[bytes]:
     return {bytes(p) for p in rdpcap(str(filtered))}
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(("packet", "passes"), [row[1:] for row in FRAMES], ids=[row[0] for row in FRAMES])
 def test_prefilter_keeps_what_can_carry_a_name(kept, packet, passes):
     assert (bytes(packet) in kept) is passes

@@ -58,6 +58,7 @@ def veth():
         subprocess.run(["ip", "link", "del", a], check=False)
 
 
+@pytest.mark.integration
 @pytest.mark.netns
 @pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and iproute2")
 def test_live_capture_reports_sni_and_counts_packets(veth):

@@ -77,6 +77,7 @@ def mitmdump(monkeypatch) -> list[list[str]]:
     return calls
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("extra", "passed"),
     [
@@ -92,12 +93,14 @@ def test_proxy_passes_config_and_options_to_mitmdump(mitmdump, extra, passed):
     assert mitmdump == [[*proxy_arguments("127.0.0.1:8080", "regular", EXAMPLE), *passed]]
 
 
+@pytest.mark.integration
 def test_proxy_options_need_a_double_dash(mitmdump):
     with pytest.raises(SystemExit):
         dispatch(["proxy", "--config", str(EXAMPLE), "--quiet"])
     assert mitmdump == []
 
 
+@pytest.mark.integration
 def test_proxy_with_a_broken_config_names_the_field(mitmdump, write_config, example_data):
     example_data["listen"]["proxy"] = "nowhere"
     with pytest.raises(ConfigError, match=r"listen\.proxy"):

@@ -118,6 +118,7 @@ def test_missing_file(tmp_path):
         load_config(tmp_path / "nope.yaml")
 
 
+@pytest.mark.integration
 def test_check_config_command_lists_errors_without_traceback(write_config, example_data):
     example_data["schools"][0]["zones"][2]["cidrs"][0] = "10.0.0.300/24"
     example_data["trust"]["timezone"] = "Nowhere/Land"
@@ -133,6 +134,7 @@ def test_check_config_command_lists_errors_without_traceback(write_config, examp
     assert "2 error(s)" in run.stderr
 
 
+@pytest.mark.integration
 def test_check_config_command_ok_on_example():
     run = subprocess.run(
         [sys.executable, "-m", "monitor", "check-config", str(EXAMPLE)],

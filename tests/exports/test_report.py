@@ -47,6 +47,7 @@ def test_page_fetches_nothing(report):
     assert "default-src 'none'" in html  # and the browser is told to refuse any fetch anyway
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package chromium)")
 @pytest.mark.timeout(120)
 def test_rendered_in_headless_chromium_offline(report, tmp_path):
@@ -75,6 +76,7 @@ def test_rendered_in_headless_chromium_offline(report, tmp_path):
     assert "90 days" in dom
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian package chromium)")
 @pytest.mark.timeout(120)
 def test_prints_to_pdf(report, tmp_path):

@@ -84,6 +84,7 @@ def scraped(tmp_path_factory) -> str:
             server.stop()
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     "line",
     [

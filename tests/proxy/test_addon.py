@@ -17,9 +17,9 @@ from mitmproxy.tls import ClientHelloData
 from structlog.testing import capture_logs
 
 from monitor.observation import AccessEvent
-from tests.proxy_helpers import TEST_CONFIG, client_hello, client_hello_record, load_addon_module
+from monitor.proxy import addon as SM
+from tests.proxy_helpers import TEST_CONFIG, client_hello, client_hello_record
 
-SM = load_addon_module()
 # A Wednesday in term, inside the test school's all-day contact period.
 NOON = datetime(2026, 11, 18, 12, 0, tzinfo=UTC).timestamp()
 

@@ -121,6 +121,7 @@ def sample(metrics_text: str, line_prefix: str) -> float:
     return 0.0
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Path, origins: Origins,
                                                                     launcher: str):
@@ -168,6 +169,7 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
     assert sample(metrics, 'social_monitor_proxy_connections_total{handling="plain"}') == 2
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_broken_pipeline_does_not_break_the_page(tmp_path: Path, origins: Origins, launcher: str):
     proxy = start_proxy(tmp_path, origins, env={"SM_TEST_BREAK_PIPELINE": "1"}, launcher=launcher)
@@ -199,6 +201,7 @@ table ip social_monitor_test {{
 """
 
 
+@pytest.mark.integration
 @pytest.mark.netns
 @pytest.mark.skipif(
     os.geteuid() != 0 or shutil.which("ip") is None or shutil.which("nft") is None
@@ -222,6 +225,7 @@ def test_transparent_mode_in_a_network_namespace():
     assert out.returncode == 0 and "1 passed" in out.stdout, out.stdout + out.stderr
 
 
+@pytest.mark.integration
 @pytest.mark.skipif(not os.environ.get("SM_IN_NETNS"), reason="run by the network namespace test above")
 def test_transparent_inner(tmp_path: Path, origins: Origins):
     proxy = start_proxy(tmp_path, origins, "--mode", "transparent")
@@ -248,6 +252,7 @@ def test_transparent_inner(tmp_path: Path, origins: Origins):
     assert sample(metrics, 'social_monitor_observations_total{outcome="not_social",source="proxy"}') == 1
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_bad_config_stops_mitmdump_naming_the_field(tmp_path: Path, launcher: str):
     shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
@@ -263,6 +268,7 @@ def test_bad_config_stops_mitmdump_naming_the_field(tmp_path: Path, launcher: st
     assert "schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network" in out.stdout + out.stderr
 
 
+@pytest.mark.integration
 def test_proxy_command_runs_the_configured_proxy_and_refuses_flow_filters(tmp_path: Path, origins: Origins):
     """`social-monitor proxy`: listen address and mode from the config, mitmdump options after `--`."""
     shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
@@ -290,6 +296,7 @@ def test_proxy_command_runs_the_configured_proxy_and_refuses_flow_filters(tmp_pa
         assert [s.platform for s in store.sessions()] == ["tiktok"], output
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize("launcher", LAUNCHERS)
 def test_sighup_reloads_the_config_without_dropping_connections(tmp_path: Path, origins: Origins,
                                                                  launcher: str):

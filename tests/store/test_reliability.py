@@ -26,6 +26,7 @@ def spawn(*args: str) -> subprocess.Popen[str]:
                             stderr=subprocess.PIPE, text=True)
 
 
+@pytest.mark.integration
 def test_kill_9_mid_burst_loses_nothing_committed(tmp_path):
     db = tmp_path / "s.db"
     proc = spawn("burst", str(db), "--chunk-size", "50")
@@ -50,6 +51,7 @@ def test_kill_9_mid_burst_loses_nothing_committed(tmp_path):
         assert stored[f"D{chunk:06d}"] == 50
 
 
+@pytest.mark.integration
 def test_two_writers_and_a_reader(tmp_path):
     """Sensor and proxy processes write the same accesses at once; a reader lists and verifies."""
     db = tmp_path / "s.db"
@@ -90,6 +92,7 @@ def _mount_tmpfs(path: Path, size: str) -> bool:
     return done.returncode == 0
 
 
+@pytest.mark.integration
 def test_full_disk_counts_keeps_running_and_resumes(tmp_path):
     mnt = tmp_path / "small"
     if not _mount_tmpfs(mnt, "3m"):

@@ -123,6 +123,7 @@ def test_vlan_places_an_address_outside_every_cidr(tagger):
     assert (event.school, event.zone) == ("ash-secondary", "staff-room")
 
 
+@pytest.mark.integration
 def test_explain_command_prints_ecs_json():
     run = subprocess.run(
         [sys.executable, "-m", "monitor", "explain", "--client", "10.20.10.41", "--host", "M.Facebook.com.",
@@ -141,6 +142,7 @@ def test_explain_command_prints_ecs_json():
     assert row["social.trust_device"] is True and row["social.exemption"] is None
 
 
+@pytest.mark.integration
 @pytest.mark.parametrize(
     ("args", "message"),
     [
