@@ -277,7 +277,7 @@ def _dict_source(labelled: bool, report: bool) -> str:
 
 
 def _build(name: str, source: str) -> Callable[..., Any]:
-    namespace = dict(_NAMESPACE)
+    namespace: dict[str, Any] = dict(_NAMESPACE)
     exec(compile(source, f"<monitor.store.ecs {name}>", "exec"), namespace)  # the table, compiled once
     return namespace["factory"](_keep)
 

@@ -227,7 +227,7 @@ class SessionMerger:
 
     def __init__(self, idle_gap: float):
         self.idle_gap = float(idle_gap)
-        # keyed by (device, platform, school, zone, period, local date, owner); platform is set when recordable
+        # keyed by (device, platform, school, zone, period, local date, owner); recordable: platform is set
         self._open: dict[tuple[str | None, ...], list[Session]] = {}
         self.count = 0
 
