@@ -2,12 +2,12 @@
 
 One process owns the packet sensor (a thread reading live interfaces, or a
 capture file), the store writer thread and the metrics endpoint. The proxy
-runs as a supervised child process (mitmdump with the addon, `monitor/proxy/launcher.py`):
-a proxy that crashes or leaks must not take the sensor or the store down with
-it, and a child is restarted with back-off and counted. Both processes write
-to the same store (SQLite in WAL mode, one transaction per batch) and count
-into the same metrics (prometheus-client's multi-process mode), so the
-endpoint shows one picture.
+runs as a supervised child process (mitmdump with the addon, `monitor/proxy/launcher.py`,
+supervised by `monitor/proxy/supervisor.py`): a proxy that crashes or leaks must not take
+the sensor or the store down with it, and a child is restarted with back-off and counted.
+Both processes write to the same store (SQLite in WAL mode, one transaction per
+batch) and count into the same metrics (prometheus-client's multi-process mode),
+so the endpoint shows one picture.
 
 Signals: SIGTERM/SIGINT stop capture, stop the proxy, flush the writer's
 queue, close the store and exit 0. SIGHUP reloads the config: a broken one is
@@ -19,9 +19,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +32,13 @@ from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
+from monitor.proxy.supervisor import ProxyChild
 from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
+from monitor.tempdirs import owned_tempdir, reap_stale
 
 log = structlog.get_logger("social_monitor.daemon")
-
 
 
 @dataclass
@@ -51,102 +50,6 @@ class RunOptions:
     proxy: bool = True
     metrics_listen: str | None = None  # override listen.metrics (tests use port 0)
     proxy_listen: str | None = None
-
-
-class Backoff:
-    """Restart delays for a crashing child: 1, 2, 4 ... 60 s, reset after a minute of health."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0, healthy_after: float = 60.0):
-        self.initial, self.maximum, self.healthy_after = initial, maximum, healthy_after
-        self.delay = initial
-
-    def next_delay(self, ran_for: float) -> float:
-        if ran_for >= self.healthy_after:
-            self.delay = self.initial
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.maximum)
-        return delay
-
-
-class ProxyChild:
-    """mitmdump with the addon, restarted with back-off when it exits unasked."""
-
-    def __init__(self, options: RunOptions, config: Config, metrics: Metrics, config_file: Path):
-        self.options = options
-        self.config = config
-        self.config_file = config_file  # the daemon's snapshot of the last valid config
-        self.metrics = metrics
-        self.process: subprocess.Popen | None = None
-        self.started_at = 0.0
-        self.restart_at: float | None = None
-        self.backoff = Backoff()
-        self.restarts = 0
-        self.running_command: list[str] = []
-
-    def command(self) -> list[str]:
-        from monitor.proxy.launcher import proxy_arguments
-
-        listen = self.options.proxy_listen or self.config.model.listen.proxy
-        mode = self.config.model.listen.proxy_mode
-        # mitmdump with the addon built in (monitor/proxy/launcher.py says why not `mitmdump -s`)
-        return [sys.executable, "-m", "monitor.proxy.launcher", "--quiet",
-                *proxy_arguments(listen, mode, self.config_file)]
-
-    def start(self) -> None:
-        cmd = self.running_command = self.command()
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.started_at = time.monotonic()
-        self.restart_at = None
-        self.metrics.up.labels("proxy").set(1)
-        log.info("proxy_started", pid=self.process.pid, listen=cmd[cmd.index("--listen-host") + 1] + ":" +
-                 cmd[cmd.index("--listen-port") + 1], mode=self.config.model.listen.proxy_mode)
-
-    def supervise(self) -> None:
-        """Called from the main loop: notice a dead child, restart it when its back-off is over."""
-        now = time.monotonic()
-        if self.process is not None and self.process.poll() is not None:
-            code = self.process.returncode
-            forget_process(self.process.pid)
-            ran_for = now - self.started_at
-            delay = self.backoff.next_delay(ran_for)
-            self.metrics.up.labels("proxy").set(0)
-            log.error("proxy_exited", code=code, ran_seconds=round(ran_for, 1), restart_in=delay)
-            self.process = None
-            self.restart_at = now + delay
-        if self.process is None and self.restart_at is not None and now >= self.restart_at:
-            self.restarts += 1
-            self.metrics.child_restarts.labels("proxy").inc()
-            self.start()
-
-    def reload(self, config: Config, config_file: Path) -> None:
-        """A new config: SIGHUP, and the child's addon swaps it in while the proxy keeps serving.
-
-        Only a change of listen address or mode restarts the child (a brief gap
-        in proxy service); a child waiting to be restarted reads the new one."""
-        self.config = config
-        self.config_file = config_file
-        if self.process is None:
-            return  # in back-off: it starts on the new config
-        if self.process.poll() is None and self.command() == self.running_command:
-            self.process.send_signal(signal.SIGHUP)
-            log.info("proxy_reload_signalled", pid=self.process.pid)
-            return
-        self.stop()
-        self.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        proc, self.process = self.process, None
-        self.restart_at = None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-        forget_process(proc.pid)
-        self.metrics.up.labels("proxy").set(0)
 
 
 class Daemon:
@@ -179,6 +82,7 @@ class Daemon:
             return 1
         config = self.config
         log.info("starting", version=__version__, pid=os.getpid())
+        reap_stale("run")  # config snapshots of a daemon killed with SIGKILL (it could not remove them)
         log.info("config_loaded", config=str(config.path), trust=config.trust.name,
                  fingerprint=config.fingerprint[:12], schools=len(config.schools),
                  devices=len(config.devices), platforms=len(config.catalog))
@@ -199,7 +103,8 @@ class Daemon:
                     log.error("sensor_unavailable", error=str(exc) if isinstance(exc, UserError)
                               else repr(exc))
             if self.options.proxy and config.model.capture.proxy_enabled:
-                self.proxy = ProxyChild(self.options, config, self.metrics, self._snapshot(config))
+                self.proxy = ProxyChild(self.options.proxy_listen, config, self.metrics,
+                                        self._snapshot(config))
                 self.proxy.start()
         except UserError as exc:
             log.error("start_failed", error=str(exc))
@@ -214,7 +119,7 @@ class Daemon:
                 self.reload_requested.clear()
                 self.reload()
             if self.proxy is not None:
-                self.proxy.supervise()
+                self.proxy.supervise()  # the proxy's supervision is this loop: a hung loop pings no more
             self._check_sensor()
         self._shutdown()
         return 0
@@ -309,7 +214,7 @@ class Daemon:
         Each snapshot is a new folder; `current` is a symlink swapped atomically to
         the newest, so the child's path never changes and a SIGHUP makes it re-read."""
         if self.runtime_dir is None:
-            self.runtime_dir = Path(tempfile.mkdtemp(prefix="social-monitor-run-"))
+            self.runtime_dir = owned_tempdir("run")  # a SIGKILLed daemon's is removed at next start
         self.snapshots += 1
         folder = f"config-{self.snapshots}"
         config.snapshot(self.runtime_dir / folder)
@@ -391,14 +296,6 @@ class Daemon:
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped", seconds=round(time.monotonic() - started, 2), flushed=flushed)
-
-
-def forget_process(pid: int) -> None:
-    """A dead child's live gauges (queue depth, component up) must leave the sums."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)
 
 
 def default_interface() -> str:

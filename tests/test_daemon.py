@@ -29,7 +29,7 @@ from monitor.store.sqlite import open_store
 
 from .conftest import EXAMPLE, REPO, SHARED
 from .pcapgen import dns_query_frame, write_pcap
-from .proxy_helpers import wait_for_port
+from .proxy_helpers import process_gone, wait_for_port, wait_until_gone
 
 FACEBOOK_PCAP = SHARED / "pcaps" / "facebook.pcap"
 pytestmark = pytest.mark.skipif(not FACEBOOK_PCAP.exists(), reason="needs ../shared/pcaps")
@@ -66,15 +66,16 @@ def trust(tmp_path, write_config):
 
 
 class Daemon:
-    def __init__(self, config: Path, *args: str, proxy: bool = False):
+    def __init__(self, config: Path, *args: str, proxy: bool = False, proxy_port: int | None = None,
+                 env: dict[str, str] | None = None, module: str = "monitor"):
         self.metrics_port = free_port()
-        self.proxy_port = free_port()
-        cmd = [sys.executable, "-m", "monitor", "run", "--config", str(config),
+        self.proxy_port = proxy_port or free_port()
+        cmd = [sys.executable, "-m", module, "run", "--config", str(config),
                "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
                "--proxy-listen", f"127.0.0.1:{self.proxy_port}", *args]
         if not proxy:
             cmd.append("--no-proxy")
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}, **(env or {})}
         self.process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, env=env)
         self.lines: list[str] = []
@@ -267,6 +268,76 @@ def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
     messages = [e.get("message") for e in daemon.events()]
     assert messages.count("proxy_started") == 1
     assert "proxy_reload_signalled" in messages and "proxy_config_reloaded" in messages
+
+
+def proxy_children(daemon: Daemon) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy.launcher"],
+                           capture_output=True, text=True, timeout=5).stdout.split()
+    return [int(pid) for pid in found]
+
+
+@pytest.mark.integration
+def test_proxy_is_up_only_once_it_listens(tmp_path, trust):
+    """Its port taken (EADDRINUSE), the proxy crash-loops: down and counted; up once the port is free."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()  # accepts connections: only the child's own listener may count
+    daemon = Daemon(trust, "--no-capture", proxy=True, proxy_port=holder.getsockname()[1])
+    try:
+        seen: list[float] = []
+
+        def two_restarts() -> bool:
+            seen.append(daemon.value("social_monitor_component_up", component="proxy"))
+            return daemon.value("social_monitor_child_restarts_total", child="proxy") >= 2
+
+        daemon.wait_for(two_restarts, timeout=60, what="the crash-looping proxy to be restarted twice")
+        assert len(seen) >= 5 and set(seen) == {0.0}, seen
+        holder.close()
+        freed = time.monotonic()
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        timeout=30, what="the proxy to be up once its port is free")
+        assert time.monotonic() - freed < 30
+        wait_for_port(daemon.proxy_port, timeout=5)  # up means it answers
+    finally:
+        holder.close()
+        assert daemon.stop() == 0
+    messages = [e.get("message") for e in daemon.events()]
+    assert messages.count("proxy_exited") >= 2 and messages.count("proxy_listening") == 1
+
+
+@pytest.mark.integration
+def test_sigkilled_daemon_takes_its_proxy_along_and_its_folders_go_at_next_start(tmp_path, trust):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    daemon = Daemon(trust, "--no-capture", proxy=True, env=env)
+    child = None
+    try:
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        [child] = proxy_children(daemon)
+        folders = sorted(p.name for p in tmp.iterdir())
+        pid = daemon.process.pid
+        assert [name.split("-")[2:4] for name in folders] == [["metrics", str(pid)], ["run", str(pid)]]
+        daemon.process.kill()  # SIGKILL: the daemon runs no code at all
+        daemon.process.wait(10)
+        assert wait_until_gone(child, timeout=5), "the proxy child outlived its daemon"
+        # nothing could remove them; the next start does
+        assert sorted(p.name for p in tmp.iterdir()) == folders
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+        if child is not None and not process_gone(child):
+            os.kill(child, signal.SIGKILL)  # the test failed: leave no orphan behind
+    again = Daemon(trust, "--no-capture", env=env)
+    try:
+        again.wait_for(lambda: again.value("social_monitor_component_up", component="writer") == 1,
+                       what="the next daemon to run")
+        left = [p.name for p in tmp.iterdir()]
+        assert not any(f"-{pid}-" in name for name in left), left
+    finally:
+        assert again.stop() == 0
+    assert list(tmp.iterdir()) == []  # a clean stop leaves nothing behind
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")
