@@ -12,6 +12,10 @@ so the endpoint shows one picture.
 Signals: SIGTERM/SIGINT stop capture, stop the proxy, flush the writer's
 queue, close the store and exit 0. SIGHUP reloads the config: a broken one is
 rejected with its field-path errors (the old one keeps running) and counted.
+
+Under systemd (`Type=notify`, `WatchdogSec=`) the main loop says READY=1 once
+running, pings the watchdog only while the sensor, the writer and the proxy's
+supervision (the loop itself) are alive, and says STOPPING=1 on the way out.
 """
 
 from __future__ import annotations
@@ -33,6 +37,7 @@ from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
 from monitor.proxy.supervisor import ProxyChild
+from monitor.sdnotify import Watchdog
 from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
@@ -69,6 +74,8 @@ class Daemon:
         self.proxy: ProxyChild | None = None
         self.metrics_server: MetricsServer | None = None
         self.sensor_stats: dict[str, int] = {}
+        self.writer_failed = False
+        self.watchdog = Watchdog(self.dead_components)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -113,6 +120,7 @@ class Daemon:
             return 1
         log.info("running", metrics=self._metrics_address(), proxy=bool(self.proxy),
                  sensor=self.sensor_thread is not None or self.live is not None)
+        self.watchdog.ready(f"running, metrics on {self._metrics_address()}")
         while not self.stop_event.is_set():
             self.stop_event.wait(0.2)
             if self.reload_requested.is_set():
@@ -121,6 +129,8 @@ class Daemon:
             if self.proxy is not None:
                 self.proxy.supervise()  # the proxy's supervision is this loop: a hung loop pings no more
             self._check_sensor()
+            self._check_writer()
+            self.watchdog.tick()
         self._shutdown()
         return 0
 
@@ -191,6 +201,7 @@ class Daemon:
             target(*args)
         except Exception as exc:  # the sensor is down: say so loudly, keep the rest serving
             log.error("sensor_failed", error=repr(exc))
+            self.sensor_failed = True
             self.metrics.up.labels("sensor").set(0)
 
     def _read_files(self, sensor, paths: list[Path]) -> None:
@@ -232,6 +243,18 @@ class Daemon:
             self.sensor_failed = True
             self.metrics.up.labels("sensor").set(0)
             log.error("sensor_failed", error=repr(live.error))
+
+    def _check_writer(self) -> None:
+        """Main loop: a store writer thread that died is reported once, loudly (its gauge goes to 0)."""
+        if self.sinks is not None and not self.sinks.alive and not self.writer_failed:
+            self.writer_failed = True
+            self.metrics.up.labels("writer").set(0)
+            log.error("writer_failed", detail="accesses are no longer stored")
+
+    def dead_components(self) -> list[str]:
+        """What the watchdog waits on: components that were started and have died since."""
+        return [name for name, failed in (("sensor", self.sensor_failed), ("writer", self.writer_failed))
+                if failed]
 
     def reload(self) -> bool:
         """SIGHUP: swap in a new config if it is valid; otherwise keep the old one running."""
@@ -279,6 +302,7 @@ class Daemon:
     def _shutdown(self) -> None:
         started = time.monotonic()
         self.stop_event.set()
+        self.watchdog.stopping()
         if self.proxy is not None:
             self.proxy.stop()
         if self.live is not None:

@@ -340,6 +340,58 @@ def test_sigkilled_daemon_takes_its_proxy_along_and_its_folders_go_at_next_start
     assert list(tmp.iterdir()) == []  # a clean stop leaves nothing behind
 
 
+def datagrams(sock: socket.socket, seconds: float) -> list[str]:
+    """Every notification that arrives within `seconds`."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+    return out
+
+
+@pytest.mark.integration
+def test_systemd_notify_and_a_watchdog_that_stops_when_the_writer_dies(tmp_path, trust):
+    """As under `Type=notify` + `WatchdogSec=2`: READY, pings, no pings once the writer thread died."""
+    from .daemon_faults import FAULT_ENV
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    fault = tmp_path / "kill-the-writer"
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000", FAULT_ENV: str(fault)}
+    daemon = Daemon(trust, "--no-capture", proxy=True, env=env, module="tests.daemon_faults")
+    try:
+        first: list[str] = []
+        deadline = time.monotonic() + 30
+        while not any(m.startswith("READY=1") for m in first) and time.monotonic() < deadline:
+            first += datagrams(notify, 0.5)
+        assert any(m.startswith("READY=1\nSTATUS=running") for m in first), daemon.output()[-2000:]
+        healthy = datagrams(notify, 3.5)
+        assert healthy.count("WATCHDOG=1") >= 3  # one a second: half of WatchdogSec
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        assert datagrams(notify, 1.5).count("WATCHDOG=1") >= 1  # a running proxy child changes nothing
+
+        fault.touch()
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="writer") == 0,
+                        what="the dead writer to be noticed")
+        withheld = datagrams(notify, 4)  # queued since the fault, and four seconds more
+        assert "STATUS=not running: writer" in withheld
+        assert withheld[withheld.index("STATUS=not running: writer"):].count("WATCHDOG=1") == 0
+        assert daemon.stop() == 0
+        assert "STOPPING=1\nSTATUS=stopping" in datagrams(notify, 2)
+    finally:
+        notify.close()
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+    log = daemon.events()
+    assert [e["dead"] for e in log if e.get("message") == "watchdog_withheld"] == [["writer"]]
+    assert any(e.get("message") == "writer_failed" for e in log)
+
+
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")
 def test_live_capture_on_loopback(tmp_path, trust):
     """The daemon captures a live interface (loopback: this test's own traffic only)."""
