@@ -2,16 +2,20 @@
 
 One process owns the packet sensor (a thread reading live interfaces, or a
 capture file), the store writer thread and the metrics endpoint. The proxy
-runs as a supervised child process (mitmdump with the addon, `monitor/proxy/launcher.py`):
-a proxy that crashes or leaks must not take the sensor or the store down with
-it, and a child is restarted with back-off and counted. Both processes write
-to the same store (SQLite in WAL mode, one transaction per batch) and count
-into the same metrics (prometheus-client's multi-process mode), so the
-endpoint shows one picture.
+runs as a supervised child process (mitmdump with the addon, `monitor/proxy/launcher.py`,
+supervised by `monitor/proxy/supervisor.py`): a proxy that crashes or leaks must not take
+the sensor or the store down with it, and a child is restarted with back-off and counted.
+Both processes write to the same store (SQLite in WAL mode, one transaction per
+batch) and count into the same metrics (prometheus-client's multi-process mode),
+so the endpoint shows one picture.
 
 Signals: SIGTERM/SIGINT stop capture, stop the proxy, flush the writer's
 queue, close the store and exit 0. SIGHUP reloads the config: a broken one is
 rejected with its field-path errors (the old one keeps running) and counted.
+
+Under systemd (`Type=notify`, `WatchdogSec=`) the main loop says READY=1 once
+running, pings the watchdog only while the sensor, the writer and the proxy's
+supervision (the loop itself) are alive, and says STOPPING=1 on the way out.
 """
 
 from __future__ import annotations
@@ -19,9 +23,7 @@ from __future__ import annotations
 import os
 import shutil
 import signal
-import subprocess
 import sys
-import tempfile
 import threading
 import time
 from dataclasses import dataclass
@@ -34,12 +36,14 @@ from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics, SensorMetrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
+from monitor.proxy.supervisor import ProxyChild
+from monitor.sdnotify import Watchdog
 from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
+from monitor.tempdirs import owned_tempdir, reap_stale
 
 log = structlog.get_logger("social_monitor.daemon")
-
 
 
 @dataclass
@@ -52,102 +56,6 @@ class RunOptions:
     proxy: bool = True
     metrics_listen: str | None = None  # override listen.metrics (tests use port 0)
     proxy_listen: str | None = None
-
-
-class Backoff:
-    """Restart delays for a crashing child: 1, 2, 4 ... 60 s, reset after a minute of health."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0, healthy_after: float = 60.0):
-        self.initial, self.maximum, self.healthy_after = initial, maximum, healthy_after
-        self.delay = initial
-
-    def next_delay(self, ran_for: float) -> float:
-        if ran_for >= self.healthy_after:
-            self.delay = self.initial
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.maximum)
-        return delay
-
-
-class ProxyChild:
-    """mitmdump with the addon, restarted with back-off when it exits unasked."""
-
-    def __init__(self, options: RunOptions, config: Config, metrics: Metrics, config_file: Path):
-        self.options = options
-        self.config = config
-        self.config_file = config_file  # the daemon's snapshot of the last valid config
-        self.metrics = metrics
-        self.process: subprocess.Popen | None = None
-        self.started_at = 0.0
-        self.restart_at: float | None = None
-        self.backoff = Backoff()
-        self.restarts = 0
-        self.running_command: list[str] = []
-
-    def command(self) -> list[str]:
-        from monitor.proxy.launcher import proxy_arguments
-
-        listen = self.options.proxy_listen or self.config.model.listen.proxy
-        mode = self.config.model.listen.proxy_mode
-        # mitmdump with the addon built in (monitor/proxy/launcher.py says why not `mitmdump -s`)
-        return [sys.executable, "-m", "monitor.proxy.launcher", "--quiet",
-                *proxy_arguments(listen, mode, self.config_file)]
-
-    def start(self) -> None:
-        cmd = self.running_command = self.command()
-        self.process = subprocess.Popen(cmd, stdin=subprocess.DEVNULL)
-        self.started_at = time.monotonic()
-        self.restart_at = None
-        self.metrics.up.labels("proxy").set(1)
-        log.info("proxy_started", pid=self.process.pid, listen=cmd[cmd.index("--listen-host") + 1] + ":" +
-                 cmd[cmd.index("--listen-port") + 1], mode=self.config.model.listen.proxy_mode)
-
-    def supervise(self) -> None:
-        """Called from the main loop: notice a dead child, restart it when its back-off is over."""
-        now = time.monotonic()
-        if self.process is not None and self.process.poll() is not None:
-            code = self.process.returncode
-            forget_process(self.process.pid)
-            ran_for = now - self.started_at
-            delay = self.backoff.next_delay(ran_for)
-            self.metrics.up.labels("proxy").set(0)
-            log.error("proxy_exited", code=code, ran_seconds=round(ran_for, 1), restart_in=delay)
-            self.process = None
-            self.restart_at = now + delay
-        if self.process is None and self.restart_at is not None and now >= self.restart_at:
-            self.restarts += 1
-            self.metrics.child_restarts.labels("proxy").inc()
-            self.start()
-
-    def reload(self, config: Config, config_file: Path) -> None:
-        """A new config: SIGHUP, and the child's addon swaps it in while the proxy keeps serving.
-
-        Only a change of listen address or mode restarts the child (a brief gap
-        in proxy service); a child waiting to be restarted reads the new one."""
-        self.config = config
-        self.config_file = config_file
-        if self.process is None:
-            return  # in back-off: it starts on the new config
-        if self.process.poll() is None and self.command() == self.running_command:
-            self.process.send_signal(signal.SIGHUP)
-            log.info("proxy_reload_signalled", pid=self.process.pid)
-            return
-        self.stop()
-        self.start()
-
-    def stop(self, timeout: float = 5.0) -> None:
-        proc, self.process = self.process, None
-        self.restart_at = None
-        if proc is None or proc.poll() is not None:
-            return
-        proc.terminate()
-        try:
-            proc.wait(timeout)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait(timeout)
-        forget_process(proc.pid)
-        self.metrics.up.labels("proxy").set(0)
 
 
 class Daemon:
@@ -167,6 +75,8 @@ class Daemon:
         self.proxy: ProxyChild | None = None
         self.metrics_server: MetricsServer | None = None
         self.sensor_stats: dict[str, int] = {}
+        self.writer_failed = False
+        self.watchdog = Watchdog(self.dead_components)
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -180,6 +90,7 @@ class Daemon:
             return 1
         config = self.config
         log.info("starting", version=__version__, pid=os.getpid())
+        reap_stale("run")  # config snapshots of a daemon killed with SIGKILL (it could not remove them)
         log.info("config_loaded", config=str(config.path), config_source=self.options.config_source,
                  trust=config.trust.name,
                  fingerprint=config.fingerprint[:12], schools=len(config.schools),
@@ -201,7 +112,8 @@ class Daemon:
                     log.error("sensor_unavailable", error=str(exc) if isinstance(exc, UserError)
                               else repr(exc))
             if self.options.proxy and config.model.capture.proxy_enabled:
-                self.proxy = ProxyChild(self.options, config, self.metrics, self._snapshot(config))
+                self.proxy = ProxyChild(self.options.proxy_listen, config, self.metrics,
+                                        self._snapshot(config))
                 self.proxy.start()
         except UserError as exc:
             log.error("start_failed", error=str(exc))
@@ -211,14 +123,17 @@ class Daemon:
         log.info("running", config=str(config.path), config_source=self.options.config_source,
                  metrics=self._metrics_address(), proxy=bool(self.proxy),
                  sensor=self.sensor_thread is not None or self.live is not None)
+        self.watchdog.ready(f"running, metrics on {self._metrics_address()}")
         while not self.stop_event.is_set():
             self.stop_event.wait(0.2)
             if self.reload_requested.is_set():
                 self.reload_requested.clear()
                 self.reload()
             if self.proxy is not None:
-                self.proxy.supervise()
+                self.proxy.supervise()  # the proxy's supervision is this loop: a hung loop pings no more
             self._check_sensor()
+            self._check_writer()
+            self.watchdog.tick()
         self._shutdown()
         return 0
 
@@ -289,6 +204,7 @@ class Daemon:
             target(*args)
         except Exception as exc:  # the sensor is down: say so loudly, keep the rest serving
             log.error("sensor_failed", error=repr(exc))
+            self.sensor_failed = True
             self.metrics.up.labels("sensor").set(0)
 
     def _read_files(self, sensor, paths: list[Path]) -> None:
@@ -312,7 +228,7 @@ class Daemon:
         Each snapshot is a new folder; `current` is a symlink swapped atomically to
         the newest, so the child's path never changes and a SIGHUP makes it re-read."""
         if self.runtime_dir is None:
-            self.runtime_dir = Path(tempfile.mkdtemp(prefix="social-monitor-run-"))
+            self.runtime_dir = owned_tempdir("run")  # a SIGKILLed daemon's is removed at next start
         self.snapshots += 1
         folder = f"config-{self.snapshots}"
         config.snapshot(self.runtime_dir / folder)
@@ -330,6 +246,18 @@ class Daemon:
             self.sensor_failed = True
             self.metrics.up.labels("sensor").set(0)
             log.error("sensor_failed", error=repr(live.error))
+
+    def _check_writer(self) -> None:
+        """Main loop: a store writer thread that died is reported once, loudly (its gauge goes to 0)."""
+        if self.sinks is not None and not self.sinks.alive and not self.writer_failed:
+            self.writer_failed = True
+            self.metrics.up.labels("writer").set(0)
+            log.error("writer_failed", detail="accesses are no longer stored")
+
+    def dead_components(self) -> list[str]:
+        """What the watchdog waits on: components that were started and have died since."""
+        return [name for name, failed in (("sensor", self.sensor_failed), ("writer", self.writer_failed))
+                if failed]
 
     def reload(self) -> bool:
         """SIGHUP: swap in a new config if it is valid; otherwise keep the old one running."""
@@ -377,6 +305,7 @@ class Daemon:
     def _shutdown(self) -> None:
         started = time.monotonic()
         self.stop_event.set()
+        self.watchdog.stopping()
         if self.proxy is not None:
             self.proxy.stop()
         if self.live is not None:
@@ -394,14 +323,6 @@ class Daemon:
         if self.runtime_dir is not None:
             shutil.rmtree(self.runtime_dir, ignore_errors=True)
         log.info("stopped", seconds=round(time.monotonic() - started, 2), flushed=flushed)
-
-
-def forget_process(pid: int) -> None:
-    """A dead child's live gauges (queue depth, component up) must leave the sums."""
-    if os.environ.get("PROMETHEUS_MULTIPROC_DIR"):
-        from prometheus_client import multiprocess
-
-        multiprocess.mark_process_dead(pid)
 
 
 def default_interface() -> str:

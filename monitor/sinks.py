@@ -63,6 +63,11 @@ class JsonLinesSink:
             return False
         return True
 
+    @property
+    def alive(self) -> bool:
+        """False once the writing thread has ended (closed, or died: then nothing more is written)."""
+        return self._thread.is_alive()
+
     def _run(self) -> None:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         with self.path.open("a", encoding="utf-8") as out:
@@ -107,6 +112,11 @@ class SinkSet:
     @property
     def empty(self) -> bool:
         return not self._open
+
+    @property
+    def alive(self) -> bool:
+        """True while every sink's thread runs (the daemon's watchdog); a sink without `alive` has none."""
+        return all(getattr(sink, "alive", True) for sink in self._open)
 
     def submit(self, event: AccessEvent) -> bool:
         accepted = False

@@ -164,3 +164,23 @@ def serve_origins(certs: Path) -> Iterator[Origins]:
         for s in (plain, secure):
             s.shutdown()
             s.server_close()
+
+
+def process_gone(pid: int) -> bool:
+    """True once `pid` has exited: no such process, or a zombie nobody has reaped yet (a container's init)."""
+    try:
+        with open(f"/proc/{pid}/stat") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def wait_until_gone(pid: int, timeout: float = 5.0) -> bool:
+    import time
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if process_gone(pid):
+            return True
+        time.sleep(0.05)
+    return process_gone(pid)

@@ -25,12 +25,12 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.loader import load_config
-from monitor.daemon import Backoff
+from monitor.daemon import default_interface
 from monitor.store.sqlite import open_store
 
 from .conftest import EXAMPLE, REPO, SHARED
 from .pcapgen import dns_query_frame, write_pcap
-from .proxy_helpers import wait_for_port
+from .proxy_helpers import process_gone, wait_for_port, wait_until_gone
 
 FACEBOOK_PCAP = SHARED / "pcaps" / "facebook.pcap"
 pytestmark = pytest.mark.skipif(not FACEBOOK_PCAP.exists(), reason="needs ../shared/pcaps")
@@ -67,15 +67,16 @@ def trust(tmp_path, write_config):
 
 
 class Daemon:
-    def __init__(self, config: Path, *args: str, proxy: bool = False):
+    def __init__(self, config: Path, *args: str, proxy: bool = False, proxy_port: int | None = None,
+                 env: dict[str, str] | None = None, module: str = "monitor"):
         self.metrics_port = free_port()
-        self.proxy_port = free_port()
-        cmd = [sys.executable, "-m", "monitor", "run", "--config", str(config),
+        self.proxy_port = proxy_port or free_port()
+        cmd = [sys.executable, "-m", module, "run", "--config", str(config),
                "--metrics-listen", f"127.0.0.1:{self.metrics_port}",
                "--proxy-listen", f"127.0.0.1:{self.proxy_port}", *args]
         if not proxy:
             cmd.append("--no-proxy")
-        env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+        env = {**{k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}, **(env or {})}
         self.process = subprocess.Popen(cmd, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                                         text=True, env=env)
         self.lines: list[str] = []
@@ -286,6 +287,128 @@ def test_reload_reaches_the_proxy_without_restarting_it(tmp_path, trust):
     assert "proxy_reload_signalled" in messages and "proxy_config_reloaded" in messages
 
 
+def proxy_children(daemon: Daemon) -> list[int]:
+    found = subprocess.run(["pgrep", "-P", str(daemon.process.pid), "-f", "monitor.proxy.launcher"],
+                           capture_output=True, text=True, timeout=5).stdout.split()
+    return [int(pid) for pid in found]
+
+
+@pytest.mark.integration
+def test_proxy_is_up_only_once_it_listens(tmp_path, trust):
+    """Its port taken (EADDRINUSE), the proxy crash-loops: down and counted; up once the port is free."""
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()  # accepts connections: only the child's own listener may count
+    daemon = Daemon(trust, "--no-capture", proxy=True, proxy_port=holder.getsockname()[1])
+    try:
+        seen: list[float] = []
+
+        def two_restarts() -> bool:
+            seen.append(daemon.value("social_monitor_component_up", component="proxy"))
+            return daemon.value("social_monitor_child_restarts_total", child="proxy") >= 2
+
+        daemon.wait_for(two_restarts, timeout=60, what="the crash-looping proxy to be restarted twice")
+        assert len(seen) >= 5 and set(seen) == {0.0}, seen
+        holder.close()
+        freed = time.monotonic()
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        timeout=30, what="the proxy to be up once its port is free")
+        assert time.monotonic() - freed < 30
+        wait_for_port(daemon.proxy_port, timeout=5)  # up means it answers
+    finally:
+        holder.close()
+        assert daemon.stop() == 0
+    messages = [e.get("message") for e in daemon.events()]
+    assert messages.count("proxy_exited") >= 2 and messages.count("proxy_listening") == 1
+
+
+@pytest.mark.integration
+def test_sigkilled_daemon_takes_its_proxy_along_and_its_folders_go_at_next_start(tmp_path, trust):
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    env = {"TMPDIR": str(tmp)}
+    daemon = Daemon(trust, "--no-capture", proxy=True, env=env)
+    child = None
+    try:
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        [child] = proxy_children(daemon)
+        folders = sorted(p.name for p in tmp.iterdir())
+        pid = daemon.process.pid
+        assert [name.split("-")[2:4] for name in folders] == [["metrics", str(pid)], ["run", str(pid)]]
+        daemon.process.kill()  # SIGKILL: the daemon runs no code at all
+        daemon.process.wait(10)
+        assert wait_until_gone(child, timeout=5), "the proxy child outlived its daemon"
+        # nothing could remove them; the next start does
+        assert sorted(p.name for p in tmp.iterdir()) == folders
+    finally:
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+        if child is not None and not process_gone(child):
+            os.kill(child, signal.SIGKILL)  # the test failed: leave no orphan behind
+    again = Daemon(trust, "--no-capture", env=env)
+    try:
+        again.wait_for(lambda: again.value("social_monitor_component_up", component="writer") == 1,
+                       what="the next daemon to run")
+        left = [p.name for p in tmp.iterdir()]
+        assert not any(f"-{pid}-" in name for name in left), left
+    finally:
+        assert again.stop() == 0
+    assert list(tmp.iterdir()) == []  # a clean stop leaves nothing behind
+
+
+def datagrams(sock: socket.socket, seconds: float) -> list[str]:
+    """Every notification that arrives within `seconds`."""
+    out = []
+    deadline = time.monotonic() + seconds
+    while (left := deadline - time.monotonic()) > 0:
+        sock.settimeout(left)
+        try:
+            out.append(sock.recv(4096).decode())
+        except TimeoutError:
+            break
+    return out
+
+
+@pytest.mark.integration
+def test_systemd_notify_and_a_watchdog_that_stops_when_the_writer_dies(tmp_path, trust):
+    """As under `Type=notify` + `WatchdogSec=2`: READY, pings, no pings once the writer thread died."""
+    from .daemon_faults import FAULT_ENV
+
+    notify = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    notify.bind(str(tmp_path / "notify.sock"))
+    fault = tmp_path / "kill-the-writer"
+    env = {"NOTIFY_SOCKET": str(tmp_path / "notify.sock"), "WATCHDOG_USEC": "2000000", FAULT_ENV: str(fault)}
+    daemon = Daemon(trust, "--no-capture", proxy=True, env=env, module="tests.daemon_faults")
+    try:
+        first: list[str] = []
+        deadline = time.monotonic() + 30
+        while not any(m.startswith("READY=1") for m in first) and time.monotonic() < deadline:
+            first += datagrams(notify, 0.5)
+        assert any(m.startswith("READY=1\nSTATUS=running") for m in first), daemon.output()[-2000:]
+        healthy = datagrams(notify, 3.5)
+        assert healthy.count("WATCHDOG=1") >= 3  # one a second: half of WatchdogSec
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        assert datagrams(notify, 1.5).count("WATCHDOG=1") >= 1  # a running proxy child changes nothing
+
+        fault.touch()
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="writer") == 0,
+                        what="the dead writer to be noticed")
+        withheld = datagrams(notify, 4)  # queued since the fault, and four seconds more
+        assert "STATUS=not running: writer" in withheld
+        assert withheld[withheld.index("STATUS=not running: writer"):].count("WATCHDOG=1") == 0
+        assert daemon.stop() == 0
+        assert "STOPPING=1\nSTATUS=stopping" in datagrams(notify, 2)
+    finally:
+        notify.close()
+        if daemon.process.poll() is None:
+            daemon.process.kill()
+    log = daemon.events()
+    assert [e["dead"] for e in log if e.get("message") == "watchdog_withheld"] == [["writer"]]
+    assert any(e.get("message") == "writer_failed" for e in log)
+
+
 @pytest.mark.integration
 @pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")
 def test_live_capture_on_loopback(tmp_path, trust):
@@ -312,19 +435,10 @@ def test_live_capture_on_loopback(tmp_path, trust):
         assert session.device == "DEMO-0001" and "dns" in session.signals
 
 
-# --- restart back-off, in-process -------------------------------------------------------------
+
+# --- in-process ---------------------------------------------------------------------------------
 
 
-@pytest.mark.parametrize(
-    ("ran_for", "delays"),
-    [
-        ([0, 0, 0, 0], [1.0, 2.0, 4.0, 8.0]),  # doubles while the child keeps crashing
-        ([0] * 8, [1.0, 2.0, 4.0, 8.0, 16.0, 32.0, 60.0, 60.0]),  # capped at a minute
-        ([0, 0, 0, 60], [1.0, 2.0, 4.0, 1.0]),  # a minute of health starts again from the first delay
-        ([0, 59.9], [1.0, 2.0]),  # just short of healthy still doubles
-    ],
-    ids=["doubles", "capped", "reset-after-health", "not-yet-healthy"],
-)
-def test_backoff(ran_for, delays):
-    backoff = Backoff()
-    assert [backoff.next_delay(r) for r in ran_for] == delays
+def test_default_interface_is_one_this_machine_has():
+    """With no interface configured the sensor captures the default route's (or loopback without one)."""
+    assert default_interface() in os.listdir("/sys/class/net")

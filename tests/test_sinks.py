@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import shutil
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -166,3 +167,43 @@ def test_every_sink_is_a_sink(tmp_path, config, make):
         assert isinstance(sink, Sink)
     finally:
         sink.close()
+
+
+# --- liveness (the daemon's watchdog asks) ----------------------------------------------------
+
+
+class DyingJsonLinesSink(JsonLinesSink):
+    """Its thread ends at once, as one that met a bug would (without the traceback)."""
+
+    def _run(self) -> None:
+        return
+
+
+@pytest.mark.parametrize(
+    ("make", "closed", "alive"),
+    [
+        (lambda tmp, config: JsonLinesSink(tmp / "e.jsonl"), False, True),
+        (lambda tmp, config: JsonLinesSink(tmp / "e.jsonl"), True, False),
+        (lambda tmp, config: DyingJsonLinesSink(tmp / "e.jsonl"), False, False),
+        (lambda tmp, config: StoreWriter.from_config(config).start(), False, True),
+        (lambda tmp, config: StoreWriter.from_config(config).start(), True, False),
+        (lambda tmp, config: SinkSet(FixedSink(), JsonLinesSink(tmp / "e.jsonl")), False, True),
+        (lambda tmp, config: SinkSet(FixedSink(), DyingJsonLinesSink(tmp / "e.jsonl")), False, False),
+        (lambda tmp, config: SinkSet(FixedSink()), False, True),  # a sink without a thread cannot die
+        (lambda tmp, config: SinkSet(), False, True),
+    ],
+    ids=["jsonl", "jsonl-closed", "jsonl-died", "store-writer", "store-writer-closed", "set",
+         "set-with-a-dead-member", "set-threadless", "set-empty"],
+)
+def test_alive_while_the_writing_thread_runs(tmp_path, config, make, closed: bool, alive: bool):
+    sink = make(tmp_path, config)
+    try:
+        if closed:
+            sink.close()
+        for _ in range(100):  # a dying thread needs a moment to end
+            if sink.alive is alive:
+                break
+            time.sleep(0.01)
+        assert sink.alive is alive
+    finally:
+        sink.close(timeout=0.1)

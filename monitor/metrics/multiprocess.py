@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import os
 import shutil
-import tempfile
+
+from monitor.tempdirs import owned_tempdir
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -27,7 +28,8 @@ def prepare_multiprocess(parent: str | None = None) -> str | None:
     Returns the directory to remove at exit: one this call made, or None for a
     directory the service manager gave (e.g. systemd's RuntimeDirectory), whose
     stale files from an earlier run are removed instead, as the client's
-    documentation asks."""
+    documentation asks. A directory this call makes is named after this process, and
+    those of earlier daemons that were killed (SIGKILL leaves them) are removed first."""
     given = os.environ.get(MULTIPROC_ENV)
     if given:
         os.makedirs(given, exist_ok=True)
@@ -35,7 +37,7 @@ def prepare_multiprocess(parent: str | None = None) -> str | None:
             if name.endswith(".db"):
                 os.unlink(os.path.join(given, name))
         return None
-    path = tempfile.mkdtemp(prefix="social-monitor-metrics-", dir=parent)
+    path = str(owned_tempdir("metrics", parent))
     os.environ[MULTIPROC_ENV] = path
     return path
 

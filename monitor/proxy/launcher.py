@@ -19,12 +19,16 @@ accesses. This entry point differs in two ways, both about the cost per event:
 
 Every other mitmdump option behaves as usual; extra `-s` scripts still load.
 SIGHUP re-reads the config without dropping a connection (the daemon's reload).
+Started by the daemon (which sets $SOCIAL_MONITOR_PARENT_PID), the proxy ends
+with it even when the daemon is killed with SIGKILL and can clean up nothing.
 """
 
 from __future__ import annotations
 
+import ctypes
 import gc
 import logging
+import os
 import signal
 import sys
 from collections.abc import Sequence
@@ -49,8 +53,32 @@ def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
     ]
 
 
+PARENT_PID_ENV = "SOCIAL_MONITOR_PARENT_PID"
+PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+
+
+def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> bool:
+    """Ask Linux to send `signum` to this process when its parent dies; False if the parent is gone already.
+
+    The parent-death signal is not inherited and a parent may die before it is set, hence the
+    check of getppid() after setting it. SIGTERM, not SIGKILL: the proxy's own store writer
+    then commits what it has queued. (Linux sends it when the thread that started this process
+    ends, so the daemon starts its proxy from its main thread only.)"""
+    try:
+        libc = ctypes.CDLL(None, use_errno=True)
+        if libc.prctl(PR_SET_PDEATHSIG, int(signum), 0, 0, 0) != 0:
+            raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG)")
+    except (OSError, AttributeError) as exc:  # not Linux: the daemon's SIGTERM handler still stops us
+        print(f"social-monitor proxy: cannot follow the daemon's death: {exc}", file=sys.stderr)
+    return os.getppid() == parent_pid
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mitmdump's command line with the addon in the chain and no flow printer; blocks until shutdown."""
+    parent = os.environ.pop(PARENT_PID_ENV, "")
+    if parent and not die_with_parent(int(parent)):
+        print("social-monitor proxy: the daemon that started it is gone; exiting", file=sys.stderr)
+        return 1
     # SIGHUP means "re-read the config" (the addon's handler, installed once the proxy runs); until
     # then it must not kill the process, as its default action would. The addon checks the file
     # once it is running, so a reload asked for in between is not lost.

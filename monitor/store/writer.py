@@ -142,6 +142,11 @@ class StoreWriter:
         return True
 
     @property
+    def alive(self) -> bool:
+        """False once the writer thread has ended (closed, or died: nothing more is stored)."""
+        return self._thread.is_alive()
+
+    @property
     def pending(self) -> int:
         """Events accepted but not yet committed."""
         return len(self._queue) + (self._taken - self._settled)

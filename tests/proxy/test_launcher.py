@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.proxy.launcher import proxy_arguments
+from monitor.proxy.launcher import PARENT_PID_ENV, die_with_parent, proxy_arguments
 from monitor.store.sqlite import open_store
 from tests.proxy_helpers import (
     ADDON_PATH,
@@ -36,6 +36,7 @@ from tests.proxy_helpers import (
     free_port,
     serve_origins,
     wait_for_port,
+    wait_until_gone,
 )
 
 
@@ -71,6 +72,64 @@ def test_proxy_arguments_set(setting):
 def test_proxy_arguments_refuse_a_listen_address_without_a_port(listen):
     with pytest.raises(ValueError, match="is not host:port"):
         proxy_arguments(listen, "regular", Path("config.yaml"))
+
+
+# --- dying with the daemon ------------------------------------------------------------------------
+
+ARM = ("import sys; from monitor.proxy.launcher import die_with_parent; "
+       "print(die_with_parent(int(sys.argv[1])))")
+# A daemon stand-in: starts a child that arms its parent-death signal, prints the child's pid, waits.
+PARENT = textwrap.dedent("""
+    import subprocess, sys
+    child = subprocess.Popen([sys.executable, "-c",
+        "import os, time; from monitor.proxy.launcher import die_with_parent; "
+        "assert die_with_parent(os.getppid()); print('armed', flush=True); time.sleep(60)"],
+        stdout=subprocess.PIPE, text=True)
+    assert child.stdout.readline().strip() == "armed"
+    print(child.pid, flush=True)
+    child.wait()
+""")
+
+
+@pytest.mark.parametrize(
+    ("parent", "still_there"),
+    [
+        ("mine", "True"),  # this test process started it
+        ("init", "False"),  # not its parent: as if the daemon had died before the signal was set
+    ],
+)
+def test_die_with_parent_checks_the_parent_after_arming(parent: str, still_there: str) -> None:
+    pid = os.getpid() if parent == "mine" else 1
+    result = subprocess.run([sys.executable, "-c", ARM, str(pid)], capture_output=True, text=True,
+                            timeout=60, check=True)
+    assert result.stdout.strip() == still_there
+
+
+def test_die_with_parent_in_this_process_sees_its_parent() -> None:
+    assert die_with_parent(os.getppid(), signum=0) is True  # signal 0: arms nothing, checks the parent
+
+
+@pytest.mark.integration
+def test_launcher_refuses_to_start_for_a_daemon_that_is_gone() -> None:
+    env = dict(os.environ, **{PARENT_PID_ENV: "1"})
+    result = subprocess.run([sys.executable, "-m", "monitor.proxy.launcher", "--listen-port", "0"],
+                            capture_output=True, text=True, timeout=60, env=env)
+    assert result.returncode == 1
+    assert "the daemon that started it is gone" in result.stderr
+
+
+@pytest.mark.integration
+def test_child_dies_when_its_parent_is_killed() -> None:
+    parent = subprocess.Popen([sys.executable, "-c", PARENT], stdout=subprocess.PIPE, text=True)
+    try:
+        assert parent.stdout is not None
+        child = int(parent.stdout.readline())
+        os.kill(parent.pid, signal.SIGKILL)  # runs no code: only the kernel can tell the child
+        parent.wait()
+        assert wait_until_gone(child, timeout=5)
+    finally:
+        if parent.poll() is None:
+            parent.kill()
 
 
 # --- the installed wheel ----------------------------------------------------------------------
