@@ -9,7 +9,7 @@ CONFIG ?= config/example.yaml
 # iproute2 (network namespaces), curl (proxy tests).
 DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl sqlite3 nftables systemd
 
-.PHONY: install run test lint bench clean debs
+.PHONY: install run test quick lint bench clean debs
 
 install: $(STAMP)
 
@@ -36,10 +36,18 @@ run: install
 
 test: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 	$(PY) -m pytest
+
+# quick feedback while working: lint, types and the tests that start no process (~30 s)
+quick: install
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
+	$(PY) -m pytest -m "not integration" -q
 
 lint: install
 	$(VENV)/bin/ruff check .
+	$(VENV)/bin/mypy
 
 bench: install
 	$(PY) bench/run_all.py

@@ -28,6 +28,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -41,6 +42,9 @@ from monitor.sdnotify import Watchdog
 from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
+
+if TYPE_CHECKING:  # imported where capture starts: a proxy-only daemon needs no scapy
+    from monitor.capture.live import LiveCapture
 from monitor.tempdirs import owned_tempdir, reap_stale
 
 log = structlog.get_logger("social_monitor.daemon")
@@ -68,7 +72,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.sinks: SinkSet | None = None  # the store's writer (monitor.sinks)
         self.sensor_thread: threading.Thread | None = None
-        self.live = None  # monitor.capture.live.LiveCapture, when capturing live
+        self.live: LiveCapture | None = None  # when capturing live
         self.runtime_dir: Path | None = None
         self.snapshots = 0
         self.sensor_failed = False
@@ -140,7 +144,7 @@ class Daemon:
     def _metrics_address(self) -> str | None:
         if self.metrics_server is None:
             return None
-        host = self.metrics_server.httpd.server_address[0]
+        host = str(self.metrics_server.httpd.server_address[0])
         return f"{host}:{self.metrics_server.port}"
 
     def _install_signals(self) -> None:

@@ -53,7 +53,7 @@ def reap_stale(kind: str, parent: str | Path | None = None) -> list[Path]:
     A folder whose pid was since reused by another process is left for a later start:
     leaving a dead folder is harmless, removing a live one is not."""
     root = Path(parent) if parent is not None else Path(tempfile.gettempdir())
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(root.iterdir())
     except OSError:

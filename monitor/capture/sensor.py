@@ -37,7 +37,7 @@ DHCP_PORTS: Final = frozenset({67, 68})
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
-ObservationSink = Callable[[Observation], None]
+ObservationSink = Callable[[Observation], object]  # what it returns (the tagged event, if any) is unused
 BindingSink = Callable[[dhcp.DHCPBinding], None]
 
 
