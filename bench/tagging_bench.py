@@ -35,7 +35,7 @@ from monitor.tagging.tagger import Tagger  # noqa: E402
 
 def big_trust(folder: Path, cidrs: int, domains: int) -> Path:
     data = yaml.safe_load((REPO / "config/example.yaml").read_text())
-    for name in ("devices.csv", "staff-timetable.csv"):
+    for name in ("devices.csv", "staff-timetable.csv", "logins.csv"):
         shutil.copy(REPO / "config" / name, folder / name)
     template = copy.deepcopy(data["schools"][1]["zones"][0])
     zones_per_school = cidrs // 2 // 3
