@@ -19,9 +19,15 @@ import yaml
 from pydantic import ValidationError
 
 from monitor.config.checks import inventory_errors, semantic_errors
-from monitor.config.messages import shown_path, validation_message
+from monitor.config.messages import parse_loc, shown_path, validation_message
 from monitor.config.models import InventoryDevice, School, StaffPeriod, TrustFile, TrustSettings
-from monitor.config.readers import read_inventory, read_logins, read_staff_periods, read_yaml
+from monitor.config.readers import (
+    read_bounded,
+    read_inventory,
+    read_logins,
+    read_staff_periods,
+    read_yaml_document,
+)
 from monitor.errors import ConfigError
 from monitor.tagging.catalog import Catalog, CatalogError, Platform, default_catalog
 
@@ -177,17 +183,23 @@ def load_config(path: str | Path | None = None) -> Config:
     """Read, validate and cross-check a trust config; raise ConfigError listing every problem."""
     path = Path(path) if path is not None else default_config_path()
     shown = shown_path(path)
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
+    document = read_yaml_document(path)
+    if not isinstance(document.data, dict):
         raise ConfigError([f"{shown}: expected a mapping at the top level"])
+
+    def placed(message: str) -> str:
+        """'file:line: path: message', the line found from the message's field path."""
+        line = document.line_of(parse_loc(message.partition(": ")[0]))
+        return f"{shown}:{line}: {message}" if line else f"{shown}: {message}"
+
     try:
-        model = TrustFile.model_validate(raw)
+        model = TrustFile.model_validate(document.data)
     except ValidationError as exc:
-        raise ConfigError([f"{shown}: {validation_message(e)}" for e in exc.errors()]) from None
+        raise ConfigError([placed(validation_message(e)) for e in exc.errors()]) from None
 
     base_catalog = default_catalog()
     errors = [
-        f"{shown}: {e}"
+        placed(e)
         for e in semantic_errors(
             model, set(base_catalog.platforms), {p.category for p in base_catalog.platforms.values()}
         )
@@ -204,7 +216,7 @@ def load_config(path: str | Path | None = None) -> Config:
                 extra_domains=model.platforms.extra_domains,
             )
         except CatalogError as exc:
-            errors.append(f"{shown}: platforms: {exc}")
+            errors.append(placed(f"platforms: {exc}"))
 
     devices, dev_errors = read_inventory(
         beside(path, model.devices.inventory), {s.id for s in model.schools}
@@ -219,12 +231,12 @@ def load_config(path: str | Path | None = None) -> Config:
         logins, login_errors = read_logins(beside(path, model.devices.logins))
         errors += login_errors
     if not dev_errors:
-        errors += [f"{shown}: {e}" for e in inventory_errors(model, devices)]
+        errors += [placed(e) for e in inventory_errors(model, devices)]
     if errors:
         raise ConfigError(errors)
 
     digest = hashlib.sha256()
-    digest.update(path.read_bytes())
+    digest.update(read_bounded(path))  # each file was read and checked just above
     for extra in filter(None, [model.devices.inventory, model.devices.logins, model.staff_timetables]):
-        digest.update(beside(path, extra).read_bytes())
+        digest.update(read_bounded(beside(path, extra)))
     return Config(path, model, devices, staff, catalog, digest.hexdigest(), logins)

@@ -56,7 +56,8 @@ BAD_CONFIGS = [
     (["trust", "timezone"], "Europe/Londn", "trust.timezone: 'Europe/Londn' is not a known time zone"),
     (["trust", "nmae"], "x", "trust.nmae: unknown key"),
     (["schools", 1, "zones", 0, "pupil_aera"], True, "schools[1].zones[0].pupil_aera: unknown key"),
-    (["schools", 0, "zones", 0, "pupil_area"], "sometimes", "schools[0].zones[0].pupil_area: 'sometimes'"),
+    (["schools", 0, "zones", 0, "pupil_area"], "sometimes",
+     "schools[0].zones[0].pupil_area: is the text 'sometimes', not true or false"),
     (["schools", 0, "timetable", "day_start"], "25:00", "schools[0].timetable.day_start: '25:00'"),
     (["schools", 0, "timetable", "days", "monday", 1, "end"], "08:00",
      "schools[0].timetable.days.monday[1]"),
@@ -189,10 +190,12 @@ def test_catalog_conflicts_are_reported_under_platforms(write_config, example_da
     monkeypatch.chdir(tmp_path)
     example_data["platforms"]["add"].append(
         {"id": "copycat", "name": "Copy", "category": "blog", "domains": ["blog.meadow-trust.example"]})
+    path = write_config(example_data)
+    line = path.read_text().splitlines().index("platforms:") + 1
     with pytest.raises(ConfigError) as info:
-        load_config(write_config(example_data))
+        load_config(path)
     assert info.value.errors == [
-        "trust.yaml: platforms: domain 'blog.meadow-trust.example' is claimed by both "
+        f"trust.yaml:{line}: platforms: domain 'blog.meadow-trust.example' is claimed by both "
         "'trust-blog' and 'copycat'"
     ]
 
