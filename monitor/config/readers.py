@@ -193,45 +193,69 @@ def read_inventory(path: Path, school_ids: set[str]) -> tuple[list[InventoryDevi
     return devices, errors
 
 
-def read_staff_periods(path: Path) -> tuple[list[StaffPeriod], list[str]]:
-    """The MIS staff timetable: weekdays may be abbreviated (Mon), weeks are A, B or empty."""
+def read_staff_rows(path: Path) -> tuple[list[tuple[int, StaffPeriod]], list[str]]:
+    """The MIS staff timetable with each row's line: weekdays may be abbreviated (Mon), weeks are
+    A, B or empty, and one person's period is listed once (a second row would silently win)."""
     shown = shown_path(path)
     rows, errors = read_csv_rows(
         path, ["staff_id", "week", "weekday", "period", "kind"], "staff timetable"
     )
     out = []
+    first_line: dict[tuple[str, str | None, str, str], int] = {}
     for line, row in rows:
         weekday = row["weekday"].lower()
         if weekday[:3] in {d[:3] for d in WEEKDAYS}:
             weekday = next(d for d in WEEKDAYS if d.startswith(weekday[:3]))
         week = row["week"].upper() or None
         try:
-            out.append(StaffPeriod.model_validate({
+            period = StaffPeriod.model_validate({
                 "staff_id": row["staff_id"], "week": week, "weekday": weekday,
                 "period": row["period"], "kind": row["kind"].lower(),
-            }))
+            })
         except ValidationError as exc:
             for err in exc.errors():
                 errors.append(f"{shown}:{line}: {validation_message(err)}")
             continue
         if week not in (None, "A", "B"):
             errors.append(f"{shown}:{line}: week: {row['week']!r} is not A, B or empty")
+            continue
+        key = (period.staff_id, week, period.weekday, period.period)
+        if key in first_line:
+            errors.append(f"{shown}:{line}: {period.staff_id} {period.weekday} {period.period!r}"
+                          f"{f' (week {week})' if week else ''} already listed on line {first_line[key]}")
+            continue
+        first_line[key] = line
+        out.append((line, period))
     return out, errors
 
 
-def read_logins(path: Path) -> tuple[dict[str, str], list[str]]:
-    """Proxy login -> staff id, from the directory's export; logins compare case-insensitively."""
+def read_staff_periods(path: Path) -> tuple[list[StaffPeriod], list[str]]:
+    """The MIS staff timetable's rows (see `read_staff_rows`)."""
+    rows, errors = read_staff_rows(path)
+    return [period for _, period in rows], errors
+
+
+def read_login_rows(path: Path) -> tuple[list[tuple[int, str, str]], list[str]]:
+    """(line, lower-cased login, staff id) from the directory's export; logins compare
+    case-insensitively, so 'JSmith' after 'jsmith' is a second row for one login."""
     shown = shown_path(path)
     rows, errors = read_csv_rows(path, ["login", "staff_id"], "login map")
-    logins: dict[str, str] = {}
+    out: list[tuple[int, str, str]] = []
     first_line: dict[str, int] = {}
     for line, row in rows:
         login, staff_id = row["login"].lower(), row["staff_id"]
         if not login or not staff_id:
             errors.append(f"{shown}:{line}: login and staff_id are both needed")
-        elif login in logins:
+        elif login in first_line:
             errors.append(
                 f"{shown}:{line}: login: {row['login']!r} already listed on line {first_line[login]}")
         else:
-            logins[login], first_line[login] = staff_id, line
-    return logins, errors
+            first_line[login] = line
+            out.append((line, login, staff_id))
+    return out, errors
+
+
+def read_logins(path: Path) -> tuple[dict[str, str], list[str]]:
+    """Proxy login -> staff id (see `read_login_rows`)."""
+    rows, errors = read_login_rows(path)
+    return {login: staff_id for _, login, staff_id in rows}, errors

@@ -306,6 +306,11 @@ BAD_STAFF_ROWS = [
      "'wednesday', 'thursday', 'friday', 'saturday' or 'sunday'"),
     (b"S1,A,monday,P1\n",
      "staff-timetable.csv:2: kind: '' is not valid: Input should be 'contact' or 'non-contact'"),
+    # the same person's period twice: the second row would silently win
+    (b"S1,A,monday,P1,contact\nS1,a,Mon,P1,non-contact\n",
+     "staff-timetable.csv:3: S1 monday 'P1' (week A) already listed on line 2"),
+    (b"S1,,monday,P1,contact\nS1,,monday,P1,contact\n",
+     "staff-timetable.csv:3: S1 monday 'P1' already listed on line 2"),
 ]
 
 
