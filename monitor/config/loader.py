@@ -29,6 +29,7 @@ from monitor.config.checks import (
 from monitor.config.messages import parse_loc, shown_path, validation_message
 from monitor.config.models import InventoryDevice, School, StaffPeriod, TrustFile, TrustSettings
 from monitor.config.readers import (
+    UnreadableFile,
     read_bounded,
     read_inventory,
     read_login_rows,
@@ -268,7 +269,10 @@ def load_config(path: str | Path | None = None) -> Config:
     logins = {login: staff_id for _, login, staff_id in login_rows}
 
     digest = hashlib.sha256()
-    digest.update(read_bounded(path))  # each file was read and checked just above
-    for extra in filter(None, [model.devices.inventory, model.devices.logins, model.staff_timetables]):
-        digest.update(read_bounded(beside(path, extra)))
+    for part in [path, *(beside(path, extra) for extra in filter(None, [
+            model.devices.inventory, model.devices.logins, model.staff_timetables]))]:
+        try:
+            digest.update(read_bounded(part))  # each was read and checked just above
+        except UnreadableFile as exc:  # replaced since: say so, as for any other file
+            raise ConfigError([f"{shown_path(part)}: cannot read: {exc}"]) from None
     return Config(path, model, devices, staff, catalog, digest.hexdigest(), logins)
