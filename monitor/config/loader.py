@@ -18,10 +18,24 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
-from monitor.config.checks import inventory_errors, semantic_errors
-from monitor.config.messages import shown_path, validation_message
+from monitor.config.checks import (
+    LoginRow,
+    StaffRow,
+    inventory_errors,
+    login_errors,
+    semantic_errors,
+    staff_timetable_errors,
+)
+from monitor.config.messages import parse_loc, shown_path, validation_message
 from monitor.config.models import InventoryDevice, School, StaffPeriod, TrustFile, TrustSettings
-from monitor.config.readers import read_inventory, read_logins, read_staff_periods, read_yaml
+from monitor.config.readers import (
+    UnreadableFile,
+    read_bounded,
+    read_inventory,
+    read_login_rows,
+    read_staff_rows,
+    read_yaml_document,
+)
 from monitor.errors import ConfigError
 from monitor.tagging.catalog import Catalog, CatalogError, Platform, default_catalog
 
@@ -173,21 +187,42 @@ def beside(config_path: Path, relative: str) -> Path:
     return path if path.is_absolute() else config_path.parent / path
 
 
+def once_per_alias(errors: list[str]) -> list[str]:
+    """One line per mistake: a value written once under an anchor (`monday: &day`) and reused by
+    aliases fails at every path that uses it, on the same line with the same message."""
+    kept: dict[tuple[str, str, str], list[str]] = {}
+    for error in errors:
+        place, _, rest = error.partition(": ")
+        path, _, message = rest.partition(": ")
+        if not place.count(":") or not message:  # no line, or no field path: nothing to merge
+            kept[(error, "", "")] = [error]
+            continue
+        kept.setdefault((place, path.rpartition(".")[2], message), []).append(error)
+    return [group[0] + (f" (and {len(group) - 1} more use(s) of this value through YAML aliases)"
+                        if len(group) > 1 else "") for group in kept.values()]
+
+
 def load_config(path: str | Path | None = None) -> Config:
     """Read, validate and cross-check a trust config; raise ConfigError listing every problem."""
     path = Path(path) if path is not None else default_config_path()
     shown = shown_path(path)
-    raw = read_yaml(path)
-    if not isinstance(raw, dict):
+    document = read_yaml_document(path)
+    if not isinstance(document.data, dict):
         raise ConfigError([f"{shown}: expected a mapping at the top level"])
+
+    def placed(message: str) -> str:
+        """'file:line: path: message', the line found from the message's field path."""
+        line = document.line_of(parse_loc(message.partition(": ")[0]))
+        return f"{shown}:{line}: {message}" if line else f"{shown}: {message}"
+
     try:
-        model = TrustFile.model_validate(raw)
+        model = TrustFile.model_validate(document.data)
     except ValidationError as exc:
-        raise ConfigError([f"{shown}: {validation_message(e)}" for e in exc.errors()]) from None
+        raise ConfigError(once_per_alias([placed(validation_message(e)) for e in exc.errors()])) from None
 
     base_catalog = default_catalog()
     errors = [
-        f"{shown}: {e}"
+        placed(e)
         for e in semantic_errors(
             model, set(base_catalog.platforms), {p.category for p in base_catalog.platforms.values()}
         )
@@ -204,27 +239,40 @@ def load_config(path: str | Path | None = None) -> Config:
                 extra_domains=model.platforms.extra_domains,
             )
         except CatalogError as exc:
-            errors.append(f"{shown}: platforms: {exc}")
+            errors.append(placed(f"platforms: {exc}"))
 
     devices, dev_errors = read_inventory(
         beside(path, model.devices.inventory), {s.id for s in model.schools}
     )
     errors += dev_errors
-    staff: list[StaffPeriod] = []
+    staff_rows: list[StaffRow] = []
+    staff_read_errors: list[str] = []
     if model.staff_timetables:
-        staff, staff_errors = read_staff_periods(beside(path, model.staff_timetables))
-        errors += staff_errors
-    logins: dict[str, str] = {}
+        staff_rows, staff_read_errors = read_staff_rows(beside(path, model.staff_timetables))
+        errors += staff_read_errors
+    login_rows: list[LoginRow] = []
+    login_read_errors: list[str] = []
     if model.devices.logins:
-        logins, login_errors = read_logins(beside(path, model.devices.logins))
-        errors += login_errors
+        login_rows, login_read_errors = read_login_rows(beside(path, model.devices.logins))
+        errors += login_read_errors
     if not dev_errors:
-        errors += [f"{shown}: {e}" for e in inventory_errors(model, devices)]
+        errors += [placed(e) for e in inventory_errors(model, devices)]
+        if model.staff_timetables and not staff_read_errors and not login_read_errors:
+            errors += staff_timetable_errors(model, devices, login_rows, staff_rows,
+                                             shown_path(beside(path, model.staff_timetables)))
+        if model.devices.logins and not staff_read_errors and not login_read_errors:
+            errors += login_errors(devices, staff_rows, login_rows,
+                                   shown_path(beside(path, model.devices.logins)))
     if errors:
         raise ConfigError(errors)
+    staff = [period for _, period in staff_rows]
+    logins = {login: staff_id for _, login, staff_id in login_rows}
 
     digest = hashlib.sha256()
-    digest.update(path.read_bytes())
-    for extra in filter(None, [model.devices.inventory, model.devices.logins, model.staff_timetables]):
-        digest.update(beside(path, extra).read_bytes())
+    for part in [path, *(beside(path, extra) for extra in filter(None, [
+            model.devices.inventory, model.devices.logins, model.staff_timetables]))]:
+        try:
+            digest.update(read_bounded(part))  # each was read and checked just above
+        except UnreadableFile as exc:  # replaced since: say so, as for any other file
+            raise ConfigError([f"{shown_path(part)}: cannot read: {exc}"]) from None
     return Config(path, model, devices, staff, catalog, digest.hexdigest(), logins)

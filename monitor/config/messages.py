@@ -40,6 +40,33 @@ def format_loc(loc: Iterable[Any]) -> str:
     return out
 
 
+# strict types (see monitor.config.models.Strict): what YAML gave, and what was wanted
+STRICT_TYPES = {
+    "bool_type": "true or false",
+    "int_type": "a whole number",
+    "string_type": "text",
+    "float_type": "a number",
+}
+
+
+def _what_yaml_gave(value: Any) -> str:
+    if isinstance(value, bool):
+        return f"{str(value).lower()} (YAML reads an unquoted yes/no/on/off as true/false)"
+    if isinstance(value, (int, float)):
+        return f"the number {value!r}"
+    if isinstance(value, str):
+        return f"the text {value!r}"
+    return f"a {type(value).__name__}"
+
+
+LOC_PART_RE = re.compile(r"\[(\d+)\]|\.?([^.\[\]:]+)")
+
+
+def parse_loc(text: str) -> tuple[str | int, ...]:
+    """A field path back into its parts: 'schools[1].zones[3]' -> ('schools', 1, 'zones', 3)."""
+    return tuple(int(index) if index else name for index, name in LOC_PART_RE.findall(text))
+
+
 def validation_message(error: ErrorDetails | dict[str, Any]) -> str:
     """One pydantic error as 'path: message', with the bad value where it helps."""
     loc = format_loc(error["loc"])
@@ -58,6 +85,9 @@ def validation_message(error: ErrorDetails | dict[str, Any]) -> str:
     if kind == "missing":
         return f"{loc}: required field is missing"
     value = error.get("input")
+    if kind in STRICT_TYPES:
+        hint = ": write it in quotes" if kind == "string_type" and isinstance(value, (int, float)) else ""
+        return f"{loc}: is {_what_yaml_gave(value)}, not {STRICT_TYPES[kind]}{hint}"
     if isinstance(value, (str, int, float, bool)) or value is None:
         return f"{loc}: {value!r} is not valid: {message}"
     return f"{loc}: {message}"

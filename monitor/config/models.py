@@ -1,8 +1,11 @@
 """The trust's configuration as pydantic models, and the small value helpers they use.
 
-Every model forbids unknown keys, so a typo cannot silently switch a rule off;
-validators raise a ValueError whose text becomes the one-line error the user
-reads (see `monitor.config.messages`).
+Every model forbids unknown keys, so a typo cannot silently switch a rule off,
+and validates strictly, so YAML's loose values cannot change one either:
+`retention_days: yes` is not 1, `pupil_area: 1` is not true, and an unquoted
+`end: 10:30` (which YAML reads as the number 630) is not 00:10:30. Validators
+raise a ValueError whose text becomes the one-line error the user reads (see
+`monitor.config.messages`).
 """
 
 from __future__ import annotations
@@ -10,11 +13,11 @@ from __future__ import annotations
 import ipaddress
 import itertools
 import re
-from datetime import date, time
+from datetime import date, datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
 
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -22,6 +25,47 @@ FlagName = Literal["contact_time", "pupil_area"]
 FLAG_NAMES: tuple[FlagName, ...] = ("contact_time", "pupil_area")
 MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
+CLOCK_RE = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
+DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def parse_clock(value: object) -> time:
+    """A time of day written "HH:MM" (or "HH:MM:SS"). YAML 1.1 reads an unquoted 10:30 as the
+    base-60 integer 630, which pydantic would take as 630 seconds (00:10:30): say so instead."""
+    if isinstance(value, time):
+        return value
+    if isinstance(value, bool) or not isinstance(value, (str, int)):
+        raise ValueError(f"{value!r} is not a time: write it in quotes as \"HH:MM\"")
+    if isinstance(value, int):
+        if value < 60:
+            raise ValueError(f"{value} is a number, not a time: write it in quotes as \"HH:MM\"")
+        written = "{}:{:02d}".format(*divmod(value, 60))
+        raise ValueError(f"{value} is a number, not a time: YAML reads an unquoted {written} as "
+                         f"{value}; write it in quotes, \"{written.zfill(5)}\"")
+    match = CLOCK_RE.match(value.strip())
+    if match is None:
+        raise ValueError(f"{value!r} is not a time of day (\"HH:MM\", 00:00 to 23:59)")
+    hour, minute, second = match.groups()
+    return time(int(hour), int(minute), int(second or 0))
+
+
+def parse_day(value: object) -> date:
+    """A date written YYYY-MM-DD (YAML gives a date, a quoted one a string): never a number of
+    seconds since 1970, never a date with a time of day, never 2026-02-30."""
+    if isinstance(value, date) and not isinstance(value, datetime):
+        return value
+    if isinstance(value, datetime):
+        raise ValueError(f"{value} has a time of day: give the date only (YYYY-MM-DD)")
+    if not isinstance(value, str) or not DAY_RE.match(value.strip()):
+        raise ValueError(f"{value!r} is not a date (YYYY-MM-DD)")
+    try:
+        return date.fromisoformat(value.strip())
+    except ValueError as exc:
+        raise ValueError(f"{value!r} is not a date: {exc}") from None
+
+
+Clock = Annotated[time, BeforeValidator(parse_clock)]
+Day = Annotated[date, BeforeValidator(parse_day)]
 
 
 def split_hostport(value: str, allow_zero: bool = False) -> tuple[str, int]:
@@ -43,9 +87,10 @@ def normalise_mac(value: str) -> str:
 
 
 class Strict(BaseModel):
-    """Unknown keys are errors (a misspelt key must not switch a rule off); values are frozen."""
+    """Unknown keys are errors (a misspelt key must not switch a rule off); values are frozen and
+    strict: a boolean is never a number, a number never a string (see `parse_clock`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
 class TrustSettings(Strict):
@@ -91,8 +136,8 @@ class Zone(Strict):
 
 class Period(Strict):
     name: str = Field(description="Period name as the timetable calls it (P1, Break, Lunch).")
-    start: time
-    end: time
+    start: Clock
+    end: Clock
     kind: Literal["contact", "non-contact"] = Field(description="Lessons are contact time.")
 
     @model_validator(mode="after")
@@ -106,10 +151,10 @@ DayPlan = dict[Weekday, list[Period]]
 
 
 class Timetable(Strict):
-    day_start: time = Field(description="When the school day begins; before it the time is closed.")
-    day_end: time = Field(description="When the school day ends; after it the time is closed.")
+    day_start: Clock = Field(description="When the school day begins; before it the time is closed.")
+    day_end: Clock = Field(description="When the school day ends; after it the time is closed.")
     rotation: Literal["weekly", "two-week"] = Field("weekly", description="Week A/B rotation.")
-    rotation_anchor: date | None = Field(
+    rotation_anchor: Day | None = Field(
         None, description="A Monday in Week A, for two-week rotations."
     )
     week_a: DayPlan | None = Field(None, description="Periods per weekday (Week A, or every week).")
@@ -142,8 +187,8 @@ class Timetable(Strict):
 
 
 class DateRange(Strict):
-    start: date
-    end: date
+    start: Day
+    end: Day
 
     @model_validator(mode="after")
     def _ordered(self) -> DateRange:
@@ -154,8 +199,8 @@ class DateRange(Strict):
 
 class Term(Strict):
     name: str
-    start: date
-    end: date
+    start: Day
+    end: Day
     half_term: DateRange | None = None
 
     @model_validator(mode="after")
@@ -166,13 +211,13 @@ class Term(Strict):
 
 
 class Closure(Strict):
-    date: date
+    date: Day
     reason: str = "closure"
 
 
 class Calendar(Strict):
     terms: list[Term] = Field(description="Term dates; days outside every term are closed.")
-    inset_days: list[date] = Field(default_factory=list, description="Training days: no pupils.")
+    inset_days: list[Day] = Field(default_factory=list, description="Training days: no pupils.")
     closures: list[Closure] = Field(default_factory=list, description="Other days the school shuts.")
     nation: Literal["england", "wales", "scotland", "northern-ireland"] = Field(
         "england", description="UK nation whose bank holidays apply."

@@ -23,6 +23,7 @@ from monitor.config.loader import (
     default_config_path,
     is_present,
     load_config,
+    once_per_alias,
 )
 from monitor.errors import ConfigError
 from tests.conftest import EXAMPLE, REPO
@@ -56,7 +57,8 @@ BAD_CONFIGS = [
     (["trust", "timezone"], "Europe/Londn", "trust.timezone: 'Europe/Londn' is not a known time zone"),
     (["trust", "nmae"], "x", "trust.nmae: unknown key"),
     (["schools", 1, "zones", 0, "pupil_aera"], True, "schools[1].zones[0].pupil_aera: unknown key"),
-    (["schools", 0, "zones", 0, "pupil_area"], "sometimes", "schools[0].zones[0].pupil_area: 'sometimes'"),
+    (["schools", 0, "zones", 0, "pupil_area"], "sometimes",
+     "schools[0].zones[0].pupil_area: is the text 'sometimes', not true or false"),
     (["schools", 0, "timetable", "day_start"], "25:00", "schools[0].timetable.day_start: '25:00'"),
     (["schools", 0, "timetable", "days", "monday", 1, "end"], "08:00",
      "schools[0].timetable.days.monday[1]"),
@@ -189,10 +191,12 @@ def test_catalog_conflicts_are_reported_under_platforms(write_config, example_da
     monkeypatch.chdir(tmp_path)
     example_data["platforms"]["add"].append(
         {"id": "copycat", "name": "Copy", "category": "blog", "domains": ["blog.meadow-trust.example"]})
+    path = write_config(example_data)
+    line = path.read_text().splitlines().index("platforms:") + 1
     with pytest.raises(ConfigError) as info:
-        load_config(write_config(example_data))
+        load_config(path)
     assert info.value.errors == [
-        "trust.yaml: platforms: domain 'blog.meadow-trust.example' is claimed by both "
+        f"trust.yaml:{line}: platforms: domain 'blog.meadow-trust.example' is claimed by both "
         "'trust-blog' and 'copycat'"
     ]
 
@@ -405,3 +409,121 @@ def test_without_an_installed_config_the_root_uses_the_example_and_says_so():
     assert EXAMPLE_TRUST in done.stdout
     assert done.stderr == (f"social-monitor: config {EXAMPLE} "
                            "(the checkout's example: no /etc/social-monitor/config.yaml)\n")
+
+
+# --- hostile and mistaken configs: one line each naming file, line and field (issue 15) ---------
+
+EXAMPLE_TEXT = EXAMPLE.read_text()
+
+
+def _text_edit(old: str, new: str, count: int = 1) -> str:
+    assert old in EXAMPLE_TEXT, old
+    return EXAMPLE_TEXT.replace(old, new, count)
+
+
+def _line_of(text: str, needle: str, nth: int = 1) -> int:
+    lines = [n for n, line in enumerate(text.splitlines(), 1) if needle in line]
+    return lines[nth - 1]
+
+
+STAFF_CSV = (EXAMPLE.parent / "staff-timetable.csv").read_text()
+LOGINS_CSV = (EXAMPLE.parent / "logins.csv").read_text()
+
+# (id, YAML text, extra files, the error line, or a (needle, nth) whose line the error names)
+MISTAKES = [
+    ("retention_days: yes", _text_edit("retention_days: 90", "retention_days: yes"), {},
+     "trust.yaml:{line}: retention_days: is true (YAML reads an unquoted yes/no/on/off as true/false), "
+     "not a whole number", ("retention_days: yes", 1)),
+    ("duplicate key", _text_edit("retention_days: 90\n", "retention_days: 90\nretention_days: 3650\n"), {},
+     "trust.yaml:{line}: retention_days: key listed twice (first on line {first}); the last would "
+     "silently win", ("retention_days: 3650", 1)),
+    ("start: 9:00 unquoted", _text_edit('start: "09:00", end: "10:30"', 'start: 9:00, end: "10:30"'), {},
+     'trust.yaml:{line}: schools[0].timetable.days.monday[1].start: 540 is a number, not a time: YAML reads '
+     'an unquoted 9:00 as 540; write it in quotes, "09:00" (and 4 more use(s) of this value through '
+     "YAML aliases)", ("start: 9:00", 1)),
+    ("end: 10:30 unquoted", _text_edit('end: "10:30", kind: contact', "end: 10:30, kind: contact"), {},
+     'trust.yaml:{line}: schools[0].timetable.days.monday[1].end: 630 is a number, not a time: YAML reads '
+     'an unquoted 10:30 as 630; write it in quotes, "10:30" (and 4 more use(s) of this value through '
+     "YAML aliases)", ("end: 10:30", 1)),
+    ("start: 2026-02-30", _text_edit("start: 2026-09-03", "start: 2026-02-30"), {},
+     "trust.yaml:{line}: schools[0].calendar.terms[0].start: '2026-02-30' is not a date: day is out of "
+     "range for month", ("2026-02-30", 1)),
+    ("pupil_area: 1", _text_edit("pupil_area: true", "pupil_area: 1"), {},
+     "trust.yaml:{line}: schools[0].zones[0].pupil_area: is the number 1, not true or false",
+     ("pupil_area: 1", 1)),
+    ("a /32 in another school's zone",
+     _text_edit("cidrs: [10.30.2.0/24]", "cidrs: [10.30.2.0/24, 10.10.10.77/32]"), {},
+     "trust.yaml:{line}: schools[2].zones[1].cidrs[1]: 10.10.10.77/32 lies inside 10.10.10.0/24 of "
+     "oak-primary/classrooms (schools[0].zones[0].cidrs[0]): an address must belong to one zone",
+     ("10.10.10.77/32", 1)),
+    ("0.0.0.0/0", _text_edit("cidrs: [127.0.0.0/8, ", "cidrs: [0.0.0.0/0, "), {},
+     "trust.yaml:{line}: schools[0].zones[5].cidrs[0]: 0.0.0.0/0 matches every address: a zone must name "
+     "its own networks", ("0.0.0.0/0", 1)),
+    ("the same VLAN twice", _text_edit("vlans: [212]", "vlans: [110]"), {},
+     "trust.yaml:{line}: schools[1].zones[1].vlans[0]: VLAN 110 is already the VLAN of "
+     "oak-primary/classrooms (schools[0].zones[0].vlans[0])", ("vlans: [110]", 2)),
+    ("overlapping terms",
+     _text_edit("start: 2027-01-05, end: 2027-03-26", "start: 2026-12-01, end: 2027-03-26"), {},
+     "trust.yaml:{line}: schools[0].calendar.terms[1]: term 'Spring 2027' (2026-12-01 to 2027-03-26) "
+     "overlaps term 'Autumn 2026' (2026-09-03 to 2026-12-18, schools[0].calendar.terms[0])",
+     ("2026-12-01", 1)),
+    ("inventory: /dev/zero", _text_edit("inventory: devices.csv", "inventory: /dev/zero"), {},
+     "/dev/zero: cannot read device inventory: not a regular file (a device, FIFO or socket)", None),
+    ("unknown staff id", EXAMPLE_TEXT, {"staff-timetable.csv": STAFF_CSV + "S9999,,monday,P1,contact\n"},
+     "staff-timetable.csv:18: staff_id: 'S9999' owns no device in the inventory and no login maps to it",
+     None),
+    ("unknown period", EXAMPLE_TEXT, {"staff-timetable.csv": STAFF_CSV + "S2005,A,friday,P9,contact\n"},
+     "staff-timetable.csv:18: period: 'P9' is not a friday period in week A of ash-secondary "
+     "(schools[1].timetable; friday has: Break, Lunch, P1, P2, P3, P4, P5, Tutor)", None),
+    ("login to a staff id in the wrong case", EXAMPLE_TEXT, {"logins.csv": LOGINS_CSV + "bsmith,s1002\n"},
+     "logins.csv:5: staff_id: 's1002' (differs only in case from 'S1002': staff ids are exact)", None),
+    ("a CSV field over 128 KiB", EXAMPLE_TEXT,
+     {"logins.csv": LOGINS_CSV + "x" * (128 * 1024 + 1) + ",S1002\n"},
+     "logins.csv:5: login: longer than 128 KiB (is this the right file?)", None),
+]
+
+
+def _expected(text: str, template: str, where) -> str:
+    if where is None:
+        return template
+    first = _line_of(text, "retention_days: 90") if "{first}" in template else 0
+    return template.format(line=_line_of(text, *where), first=first)
+
+
+@pytest.mark.parametrize(("text", "files", "template", "where"), [m[1:] for m in MISTAKES],
+                         ids=[m[0] for m in MISTAKES])
+def test_mistakes_are_one_line_errors_naming_file_line_and_field(write_config, monkeypatch, tmp_path,
+                                                                 text, files, template, where):
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ConfigError) as info:
+        load_config(write_config(text=text, files=files))
+    assert info.value.errors == [_expected(text, template, where)]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("text", "files", "template", "where"), [m[1:] for m in MISTAKES],
+                         ids=[m[0] for m in MISTAKES])
+def test_check_config_says_each_mistake_in_one_line(write_config, tmp_path, text, files, template, where):
+    path = write_config(text=text, files=files)
+    run = subprocess.run([sys.executable, "-m", "monitor", "check-config", path.name],
+                         capture_output=True, text=True, cwd=tmp_path, timeout=60,
+                         env={**os.environ, "PYTHONPATH": str(REPO)})
+    assert (run.returncode, run.stdout) == (1, "")
+    assert run.stderr == f"{_expected(text, template, where)}\n1 error(s)\n"
+
+
+@pytest.mark.parametrize(
+    ("errors", "expected"),
+    [
+        (["t.yaml:9: d.monday[1].start: bad", "t.yaml:9: d.tuesday[1].start: bad"],
+         ["t.yaml:9: d.monday[1].start: bad (and 1 more use(s) of this value through YAML aliases)"]),
+        (["t.yaml:9: z.vlans[0]: bad", "t.yaml:9: z.vlans[1]: bad"],  # two values on one line
+         ["t.yaml:9: z.vlans[0]: bad", "t.yaml:9: z.vlans[1]: bad"]),
+        (["t.yaml:9: p.start: bad", "t.yaml:9: p.end: bad"],
+         ["t.yaml:9: p.start: bad", "t.yaml:9: p.end: bad"]),
+        (["t.yaml: school ids listed twice", "t.yaml: school ids listed twice"],
+         ["t.yaml: school ids listed twice"]),
+    ],
+)
+def test_once_per_alias(errors, expected):
+    assert once_per_alias(errors) == expected

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import date, time
+from datetime import date, datetime, time
 
 import pytest
 from pydantic import ValidationError
@@ -22,6 +22,8 @@ from monitor.config.models import (
     TrustSettings,
     Zone,
     normalise_mac,
+    parse_clock,
+    parse_day,
     split_hostport,
 )
 from monitor.config.readers import read_yaml
@@ -166,3 +168,103 @@ def test_models_are_frozen():
     zone = Zone.model_validate(ZONE)
     with pytest.raises(ValidationError):
         zone.name = "other"
+
+
+# --- strict values: what YAML's loose typing would otherwise turn into another rule ---------
+
+STRICT = [
+    # (model, data, the error pydantic reports for the one loose value)
+    (TrustFile, "retention_days", True, "int_type"),  # `retention_days: yes` is not 1
+    (TrustFile, "retention_days", "90", "int_type"),
+    (TrustFile, "retention_days", 90.0, "int_type"),
+    (Zone, "pupil_area", 1, "bool_type"),
+    (Zone, "pupil_area", "true", "bool_type"),
+    (Zone, "monitored", "no", "bool_type"),
+    (Zone, "vlans", [True], "int_type"),
+    (Zone, "vlans", ["110"], "int_type"),
+    (Zone, "name", 110, "string_type"),
+    (ExemptionRule, "clause", 4.1, "string_type"),  # `clause: 4.1` unquoted
+    (Period, "start", 540, "value_error"),  # `start: 9:00` unquoted: YAML's base-60 integer
+    (Period, "start", "09:00:00+01:00", "value_error"),
+    (DateRange, "start", 1788393600, "value_error"),  # seconds since 1970 are not a date
+    (DateRange, "start", "2026-02-30", "value_error"),
+]
+
+
+def _strict_data(model, field, value):
+    base = {
+        TrustFile: lambda: read_yaml(EXAMPLE),
+        Zone: lambda: dict(ZONE),
+        ExemptionRule: lambda: {"name": "m", "reason": "r", "groups": ["marketing"]},
+        Period: lambda: dict(PERIOD),
+        DateRange: lambda: {"start": "2026-10-26", "end": "2026-10-30"},
+    }[model]()
+    base[field] = value
+    return base
+
+
+@pytest.mark.parametrize(("model", "field", "value", "kind"), STRICT)
+def test_loose_values_are_refused(model, field, value, kind):
+    with pytest.raises(ValidationError) as info:
+        model.model_validate(_strict_data(model, field, value))
+    [error] = info.value.errors()
+    assert (error["loc"][0], error["type"]) == (field, kind)
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [
+        ("09:00", time(9, 0)),
+        ("9:05", time(9, 5)),
+        (" 23:59 ", time(23, 59)),
+        ("08:30:15", time(8, 30, 15)),
+        (time(7, 0), time(7, 0)),
+    ],
+)
+def test_parse_clock_accepts_written_times(value, expected):
+    assert parse_clock(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        (540, "540 is a number, not a time: YAML reads an unquoted 9:00 as 540; "
+              'write it in quotes, "09:00"'),
+        (630, "630 is a number, not a time: YAML reads an unquoted 10:30 as 630; "
+              'write it in quotes, "10:30"'),
+        (9, '9 is a number, not a time: write it in quotes as "HH:MM"'),
+        (True, 'True is not a time: write it in quotes as "HH:MM"'),
+        ("24:00", "'24:00' is not a time of day (\"HH:MM\", 00:00 to 23:59)"),
+        ("9am", "'9am' is not a time of day (\"HH:MM\", 00:00 to 23:59)"),
+    ],
+)
+def test_parse_clock_says_why_not(value, message):
+    with pytest.raises(ValueError) as info:
+        parse_clock(value)
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("2026-09-03", date(2026, 9, 3)), (date(2026, 9, 3), date(2026, 9, 3)),
+     ("2028-02-29", date(2028, 2, 29))],
+)
+def test_parse_day_accepts_dates(value, expected):
+    assert parse_day(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("2026-02-30", "'2026-02-30' is not a date: day is out of range for month"),
+        ("2026-13-01", "'2026-13-01' is not a date: month must be in 1..12"),
+        ("2026-9-3", "'2026-9-3' is not a date (YYYY-MM-DD)"),
+        (20260903, "20260903 is not a date (YYYY-MM-DD)"),
+        (datetime(2026, 9, 3, 8, 0),
+         "2026-09-03 08:00:00 has a time of day: give the date only (YYYY-MM-DD)"),
+    ],
+)
+def test_parse_day_says_why_not(value, message):
+    with pytest.raises(ValueError) as info:
+        parse_day(value)
+    assert str(info.value) == message

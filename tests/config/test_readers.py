@@ -2,12 +2,17 @@
 
 from __future__ import annotations
 
+import os
+import socket
 from pathlib import Path
 
 import pytest
 
 from monitor.config.models import InventoryDevice, StaffPeriod
 from monitor.config.readers import (
+    MAX_FILE_BYTES,
+    UnreadableFile,
+    read_bounded,
     read_csv_rows,
     read_inventory,
     read_logins,
@@ -63,8 +68,7 @@ def test_read_yaml(write, content, expected):
         (b"a: [1\n", "trust.yaml:2:1: not valid YAML: did not find expected ',' or ']'"),
         # libyaml and PyYAML word the problem differently: the place and the start are what count
         (b"a: b: c\n", "trust.yaml:1:5: not valid YAML: mapping values are not allowed"),
-        (b"name: \xff\n", "trust.yaml: cannot read: 'utf-8' codec can't decode byte 0xff in position 6: "
-                          "invalid start byte"),
+        (b"a: 1\nname: \xff\n", "trust.yaml:2: cannot read: not UTF-8 text"),
     ],
 )
 def test_read_yaml_errors_name_file_and_line(write, content, expected):
@@ -78,6 +82,72 @@ def test_read_yaml_missing_file(write):
     with pytest.raises(ConfigError) as info:
         read_yaml(Path("nope.yaml"))
     assert info.value.errors == ["nope.yaml: no such file"]
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"retention_days: 90\nstore: {}\nretention_days: 30\n",
+         ["trust.yaml:3: retention_days: key listed twice (first on line 1); the last would silently win"]),
+        (b"schools:\n  - id: a\n    zones: []\n    id: b\n  - {id: c, id: c}\n",
+         ["trust.yaml:4: schools[0].id: key listed twice (first on line 2); the last would silently win",
+          "trust.yaml:5: schools[1].id: key listed twice (first on line 5); the last would silently win"]),
+        (b"a: &a [*a]\n", ["trust.yaml: aliases expand to more than 1,000,000 values (an alias of its own "
+                           "parent, or aliases of aliases)"]),
+        (b"[" * 5000, None),  # nested too deeply for the parser: one line, whatever the parser says
+    ],
+    ids=["top level", "every duplicate, with its path", "loop", "deep"],
+)
+def test_read_yaml_refuses_what_would_load_a_different_rule(write, content, expected):
+    with pytest.raises(ConfigError) as info:
+        read_yaml(write("trust.yaml", content))
+    if expected is not None:
+        assert info.value.errors == expected
+    assert all("\n" not in line and line.startswith("trust.yaml") for line in info.value.errors)
+
+
+# --- bounded reads: a config must never hang or exhaust the daemon ---------------------------
+
+
+def _fifo(path) -> None:
+    os.mkfifo(path)  # nobody writes: a plain open() would block for ever
+
+
+def _socket(path) -> None:
+    socket.socket(socket.AF_UNIX).bind(str(path))
+
+
+@pytest.mark.parametrize(
+    ("make", "reason"),
+    [
+        (lambda p: p.write_bytes(b"x" * (MAX_FILE_BYTES + 1)),
+         "larger than 16 MiB (is this the right file?)"),
+        (lambda p: p.mkdir(), "not a regular file (a folder)"),
+        (_fifo, "not a regular file (a device, FIFO or socket)"),
+        (_socket, "No such device or address"),  # a socket cannot even be opened
+        (lambda p: p.symlink_to("/dev/zero"), "not a regular file (a device, FIFO or socket)"),
+        (lambda p: None, "No such file or directory"),
+    ],
+    ids=["too big", "folder", "fifo", "socket", "/dev/zero", "missing"],
+)
+def test_read_bounded_refuses_what_is_not_a_small_regular_file(tmp_path, make, reason):
+    path = tmp_path / "devices.csv"
+    make(path)
+    with pytest.raises(UnreadableFile) as info:
+        read_bounded(path)
+    assert info.value.reason == reason
+
+
+def test_read_bounded_reads_a_file_at_the_limit(tmp_path):
+    path = tmp_path / "x.csv"
+    path.write_bytes(b"x" * 100)
+    assert read_bounded(path, limit=100) == b"x" * 100
+
+
+def test_read_yaml_of_a_device_is_one_line(write):
+    with pytest.raises(ConfigError) as info:
+        read_yaml(Path("/dev/zero"))
+    assert info.value.errors == ["/dev/zero: cannot read: not a regular file (a device, FIFO or socket)"]
 
 
 # --- CSV rows -------------------------------------------------------------------------------
@@ -113,6 +183,29 @@ def test_read_csv_rows_header_errors(write, content, expected):
 def test_read_csv_rows_missing_file(write):
     rows = read_csv_rows(Path("x.csv"), ["a"], "test file")
     assert rows == ([], ["x.csv: cannot read test file: No such file or directory"])
+
+
+LONG = 128 * 1024 + 1
+
+
+@pytest.mark.parametrize(
+    ("content", "expected"),
+    [
+        (b"a,b\n1,2\n3," + b"x" * LONG + b"\n", "x.csv:3: b: longer than 128 KiB (is this the right file?)"),
+        (b"a,b\n" + b"x" * LONG + b",2\n", "x.csv:2: a: longer than 128 KiB (is this the right file?)"),
+        (b"a,b\n1,\"" + b"x\n" * LONG, "x.csv:2: a field: longer than 128 KiB (is this the right file?)"),
+        (b"a," + b"x" * LONG + b"\n", "x.csv:1: a field: longer than 128 KiB (is this the right file?)"),
+        (b"a,b\n\n\n3," + b"x" * LONG + b"\n", "x.csv:4: b: longer than 128 KiB (is this the right file?)"),
+    ],
+    ids=["last column", "first column", "quoted over many lines", "header", "after blank lines"],
+)
+def test_read_csv_rows_refusals_name_line_and_column(write, content, expected):
+    assert read_csv_rows(write("x.csv", content), ["a", "b"], "test file") == ([], [expected])
+
+
+def test_read_csv_rows_of_a_device(write):
+    assert read_csv_rows(Path("/dev/zero"), ["a"], "device inventory") == (
+        [], ["/dev/zero: cannot read device inventory: not a regular file (a device, FIFO or socket)"])
 
 
 def test_read_csv_rows_non_utf8_is_reported(write):
@@ -213,6 +306,11 @@ BAD_STAFF_ROWS = [
      "'wednesday', 'thursday', 'friday', 'saturday' or 'sunday'"),
     (b"S1,A,monday,P1\n",
      "staff-timetable.csv:2: kind: '' is not valid: Input should be 'contact' or 'non-contact'"),
+    # the same person's period twice: the second row would silently win
+    (b"S1,A,monday,P1,contact\nS1,a,Mon,P1,non-contact\n",
+     "staff-timetable.csv:3: S1 monday 'P1' (week A) already listed on line 2"),
+    (b"S1,,monday,P1,contact\nS1,,monday,P1,contact\n",
+     "staff-timetable.csv:3: S1 monday 'P1' already listed on line 2"),
 ]
 
 

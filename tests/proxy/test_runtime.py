@@ -215,8 +215,9 @@ def test_rejected_reload_logs_each_field_error(runtime, config_file):
     with capture_logs() as logs:
         reload_on_a_loop(runtime, ProxySettings(str(config_file)))
     (rejected,) = [e for e in logs if e["event"] == "proxy_config_reload_rejected"]
+    line = next(n for n, text in enumerate(config_file.read_text().splitlines(), 1) if BROKEN[1] in text)
     assert rejected["errors"] == [
-        f"{config_file}: schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network"]
+        f"{config_file}:{line}: schools[0].zones[0].cidrs[0]: '127.0.0.300/8' is not a network"]
 
 
 def test_reload_without_a_config_does_nothing(runtime):
