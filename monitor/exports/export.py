@@ -147,9 +147,8 @@ def _export(
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it)
-    except BaseException:
-        writer.abort()
-        raise
+    except BaseException as exc:
+        raise writer.failed(exc) from None
     seconds = time.perf_counter() - started
     log.info("export_written", school=school.id, sessions=n, flagged=stats.flagged, out=str(out),
              identified=request.identify, seconds=round(seconds, 3))

@@ -12,6 +12,8 @@ breaks the chain and `read_log` says where.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -57,6 +59,13 @@ class LogEntry:
         body = asdict(self)
         body.pop("hash")
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def write_failure(path: Path, exc: OSError) -> str:
+    """One line for a failed write: a full disk says so plainly (whatever raised it)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device: {path}"
+    return f"{path}: {exc.strerror or exc}"
 
 
 def log_path_for(store_path: str | Path) -> Path:
@@ -119,9 +128,17 @@ def append(path: str | Path, entry: LogEntry) -> LogEntry:
         entry.seq = last.seq + 1 if last else 1
         entry.prev = last.hash if last else GENESIS
         entry.hash = entry.digest()
-        fh.write(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        # straight to the descriptor: a buffered write that failed would be retried when closing
+        data = memoryview((json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n").encode())
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as exc:  # a full disk: no half line left to break the chain
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise ExportLogError(write_failure(path, exc)) from None
     return entry
 
 
@@ -163,4 +180,5 @@ __all__ = [
     "log_head",
     "log_path_for",
     "read_log",
+    "write_failure",
 ]

@@ -96,9 +96,8 @@ def _sar(
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it)
-    except BaseException:
-        writer.abort()
-        raise
+    except BaseException as exc:
+        raise writer.failed(exc) from None
     seconds = time.perf_counter() - started
     log.info("sar_written", sessions=n, out=str(out), seconds=round(seconds, 3))
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)

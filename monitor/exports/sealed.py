@@ -23,6 +23,7 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config.loader import Config
+from monitor.exports.log import write_failure
 from monitor.exports.request import ExportError
 
 MANIFEST = "manifest.json"
@@ -95,6 +96,17 @@ class ExportWriter:
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def failed(self, exc: BaseException) -> BaseException:
+        """Remove the unfinished directory; what to raise instead of `exc` (an OSError as one line).
+
+        Nothing is left behind: the temporary directory goes, and the export log is appended
+        only once every file is written (`seal`)."""
+        self.abort()
+        if isinstance(exc, OSError):  # the file it names (the export log, say), else the export
+            where = Path(os.fsdecode(exc.filename)) if exc.filename else self.out
+            return ExportError(f"{write_failure(where, exc)}; the export was not written")
+        return exc
 
 
 def _make_private_dirs(path: Path) -> None:

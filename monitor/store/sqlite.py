@@ -349,8 +349,9 @@ class SQLiteSessionStore(SessionStore):
         cur = self._con.execute(sql, params)
         try:
             yield from iter(lambda: cur.fetchmany(size), [])
-        finally:
-            cur.close()
+        finally:  # a reader abandoned after its store closed (an export that failed) has nothing to close
+            with contextlib.suppress(sqlite3.Error):
+                cur.close()
 
     def sessions(self, where: SessionFilter = EVERY_SESSION) -> Iterator[Session]:
         for batch in self._batches(_SELECT_SESSIONS, where, 1000):
