@@ -83,6 +83,8 @@ def _export(
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))
 
     stats = ReportStats(tz)
+    # the log is read before anything is created: an unreadable one leaves nothing behind
+    export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(request.out)
     try:
         n = write_sessions(writer, store.sessions(where), labels=labels, observe=stats.add)
@@ -103,7 +105,7 @@ def _export(
             "sessions": n,
             "flagged": stats.flagged,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
-            "export_log_head": log_head(log_path) if log_path is not None else None,
+            "export_log_head": export_log_head,
         })
         context = ReportContext(
             trust=config.trust.name,

@@ -26,6 +26,7 @@ from typing import Any
 
 from monitor.errors import UserError
 from monitor.store.chain import GENESIS
+from monitor.store.files import make_private_dirs
 from monitor.store.sessions import canonical_json
 
 
@@ -110,9 +111,11 @@ def _entries(path: Path) -> Iterator[tuple[int, LogEntry]]:
 def append(path: str | Path, entry: LogEntry) -> LogEntry:
     """Append one entry under an exclusive lock, chained to the last one; the file is 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)  # 0600 whatever the umask, and an older, wider log tightened
     except OSError as exc:
         raise ExportLogError(f"{path}: cannot open the export log: {exc.strerror}") from None
     with os.fdopen(fd, "r+", encoding="utf-8") as fh:
@@ -157,7 +160,11 @@ def read_log(path: str | Path) -> LogCheck:
     entries: list[LogEntry] = []
     prev = GENESIS
     problem = None
-    for lineno, entry in _entries(path):
+    try:
+        numbered = list(_entries(path))
+    except OSError as exc:  # root's 0600 log read by the service user, say
+        raise ExportLogError(f"{path}: cannot read the export log: {exc.strerror or exc}") from None
+    for lineno, entry in numbered:
         if problem is None:
             if entry.hash != entry.digest():
                 problem = f"{path}:{lineno}: entry {entry.seq} changed (its hash does not match)"

@@ -61,6 +61,8 @@ def _sar(
     now = time.time() if now is None else now
     user = user or current_user()
     head = store.chain_head()
+    # the log is read before anything is created: an unreadable one leaves nothing behind
+    export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(out)
     try:
         flagged = 0
@@ -82,7 +84,7 @@ def _sar(
             "flagged": flagged,
             "retention_days": config.model.retention_days,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
-            "export_log_head": log_head(log_path) if log_path is not None else None,
+            "export_log_head": export_log_head,
         })
         entry = None
 

@@ -25,6 +25,7 @@ from monitor import __version__
 from monitor.config.loader import Config
 from monitor.exports.log import write_failure
 from monitor.exports.request import ExportError
+from monitor.store.files import make_private_dirs
 
 MANIFEST = "manifest.json"
 FORMAT = "social-monitor-export"
@@ -35,7 +36,9 @@ FILE_MODE = 0o600
 
 def create_private(path: Path) -> int:
     """A new file, 0600 from its first byte (never chmod after the fact); refuses to overwrite."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # whatever the umask
+    return fd
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -57,9 +60,10 @@ class ExportWriter:
             raise ExportError(f"{out}: already exists; an export is never written over (choose a new --out)")
         parent = out.parent
         try:
-            _make_private_dirs(parent)
+            make_private_dirs(parent)
             self.tmp = parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
             os.mkdir(self.tmp, DIR_MODE)
+            os.chmod(self.tmp, DIR_MODE)
         except OSError as exc:
             raise ExportError(f"{parent}: cannot create the export directory: {exc.strerror}") from None
         self.files: dict[str, dict[str, Any]] = {}
@@ -107,17 +111,6 @@ class ExportWriter:
             where = Path(os.fsdecode(exc.filename)) if exc.filename else self.out
             return ExportError(f"{write_failure(where, exc)}; the export was not written")
         return exc
-
-
-def _make_private_dirs(path: Path) -> None:
-    """Create missing parents 0700 (existing ones are left as they are)."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        os.mkdir(d, DIR_MODE)
 
 
 def base_manifest(config: Config, kind: str, user: str, now: float) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import structlog
 
-from monitor.store import damage, integrity, retention, schema
+from monitor.store import damage, files, integrity, retention, schema
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
 from monitor.store.chain import GENESIS, ChainHead, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
@@ -56,6 +56,7 @@ class SQLiteSessionStore(SessionStore):
         self.idle_gap = float(idle_gap)
         self._shown = str(self.path)
         self.damaged: str | None = None  # once set, closing leaves the files as they were found
+        files.refuse_root_in_foreign_folder(self.path)  # before anything is created there
         exists = self.path.exists()
         if not exists and not create:
             raise StoreError(f"{self._shown}: no such store (nothing has been recorded yet?)")
@@ -63,8 +64,8 @@ class SQLiteSessionStore(SessionStore):
             self._check_header()
             if problem := damage.wal_problem(self.path):  # before SQLite's recovery would drop it
                 raise StoreDamaged(self._shown, problem)
-        elif create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if create:  # 0700 folders, a 0600 file (SQLite gives -wal and -shm the file's mode)
+            files.prepare_store(self.path)
         try:
             self._con = sqlite3.connect(
                 str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False

@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.exports.export import run_export
-from monitor.exports.log import read_log
+from monitor.exports.log import ExportLogError, read_log
 from monitor.exports.request import ExportError, ExportRequest
 from monitor.exports.verify import verify_export
 from monitor.store.filter import SessionFilter
@@ -192,7 +192,8 @@ def test_no_export_appears_without_its_log_entry(example_config, store, tmp_path
     unwritable_log.mkdir()
     request = ExportRequest(school="ash-secondary", first_day=FIRST, last_day=LAST, out=tmp_path / "out",
                             identify=True, reason="investigation 3.3/2026-01")
-    with pytest.raises(ExportError, match=f"^{unwritable_log}: Is a directory; the export was not written$"):
+    said = f"^{unwritable_log}: cannot read the export log: Is a directory$"
+    with pytest.raises(ExportLogError, match=said):
         run_export(example_config, store, request, log_path=unwritable_log, user="head")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temp dir left
