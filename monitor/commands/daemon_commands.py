@@ -32,7 +32,8 @@ def proxy(args: argparse.Namespace) -> int:
     passed = args.mitmdump_options[1:] if args.mitmdump_options[:1] == ["--"] else args.mitmdump_options
     config = load_chosen_config(args.config)  # a broken config is named here, field by field
     listen = config.model.listen
-    return main([*proxy_arguments(listen.proxy, listen.proxy_mode, config.path), *passed])
+    # as quiet as the daemon's child: errors only, no line per client connection (`-v` asks for more)
+    return main(["--quiet", *proxy_arguments(listen.proxy, listen.proxy_mode, config.path), *passed])
 
 
 def register(sub: argparse._SubParsersAction) -> None:

@@ -123,7 +123,7 @@ def print_verify(path: Path, config_path: str | None = None) -> int:
 
     log_path = log_path_for(load_chosen_config(config_path).store_path) if config_path else None
     ok, lines = verify_export(path, log_path=log_path)
-    if log_path is None:
+    if log_path is None and len(lines) > 1:  # one line is a manifest that could not be read
         lines.insert(-1, "manifest.json: not checked against an export log (give --config to check it)")
     stream = sys.stdout if ok else sys.stderr
     for line in lines:

@@ -83,6 +83,8 @@ def _export(
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))
 
     stats = ReportStats(tz)
+    # the log is read before anything is created: an unreadable one leaves nothing behind
+    export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(request.out)
     try:
         n = write_sessions(writer, store.sessions(where), labels=labels, observe=stats.add)
@@ -103,7 +105,7 @@ def _export(
             "sessions": n,
             "flagged": stats.flagged,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
-            "export_log_head": log_head(log_path) if log_path is not None else None,
+            "export_log_head": export_log_head,
         })
         context = ReportContext(
             trust=config.trust.name,
@@ -147,9 +149,8 @@ def _export(
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it)
-    except BaseException:
-        writer.abort()
-        raise
+    except BaseException as exc:
+        raise writer.failed(exc) from None
     seconds = time.perf_counter() - started
     log.info("export_written", school=school.id, sessions=n, flagged=stats.flagged, out=str(out),
              identified=request.identify, seconds=round(seconds, 3))

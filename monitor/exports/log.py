@@ -12,6 +12,8 @@ breaks the chain and `read_log` says where.
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import fcntl
 import hashlib
 import json
@@ -24,6 +26,7 @@ from typing import Any
 
 from monitor.errors import UserError
 from monitor.store.chain import GENESIS
+from monitor.store.files import make_private_dirs
 from monitor.store.sessions import canonical_json
 
 
@@ -57,6 +60,13 @@ class LogEntry:
         body = asdict(self)
         body.pop("hash")
         return hashlib.sha256(canonical_json(body).encode()).hexdigest()
+
+
+def write_failure(path: Path, exc: OSError) -> str:
+    """One line for a failed write: a full disk says so plainly (whatever raised it)."""
+    if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+        return f"no space left on device: {path}"
+    return f"{path}: {exc.strerror or exc}"
 
 
 def log_path_for(store_path: str | Path) -> Path:
@@ -101,9 +111,11 @@ def _entries(path: Path) -> Iterator[tuple[int, LogEntry]]:
 def append(path: str | Path, entry: LogEntry) -> LogEntry:
     """Append one entry under an exclusive lock, chained to the last one; the file is 0600."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(path.parent)
     try:
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND, 0o600)
+        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_APPEND | os.O_NOFOLLOW, 0o600)
+        if os.fstat(fd).st_uid == os.geteuid():
+            os.fchmod(fd, 0o600)  # 0600 whatever the umask, and an older, wider log tightened
     except OSError as exc:
         raise ExportLogError(f"{path}: cannot open the export log: {exc.strerror}") from None
     with os.fdopen(fd, "r+", encoding="utf-8") as fh:
@@ -119,9 +131,17 @@ def append(path: str | Path, entry: LogEntry) -> LogEntry:
         entry.seq = last.seq + 1 if last else 1
         entry.prev = last.hash if last else GENESIS
         entry.hash = entry.digest()
-        fh.write(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n")
-        fh.flush()
-        os.fsync(fh.fileno())
+        # straight to the descriptor: a buffered write that failed would be retried when closing
+        data = memoryview((json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True) + "\n").encode())
+        end = os.lseek(fd, 0, os.SEEK_END)
+        try:
+            while data:
+                data = data[os.write(fd, data):]
+            os.fsync(fd)
+        except OSError as exc:  # a full disk: no half line left to break the chain
+            with contextlib.suppress(OSError):
+                os.ftruncate(fd, end)
+            raise ExportLogError(write_failure(path, exc)) from None
     return entry
 
 
@@ -140,7 +160,11 @@ def read_log(path: str | Path) -> LogCheck:
     entries: list[LogEntry] = []
     prev = GENESIS
     problem = None
-    for lineno, entry in _entries(path):
+    try:
+        numbered = list(_entries(path))
+    except OSError as exc:  # root's 0600 log read by the service user, say
+        raise ExportLogError(f"{path}: cannot read the export log: {exc.strerror or exc}") from None
+    for lineno, entry in numbered:
         if problem is None:
             if entry.hash != entry.digest():
                 problem = f"{path}:{lineno}: entry {entry.seq} changed (its hash does not match)"
@@ -163,4 +187,5 @@ __all__ = [
     "log_head",
     "log_path_for",
     "read_log",
+    "write_failure",
 ]

@@ -61,6 +61,8 @@ def _sar(
     now = time.time() if now is None else now
     user = user or current_user()
     head = store.chain_head()
+    # the log is read before anything is created: an unreadable one leaves nothing behind
+    export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(out)
     try:
         flagged = 0
@@ -82,7 +84,7 @@ def _sar(
             "flagged": flagged,
             "retention_days": config.model.retention_days,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
-            "export_log_head": log_head(log_path) if log_path is not None else None,
+            "export_log_head": export_log_head,
         })
         entry = None
 
@@ -96,9 +98,8 @@ def _sar(
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it)
-    except BaseException:
-        writer.abort()
-        raise
+    except BaseException as exc:
+        raise writer.failed(exc) from None
     seconds = time.perf_counter() - started
     log.info("sar_written", sessions=n, out=str(out), seconds=round(seconds, 3))
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)

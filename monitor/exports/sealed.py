@@ -23,7 +23,9 @@ from typing import Any
 
 from monitor import __version__
 from monitor.config.loader import Config
+from monitor.exports.log import write_failure
 from monitor.exports.request import ExportError
+from monitor.store.files import make_private_dirs
 
 MANIFEST = "manifest.json"
 FORMAT = "social-monitor-export"
@@ -34,7 +36,9 @@ FILE_MODE = 0o600
 
 def create_private(path: Path) -> int:
     """A new file, 0600 from its first byte (never chmod after the fact); refuses to overwrite."""
-    return os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), FILE_MODE)
+    os.fchmod(fd, FILE_MODE)  # whatever the umask
+    return fd
 
 
 def sha256_file(path: Path) -> tuple[str, int]:
@@ -56,9 +60,10 @@ class ExportWriter:
             raise ExportError(f"{out}: already exists; an export is never written over (choose a new --out)")
         parent = out.parent
         try:
-            _make_private_dirs(parent)
+            make_private_dirs(parent)
             self.tmp = parent / f".{out.name}.partial-{os.getpid()}-{secrets.token_hex(4)}"
             os.mkdir(self.tmp, DIR_MODE)
+            os.chmod(self.tmp, DIR_MODE)
         except OSError as exc:
             raise ExportError(f"{parent}: cannot create the export directory: {exc.strerror}") from None
         self.files: dict[str, dict[str, Any]] = {}
@@ -96,16 +101,16 @@ class ExportWriter:
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)
 
+    def failed(self, exc: BaseException) -> BaseException:
+        """Remove the unfinished directory; what to raise instead of `exc` (an OSError as one line).
 
-def _make_private_dirs(path: Path) -> None:
-    """Create missing parents 0700 (existing ones are left as they are)."""
-    missing = []
-    p = path
-    while not p.exists():
-        missing.append(p)
-        p = p.parent
-    for d in reversed(missing):
-        os.mkdir(d, DIR_MODE)
+        Nothing is left behind: the temporary directory goes, and the export log is appended
+        only once every file is written (`seal`)."""
+        self.abort()
+        if isinstance(exc, OSError):  # the file it names (the export log, say), else the export
+            where = Path(os.fsdecode(exc.filename)) if exc.filename else self.out
+            return ExportError(f"{write_failure(where, exc)}; the export was not written")
+        return exc
 
 
 def base_manifest(config: Config, kind: str, user: str, now: float) -> dict[str, Any]:

@@ -10,6 +10,8 @@ from typing import Any
 from monitor.exports.log import read_log
 from monitor.exports.sealed import FORMAT, MANIFEST, sha256_file
 
+HEX = frozenset("0123456789abcdef")
+
 
 def verify_export(directory: str | Path, log_path: str | Path | None = None) -> tuple[bool, list[str]]:
     """Check every file of an export against its manifest; name each file that differs.
@@ -22,13 +24,13 @@ def verify_export(directory: str | Path, log_path: str | Path | None = None) -> 
     lines: list[str] = []
     try:
         manifest = json.loads((d / MANIFEST).read_text(encoding="utf-8"))
-        files = manifest["files"]
-        if manifest.get("format") != FORMAT or not isinstance(files, dict):
-            raise ValueError("not a social-monitor export manifest")
     except FileNotFoundError:
         return False, [f"{d}: no {MANIFEST}: not an export directory"]
-    except (ValueError, KeyError, TypeError) as exc:
+    except (ValueError, OSError) as exc:
         return False, [f"{d / MANIFEST}: unreadable manifest: {exc}"]
+    if problem := manifest_problem(manifest):
+        return False, [f"{d / MANIFEST}: malformed manifest: {problem}"]
+    files = manifest["files"]
     ok = True
     for name in sorted(files):
         expected = files[name]
@@ -58,6 +60,29 @@ def verify_export(directory: str | Path, log_path: str | Path | None = None) -> 
     return ok, lines
 
 
+def manifest_problem(manifest: Any) -> str | None:
+    """The first field of a manifest that is not what `seal` writes, named; None when its shape holds."""
+    if not isinstance(manifest, dict):
+        return f"not a JSON object (a {type(manifest).__name__})"
+    if manifest.get("format") != FORMAT:
+        return f"format: {manifest.get('format')!r} is not {FORMAT!r} (not a social-monitor export manifest)"
+    files = manifest.get("files")
+    if not isinstance(files, dict):
+        return "files: missing or not an object"
+    for name, entry in files.items():
+        if not isinstance(entry, dict):
+            return f"files.{name}: not an object"
+        digest, size = entry.get("sha256"), entry.get("bytes")
+        if not isinstance(digest, str) or len(digest) != 64 or not all(c in HEX for c in digest):
+            return f"files.{name}.sha256: not a SHA-256 in hex"
+        if not isinstance(size, int) or isinstance(size, bool) or size < 0:
+            return f"files.{name}.bytes: not a size in bytes"
+    head = manifest.get("chain_head")
+    if head is not None and not isinstance(head, dict):
+        return "chain_head: not an object"
+    return None
+
+
 def _check_log(d: Path, log_path: Path, lines: list[str]) -> bool:
     digest, _ = sha256_file(d / MANIFEST)
     check = read_log(log_path)
@@ -80,4 +105,4 @@ def _first_difference(size: int, expected: Any) -> str:
     return "same size, content differs"
 
 
-__all__ = ["verify_export"]
+__all__ = ["manifest_problem", "verify_export"]

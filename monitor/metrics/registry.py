@@ -105,6 +105,11 @@ class Metrics:
             "Events dropped because the writer queue was full",
             registry=r,
         )
+        self.store_damaged = Gauge(
+            "social_monitor_store_damaged",
+            "1 while the store file is damaged and the writer refuses to write to it",
+            registry=r, multiprocess_mode="livemax",
+        )
         self.store_queue_depth = Gauge(
             "social_monitor_store_queue_depth", "Events waiting for the store writer", registry=r,
             multiprocess_mode="livesum",

@@ -93,6 +93,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     # stdout. A JSON handler left on the root logger (the command line's) would repeat every one of
     # mitmproxy's per-connection debug lines, client addresses included.
     logging.getLogger().handlers.clear()
+    from monitor.proxy import redact
     from monitor.proxy.addon import SocialMonitor
 
     addon = SocialMonitor()
@@ -100,6 +101,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     class MonitoredProxy(DumpMaster):
         def __init__(self, options: Any) -> None:
             super().__init__(options, with_termlog=True, with_dumper=False)
+            redact.install()  # mitmproxy's TermLog prints no path or query, at any verbosity
             self.addons.add(addon)
             # where `-s` scripts sit: before NextLayer, so that the addon's next_layer hook can pass
             # TLS through before mitmproxy sets up its TLS layer

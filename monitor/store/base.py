@@ -177,6 +177,13 @@ class SessionStore(SessionReader):
     def relieve(self) -> None:  # optional: a server database has nothing to give back
         """After a full disk: give back what the store can (SQLite: checkpoint and truncate the WAL)."""
 
+    def damage_found(self) -> str | None:  # optional: a server database checks its own pages
+        """What is wrong with the store's file, page by page, or None (the writer asks once at start)."""
+        return None
+
+    def mark_damaged(self, detail: str) -> None:  # optional: a server database is not a file to keep
+        """The file was found damaged: from now on leave it exactly as it is, closing included."""
+
     @abc.abstractmethod
     def close(self) -> None: ...
 

@@ -20,13 +20,13 @@ from typing import Any
 
 import structlog
 
-from monitor.store import integrity, schema
+from monitor.store import damage, files, integrity, retention, schema
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
-from monitor.store.chain import GENESIS, ChainHead, body_digest, follow, record_hash
+from monitor.store.chain import GENESIS, ChainHead, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
+from monitor.store.damage import StoreDamaged
 from monitor.store.ecs import ECS_JSON_SQL
 from monitor.store.filter import EVERY_SESSION, SessionFilter
-from monitor.store.integrity import RECORD_COLUMNS
 from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, STORE_FORMAT, Migration
 from monitor.store.sessions import Session, canonical_json, merge_into, within_gap
 
@@ -55,13 +55,17 @@ class SQLiteSessionStore(SessionStore):
         self._version = schema.check_migrations(migrations)
         self.idle_gap = float(idle_gap)
         self._shown = str(self.path)
+        self.damaged: str | None = None  # once set, closing leaves the files as they were found
+        files.refuse_root_in_foreign_folder(self.path)  # before anything is created there
         exists = self.path.exists()
         if not exists and not create:
             raise StoreError(f"{self._shown}: no such store (nothing has been recorded yet?)")
         if exists:
             self._check_header()
-        elif create:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+            if problem := damage.wal_problem(self.path):  # before SQLite's recovery would drop it
+                raise StoreDamaged(self._shown, problem)
+        if create:  # 0700 folders, a 0600 file (SQLite gives -wal and -shm the file's mode)
+            files.prepare_store(self.path)
         try:
             self._con = sqlite3.connect(
                 str(self.path), timeout=busy_timeout, isolation_level=None, check_same_thread=False
@@ -86,7 +90,11 @@ class SQLiteSessionStore(SessionStore):
             con.execute("PRAGMA journal_size_limit = 4194304")
             self._migrate(create)
         except sqlite3.DatabaseError as exc:
-            self._con.close()
+            if damage.is_damage(exc):
+                self.mark_damaged(str(exc))
+            self.close()
+            if self.damaged:
+                raise StoreDamaged(self._shown, exc) from None
             raise StoreError(f"{self._shown}: not a usable social-monitor store: {exc}") from None
         except StoreError:
             self._con.close()
@@ -160,8 +168,27 @@ class SQLiteSessionStore(SessionStore):
             log.warning("store_checkpoint_failed", path=self._shown, error=str(exc))
 
     def close(self) -> None:
+        if self.damaged is not None:
+            damage.close_keeping_files(self._con, self.path)
         with contextlib.suppress(sqlite3.Error):
             self._con.close()
+
+    def mark_damaged(self, detail: str) -> None:
+        self.damaged = detail
+
+    def __exit__(self, *exc_info: object) -> None:
+        """Close; an SQLite error that says the file is damaged leaves as one line naming the file."""
+        exc = exc_info[1] if len(exc_info) > 1 else None
+        if found := isinstance(exc, BaseException) and damage.is_damage(exc):
+            self.mark_damaged(str(exc))
+        self.close()
+        if found:
+            raise StoreDamaged(self._shown, str(exc)) from None
+
+    def damage_found(self) -> str | None:
+        if problem := damage.quick_check(self._con):
+            self.mark_damaged(problem)
+        return problem
 
     # --- chain ----------------------------------------------------------------------------
 
@@ -193,6 +220,7 @@ class SQLiteSessionStore(SessionStore):
         recorded_at = round(time.time() if now is None else now, 6)
         con = self._con
         gap = self.idle_gap
+        assigned: set[int] = set()  # ids set on the caller's own segments (undone on failure)
         con.execute("BEGIN IMMEDIATE")
         try:
             head = self.chain_head()
@@ -200,7 +228,6 @@ class SQLiteSessionStore(SessionStore):
             changed: dict[int, Session] = {}
             new_ids: set[int] = set()
             opened: dict[str, list[Session]] = {}
-            assigned: set[int] = set()  # ids set on the caller's own segments (undone on failure)
             keys = [seg.key for seg in segments]
             open_rows = self._open_rows(keys, segments)
             for seg, key in zip(segments, keys, strict=True):
@@ -305,9 +332,13 @@ class SQLiteSessionStore(SessionStore):
         con.execute("BEGIN")
         try:
             yield self
-        finally:
+        except BaseException:  # the error that ended the read is the one to report, not the COMMIT's
             if con.in_transaction:
-                con.execute("COMMIT")
+                with contextlib.suppress(sqlite3.Error):
+                    con.execute("ROLLBACK")
+            raise
+        if con.in_transaction:
+            con.execute("COMMIT")
 
     def _batches(self, select: str, where: SessionFilter, size: int) -> Iterator[list[Any]]:
         """Rows of `select ... FROM sessions` matching `where`, oldest first, in batches of `size`."""
@@ -319,8 +350,9 @@ class SQLiteSessionStore(SessionStore):
         cur = self._con.execute(sql, params)
         try:
             yield from iter(lambda: cur.fetchmany(size), [])
-        finally:
-            cur.close()
+        finally:  # a reader abandoned after its store closed (an export that failed) has nothing to close
+            with contextlib.suppress(sqlite3.Error):
+                cur.close()
 
     def sessions(self, where: SessionFilter = EVERY_SESSION) -> Iterator[Session]:
         for batch in self._batches(_SELECT_SESSIONS, where, 1000):
@@ -368,6 +400,9 @@ class SQLiteSessionStore(SessionStore):
     # --- verification ---------------------------------------------------------------------
 
     def verify(self) -> VerifyResult:
+        """Every page first (SQLite's quick_check), then the chain; damage raises `StoreDamaged`."""
+        if problem := self.damage_found():
+            raise StoreDamaged(self._shown, problem)
         with self.snapshot():  # one view while writers carry on
             return integrity.verify(self._con, self._checkpoint(), self.chain_head())
 
@@ -379,55 +414,22 @@ class SQLiteSessionStore(SessionStore):
         return last is None or now - float(last) >= DAY
 
     def purge(self, retention_days: int, now: float | None = None) -> PurgeResult:
-        """Remove sessions last seen before now - retention_days; compact the log's dead prefix.
-
-        Every version of a removed session becomes a tombstone (content gone,
-        digest and links kept), so the chain still verifies. The leading run of
-        tombstones is then deleted and replaced by a checkpoint holding the hash
-        of the last one removed; verification starts there. A broken link in
-        that run is never compacted away: the content is still removed, but
-        the tombstones stay so `verify` keeps reporting the break.
-        """
+        """Remove sessions last seen before now - retention_days (see `monitor.store.retention`)."""
         now = time.time() if now is None else now
-        cutoff = now - retention_days * DAY
         con = self._con
         con.execute("BEGIN IMMEDIATE")
         try:
-            doomed = "SELECT id FROM sessions WHERE last_seen < ?"
-            con.execute(
-                f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})",
-                (cutoff,),
-            )
-            removed = con.execute("DELETE FROM sessions WHERE last_seen < ?", (cutoff,)).rowcount
             start = self._checkpoint() or ChainHead(0, GENESIS)
-            first_live = con.execute("SELECT MIN(id) FROM records WHERE body IS NOT NULL").fetchone()[0]
-            last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
-            through = (first_live - 1) if first_live is not None else last
-            checkpoint = None
-            compacted = 0
-            if through is not None and through > start.record_id:
-                rows = con.execute(f"SELECT {RECORD_COLUMNS} FROM records WHERE id <= ? ORDER BY id",
-                                   (through,))
-                prev, broken_at = follow(rows, start)
-                if broken_at is not None:
-                    log.error("store_purge_chain_broken", path=self._shown, record=broken_at)
-                else:
-                    compacted = con.execute("DELETE FROM records WHERE id <= ?", (through,)).rowcount
-                    con.execute(
-                        "INSERT INTO checkpoints (created_at, cutoff, through_record, hash, records_removed, "
-                        "sessions_removed) VALUES (?, ?, ?, ?, ?, ?)",
-                        (now, cutoff, through, prev, compacted, removed),
-                    )
-                    checkpoint = ChainHead(through, prev)
+            result = retention.purge_before(con, now - retention_days * DAY, start, now, self._shown)
             self._set_meta("last_purge", repr(now))
             con.execute("COMMIT")
         except BaseException:
             if con.in_transaction:
                 con.execute("ROLLBACK")
             raise
-        log.info("store_purged", path=self._shown, sessions=removed, records_compacted=compacted,
-                 cutoff=cutoff)
-        return PurgeResult(cutoff, removed, compacted, checkpoint)
+        log.info("store_purged", path=self._shown, sessions=result.sessions_removed,
+                 records_compacted=result.records_removed, cutoff=result.cutoff)
+        return result
 
 
 def open_store(

@@ -21,6 +21,15 @@ that arrive meanwhile. While a retry is pending the thread takes at most
 `max_pending` events into memory; beyond that the queue fills and new events
 are dropped and counted, so memory stays bounded and nothing already accepted
 is lost while the process lives.
+
+A damaged store file (SQLite says SQLITE_CORRUPT or NOTADB, its quick_check at
+start fails, or its WAL would drop committed transactions) is different: a retry
+would write more into a file that no longer reads back whole. The writer closes
+it and writes nothing more; the thread keeps taking events so producers never
+block, and each batch it cannot store counts as a `corrupt` write error while
+`social_monitor_store_damaged` reads 1. The process lives on (capture, the proxy
+and every other metric carry on) until someone recovers the file
+(docs/operations.md, "A damaged store") and restarts the service.
 """
 
 from __future__ import annotations
@@ -29,13 +38,15 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from typing import Any
 
 import structlog
 
 from monitor.config.loader import Config
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Flag
-from monitor.store.base import SessionStore
+from monitor.store.base import SessionStore, StoreError
+from monitor.store.damage import RECOVERY, StoreDamaged, is_damage
 from monitor.store.sessions import Session, SessionMerger
 from monitor.store.sqlite import open_config_store
 
@@ -109,12 +120,20 @@ class StoreWriter:
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
         self.dropped = 0
         self.last_error: str | None = None
+        self.damaged: str | None = None  # what was found wrong with the store file, once found
+        self.discarded = 0  # events taken after the store was found damaged: not stored
 
     @classmethod
     def from_config(cls, config: Config, metrics: Metrics | None = None) -> StoreWriter:
-        """The daemon's writer: the config's store, idle gap, queue size and retention (purged daily)."""
+        """The daemon's writer: the config's store, idle gap, queue size and retention (purged daily).
+
+        A store found damaged on opening gives a writer that stores nothing and says so."""
+        try:
+            store: SessionStore = open_config_store(config)
+        except StoreDamaged as exc:
+            store = _Unusable(exc, config.model.store.idle_gap_seconds)
         return cls(
-            open_config_store(config),
+            store,
             metrics,
             queue_size=config.model.store.queue_size,
             retention_days=config.model.retention_days,
@@ -152,7 +171,7 @@ class StoreWriter:
         return len(self._queue) + (self._taken - self._settled)
 
     def flush(self, timeout: float = 5.0) -> bool:
-        """Wait until everything accepted so far is committed; False on timeout."""
+        """Wait until everything accepted so far is committed; False on timeout or a damaged store."""
         deadline = time.monotonic() + timeout
         target = self._taken + len(self._queue)
         self._flush_requested.set()
@@ -161,9 +180,9 @@ class StoreWriter:
             while self._settled < target:
                 left = deadline - time.monotonic()
                 if left <= 0 or not self._thread.is_alive():
-                    return self._settled >= target
+                    return self._settled >= target and self.damaged is None
                 self._cond.wait(min(left, 0.05))
-        return True
+        return self.damaged is None  # settled, but not stored when the file is damaged
 
     def close(self, timeout: float = 5.0) -> bool:
         """Flush, stop the thread and close the store (SIGTERM). False if events were left unwritten."""
@@ -175,8 +194,9 @@ class StoreWriter:
         if left:
             log.error("store_writer_closed_with_unwritten_events", events=left, error=self.last_error)
         self.store.close()
-        log.info("store_writer_stopped", unwritten=left, dropped=self.dropped)
-        return flushed and left == 0
+        log.info("store_writer_stopped", unwritten=left, dropped=self.dropped,
+                 damaged_discarded=self.discarded)
+        return flushed and left == 0 and not self.discarded
 
     # --- the thread ---------------------------------------------------------------------------
 
@@ -238,11 +258,18 @@ class StoreWriter:
             # after a failure, smaller transactions: a nearly full disk still takes part of the backlog
             overflow = due[self._chunk :]
             due = due[: self._chunk]
+        if self.damaged is not None:
+            self._discard(segments)
+            return True
         if due:
             started = time.perf_counter()
             try:
                 written = self.store.write_sessions(due)
             except Exception as exc:  # any failure: keep the batch, count, retry (bounded by max_pending)
+                if is_damage(exc) or isinstance(exc, StoreDamaged):
+                    self._found_damaged(exc)
+                    self._discard(segments)
+                    return True
                 for seg in segments:
                     merger.add_session(seg)
                 self._chunk = max(1, min(self._chunk, len(due)) // 2)
@@ -292,18 +319,56 @@ class StoreWriter:
             self._cond.notify_all()
         return True
 
+    def _found_damaged(self, exc: BaseException | str) -> None:
+        """Stop writing to the file for good: close it, count it, say it once with the way out."""
+        detail = exc.detail if isinstance(exc, StoreDamaged) else str(exc)
+        self.damaged = self.last_error = detail
+        self.metrics.store_damaged.set(1)
+        self.metrics.store_write_errors.labels(reason="corrupt").inc()
+        log.critical("store_damaged", path=str(getattr(self.store, "path", "?")), error=detail,
+                     action=f"writes stopped; {RECOVERY}")
+        self.store.mark_damaged(detail)
+        self.store.close()
+
+    def _discard(self, segments: list[Session]) -> None:
+        """Segments the damaged store cannot take: counted as a failed write, settled so flush returns."""
+        events = sum(seg.observations for seg in segments)
+        if not events:
+            return
+        self.discarded += events
+        self.metrics.store_write_errors.labels(reason="corrupt").inc()
+        with self._cond:
+            self._settled += events
+            self._cond.notify_all()
+
+    def _check_at_start(self) -> None:
+        """Every page of the file, once, in this thread (about 5 ms per MB) before the first write."""
+        if isinstance(self.store, _Unusable):
+            self._found_damaged(self.store.error)
+            return
+        try:
+            problem = self.store.damage_found()
+        except (sqlite3.Error, StoreError) as exc:
+            problem = str(exc)
+        if problem:
+            self._found_damaged(problem)
+
     def _maybe_purge(self) -> None:
-        if self.retention_days is None or time.monotonic() < self._next_purge_check:
+        if self.retention_days is None or self.damaged or time.monotonic() < self._next_purge_check:
             return
         self._next_purge_check = time.monotonic() + HOUR
         try:
             if self.store.purge_due():
                 self.store.purge(self.retention_days)
         except (sqlite3.Error, OSError) as exc:
+            if is_damage(exc):
+                self._found_damaged(exc)
+                return
             self.metrics.store_write_errors.labels(reason=error_reason(exc)).inc()
             log.error("store_purge_failed", error=str(exc))
 
     def _run(self) -> None:
+        self._check_at_start()
         delay = self.retry_initial
         retry_at = 0.0
         while True:
@@ -334,6 +399,23 @@ class StoreWriter:
                 if stopping:
                     return
             self._maybe_purge()
+
+
+class _Unusable(SessionStore):
+    """Stands in for a store that was found damaged on opening: it has nothing to give."""
+
+    def __init__(self, error: StoreDamaged, idle_gap: float):
+        self.error = error
+        self.path = error.path
+        self.idle_gap = idle_gap
+
+    def _refuse(self, *args: object, **kw: object) -> Any:
+        raise self.error
+
+    write_sessions = sessions = count = session = chain_head = verify = purge = purge_due = snapshot = _refuse
+
+    def close(self) -> None:
+        pass
 
 
 def _key(seg: Session) -> tuple[str, ...]:

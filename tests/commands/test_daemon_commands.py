@@ -89,8 +89,8 @@ def mitmdump(monkeypatch) -> list[list[str]]:
 )
 def test_proxy_passes_config_and_options_to_mitmdump(mitmdump, extra, passed):
     assert dispatch(["proxy", "--config", str(EXAMPLE), *extra]) == 0
-    # the example's listen.proxy and listen.proxy_mode, then what followed `--`
-    assert mitmdump == [[*proxy_arguments("127.0.0.1:8080", "regular", EXAMPLE), *passed]]
+    # quiet as the daemon's child, the example's listen.proxy and listen.proxy_mode, then what followed `--`
+    assert mitmdump == [["--quiet", *proxy_arguments("127.0.0.1:8080", "regular", EXAMPLE), *passed]]
 
 
 @pytest.mark.integration

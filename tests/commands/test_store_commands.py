@@ -162,18 +162,19 @@ def test_events_unknown_school_is_one_line(tmp_path, config, capsys):
 
 
 @pytest.mark.parametrize(
-    ("content", "message"),
+    ("content", "message", "exit_code"),
     [
-        (b"this is not a database, it is a text file\n" * 100, "not an SQLite database"),
-        (b"SQLite format 3\x00" + b"\xff" * 4000, "not a usable social-monitor store"),
+        (b"this is not a database, it is a text file\n" * 100, "not an SQLite database", 1),
+        # an SQLite header over garbage is a damaged store (exit 2), not a foreign file
+        (b"SQLite format 3\x00" + b"\xff" * 4000, "store damaged: ", 2),
     ],
     ids=["text file", "corrupt sqlite"],
 )
-def test_bad_store_file_is_one_line(tmp_path, config, capsys, content, message):
+def test_bad_store_file_is_one_line(tmp_path, config, capsys, content, message, exit_code):
     (tmp_path / "store.db").write_bytes(content)
     for argv in (["verify", "--config", str(config)], ["events", "--config", str(config)]):
         code, _, err = run(capsys, *argv)
-        assert code == 1 and "Traceback" not in err
+        assert code == exit_code and "Traceback" not in err
         [line] = after_config_line(err, config)
         assert "store.db" in line and message in line, err
 

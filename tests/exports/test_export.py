@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 
 from monitor.exports.export import run_export
-from monitor.exports.log import read_log
+from monitor.exports.log import ExportLogError, read_log
 from monitor.exports.request import ExportError, ExportRequest
 from monitor.exports.verify import verify_export
 from monitor.store.filter import SessionFilter
@@ -192,7 +192,69 @@ def test_no_export_appears_without_its_log_entry(example_config, store, tmp_path
     unwritable_log.mkdir()
     request = ExportRequest(school="ash-secondary", first_day=FIRST, last_day=LAST, out=tmp_path / "out",
                             identify=True, reason="investigation 3.3/2026-01")
-    with pytest.raises(OSError):
+    said = f"^{unwritable_log}: cannot read the export log: Is a directory$"
+    with pytest.raises(ExportLogError, match=said):
         run_export(example_config, store, request, log_path=unwritable_log, user="head")
     assert not (tmp_path / "out").exists()
     assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".out")] == []  # no temp dir left
+
+
+@pytest.fixture(scope="module")
+def config_file(tmp_path_factory):
+    """The example trust as a file whose store holds the four weeks (for the command line)."""
+    import shutil
+
+    import yaml
+
+    from monitor.config.loader import load_config
+    from tests.export_helpers import populate
+
+    folder = tmp_path_factory.mktemp("trust")
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", folder / "config")
+    path = folder / "config" / "example.yaml"
+    raw = yaml.safe_load(path.read_text())
+    raw["store"]["path"] = str(folder / "store.db")
+    path.write_text(yaml.safe_dump(raw))
+    populate(load_config(path), folder / "store.db").close()
+    return path
+
+
+def _can_unshare_mounts() -> bool:
+    import shutil
+    import subprocess
+
+    if os.geteuid() != 0 or not (shutil.which("unshare") and shutil.which("mount")):
+        return False
+    return subprocess.run(["unshare", "-m", "true"], capture_output=True, timeout=10).returncode == 0
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("size", ["48k", "100k", "112k"], ids=["at the JSON lines", "at the report",
+                                                                "at the report or manifest"])
+def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(config_file, tmp_path, size):
+    """A real tmpfs of `size` (the export needs 124 KiB) in a private mount namespace."""
+    import subprocess
+    import sys
+
+    if not _can_unshare_mounts():
+        pytest.skip("needs root, unshare and mount for a small tmpfs in a private mount namespace")
+    repo = Path(__file__).resolve().parents[2]
+    small = tmp_path / "small"
+    small.mkdir()
+    out = small / "exports" / "week"
+    script = (f'mount -t tmpfs -o size={size},mode=0755 tmpfs "$1" || exit 99\n'
+              '"$2" -m monitor export --config "$3" --school ash-secondary --from 2026-11-02 '
+              '--to 2026-11-29 --out "$4"\n'
+              'echo "exit=$?"\n'
+              'find "$1" -mindepth 1 -not -name exports | sort | sed "s/^/left: /"\n')
+    done = subprocess.run(["unshare", "-m", "--propagation", "private", "sh", "-c", script, "sh", str(small),
+                           sys.executable, str(config_file), str(out)],
+                          capture_output=True, text=True, timeout=120, cwd=repo,
+                          env={**os.environ, "PYTHONPATH": str(repo)})
+    assert "exit=99" not in done.stdout, done.stderr
+    errors = [line for line in done.stderr.splitlines() if not line.startswith("social-monitor: config ")]
+    assert errors == [f"social-monitor: no space left on device: {out}; the export was not written"], \
+        done.stderr
+    assert "exit=1" in done.stdout and "left: " not in done.stdout, done.stdout  # no folder, no file
+    log = config_file.parent.parent / "store.db.exports.jsonl"
+    assert not log.exists() or all(f"{out}" not in line for line in log.read_text().splitlines())

@@ -106,3 +106,32 @@ def test_log_head(tmp_path):
     assert log_head(path) is None
     last = [append(path, entry(i)) for i in range(3)][-1]
     assert log_head(path) == {"seq": 3, "hash": last.hash}
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("room", [0, 60], ids=["no room", "room for part of a line"])
+def test_a_failed_append_leaves_no_half_line(tmp_path, room):
+    """The file size limit (RLIMIT_FSIZE, in a child process) cuts the write as a full disk would."""
+    import os
+    import subprocess
+    import sys
+
+    path = tmp_path / "log.jsonl"
+    append(path, entry(1))
+    before = path.read_bytes()
+    repo = Path(__file__).resolve().parents[2]
+    child = (
+        "import resource, sys\n"
+        "from monitor.exports.log import LogEntry, append, ExportLogError\n"
+        f"resource.setrlimit(resource.RLIMIT_FSIZE, ({len(before) + room}, resource.RLIM_INFINITY))\n"
+        "try:\n"
+        "    append(sys.argv[1], LogEntry(kind='export', at='2026-01-02T00:00:00Z', user='u', out='/x/2',"
+        " manifest_sha256='0' * 64, sessions=2))\n"
+        "except ExportLogError as exc:\n"
+        "    print(exc)\n"
+    )
+    done = subprocess.run([sys.executable, "-c", child, str(path)], capture_output=True, text=True,
+                          timeout=30, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.stdout.strip() == f"{path}: File too large" and "Traceback" not in done.stderr, done.stderr
+    assert path.read_bytes() == before
+    assert read_log(path).ok

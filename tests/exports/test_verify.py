@@ -23,7 +23,7 @@ def test_changed_byte_is_detected_and_named(export, tmp_path, name, where):
     ok, lines = verify_export(out, log_path=tmp_path / "log.jsonl")
     assert not ok
     named = [line for line in lines if "CHANGED" in line or "NOT IN THE EXPORT LOG" in line
-             or "unreadable manifest" in line]
+             or "unreadable manifest" in line or "malformed manifest" in line]
     assert named and all(line.startswith(name) or f"/{name}:" in line for line in named), lines
 
 
@@ -65,11 +65,71 @@ def test_not_an_export(tmp_path):
     [
         ("not json", "unreadable manifest"),
         ('{"format": "something-else", "files": {}}', "not a social-monitor export manifest"),
-        ('{"format": "social-monitor-export", "files": []}', "not a social-monitor export manifest"),
-        ('{"format": "social-monitor-export"}', "unreadable manifest"),
+        ('{"format": "social-monitor-export", "files": []}', "malformed manifest: files: missing or not an"),
+        ('{"format": "social-monitor-export"}', "malformed manifest: files: missing or not an object"),
     ],
 )
 def test_unreadable_manifest_is_one_line(tmp_path, manifest, message):
     (tmp_path / "manifest.json").write_text(manifest)
     ok, lines = verify_export(tmp_path)
     assert not ok and len(lines) == 1 and message in lines[0]
+
+
+def _set(path: str, value):
+    def mutate(manifest):
+        *parents, last = path.split("/")
+        node = manifest
+        for key in parents:
+            node = node[key]
+        node[last] = value
+        return manifest
+    return mutate
+
+
+@pytest.mark.parametrize(
+    ("mutate", "named"),
+    [
+        (lambda m: [m], "not a JSON object (a list)"),
+        (lambda m: "manifest", "not a JSON object (a str)"),
+        (_set("format", "something-else"), "format: 'something-else' is not"),
+        (_set("files", ["sessions.csv"]), "files: missing or not an object"),
+        (_set("files", None), "files: missing or not an object"),
+        (_set("files/sessions.csv", "0" * 64), "files.sessions.csv: not an object"),
+        (_set("files/report.html", None), "files.report.html: not an object"),
+        (_set("files/sessions.csv/sha256", 42), "files.sessions.csv.sha256: not a SHA-256 in hex"),
+        (_set("files/sessions.csv/sha256", "zz" * 32), "files.sessions.csv.sha256: not a SHA-256 in hex"),
+        (_set("files/sessions.csv/bytes", "12"), "files.sessions.csv.bytes: not a size in bytes"),
+        (_set("files/sessions.csv/bytes", -1), "files.sessions.csv.bytes: not a size in bytes"),
+        (_set("files/sessions.csv/bytes", True), "files.sessions.csv.bytes: not a size in bytes"),
+        (_set("chain_head", "abc"), "chain_head: not an object"),
+    ],
+    ids=["list", "string", "format", "files a list", "files null", "entry a string", "entry null",
+         "sha256 a number", "sha256 not hex", "bytes a string", "bytes negative", "bytes a boolean",
+         "chain_head a string"],
+)
+def test_malformed_manifest_is_named_by_field(export, mutate, named):
+    out = export().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    (out / "manifest.json").write_text(json.dumps(mutate(manifest)))
+    ok, lines = verify_export(out)
+    [line] = lines
+    assert not ok and line.startswith(f"{out / 'manifest.json'}: malformed manifest: ") and named in line
+
+
+@pytest.mark.integration
+def test_verify_command_on_a_malformed_manifest_is_one_line(export):
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    out = export().out
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["sessions.csv"] = "not an object"
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    repo = Path(__file__).resolve().parents[2]
+    done = subprocess.run([sys.executable, "-m", "monitor", "verify", str(out)], capture_output=True,
+                          text=True, timeout=60, cwd=repo, env={**os.environ, "PYTHONPATH": str(repo)})
+    assert done.returncode == 1 and "Traceback" not in done.stderr
+    said = f"{out / 'manifest.json'}: malformed manifest: files.sessions.csv: not an object"
+    assert done.stderr.strip() == said

@@ -7,6 +7,7 @@ import threading
 import time
 from pathlib import Path
 
+import pytest
 import yaml
 
 from monitor.config.loader import load_config
@@ -99,3 +100,85 @@ def test_error_reasons_are_a_bounded_set():
     assert error_reason(sqlite3.OperationalError("disk I/O error")) == "io"
     assert error_reason(OSError(28, "No space left on device")) == "io"
     assert error_reason(ValueError("surprise")) == "other"
+
+
+def _config_with_store(tmp_path: Path, db: Path):
+    folder = tmp_path / "config"
+    shutil.copytree(Path(__file__).resolve().parents[2] / "config", folder)
+    raw = yaml.safe_load((folder / "example.yaml").read_text())
+    raw["store"] = {"path": str(db)}
+    (folder / "example.yaml").write_text(yaml.safe_dump(raw))
+    return load_config(folder / "example.yaml")
+
+
+def _damage_pages(db: Path) -> None:
+    from tests.damaged_store import overwrite_pages
+
+    overwrite_pages(db)
+
+
+def _damage_wal(db: Path) -> None:
+    from tests.damaged_store import break_frame, commit_frames
+
+    break_frame(db, commit_frames(db)[5])
+
+
+@pytest.mark.parametrize("damage", [_damage_pages, _damage_wal], ids=["pages mid-file", "WAL frame"])
+def test_writer_on_a_damaged_store_writes_nothing_counts_and_lives(tmp_path, damage):
+    from tests.damaged_store import crashed_with_wal, digest
+
+    db = crashed_with_wal(tmp_path / "s.db")
+    damage(db)
+    files = [db, Path(f"{db}-wal")]
+    before = digest(*files)
+    metrics = Metrics()
+    writer = StoreWriter.from_config(_config_with_store(tmp_path, db), metrics)
+    writer.max_delay = 0.01
+    writer.start()
+    assert all(writer.submit(event(T0 + 10**7 + i, device=f"NEW{i}")) for i in range(30))
+    started = time.monotonic()
+    assert not writer.flush(5)  # at once: what cannot be stored is settled, not waited for, and said
+    assert time.monotonic() - started < 4
+    assert writer.damaged and writer._thread.is_alive() and writer.discarded == 30
+    value = metrics.registry.get_sample_value
+    assert value("social_monitor_store_damaged") == 1
+    assert value("social_monitor_store_write_errors_total", {"reason": "corrupt"}) >= 2
+    assert value("social_monitor_store_writes_total") == 0
+    assert value("social_monitor_store_queue_dropped_total") == 0  # taken and counted, not dropped
+    assert not writer.close(5)  # events were left unwritten: said
+    assert digest(*files) == before  # not a byte written to the damaged files, not even on close
+
+
+def test_writer_stops_writing_when_damage_appears_while_it_runs(tmp_path):
+    """The sensor and the proxy write one file: the other process's commit makes this writer read
+    the damaged pages again, its next write meets them, and it stops there."""
+    import sqlite3
+
+    from tests.damaged_store import digest, fill, overwrite_pages
+
+    db = tmp_path / "s.db"
+    fill(db, 400)
+    metrics = Metrics()
+    writer = StoreWriter(open_store(db), metrics, max_delay=0.01).start()
+    writer.submit(event(T0, device="D00000"))
+    assert writer.flush(5) and not writer.damaged
+    overwrite_pages(db, 0.05, 0.95)
+    other = sqlite3.connect(db, isolation_level=None)
+    other.execute("INSERT INTO store_meta (name, value) VALUES ('probe', '1')")
+    other.close()
+    deadline = time.monotonic() + 10
+    i = 0
+    while not writer.damaged and time.monotonic() < deadline:
+        writer.submit(event(T0 + 400 * (i % 400), device=f"D{i % 400:05d}"))
+        writer.flush(1)
+        i += 1
+    assert writer.damaged, "the writer never met the damage"
+    files = [db, Path(f"{db}-wal")]
+    before = digest(*files)
+    for k in range(50):
+        writer.submit(event(T0 + k, device=f"LATE{k}"))
+    writer.flush(5)
+    assert writer._thread.is_alive() and writer.discarded >= 50
+    assert metrics.registry.get_sample_value("social_monitor_store_damaged") == 1
+    writer.close(5)
+    assert digest(*files) == before

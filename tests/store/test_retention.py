@@ -1,0 +1,36 @@
+"""Retention on a real store: what goes, what is compacted into a checkpoint, and that the chain holds."""
+
+from __future__ import annotations
+
+import pytest
+
+from monitor.store.chain import GENESIS, ChainHead
+from monitor.store.retention import purge_before
+from monitor.store.sqlite import open_store
+from tests.store_helpers import T0, event
+
+DAY = 86400.0
+
+
+@pytest.mark.parametrize(
+    ("ages", "cutoff_day", "removed", "compacted"),
+    [
+        ((0, 1, 2), 10, 3, 3),  # everything old: all of it goes, the whole log is compacted
+        ((0, 1, 20), 10, 2, 2),  # the newest stays: the two before it are compacted
+        ((20, 0, 1), 10, 2, 0),  # a kept session first: the old ones are tombstones, nothing compacted
+        ((20, 30), 10, 0, 0),  # nothing old
+    ],
+    ids=["all old", "old prefix", "old behind a kept one", "none old"],
+)
+def test_purge_before(tmp_path, ages, cutoff_day, removed, compacted):
+    with open_store(tmp_path / "s.db") as store:
+        for i, day in enumerate(ages):
+            store.write([event(T0 + day * DAY, device=f"D{i}")])
+        con = store._con  # type: ignore[attr-defined]
+        con.execute("BEGIN IMMEDIATE")
+        result = purge_before(con, T0 + cutoff_day * DAY, ChainHead(0, GENESIS), T0 + 40 * DAY, "s.db")
+        con.execute("COMMIT")
+        assert (result.sessions_removed, result.records_removed) == (removed, compacted)
+        assert (result.checkpoint is not None) == bool(compacted)
+        assert store.count() == len(ages) - removed
+        assert store.verify().ok
