@@ -26,6 +26,7 @@ import threading
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -37,6 +38,9 @@ from monitor.metrics.server import MetricsServer, load_basic_auth
 from monitor.sinks import SinkSet, open_sinks
 from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
+
+if TYPE_CHECKING:
+    from monitor.capture.live import InterfaceState, LiveCapture
 
 log = structlog.get_logger("social_monitor.daemon")
 
@@ -160,7 +164,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.sinks: SinkSet | None = None  # the store's writer (monitor.sinks)
         self.sensor_thread: threading.Thread | None = None
-        self.live = None  # monitor.capture.live.LiveCapture, when capturing live
+        self.live: LiveCapture | None = None  # when capturing live
         self.runtime_dir: Path | None = None
         self.snapshots = 0
         self.sensor_failed = False
@@ -210,7 +214,9 @@ class Daemon:
             return 1
         log.info("running", config=str(config.path), config_source=self.options.config_source,
                  metrics=self._metrics_address(), proxy=bool(self.proxy),
-                 sensor=self.sensor_thread is not None or self.live is not None)
+                 sensor=self.sensor_thread is not None or self.live is not None,
+                 capture={name: state.describe() for name, state in self.live.states().items()}
+                 if self.live is not None else None)
         while not self.stop_event.is_set():
             self.stop_event.wait(0.2)
             if self.reload_requested.is_set():
@@ -226,7 +232,7 @@ class Daemon:
         if self.metrics_server is None:
             return None
         host = self.metrics_server.httpd.server_address[0]
-        return f"{host}:{self.metrics_server.port}"
+        return f"{host!s}:{self.metrics_server.port}"
 
     def _install_signals(self) -> None:
         def stop(signum: int, _frame: object) -> None:
@@ -268,7 +274,7 @@ class Daemon:
         def learn(binding) -> None:
             pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname, at=binding.at)
 
-        sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics))
+        sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics))  # type: ignore[arg-type]  # the event it returns is unused
         if self.options.pcap:
             self.sensor_thread = threading.Thread(target=self._guard_sensor,
                                                   args=(self._read_files, sensor, self.options.pcap),
@@ -279,10 +285,26 @@ class Daemon:
 
             names = self.options.interfaces if self.options.interfaces is not None \
                 else config.model.capture.interfaces
-            self.live = LiveCapture(sensor, names or [default_interface()])
-            self.live.start()  # opens the interfaces here, so a failure reaches run()
+            # each interface on its own, reopened with back-off; none named: follow the default route
+            self.live = LiveCapture(sensor, names, follow_default_route=not names,
+                                    on_change=self._capture_changed)
+            for name in self.live.names:  # bounded: the names in the config (or "default")
+                self.metrics.capture_up.labels(name).set(0)
+                self.metrics.capture_outages.labels(name)
+            self.live.start()  # first attempt on each interface here; only a lack of permission raises
             log.info("capture_started", interfaces=self.live.names)
         self.metrics.up.labels("sensor").set(1)
+
+    def _capture_changed(self, state: InterfaceState) -> None:
+        """One interface's capture came up or went down (called once per change, from the capture thread)."""
+        self.metrics.capture_up.labels(state.interface).set(1 if state.up else 0)
+        if state.up:
+            log.info("capture_up", interface=state.interface, device=state.device,
+                     down_seconds=state.down_seconds)
+        else:
+            self.metrics.capture_outages.labels(state.interface).inc()
+            log.warning("capture_down", interface=state.interface, device=state.device, reason=state.reason,
+                        detail=state.detail)
 
     def _guard_sensor(self, target, *args) -> None:
         try:
@@ -329,6 +351,8 @@ class Daemon:
         if live is not None and live.error is not None and not self.sensor_failed:
             self.sensor_failed = True
             self.metrics.up.labels("sensor").set(0)
+            for name in live.names:  # nothing reads the sockets any more, whatever their last state
+                self.metrics.capture_up.labels(name).set(0)
             log.error("sensor_failed", error=repr(live.error))
 
     def reload(self) -> bool:
@@ -385,6 +409,9 @@ class Daemon:
             self.sensor_thread.join(timeout=5)
         if self.live is not None or self.sensor_thread is not None:
             self.metrics.up.labels("sensor").set(0)
+        if self.live is not None:
+            for name in self.live.names:
+                self.metrics.capture_up.labels(name).set(0)
         flushed = True
         if self.sinks is not None:
             flushed = self.sinks.close(timeout=10)
@@ -402,16 +429,3 @@ def forget_process(pid: int) -> None:
         from prometheus_client import multiprocess
 
         multiprocess.mark_process_dead(pid)
-
-
-def default_interface() -> str:
-    """The interface of the default route (a newcomer's laptop: its Wi-Fi or Ethernet)."""
-    try:
-        with open("/proc/net/route") as handle:
-            for line in handle.readlines()[1:]:
-                fields = line.split()
-                if len(fields) > 2 and fields[1] == "00000000":
-                    return fields[0]
-    except OSError:
-        pass
-    return "lo"
