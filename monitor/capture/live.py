@@ -343,7 +343,7 @@ def _forget_stale_index(name: str) -> None:
 
     try:
         index = socket.if_nametoindex(name)
-        cached = conf.ifaces.dev_from_networkname(name).index
+        cached: int | None = conf.ifaces.dev_from_networkname(name).index
     except (OSError, ValueError):
         return  # unknown to the kernel (the open says so) or to scapy (which reloads by itself)
     if cached != index:
