@@ -5,9 +5,10 @@ the kernel pre-filter and reads them all from one thread (select over their
 sockets), so the sensor, which is not thread-safe, sees one caller. An
 interface that is missing at start, goes down (`ip link set gw-in down`), is
 deleted, or whose socket fails is closed and tried again with back-off (0.5 s
-doubling to 10 s), while the others keep capturing; a link that comes back is
-captured again within 10 s. With no interface named, the capture follows the
-interface of the default route, and moves with it (label "default").
+doubling, at most 9 s apart, looked at twice a second), while the others keep
+capturing; a link that comes back is captured again within 10 s. With no
+interface named, the capture follows the interface of the default route, and
+moves with it (label "default").
 
 Every change of an interface's state (up, or down with a reason) is handed to
 `on_change` once, from the thread that saw it: the daemon turns it into the
@@ -62,9 +63,12 @@ class InterfaceState:
 
 
 class Backoff:
-    """Delays between attempts: 0.5, 1, 2 ... 10 s, from the first again once capture held a while."""
+    """Delays between attempts: 0.5, 1, 2 ... 9 s, from the first again once capture held a while.
 
-    def __init__(self, initial: float = 0.5, maximum: float = 10.0, healthy_after: float = 30.0):
+    9 s, not 10: retries are looked at twice a second, so an interface is captured again
+    within 10 s of coming back."""
+
+    def __init__(self, initial: float = 0.5, maximum: float = 9.0, healthy_after: float = 30.0):
         self.initial, self.maximum, self.healthy_after = initial, maximum, healthy_after
         self.delay = initial
 
@@ -101,7 +105,7 @@ class LiveCapture:
                  extra_filter: str | None = None, use_filter: bool = True, stats_interval: float = 10.0,
                  on_stats: Callable[[LiveCapture], None] | None = None,
                  on_change: Callable[[InterfaceState], None] | None = None,
-                 backoff: tuple[float, float] = (0.5, 10.0), poll_seconds: float = 0.5,
+                 backoff: tuple[float, float] = (0.5, 9.0), poll_seconds: float = 0.5,
                  route_check_seconds: float = 2.0):
         if interfaces and follow_default_route:
             raise ValueError("name interfaces or follow the default route, not both")
