@@ -2,6 +2,7 @@
 """Live sensor benchmark: replay the mix into a veth pair, find the highest rate with no kernel drops.
 
   sudo .venv/bin/python bench/sensor_live_bench.py [--packets 200000] [--max-rate 400000]
+  sudo .venv/bin/python bench/sensor_live_bench.py --compare-with /tmp/before [--rates 0,150000] [--repeat 3]
 
 Needs root, iproute2 and tcpreplay, and bench/out/mix.pcap (built by
 bench/sensor_bench.py). Creates a network namespace with one end of a veth
@@ -9,6 +10,11 @@ pair, runs `social-monitor sense` inside it on that end, replays the first
 N packets of the mix with `tcpreplay --pps=RATE` into the other end, and
 reads the sensor's own counters (packets seen, kernel drops from
 PACKET_STATISTICS). Bisects on the rate. Everything it creates is removed.
+
+`--compare-with TREE` runs a second copy of the code side by side instead (a
+folder holding a `monitor` package, e.g. `git archive OLD monitor | tar -x -C
+/tmp/before`): the same replays at fixed rates, alternating the two trees, so
+both see the same machine load.
 """
 
 from __future__ import annotations
@@ -26,7 +32,6 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
 MIX = ROOT / "bench" / "out" / "mix.pcap"
-SENSE = str(ROOT / ".venv" / "bin" / "social-monitor")
 STATS = re.compile(r"(\d+) packets, (\d+) kernel drops")
 
 
@@ -34,17 +39,22 @@ def sh(*cmd: str, check: bool = True) -> subprocess.CompletedProcess:
     return subprocess.run(cmd, check=check, capture_output=True, text=True)
 
 
-def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extra: list[str]) -> dict:
+def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extra: list[str],
+          tree: Path = ROOT) -> dict:
+    """One replay at `rate` (0: top speed) into a sensor running the `monitor` package in `tree`."""
     err_path = ROOT / "bench" / "out" / "live.err"
+    env = {**os.environ, "PYTHONPATH": str(tree)}
     with open(err_path, "w") as err, open(os.devnull, "w") as out:
-        sensor = subprocess.Popen(["ip", "netns", "exec", ns, SENSE, "sense", "-i", inside,
-                                   "--stats-interval", "0.5", *extra], stdout=out, stderr=err)
+        command = [sys.executable, "-m", "monitor", "sense", "-i", inside, "--stats-interval", "0.5", *extra]
+        sensor = subprocess.Popen(["ip", "netns", "exec", ns, *command], stdout=out, stderr=err,
+                                  cwd=tree, env=env)
     deadline = time.monotonic() + 60
     while "capturing on" not in err_path.read_text():  # socket open and filter attached
         if time.monotonic() > deadline or sensor.poll() is not None:
             raise RuntimeError(f"sensor did not start: {err_path.read_text()[-300:]}")
         time.sleep(0.1)
     packets = packet_count(replay_file)
+    cpu_before = cpu_seconds(sensor.pid)
     started = time.monotonic()
     speed = f"--pps={rate}" if rate else "--topspeed"
     replay = sh("tcpreplay", "-i", outside, speed, "-q", str(replay_file), check=False)
@@ -58,6 +68,7 @@ def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extr
         last = now
         if still >= 3:
             break
+    cpu = cpu_seconds(sensor.pid) - cpu_before  # replay and drain (an idle sensor sleeps in select)
     sensor.send_signal(signal.SIGTERM)
     sensor.wait(timeout=20)
     lines = list(STATS.finditer(err_path.read_text()))
@@ -65,7 +76,15 @@ def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extr
     sent = re.search(r"Actual: (\d+) packets", replay.stdout + replay.stderr)
     actual = re.search(r"([\d.]+) pps", replay.stdout + replay.stderr)
     return {"rate": rate, "sent": int(sent.group(1)) if sent else 0, "seen": seen, "drops": drops,
-            "actual_pps": float(actual.group(1)) if actual else packets / elapsed}
+            "actual_pps": float(actual.group(1)) if actual else packets / elapsed,
+            "us_per_packet": 1e6 * max(cpu, 0.0) / max(seen, 1)}
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process, from /proc (the sensor's cost per packet is
+    independent of how fast tcpreplay manages to send on a shared machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def packet_count(path: Path) -> int:
@@ -95,6 +114,11 @@ def main() -> int:
     ap.add_argument("--max-rate", type=int, default=400_000)
     ap.add_argument("--steps", type=int, default=6)
     ap.add_argument("--no-filter", action="store_true", help="run the sensor without the BPF pre-filter")
+    ap.add_argument("--compare-with", type=Path, default=None, metavar="TREE",
+                    help="a folder with another `monitor` package: replay into both, alternating")
+    ap.add_argument("--rates", default="0,150000,100000",
+                    help="with --compare-with: packets/s, 0 = top speed")
+    ap.add_argument("--repeat", type=int, default=2, help="with --compare-with: trials per tree and rate")
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("tcpreplay") or not shutil.which("ip"):
         print("needs root, iproute2 and tcpreplay")
@@ -115,6 +139,8 @@ def main() -> int:
         sh("ip", "link", "set", outside, "mtu", "65000", "up")
         sh("ip", "netns", "exec", ns, "ip", "link", "set", inside, "mtu", "65000", "up")
         filt = "without" if args.no_filter else "with"
+        if args.compare_with is not None:
+            return compare(args, ns, inside, outside, replay_file, expected, extra)
 
         def attempt(rate: int) -> tuple[bool, dict]:
             r = trial(ns, inside, outside, rate, replay_file, extra)
@@ -150,6 +176,30 @@ def main() -> int:
     finally:
         sh("ip", "link", "del", outside, check=False)
         sh("ip", "netns", "del", ns, check=False)
+    return 0
+
+
+def compare(args: argparse.Namespace, ns: str, inside: str, outside: str, replay_file: Path, expected: int,
+            extra: list[str]) -> int:
+    """Each rate, each repeat: this tree then the other, so drift in machine load hits both alike."""
+    trees = {"this": ROOT, "other": args.compare_with.resolve()}
+    print(f"  this = {trees['this']}, other = {trees['other']}")
+    results: dict[tuple[str, int], list[dict]] = {}
+    for rate in (int(r) for r in args.rates.split(",")):
+        for _ in range(args.repeat):
+            for label, tree in trees.items():
+                r = trial(ns, inside, outside, rate, replay_file, extra, tree)
+                results.setdefault((label, rate), []).append(r)
+                asked = f"{rate:>8,} pps" if rate else "top speed"
+                print(f"  {label:>5} {asked:>12}: {r['actual_pps']:>10,.0f} pps sent, {r['seen']:>8,} seen "
+                      f"of {expected:,}, {r['drops']:>7,} kernel drops, "
+                      f"{r['us_per_packet']:.2f} us CPU/packet", flush=True)
+    print("\n  tree   rate asked    mean pps sent  mean seen  mean drops  best us CPU/packet")
+    for (label, rate), runs in results.items():
+        n = len(runs)
+        print(f"  {label:>5} {rate or 'top':>11} {sum(r['actual_pps'] for r in runs) / n:>15,.0f} "
+              f"{sum(r['seen'] for r in runs) / n:>10,.0f} {sum(r['drops'] for r in runs) / n:>11,.0f} "
+              f"{min(r['us_per_packet'] for r in runs):>19.2f}")
     return 0
 
 

@@ -44,7 +44,7 @@ from monitor.tagging.pipeline import Pipeline, storage_allowed
 from monitor.tagging.tagger import Tagger
 
 if TYPE_CHECKING:  # imported where capture starts: a proxy-only daemon needs no scapy
-    from monitor.capture.live import LiveCapture
+    from monitor.capture.live import InterfaceState, LiveCapture
 from monitor.tempdirs import owned_tempdir, reap_stale
 
 log = structlog.get_logger("social_monitor.daemon")
@@ -126,7 +126,9 @@ class Daemon:
             return 1
         log.info("running", config=str(config.path), config_source=self.options.config_source,
                  metrics=self._metrics_address(), proxy=bool(self.proxy),
-                 sensor=self.sensor_thread is not None or self.live is not None)
+                 sensor=self.sensor_thread is not None or self.live is not None,
+                 capture={name: state.describe() for name, state in self.live.states().items()}
+                 if self.live is not None else None)
         self.watchdog.ready(f"running, metrics on {self._metrics_address()}")
         while not self.stop_event.is_set():
             self.stop_event.wait(0.2)
@@ -198,10 +200,26 @@ class Daemon:
 
             names = self.options.interfaces if self.options.interfaces is not None \
                 else config.model.capture.interfaces
-            self.live = LiveCapture(sensor, names or [default_interface()])
-            self.live.start()  # opens the interfaces here, so a failure reaches run()
+            # each interface on its own, reopened with back-off; none named: follow the default route
+            self.live = LiveCapture(sensor, names, follow_default_route=not names,
+                                    on_change=self._capture_changed)
+            for name in self.live.names:  # bounded: the names in the config (or "default")
+                self.metrics.capture_up.labels(name).set(0)
+                self.metrics.capture_outages.labels(name)
+            self.live.start()  # first attempt on each interface here; only a lack of permission raises
             log.info("capture_started", interfaces=self.live.names)
         self.metrics.up.labels("sensor").set(1)
+
+    def _capture_changed(self, state: InterfaceState) -> None:
+        """One interface's capture came up or went down (called once per change, from the capture thread)."""
+        self.metrics.capture_up.labels(state.interface).set(1 if state.up else 0)
+        if state.up:
+            log.info("capture_up", interface=state.interface, device=state.device,
+                     down_seconds=state.down_seconds)
+        else:
+            self.metrics.capture_outages.labels(state.interface).inc()
+            log.warning("capture_down", interface=state.interface, device=state.device, reason=state.reason,
+                        detail=state.detail)
 
     def _guard_sensor(self, target, *args) -> None:
         try:
@@ -249,6 +267,8 @@ class Daemon:
         if live is not None and live.error is not None and not self.sensor_failed:
             self.sensor_failed = True
             self.metrics.up.labels("sensor").set(0)
+            for name in live.names:  # nothing reads the sockets any more, whatever their last state
+                self.metrics.capture_up.labels(name).set(0)
             log.error("sensor_failed", error=repr(live.error))
 
     def _check_writer(self) -> None:
@@ -318,6 +338,9 @@ class Daemon:
             self.sensor_thread.join(timeout=5)
         if self.live is not None or self.sensor_thread is not None:
             self.metrics.up.labels("sensor").set(0)
+        if self.live is not None:
+            for name in self.live.names:
+                self.metrics.capture_up.labels(name).set(0)
         flushed = True
         if self.sinks is not None:
             flushed = self.sinks.close(timeout=10)
@@ -329,14 +352,3 @@ class Daemon:
         log.info("stopped", seconds=round(time.monotonic() - started, 2), flushed=flushed)
 
 
-def default_interface() -> str:
-    """The interface of the default route (a newcomer's laptop: its Wi-Fi or Ethernet)."""
-    try:
-        with open("/proc/net/route") as handle:
-            for line in handle.readlines()[1:]:
-                fields = line.split()
-                if len(fields) > 2 and fields[1] == "00000000":
-                    return fields[0]
-    except OSError:
-        pass
-    return "lo"

@@ -25,7 +25,8 @@ import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
 from monitor.config.loader import load_config
-from monitor.daemon import default_interface
+from monitor.daemon import Daemon as Daemon_
+from monitor.daemon import RunOptions
 from monitor.store.sqlite import open_store
 
 from .conftest import EXAMPLE, REPO, SHARED
@@ -439,6 +440,11 @@ def test_live_capture_on_loopback(tmp_path, trust):
 # --- in-process ---------------------------------------------------------------------------------
 
 
-def test_default_interface_is_one_this_machine_has():
-    """With no interface configured the sensor captures the default route's (or loopback without one)."""
-    assert default_interface() in os.listdir("/sys/class/net")
+def test_a_broken_config_stops_the_daemon_before_anything_starts(tmp_path, capsys):
+    """Exit 1 with the field named, and no thread, child or temp folder left behind."""
+    broken = tmp_path / "trust.yaml"
+    broken.write_text(EXAMPLE.read_text().replace("retention_days: 90", "retention_days: yes"))
+    daemon = Daemon_(RunOptions(config_path=broken, capture=False, proxy=False))
+    assert daemon.run() == 1
+    assert "retention_days" in capsys.readouterr().err
+    assert daemon.proxy is None and daemon.sinks is None and daemon.runtime_dir is None

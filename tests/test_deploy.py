@@ -355,6 +355,9 @@ def _mutated_suite(tmp_path: Path, old: str, new: str, keep_spike: bool) -> Path
 MUTATIONS = [
     ("down-for", '.*"} == 0\n        for: 5m', '.*"} == 0\n        for: 9m'),
     ("sensor", '{component="sensor"} == 0', '{component="sensor"} == 1'),
+    ("interface-for", "capture_up == 0\n        for: 2m", "capture_up == 0\n        for: 9m"),
+    ("interface-any", "social_monitor_capture_up == 0", "social_monitor_capture_up{interface=\"eth1\"} == 0"),
+    ("flapping", "capture_outages_total[1h])) > 2.5", "capture_outages_total[1h])) > 5.5"),
     ("drops-delta", "(increase(social_monitor_kernel_dropped", "(delta(social_monitor_kernel_dropped"),
     ("parse-ratio", "          ) > 0.01\n", "          ) > 0.05\n"),
     ("errors-born", "_store_write_errors_total offset 10m", "_store_write_errors_total"),
@@ -499,6 +502,8 @@ def test_dashboard_queries_use_only_metrics_the_daemon_exposes(title: str, expr:
         ("social_monitor_config_reloads_total", "result"),
         ("social_monitor_child_restarts_total", "child"),
         ("social_monitor_component_up", None),
+        ("social_monitor_capture_up", None),  # one stat per series: instance and interface
+        ("social_monitor_capture_outages_total", "interface"),
     ],
 )
 def test_dashboard_has_the_panels_asked_for(metric: str, label: str | None) -> None:

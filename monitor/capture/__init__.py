@@ -14,5 +14,7 @@ One module per stage:
 - `counters`: `CaptureCounters`, the interface the sensor counts through (the
   daemon implements it with Prometheus series; this package never imports metrics)
 - `sensor`: `Sensor.feed(ts, linktype, frame)`, the hot path that ties them
-- `live`: `LiveCapture`, the sensor on live interfaces in a thread, for the daemon
+- `live`: `LiveCapture`, the sensor on live interfaces in one thread, for the daemon: each
+  interface on its own socket, reopened with back-off when it goes down or away
+- `links`: what the kernel says of an interface (present, up) and of the default route
 """

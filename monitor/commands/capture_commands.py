@@ -147,7 +147,7 @@ class _Progress:
 
 
 def sense(args: argparse.Namespace) -> int:
-    from monitor.capture.live import LiveCapture
+    from monitor.capture.live import InterfaceState, LiveCapture
     from monitor.capture.sensor import Sensor
 
     config = _given_config(args.config)
@@ -169,8 +169,12 @@ def sense(args: argparse.Namespace) -> int:
         errors = sum(sensor.error_counts.values())
         print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr, flush=True)
 
+    def changed(state: InterfaceState) -> None:
+        said = "capturing" if state.up else f"not capturing ({state.reason}: {state.detail}), retrying"
+        print(f"social-monitor sense: {state.interface} {said}", file=sys.stderr, flush=True)
+
     capture = LiveCapture(sensor, interfaces_named, extra_filter=args.filter, use_filter=not args.no_filter,
-                          stats_interval=args.stats_interval, on_stats=report)
+                          stats_interval=args.stats_interval, on_stats=report, on_change=changed)
     capture.open()
     print(f"social-monitor sense: capturing on {', '.join(interfaces_named)}"
           f" ({'no pre-filter' if args.no_filter else 'kernel pre-filter'})", file=sys.stderr, flush=True)

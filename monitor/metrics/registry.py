@@ -67,6 +67,19 @@ class Metrics:
             registry=r,
             multiprocess_mode="livemax",
         )
+        self.capture_up = Gauge(
+            "social_monitor_capture_up",
+            "1 while the sensor captures on an interface named in the config (or \"default\", the route's)",
+            ["interface"],
+            registry=r,
+            multiprocess_mode="livemax",
+        )
+        self.capture_outages = Counter(
+            "social_monitor_capture_outages_total",
+            "Times capture on an interface stopped: link down, interface missing or deleted, socket error",
+            ["interface"],
+            registry=r,
+        )
         self.parse_errors = Counter(
             "social_monitor_parse_errors_total",
             "Packets that could not be parsed, by protocol",

@@ -1,8 +1,14 @@
-"""`social-monitor classify`: JSON lines out, one-line errors for files that are not captures."""
+"""`social-monitor classify`: JSON lines out, one-line errors for files that are not captures;
+`social-monitor sense`: which interfaces it captures, said once per change."""
 
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -10,6 +16,7 @@ from scapy.utils import wrpcap
 
 from monitor.cli import main
 from tests.capture_helpers import client_hello, tcp_frame, tls_records
+from tests.conftest import REPO
 
 SHARED_PCAPS = Path(__file__).resolve().parents[2].parent / "shared" / "pcaps"
 
@@ -69,3 +76,39 @@ def test_truncated_capture_exits_zero_with_a_summary(capture, tmp_path, capsys):
 def test_malformed_capture_reports_parse_errors(capsys):
     assert main(["classify", str(SHARED_PCAPS / "malformed_dns.pcap")]) == 0
     assert "parse errors" in capsys.readouterr().err
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")
+@pytest.mark.parametrize(
+    ("interfaces", "said"),
+    [
+        (["lo"], ["lo capturing"]),
+        (["lo", "smnosuch0"],
+         ["lo capturing", "smnosuch0 not capturing (missing: no such interface), retrying"]),
+        (["bad/name"], ["bad/name not capturing (invalid_name: not an interface name), retrying"]),
+    ],
+    ids=["present", "one-missing", "invalid"],
+)
+def test_sense_says_which_interfaces_it_captures_and_keeps_going(interfaces, said):
+    """`sense -i lo -i typo` captures lo and says, once, that the other is missing (then SIGTERM: exit 0)."""
+    args = [a for name in interfaces for a in ("-i", name)]
+    process = subprocess.Popen([sys.executable, "-m", "monitor", "sense", *args], stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE, text=True, cwd=REPO)
+    lines: list[str] = []
+    try:
+        deadline = time.monotonic() + 30
+        while not any("capturing on" in line for line in lines) and time.monotonic() < deadline:
+            line = process.stderr.readline() if process.stderr else ""
+            if not line:
+                break
+            lines.append(line)
+        time.sleep(1.5)  # a few retries of a missing interface: still said once
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out = process.communicate(timeout=20)[1]
+    lines += out.splitlines()
+    states = [line.removeprefix("social-monitor sense: ").strip() for line in lines
+              if line.rstrip().endswith((" capturing", ", retrying"))]
+    assert states == said
+    assert process.returncode == 0
