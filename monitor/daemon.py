@@ -35,7 +35,7 @@ from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics, SensorMetrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
 from monitor.sinks import SinkSet, open_sinks
-from monitor.tagging.pipeline import Pipeline, storage_allowed
+from monitor.tagging.pipeline import Pipeline
 from monitor.tagging.tagger import Tagger
 
 log = structlog.get_logger("social_monitor.daemon")
@@ -347,8 +347,7 @@ class Daemon:
         assert self.pipeline is not None
         tagger = Tagger(config)
         tagger.devices.adopt_learned(self.pipeline.tagger.devices)  # DHCP leases seen so far still hold
-        self.pipeline.refusal = storage_allowed(tagger)
-        self.pipeline.tagger = tagger  # one attribute swap: the sensor sees old or new, never half
+        self.pipeline.reconfigure(tagger)  # storage gate, the gateway's own addresses, then the tagger
         from monitor.store.writer import StoreWriter
 
         if self.sinks is not None and isinstance(self.sinks.store, StoreWriter):

@@ -108,6 +108,11 @@ class SinkSet:
     def empty(self) -> bool:
         return not self._open
 
+    @property
+    def counts_accesses(self) -> bool:
+        """The store's writer counts each access it stores (monitor.tagging.counting says why)."""
+        return bool(getattr(self.store, "counts_accesses", False))
+
     def submit(self, event: AccessEvent) -> bool:
         accepted = False
         for sink in self._open:
