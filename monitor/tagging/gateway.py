@@ -86,11 +86,17 @@ class GatewayAddresses:
 
     addresses: frozenset[str]  # the gateway's addresses left out (loopback ones excepted, see below)
     loopback_is_own: bool = True  # False when a zone explicitly covers loopback (the demo zone)
+    local: frozenset[str] = frozenset()  # every address of the host, whatever the zones say
 
     def owns(self, client_ip: str) -> bool:
+        """Whether a client is the gateway itself (its traffic is left out)."""
         if client_ip in self.addresses:
             return True
         return self.loopback_is_own and _loopback(client_ip)
+
+    def serves(self, server_ip: str) -> bool:
+        """Whether a server is this gateway (its proxy listener, its resolver), zones aside."""
+        return server_ip in self.local or server_ip in self.addresses or _loopback(server_ip)
 
     @classmethod
     def build(cls, local: Iterable[str], zone_cidrs: Iterable[str]) -> GatewayAddresses:
@@ -99,7 +105,7 @@ class GatewayAddresses:
         loopback_zone = any(_within_loopback(n) for n in networks)
         named = {str(n.network_address) for n in networks if n.num_addresses == 1}
         own = {a for a in local if a not in named and not (loopback_zone and _loopback(a))}
-        return cls(frozenset(own), loopback_is_own=not loopback_zone)
+        return cls(frozenset(own), loopback_is_own=not loopback_zone, local=frozenset(local))
 
     @classmethod
     def of_config(cls, schools: Iterable[object], local: Iterable[str] | None = None) -> GatewayAddresses:

@@ -149,7 +149,7 @@ class Pipeline:
     def _count_access(self, event: AccessEvent, flagged: bool) -> None:
         """Count an access the store will not count: once per device, platform and idle-gap session."""
         obs = event.observation
-        if obs.source == "sensor" and obs.protocol in ("tls", "http") and self.gateway.owns(obs.server_ip):
+        if obs.source == "sensor" and obs.protocol in ("tls", "http") and self.gateway.serves(obs.server_ip):
             return  # a connection to this gateway's own proxy listener: the proxy counts that access
         if not self.counter.is_new(counting_key(event), obs.timestamp):
             return

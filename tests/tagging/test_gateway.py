@@ -96,3 +96,16 @@ def test_owns(zones, client, own):
 def test_of_config_reads_the_zones_of_the_example(example_config):
     gateway = GatewayAddresses.of_config(example_config.schools, local={"127.0.0.1", "203.0.113.7"})
     assert (gateway.owns("127.0.0.1"), gateway.owns("203.0.113.7")) == (False, True)  # demo-loopback zone
+
+
+@pytest.mark.parametrize(
+    ("zones", "server", "serves"),
+    [
+        ([], "10.20.10.1", True),  # the proxy listener on the LAN address
+        (["127.0.0.0/8", "::1/128"], "127.0.0.1", True),  # the demo zone: a client, still local
+        (["10.20.10.1/32"], "10.20.10.1", True),
+        ([], "198.51.100.7", False),
+    ],
+)
+def test_serves_is_every_local_address_whatever_the_zones(zones, server, serves):
+    assert GatewayAddresses.build(LOCAL, zones).serves(server) is serves
