@@ -6,7 +6,7 @@ access once per device, platform and period, and passes recordable events to
 the sink (`monitor.sinks`: the store writer, non-blocking). Nothing here blocks:
 the sink must return at once, and a sink failure is counted, never raised.
 
-Two families count two different things (docs/metrics.md):
+Two families count two different things (docs/deploy.md, "What an access is"):
 
 - `social_monitor_observations_total{source, protocol, outcome}`: one per
   observation, i.e. per signal (a proxied HTTPS visit is three of them).
