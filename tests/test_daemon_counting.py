@@ -6,13 +6,21 @@ the TLS hello on loopback, the proxy child records it) and must move
 `social_monitor_observations_total` moves by the number of observations. The
 example config's demo-loopback zone makes this host a trust device, so these
 accesses are stored, and counted by the writer that inserts the session row.
+
+The tests capture loopback live, so they run inside a network namespace this
+module creates (with an "uplink" holding an address of the gateway's
+own, on a veth pair): other programs' loopback traffic cannot reach them.
 """
 
 from __future__ import annotations
 
 import os
+import shutil
 import socket
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 import yaml
@@ -25,11 +33,37 @@ from .pcapgen import dns_query_frame
 from .proxy_helpers import client_hello_record, wait_for_port
 from .test_daemon import Daemon
 
-pytestmark = [pytest.mark.integration,
-              pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")]
+pytestmark = pytest.mark.integration
+IN_NETNS = os.environ.get("SM_COUNTING_NETNS")
+inside = pytest.mark.skipif(not IN_NETNS, reason="run inside its network namespace by the test below")
+UPLINK = "192.0.2.77"  # the gateway's own address on the namespace's uplink
 GAP = 2  # seconds: a short idle gap, so that a second access can be made within the test
 ACCESSES = "social_monitor_accesses_total"
 SIGNALS = "social_monitor_observations_total"
+
+
+@pytest.mark.netns
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("ip") is None, reason="needs root and ip")
+def test_counting_in_a_network_namespace():
+    """Runs the tests below in a fresh namespace: its own loopback and an uplink holding UPLINK."""
+    name = f"sm-count-{os.getpid()}"
+    subprocess.run(["ip", "netns", "add", name], check=True, timeout=30)
+    try:
+        # a veth pair with both ends inside stands for the uplink (no dummy module on every kernel)
+        for command in (["link", "set", "lo", "up"],
+                        ["link", "add", "uplink0", "type", "veth", "peer", "name", "uplink1"],
+                        ["addr", "add", f"{UPLINK}/24", "dev", "uplink0"],
+                        ["link", "set", "uplink0", "up"], ["link", "set", "uplink1", "up"]):
+            subprocess.run(["ip", "-n", name, *command], check=True, timeout=30)
+        out = subprocess.run(
+            ["ip", "netns", "exec", name, sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+             __file__, "-k", "not namespace"],
+            cwd=Path(__file__).resolve().parents[1], env={**os.environ, "SM_COUNTING_NETNS": name},
+            capture_output=True, text=True, timeout=300,
+        )
+    finally:
+        subprocess.run(["ip", "netns", "delete", name], timeout=30)
+    assert out.returncode == 0 and "3 passed" in out.stdout, out.stdout[-6000:] + out.stderr[-2000:]
 
 
 @pytest.fixture
@@ -91,6 +125,7 @@ def started(config, tmp_path) -> Daemon:
     return daemon
 
 
+@inside
 def test_one_proxied_https_visit_is_one_access(tmp_path, loopback_trust):
     daemon = started(loopback_trust, tmp_path)
     try:
@@ -112,6 +147,7 @@ def test_one_proxied_https_visit_is_one_access(tmp_path, loopback_trust):
     assert "proxy" in session.signals
 
 
+@inside
 def test_dns_then_quic_is_one_access_and_after_the_gap_two(tmp_path, loopback_trust):
     daemon = started(loopback_trust, tmp_path)
     try:
@@ -132,13 +168,12 @@ def test_dns_then_quic_is_one_access_and_after_the_gap_two(tmp_path, loopback_tr
     assert [sorted(s.signals) for s in sessions] == [["dns", "quic"], ["dns"]]
 
 
+@inside
 def test_a_lookup_from_the_gateways_own_address_is_not_an_access(tmp_path, loopback_trust):
-    own = sorted(a for a in read_local_addresses() if "." in a and not a.startswith("127."))
-    if not own:
-        pytest.skip("this host has no IPv4 address besides loopback")
+    assert UPLINK in read_local_addresses()  # the daemon reads it from the kernel, as this does
     daemon = started(loopback_trust, tmp_path)
     try:
-        dns_query("www.instagram.com", source=own[0], server=own[0])  # local delivery: seen on lo
+        dns_query("www.instagram.com", source=UPLINK, server=UPLINK)  # local delivery: seen on lo
         daemon.wait_for(lambda: daemon.total(SIGNALS, outcome="gateway_own") >= 1,
                         what="the gateway's own lookup counted as such")
         dns_query("www.instagram.com")  # the same from the demo-loopback device: an access
