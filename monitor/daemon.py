@@ -40,7 +40,7 @@ from monitor.metrics.server import MetricsServer, load_basic_auth
 from monitor.proxy.supervisor import ProxyChild
 from monitor.sdnotify import Watchdog
 from monitor.sinks import SinkSet, open_sinks
-from monitor.tagging.pipeline import Pipeline, storage_allowed
+from monitor.tagging.pipeline import Pipeline
 from monitor.tagging.tagger import Tagger
 
 if TYPE_CHECKING:  # imported where capture starts: a proxy-only daemon needs no scapy
@@ -299,8 +299,7 @@ class Daemon:
         assert self.pipeline is not None
         tagger = Tagger(config)
         tagger.devices.adopt_learned(self.pipeline.tagger.devices)  # DHCP leases seen so far still hold
-        self.pipeline.refusal = storage_allowed(tagger)
-        self.pipeline.tagger = tagger  # one attribute swap: the sensor sees old or new, never half
+        self.pipeline.reconfigure(tagger)  # storage gate, the gateway's own addresses, then the tagger
         from monitor.store.writer import StoreWriter
 
         if self.sinks is not None and isinstance(self.sinks.store, StoreWriter):

@@ -118,6 +118,10 @@ class SinkSet:
         """True while every sink's thread runs (the daemon's watchdog); a sink without `alive` has none."""
         return all(getattr(sink, "alive", True) for sink in self._open)
 
+    def counts_accesses(self) -> bool:
+        """The store's writer counts each access it stores (monitor.tagging.counting says why)."""
+        return bool(getattr(self.store, "counts_accesses", False))
+
     def submit(self, event: AccessEvent) -> bool:
         accepted = False
         for sink in self._open:

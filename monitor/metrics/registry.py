@@ -39,22 +39,34 @@ class Metrics:
             multiprocess_mode="max",
         )
         self.build_info.labels(__version__).set(1)
+        # Accesses, not observations: one per device, platform and idle-gap session, the store's
+        # unit (monitor.tagging.counting says where each is counted, and why exactly once)
         self.accesses = Counter(
             "social_monitor_accesses_total",
-            "Observed accesses to in-scope platforms, from trust devices and (flagged=false) other devices",
+            "Accesses to in-scope platforms (one per device, platform and idle-gap session), from trust"
+            " devices and (flagged=false) other devices",
             ["school", "zone", "platform", "period_kind", "flagged"],
             registry=r,
         )
         self.flagged = Counter(
             "social_monitor_flagged_accesses_total",
-            "Accesses flagged by a policy rule",
+            "Accesses flagged by a policy rule, once per flag (an access: a device, platform and idle-gap"
+            " session)",
             ["school", "flag"],
             registry=r,
         )
+        self.sensitive_accesses = Counter(
+            "social_monitor_sensitive_accesses_total",
+            "Accesses to platforms of a sensitive category (never stored; no label names them)",
+            registry=r,
+        )
+        # Signals: one per observation (a proxied HTTPS visit is 3: CONNECT, TLS hello, proxy)
         self.observations = Counter(
             "social_monitor_observations_total",
-            "Observations handed to the pipeline, by source and outcome",
-            ["source", "outcome"],  # outcome: recorded, not_social, not_trust_device, sensitive, ...
+            "Observations (signals) handed to the pipeline, by source, protocol and outcome",
+            # outcome: recorded, not_social, not_trust_device, sensitive, unmonitored_zone,
+            # not_stored, queue_full, sink_failed, gateway_own
+            ["source", "protocol", "outcome"],
             registry=r,
         )
         self.packets = Counter(
@@ -155,6 +167,7 @@ class Metrics:
         for reason in ("disk_full", "locked", "readonly", "corrupt", "io", "other", "sink"):
             self.store_write_errors.labels(reason)
         self.store_queue_dropped.inc(0)
+        self.sensitive_accesses.inc(0)
 
 
 class SensorMetrics:

@@ -146,7 +146,10 @@ class SessionStore(SessionReader):
         """Merge segments into open sessions and append their new versions; one transaction.
 
         Returns the number of session versions appended. Raises on failure with
-        nothing written, so the caller can retry the same segments."""
+        nothing written, so the caller can retry the same segments. A segment
+        (passed in with `id` None) that opened a new session row comes back with
+        its `id` set; one merged into a session already stored keeps `id` None:
+        the writer counts accesses by that (monitor.store.writer)."""
 
     def write(self, events: Iterable[AccessEvent], now: float | None = None) -> WriteResult:
         """Merge events in memory, then write them in one transaction. Non-recordable events are dropped."""

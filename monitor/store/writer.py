@@ -14,6 +14,10 @@ thousands of them. A new access, a new session after the idle gap, or a new
 flag is written with the next batch; `flush()` and `close()` write
 everything held.
 
+Each new session row the store inserts is one access
+(`social_monitor_accesses_total`): merges into an open session, including
+one written by the other process, are not (monitor.tagging.counting).
+
 When a commit fails (the disk is full, the file is locked for longer than the
 busy timeout, an I/O error), the error is counted by reason and logged, and
 the merged batch is kept and retried with back-off, merged with the events
@@ -72,7 +76,12 @@ def error_reason(exc: BaseException) -> str:
 
 
 class StoreWriter:
-    """Owns `store` from `start()` on: no other thread may use that store object."""
+    """Owns `store` from `start()` on: no other thread may use that store object.
+
+    It counts `social_monitor_accesses_total` (and the flagged family) for what it
+    stores: once per session row it inserts (`counts_accesses`)."""
+
+    counts_accesses = True
 
     def __init__(
         self,
@@ -284,6 +293,7 @@ class StoreWriter:
                 return False
             self.metrics.store_write_latency.observe(time.perf_counter() - started)
             self.metrics.store_writes.inc(written)
+            self._count_accesses(due)
             if self._failures and not overflow:
                 log.info("store_write_resumed", after_failures=self._failures, sessions=written)
                 self._failures = 0
@@ -352,6 +362,24 @@ class StoreWriter:
             problem = str(exc)
         if problem:
             self._found_damaged(problem)
+
+    def _count_accesses(self, committed: list[Session]) -> None:
+        """One access per new session row: the store set `id` only on segments that opened one.
+
+        A segment merged into an open session (of this process or of the other one
+        writing to the same store) keeps `id` None, so an access seen by the sensor and
+        the proxy counts once. See monitor.tagging.counting."""
+        m = self.metrics
+        for seg in committed:
+            if seg.id is None:
+                continue
+            school = seg.school or "unknown"
+            flagged = seg.flagged
+            m.accesses.labels(school, seg.zone or "unknown", seg.platform, seg.period_kind,
+                              "true" if flagged else "false").inc()
+            if flagged:
+                for flag in seg.flags:
+                    m.flagged.labels(school, flag.name).inc()
 
     def _maybe_purge(self) -> None:
         if self.retention_days is None or self.damaged or time.monotonic() < self._next_purge_check:

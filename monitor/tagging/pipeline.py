@@ -5,10 +5,24 @@ tags the observation, updates the low-cardinality metrics, logs a flagged
 access once per device, platform and period, and passes recordable events to
 the sink (`monitor.sinks`: the store writer, non-blocking). Nothing here blocks:
 the sink must return at once, and a sink failure is counted, never raised.
+
+Two families count two different things (docs/deploy.md, "What an access is"):
+
+- `social_monitor_observations_total{source, protocol, outcome}`: one per
+  observation, i.e. per signal (a proxied HTTPS visit is three of them).
+- `social_monitor_accesses_total` and `social_monitor_flagged_accesses_total`:
+  one per access, i.e. per device, platform and idle-gap session, the unit the
+  store uses. A stored access is counted by the store writer when it inserts
+  the session's row (exactly once across the sensor and proxy processes); any
+  other access by this process's `AccessCounter` (`monitor.tagging.counting`).
+
+The gateway's own traffic (its upstream lookups, `monitor.tagging.gateway`) is
+neither: it is counted as `outcome="gateway_own"` and goes no further.
 """
 
 from __future__ import annotations
 
+import time
 from collections import OrderedDict
 from typing import Any
 
@@ -17,9 +31,12 @@ import structlog
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
 from monitor.sinks import Sink
+from monitor.tagging.counting import AccessCounter, counting_key
+from monitor.tagging.gateway import GatewayAddresses
 from monitor.tagging.tagger import Tagger
 
 log = structlog.get_logger("social_monitor.pipeline")
+OWN_ADDRESSES_REFRESH = 60.0  # seconds: a DHCP-assigned uplink address may change while running
 
 
 def storage_allowed(tagger: Tagger) -> str | None:
@@ -35,6 +52,11 @@ def storage_allowed(tagger: Tagger) -> str | None:
     return None
 
 
+def sink_counts_accesses(sink: Sink | None) -> bool:
+    """Whether the sink counts the accesses it stores (the store writer does, on each new session)."""
+    return bool(getattr(sink, "counts_accesses", False))
+
+
 class Pipeline:
     def __init__(
         self,
@@ -42,61 +64,102 @@ class Pipeline:
         sink: Sink | None = None,
         metrics: Metrics | None = None,
         flagged_log_memory: int = 4096,
+        gateway: GatewayAddresses | None = None,
+        counting_capacity: int = 65536,
     ):
         self.tagger = tagger
         self.sink = sink
         self.metrics = metrics or Metrics()
         self.refusal = storage_allowed(tagger)
+        self._store_counts = sink_counts_accesses(sink)
         self._logged: OrderedDict[tuple, None] = OrderedDict()
         self._logged_cap = flagged_log_memory
         # label children resolved once: `Counter.labels()` costs more than the rest of a submit
         # (label values are bounded sets, so this stays small)
         self._children: dict[tuple, Any] = {}
+        self._fixed_gateway = gateway is not None  # tests pass their own; otherwise read from the kernel
+        self.gateway = gateway if gateway is not None else GatewayAddresses.of_config(tagger.config.schools)
+        self._gateway_due = time.monotonic() + OWN_ADDRESSES_REFRESH
+        self.counter = AccessCounter(
+            tagger.config.model.store.idle_gap_seconds, counting_capacity,
+            on_evict=self.metrics.flow_evictions.labels("access_sessions").inc,
+        )
         if self.refusal:
             log.warning("store_refused", reason=self.refusal)
+
+    def reconfigure(self, tagger: Tagger) -> None:
+        """A reloaded config (daemon SIGHUP): new tagger, storage gate and own addresses.
+
+        The tagger is one attribute swap, so the sensor sees the old or the new one, never half."""
+        self.refusal = storage_allowed(tagger)
+        self.tagger = tagger
+        self.counter.idle_gap = float(tagger.config.model.store.idle_gap_seconds)
+        self.refresh_gateway()
+
+    def refresh_gateway(self) -> None:
+        """Re-read the gateway's own addresses (start, reload, and once a minute from `submit`)."""
+        self._gateway_due = time.monotonic() + OWN_ADDRESSES_REFRESH
+        if not self._fixed_gateway:
+            self.gateway = GatewayAddresses.of_config(self.tagger.config.schools)
 
     def submit(self, obs: Observation) -> AccessEvent | None:
         """Tag one observation and hand it on; returns the event for in-scope platforms."""
         m = self.metrics
+        if not self._fixed_gateway and time.monotonic() >= self._gateway_due:
+            self.refresh_gateway()
+        if self.gateway.owns(obs.client_ip):
+            self._inc(m.observations, obs.source, obs.protocol, "gateway_own")
+            return None
         event = self.tagger.tag(obs)
         if event.platform is None:
-            self._inc(m.observations, obs.source, "not_social")
+            self._inc(m.observations, obs.source, obs.protocol, "not_social")
             return None
         if event.sensitive:
-            # a sensitive category is counted without any label naming it
-            self._inc(m.observations, obs.source, "sensitive")
+            # a sensitive category is counted without any label naming it, once per session
+            self._inc(m.observations, obs.source, obs.protocol, "sensitive")
+            if self.counter.is_new(counting_key(event), obs.timestamp):
+                m.sensitive_accesses.inc()
             return None
-        flagged = event.trust_device and event.flagged
-        self._inc(
-            m.accesses,
-            event.school or "unknown",
-            event.zone or "unknown",
-            event.platform,
-            event.period_kind,
-            "true" if flagged else "false",
-        )
+        # an unmonitored zone (guest Wi-Fi) is counted, never flagged: the trust does not monitor it
+        flagged = event.trust_device and event.monitored and event.flagged
+        if flagged and not self.refusal:
+            self._log_flagged(event)
+        outcome = self._hand_on(event)
+        self._inc(m.observations, obs.source, obs.protocol, outcome)
+        if outcome != "recorded" or not self._store_counts:
+            self._count_access(event, flagged)
+        return event
+
+    def _hand_on(self, event: AccessEvent) -> str:
+        """Give a recordable event to the sink; the observation's outcome."""
         if not event.trust_device:
-            self._inc(m.observations, obs.source, "not_trust_device")
-            return event
+            return "not_trust_device"
         if not event.monitored:
-            self._inc(m.observations, obs.source, "unmonitored_zone")
-            return event
-        if flagged:
-            for flag in event.flags:
-                self._inc(m.flagged, event.school or "unknown", flag.name)
-            if not self.refusal:
-                self._log_flagged(event)
+            return "unmonitored_zone"
         if self.refusal or self.sink is None:
-            self._inc(m.observations, obs.source, "not_stored")
-            return event
+            return "not_stored"
         try:
             accepted = self.sink.submit(event)
         except Exception as exc:  # a broken sink must not stop capture or the proxy
-            self._inc(m.store_write_errors, "sink")
+            self._inc(self.metrics.store_write_errors, "sink")
             log.error("sink_failed", error=repr(exc))
-            return event
-        self._inc(m.observations, obs.source, "recorded" if accepted else "queue_full")
-        return event
+            return "sink_failed"
+        return "recorded" if accepted else "queue_full"
+
+    def _count_access(self, event: AccessEvent, flagged: bool) -> None:
+        """Count an access the store will not count: once per device, platform and idle-gap session."""
+        obs = event.observation
+        if obs.source == "sensor" and obs.protocol in ("tls", "http") and self.gateway.serves(obs.server_ip):
+            return  # a connection to this gateway's own proxy listener: the proxy counts that access
+        if not self.counter.is_new(counting_key(event), obs.timestamp):
+            return
+        m = self.metrics
+        school = event.school or "unknown"
+        self._inc(m.accesses, school, event.zone or "unknown", event.platform or "none", event.period_kind,
+                  "true" if flagged else "false")
+        if flagged:
+            for flag in event.flags:
+                self._inc(m.flagged, school, flag.name)
 
     def _inc(self, counter: Any, *labels: str) -> None:
         key = (id(counter), labels)

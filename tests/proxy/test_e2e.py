@@ -71,6 +71,15 @@ class Proxy:
         with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=5) as r:
             return r.read().decode()
 
+    def metrics_once_stored(self, platform: str, timeout: float = 10.0) -> str:
+        """The metrics once the writer has committed (and so counted) an access to `platform`."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.metrics()
+            if total(text, "social_monitor_accesses_total", platform=platform) or time.monotonic() > deadline:
+                return text
+            time.sleep(0.05)
+
 
 LAUNCHERS = {
     "script": [str(MITMDUMP), "-q", "-s", str(ADDON_PATH)],
@@ -114,6 +123,15 @@ def client(proxy: Proxy, origins: Origins, auth: str = "") -> httpx.Client:
     )
 
 
+def total(metrics_text: str, name: str, **labels: str) -> float:
+    """Sum of the samples of `name` whose labels include `labels` (the others free)."""
+    from prometheus_client.parser import text_string_to_metric_families
+
+    wanted = set(labels.items())
+    return sum(sample.value for family in text_string_to_metric_families(metrics_text)
+               for sample in family.samples if sample.name == name and wanted <= set(sample.labels.items()))
+
+
 def sample(metrics_text: str, line_prefix: str) -> float:
     for line in metrics_text.splitlines():
         if line.startswith(line_prefix):
@@ -138,7 +156,7 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
             assert c.get("http://www.tiktok.com/").text == "hello from www.tiktok.com"
             assert c.get("https://www.example.org/").text == "hello from www.example.org"
             assert c.get("http://www.example.org/").text == "hello from www.example.org"
-        metrics = proxy.metrics()
+        metrics = proxy.metrics_once_stored("tiktok")
     finally:
         output = proxy.stop()
     assert proxy.proc.returncode == 0, output
@@ -162,9 +180,12 @@ def test_access_is_recorded_and_pages_load_through_pass_through_tls(tmp_path: Pa
                   for x in lines) == [("http", "127.0.0.1", origins.http_port, "jsmith"),
                                       ("tls", "127.0.0.1", origins.https_port, "jsmith")]
 
-    prefix = 'social_monitor_observations_total{outcome="%s",source="proxy"}'
-    assert sample(metrics, prefix % "not_social") == 2  # example.org over TLS and over HTTP
-    assert sample(metrics, prefix % "recorded") == 2
+    signals = "social_monitor_observations_total"
+    for protocol in ("tls", "http"):  # example.org and tiktok, each over TLS and over HTTP: one signal each
+        assert total(metrics, signals, source="proxy", protocol=protocol, outcome="not_social") == 1
+        assert total(metrics, signals, source="proxy", protocol=protocol, outcome="recorded") == 1
+    # two signals, one session: one access, counted by the writer when it inserted the row
+    assert total(metrics, "social_monitor_accesses_total", platform="tiktok") == 1
     assert sample(metrics, 'social_monitor_proxy_connections_total{handling="passthrough"}') == 2
     assert sample(metrics, 'social_monitor_proxy_connections_total{handling="plain"}') == 2
 
@@ -241,7 +262,7 @@ def test_transparent_inner(tmp_path: Path, origins: Origins):
                 capture_output=True, text=True, timeout=30,
             )
             assert out.stdout == f"hello from {host}", out.stderr  # TLS verified: passed through
-        metrics = proxy.metrics()
+        metrics = proxy.metrics_once_stored("tiktok")
     finally:
         output = proxy.stop()
     with open_store(tmp_path / "store.db", create=False) as store:
@@ -249,7 +270,9 @@ def test_transparent_inner(tmp_path: Path, origins: Origins):
     assert [(s.platform, s.observations, s.zone) for s in sessions] == [
         ("tiktok", 2, "loopback-class")], output
     assert sample(metrics, 'social_monitor_proxy_connections_total{handling="passthrough"}') == 2
-    assert sample(metrics, 'social_monitor_observations_total{outcome="not_social",source="proxy"}') == 1
+    assert total(metrics, "social_monitor_observations_total", source="proxy", outcome="not_social") == 1
+    # HTTPS and HTTP: one access
+    assert total(metrics, "social_monitor_accesses_total", platform="tiktok") == 1
 
 
 @pytest.mark.integration

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import threading
 import time
 from pathlib import Path
@@ -12,9 +13,10 @@ import yaml
 
 from monitor.config.loader import load_config
 from monitor.metrics.registry import Metrics
+from monitor.observation import Exemption
 from monitor.store.sqlite import open_store
 from monitor.store.writer import StoreWriter, error_reason
-from tests.store_helpers import PUPILS, T0, event
+from tests.store_helpers import CONTACT, PUPILS, T0, event
 
 
 def test_writer_never_blocks_and_counts_drops(tmp_path):
@@ -182,3 +184,78 @@ def test_writer_stops_writing_when_damage_appears_while_it_runs(tmp_path):
     assert metrics.registry.get_sample_value("social_monitor_store_damaged") == 1
     writer.close(5)
     assert digest(*files) == before
+
+
+GAP = 300  # open_store's default idle gap
+
+
+def accesses(metrics_list: list[Metrics], name: str = "social_monitor_accesses_total") -> float:
+    return sum(s.value for m in metrics_list for family in m.registry.collect() for s in family.samples
+               if s.name == name)
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected", "flagged"),
+    [
+        # (which writer, events): writer 0 stands for the sensor's process, writer 1 for the proxy's
+        ([(0, [event(T0)])], 1, 1),
+        ([(0, [event(T0), event(T0 + 0.01, protocol="http"), event(T0 + 0.02, source="proxy")])], 1, 1),
+        # the sensor commits first, the proxy's observation of the same access merges into its row
+        ([(0, [event(T0)]), (1, [event(T0 + 0.02, source="proxy")])], 1, 1),
+        # ...and the other way round
+        ([(1, [event(T0 + 0.02, source="proxy")]), (0, [event(T0, protocol="dns")])], 1, 1),
+        # after the idle gap: a second access, whichever process sees it
+        ([(0, [event(T0)]), (1, [event(T0 + GAP + 1, source="proxy")])], 2, 2),
+        # another platform, another access
+        ([(0, [event(T0)]), (1, [event(T0 + 1, platform="tiktok", source="proxy")])], 2, 2),
+        # exempt: an access, not flagged
+        ([(0, [event(T0, exemption=Exemption("professional", "4.1"))])], 1, 0),
+        # two flags on one access: one access, two flagged counts (one per flag)
+        ([(0, [event(T0, flags=(CONTACT, PUPILS))])], 1, 2),
+        # never stored, so never counted here (the pipeline counts those)
+        ([(0, [event(T0, trust_device=False)])], 0, 0),
+    ],
+)
+def test_each_new_session_row_is_one_access_across_writers(tmp_path, steps, expected, flagged):
+    db = tmp_path / "s.db"
+    metrics = [Metrics(), Metrics()]
+    writers = [StoreWriter(open_store(db), m, max_delay=0.005).start() for m in metrics]
+    try:
+        for which, events in steps:
+            for e in events:
+                writers[which].submit(e)
+            assert writers[which].flush(5)
+    finally:
+        for w in writers:
+            w.close(5)
+    assert accesses(metrics) == expected
+    assert accesses(metrics, "social_monitor_flagged_accesses_total") == flagged
+    with open_store(db) as store:
+        assert store.count() == expected  # the metric and the store agree on the unit
+
+
+def test_a_commit_that_failed_and_was_retried_counts_once(tmp_path):
+    db = tmp_path / "s.db"
+    metrics = Metrics()
+    store = open_store(db)
+    real = store.write_sessions
+    calls = []
+
+    def flaky(segments, now=None):
+        calls.append(len(segments))
+        if len(calls) == 1:
+            raise sqlite3.OperationalError("database is locked")
+        return real(segments, now)
+
+    store.write_sessions = flaky  # type: ignore[method-assign]
+    writer = StoreWriter(store, metrics, max_delay=0.005, retry_initial=0.01).start()
+    writer.submit(event(T0))
+    assert writer.flush(5) and writer.close(5)
+    assert len(calls) == 2
+    assert accesses([metrics]) == 1
+    with open_store(db) as check:
+        assert check.count() == 1
+
+
+def test_the_writer_says_it_counts_what_it_stores(tmp_path):
+    assert StoreWriter(open_store(tmp_path / "s.db"), Metrics()).counts_accesses is True

@@ -10,7 +10,8 @@ import structlog
 from monitor.config.loader import load_config
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Observation
-from monitor.tagging.pipeline import Pipeline, storage_allowed
+from monitor.tagging.gateway import NO_ADDRESSES, GatewayAddresses
+from monitor.tagging.pipeline import Pipeline, sink_counts_accesses, storage_allowed
 from monitor.tagging.tagger import Tagger
 from tests.conftest import london
 
@@ -18,18 +19,21 @@ LESSON = london(2026, 11, 30, 10, 0)
 
 
 class CallbackSink:
-    """A monitor.sinks.Sink that hands each event to a function."""
+    """A monitor.sinks.Sink that hands each event to a function; `counts_accesses` as a store writer."""
 
-    def __init__(self, submit: Callable[[AccessEvent], bool]):
+    def __init__(self, submit: Callable[[AccessEvent], bool], counts_accesses: bool = False):
         self.submit = submit
+        self.counts_accesses = counts_accesses
 
     def close(self, timeout: float = 5.0) -> bool:
         return True
 
 
-def obs(client: str, host: str, mac: str | None = None, source: str = "sensor") -> Observation:
-    return Observation(LESSON, client, 50000, "198.51.100.7", 443, "tcp", "tls", host, source=source,
-                       client_mac=mac)
+def obs(client: str, host: str, mac: str | None = None, source: str = "sensor", at: float = LESSON,
+        protocol: str = "tls", server: str = "198.51.100.7") -> Observation:
+    transport = "udp" if protocol in ("dns", "quic") else "tcp"
+    return Observation(at, client, 50000, server, 443, transport, protocol, host,  # type: ignore[arg-type]
+                       source=source, client_mac=mac)
 
 
 @pytest.fixture
@@ -44,19 +48,23 @@ def run(example_config):
             return sink_result
 
         metrics = Metrics()
-        pipeline = Pipeline(Tagger(config or example_config), sink=CallbackSink(submit), metrics=metrics)
+        pipeline = Pipeline(Tagger(config or example_config), sink=CallbackSink(submit), metrics=metrics,
+                            gateway=NO_ADDRESSES)
         pipeline.submit(observation)
         return received, metrics
 
     return go
 
 
-def outcome(metrics: Metrics, source: str = "sensor") -> dict[str, float]:
+OUTCOMES = ("recorded", "not_social", "sensitive", "not_trust_device", "unmonitored_zone", "not_stored",
+            "queue_full", "sink_failed", "gateway_own")
+
+
+def outcome(metrics: Metrics, source: str = "sensor", protocol: str = "tls") -> dict[str, float]:
     return {
         o: metrics.registry.get_sample_value("social_monitor_observations_total",
-                                             {"source": source, "outcome": o}) or 0
-        for o in ("recorded", "not_social", "sensitive", "not_trust_device", "unmonitored_zone",
-                  "not_stored", "queue_full")
+                                             {"source": source, "protocol": protocol, "outcome": o}) or 0
+        for o in OUTCOMES
     }
 
 
@@ -91,7 +99,7 @@ def test_flagged_access_is_counted_by_flag_and_logged_once(run, example_config):
     metrics = Metrics()
     stored: list[AccessEvent] = []
     pipeline = Pipeline(Tagger(example_config), sink=CallbackSink(lambda e: stored.append(e) or True),
-                        metrics=metrics)
+                        metrics=metrics, gateway=NO_ADDRESSES)
     with structlog.testing.capture_logs() as logs:
         for port in range(3):
             o = obs("10.20.10.41", "www.facebook.com")
@@ -99,11 +107,12 @@ def test_flagged_access_is_counted_by_flag_and_logged_once(run, example_config):
             pipeline.submit(o)
     assert len(stored) == 3
     value = metrics.registry.get_sample_value
+    # three connections within the idle gap: one access (this sink does not count, so the pipeline does)
     assert value("social_monitor_flagged_accesses_total",
-                 {"school": "ash-secondary", "flag": "pupil_area"}) == 3
+                 {"school": "ash-secondary", "flag": "pupil_area"}) == 1
     assert value("social_monitor_accesses_total", {"school": "ash-secondary", "zone": "classrooms",
                                                    "platform": "facebook", "period_kind": "contact",
-                                                   "flagged": "true"}) == 3
+                                                   "flagged": "true"}) == 1
     flagged = [entry for entry in logs if entry["event"] == "access_flagged"]
     assert len(flagged) == 1  # one line per device, platform and period, not per observation
     assert flagged[0]["flags"] == ["contact_time (4.3)", "pupil_area (4.3)"]
@@ -127,6 +136,7 @@ def test_failing_sink_is_counted_never_raised(run):
     _, metrics = run(obs("10.20.10.41", "www.facebook.com"), sink_result=OSError("disk gone"))
     assert metrics.registry.get_sample_value("social_monitor_store_write_errors_total",
                                              {"reason": "sink"}) == 1
+    assert outcome(metrics)["sink_failed"] == 1
 
 
 def test_no_storage_without_dpia_and_purpose(run, write_config, example_data):
@@ -138,3 +148,129 @@ def test_no_storage_without_dpia_and_purpose(run, write_config, example_data):
     assert received == []
     assert outcome(metrics)["not_stored"] == 1
     assert not [entry for entry in logs if entry["event"] == "access_flagged"]
+
+
+# --- counting each access once ------------------------------------------------------------------
+
+GATEWAY_LAN = "10.20.10.1"  # the gateway's own address in the classroom network: where its proxy listens
+GATEWAY = GatewayAddresses(frozenset({GATEWAY_LAN, "192.0.2.2"}))
+TEACHER = "10.20.10.41"  # ASH-LT-0002, a trust device in a monitored classroom
+VISITOR = "10.20.10.99"  # not a trust device
+GAP = 300
+
+
+def guest(host: str) -> Observation:
+    """ASH-LT-0005, a trust device, on the unmonitored guest Wi-Fi."""
+    return obs("10.20.99.7", host, mac="3c:52:82:20:00:05")
+
+
+def proxied_visit(client: str, host: str, at: float = LESSON) -> list[Observation]:
+    """What one explicitly proxied HTTPS visit leaves: CONNECT and TLS hello to the proxy, and the proxy's."""
+    return [obs(client, host, at=at, protocol="http", server=GATEWAY_LAN),
+            obs(client, host, at=at + 0.01, server=GATEWAY_LAN),
+            obs(client, host, at=at + 0.02, source="proxy")]
+
+
+def count(example_config, observations: list[Observation], *, store_counts: bool = False,
+          accepted: bool = True) -> dict[str, float]:
+    metrics = Metrics()
+    sink = CallbackSink(lambda e: accepted, counts_accesses=store_counts)
+    pipeline = Pipeline(Tagger(example_config), sink=sink, metrics=metrics, gateway=GATEWAY)
+    for o in observations:
+        pipeline.submit(o)
+
+    def total(name: str) -> float:
+        return sum(s.value for family in metrics.registry.collect() for s in family.samples if s.name == name)
+
+    return {"accesses": total("social_monitor_accesses_total"),
+            "flagged": total("social_monitor_flagged_accesses_total"),
+            "signals": total("social_monitor_observations_total"),
+            "sensitive": total("social_monitor_sensitive_accesses_total")}
+
+
+@pytest.mark.parametrize(
+    ("observations", "store_counts", "accepted", "accesses", "signals"),
+    [
+        # a visitor's proxied HTTPS visit: 3 signals, 1 access (the proxy's; the sensor leaves it)
+        (proxied_visit(VISITOR, "www.facebook.com"), False, True, 1, 3),
+        # a stored teacher's visit: the store writer counts it, never the pipeline
+        (proxied_visit(TEACHER, "www.facebook.com"), True, True, 0, 3),
+        # the same with a sink that does not count (JSON lines only, say): the pipeline counts it once
+        (proxied_visit(TEACHER, "www.facebook.com"), False, True, 1, 3),
+        # the store's queue was full: counted here, so a dropped event is not a lost access
+        (proxied_visit(TEACHER, "www.facebook.com")[-1:], True, False, 1, 1),
+        # DNS then QUIC for the same platform: one access
+        ([obs(VISITOR, "www.tiktok.com", protocol="dns", server="192.0.2.53"),
+          obs(VISITOR, "www.tiktok.com", at=LESSON + 0.2, protocol="quic")], False, True, 1, 2),
+        # a second access after the idle gap
+        (proxied_visit(VISITOR, "www.facebook.com") + proxied_visit(VISITOR, "www.facebook.com",
+                                                                    at=LESSON + GAP + 5), False, True, 2, 6),
+        # within the gap of the last sighting (not the first): still the same access
+        ([obs(VISITOR, "www.facebook.com", at=LESSON + k * 200) for k in range(4)], False, True, 1, 4),
+        # two platforms, or two devices: two accesses
+        ([obs(VISITOR, "www.facebook.com"), obs(VISITOR, "www.tiktok.com")], False, True, 2, 2),
+        ([obs(VISITOR, "www.facebook.com"), obs("10.20.10.98", "www.facebook.com")], False, True, 2, 2),
+        # an unmonitored zone: counted, never stored
+        ([guest("www.facebook.com"), guest("www.facebook.com")], True, True, 1, 2),
+        # the gateway's own upstream lookups: signals, never accesses
+        ([obs("192.0.2.2", "www.facebook.com", protocol="dns", server="192.0.2.53"),
+          obs("192.0.2.2", "www.facebook.com")], False, True, 0, 2),
+        # DNS to the gateway's own resolver is a client's access, not the proxy's
+        ([obs(VISITOR, "www.facebook.com", protocol="dns", server=GATEWAY_LAN)], False, True, 1, 1),
+        # not a platform: neither
+        ([obs(VISITOR, "www.bbc.co.uk")], False, True, 0, 1),
+    ],
+)
+def test_an_access_is_counted_once(example_config, observations, store_counts, accepted, accesses, signals):
+    counted = count(example_config, observations, store_counts=store_counts, accepted=accepted)
+    assert (counted["accesses"], counted["signals"]) == (accesses, signals)
+
+
+@pytest.mark.parametrize(
+    ("observations", "flagged"),
+    [
+        (proxied_visit(TEACHER, "www.facebook.com"), 2),  # one access, two flags (contact time, pupil area)
+        (proxied_visit(TEACHER, "www.facebook.com") * 2, 2),
+        ([guest("www.facebook.com")], 0),  # guest Wi-Fi is counted, not monitored: never flagged
+        (proxied_visit(VISITOR, "www.facebook.com"), 0),  # not a trust device
+    ],
+)
+def test_flags_are_counted_once_per_access(example_config, observations, flagged):
+    assert count(example_config, observations)["flagged"] == flagged
+
+
+@pytest.mark.parametrize(
+    ("observations", "sensitive", "signals"),
+    [
+        ([obs(TEACHER, "www.neu.org.uk")], 1, 1),
+        ([obs(TEACHER, "www.neu.org.uk", at=LESSON + k) for k in range(3)], 1, 3),
+        ([obs(TEACHER, "www.neu.org.uk"), obs(TEACHER, "www.neu.org.uk", at=LESSON + GAP + 1)], 2, 2),
+    ],
+)
+def test_sensitive_accesses_are_counted_once_unlabelled(example_config, observations, sensitive, signals):
+    counted = count(example_config, observations)
+    assert (counted["sensitive"], counted["accesses"], counted["signals"]) == (sensitive, 0, signals)
+
+
+class CountingSink:
+    counts_accesses = True
+
+
+@pytest.mark.parametrize(
+    ("sink", "counts"),
+    [
+        (None, False),
+        (CallbackSink(lambda e: True), False),
+        (CountingSink(), True),
+    ],
+)
+def test_which_sinks_count_their_accesses(sink, counts):
+    assert sink_counts_accesses(sink) is counts
+
+
+def test_own_addresses_are_read_again_on_reload(example_config):
+    pipeline = Pipeline(Tagger(example_config), metrics=Metrics())
+    pipeline.gateway = GatewayAddresses(frozenset({"203.0.113.9"}))  # as if read before an address change
+    pipeline.reconfigure(Tagger(example_config))
+    assert not pipeline.gateway.owns("203.0.113.9")
+    assert pipeline.gateway.owns("127.0.0.1") is pipeline.gateway.loopback_is_own
