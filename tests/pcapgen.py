@@ -56,3 +56,12 @@ def write_pcapng(path: Path, frames: Iterable[tuple[int, bytes]], tsresol: int |
         for units, frame in frames:
             out.write(pcapng_block(6, struct.pack("<IIIII", 0, units >> 32, units & 0xFFFFFFFF,
                                                   len(frame), len(frame)) + frame))
+
+
+def tcp_frame(client: str, server: str, sport: int, dport: int, seq: int, payload: bytes = b"",
+              flags: int = 0x18) -> bytes:
+    """Ethernet / IPv4 / TCP from client to server (flags: 0x02 SYN, 0x18 PSH+ACK), no checksums."""
+    tcp = struct.pack("!HHIIBBHHH", sport, dport, seq & 0xFFFFFFFF, 0, 0x50, flags, 65535, 0, 0)
+    header = struct.pack("!BBHHHBBH4s4s", 0x45, 0, 40 + len(payload), 0, 0x4000, 64, 6, 0,
+                         ipaddress.IPv4Address(client).packed, ipaddress.IPv4Address(server).packed)
+    return bytes.fromhex("020000000002" "020000000001") + b"\x08\x00" + header + tcp + payload
