@@ -36,6 +36,7 @@ class SeenFlows:
         self.cap = cap
         self.idle_timeout = idle_timeout
         self._seen: OrderedDict[tuple, float] = OrderedDict()
+        self._last_seen = self._seen.get  # bound once: an OrderedDict's method lookup is slow
         self._on_evict = on_evict
 
     def __len__(self) -> int:
@@ -44,7 +45,7 @@ class SeenFlows:
     def first(self, key: tuple, now: float) -> bool:
         """True the first time `key` is seen (or again after it went idle)."""
         seen = self._seen
-        last = seen.get(key)
+        last = self._last_seen(key)
         seen[key] = now
         if last is not None:
             seen.move_to_end(key)  # ordered by last activity

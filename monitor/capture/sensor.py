@@ -77,6 +77,8 @@ class Sensor:
                                  on_overflow=c.eviction_counter("tcp_stream_bytes"),
                                  on_bytes_evict=c.eviction_counter("tcp_reassembly_bytes"))
         self.quic = quic.QuicInitials(quic_cap, on_evict=c.eviction_counter("quic_initials"))
+        # Bound once: looking a method up on an OrderedDict costs more than the lookup itself.
+        self._pending_stream = self.tcp.streams.get
         self._dhcp_names: dict[bytes, str] = {}
         self._next_expiry = 0.0
         self.packets = 0
@@ -95,7 +97,7 @@ class Sensor:
                 self._expire(ts)
             if proto == PROTO_TCP:
                 key = (src, sport, dst, dport)
-                pending = self.tcp.streams.get(key)
+                pending = self._pending_stream(key)
                 if start == end:
                     if flags & TCP_SYN and not flags & TCP_ACK:
                         self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts)
