@@ -121,23 +121,26 @@ class PendingStream:
         """What the stream counts against the table's byte budget."""
         return self.size + SEGMENT_OVERHEAD * len(self.later) if self.later else self.size
 
-    def add(self, seq: int, payload: bytes, limit: int) -> int | None:
-        """Store a segment; the change in `cost`, or None (and nothing stored) when the stream
-        would then hold more than `limit` bytes."""
+    def add(self, seq: int, buf: bytes, limit: int, start: int = 0, stop: int = -1) -> int | None:
+        """Store the segment `buf[start:stop]` (all of `buf` by default: the sensor passes the
+        whole frame, so that bytes already held are never copied); the change in `cost`, or
+        None (and nothing stored) when the stream would then hold more than `limit` bytes."""
+        if stop < 0:
+            stop = len(buf)
         offset = (seq - self.next_seq) & 0xFFFFFFFF
-        if offset >= limit or not payload:
+        if offset >= limit or stop <= start:
             return 0  # retransmission of bytes before the start, or beyond what a ClientHello needs
         data = self.data
         have = len(data)
-        end = min(offset + len(payload), limit)
+        end = min(offset + stop - start, limit)  # stream offset just past what may be kept
         if offset > have:
-            return self._hold(offset, payload[: end - offset], limit)
+            return self._hold(offset, buf[start : start + end - offset], limit)
         if end <= have:
             return 0  # all of it is here already
         grown = end - have
         if self.size + grown > limit:
             return None  # held segments past a hole already fill the stream's budget
-        data += payload[have - offset : end - offset]
+        data += buf[start + have - offset : start + end - offset]
         self.size += grown
         if self.offsets and self.offsets[0] <= end:
             grown += self._merge()  # merging never adds to the size: the held bytes were counted
@@ -217,9 +220,11 @@ class TcpReassembly:
                 self._on_evict()
         return stream
 
-    def add(self, key: tuple, stream: PendingStream, seq: int, payload: bytes) -> bool:
-        """Store a segment of `stream`; False when that put it over its cap and it was dropped."""
-        change = stream.add(seq, payload, self.max_bytes)
+    def add(self, key: tuple, stream: PendingStream, seq: int, buf: bytes, start: int = 0,
+            stop: int = -1) -> bool:
+        """Store `buf[start:stop]` in `stream`; False when that put it over its cap and it was
+        dropped."""
+        change = stream.add(seq, buf, self.max_bytes, start, stop)
         if change is None:
             self.drop(key)
             if self._on_overflow:

@@ -154,8 +154,8 @@ class Sensor:
 
     def _tcp_payload(self, ts: float, frame: bytes, d: tuple, key: tuple,
                      pending: PendingStream | None) -> None:
-        data = frame[d[5] : d[6]]
         if pending is None:  # the first segment seen of a connection: read it as it is
+            data = frame[d[5] : d[6]]
             if data[0] == tls.CONTENT_HANDSHAKE:
                 if len(data) > 5 and data[5] != tls.HANDSHAKE_CLIENT_HELLO:
                     return  # a ServerHello or other handshake: nothing to read, and not an error
@@ -164,7 +164,7 @@ class Sensor:
                 self._http(ts, frame, d, key, None, data, None)
             return
         pending.last_seen = ts
-        if not self.tcp.add(key, pending, d[7], data):
+        if not self.tcp.add(key, pending, d[7], frame, d[5], d[6]):
             return  # more than a stream may hold: dropped, and counted
         stream = pending.data
         if len(stream) < pending.need:

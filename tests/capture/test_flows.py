@@ -237,3 +237,21 @@ def test_tcp_reassembly_expire(last_seen, now, left):
 def test_tcp_reassembly_holds_a_whole_client_hello():
     """The byte budget per stream fits the largest ClientHello and its record headers."""
     assert TcpReassembly().max_bytes >= MAX_CLIENT_HELLO + 5 * 4
+
+
+@pytest.mark.parametrize(
+    ("segments", "contiguous", "held"),
+    [
+        ([(0, 3, 6)], b"abc", {}),  # the payload part of a frame, not its headers or trailer
+        ([(3, 3, 6), (0, 3, 6)], b"abcabc", {}),  # held, then merged
+        ([(5, 3, 6)], b"", {5: b"abc"}),  # held: only the payload bytes are kept
+        ([(0, 3, 6), (1, 3, 6)], b"abcc", {}),  # overlapping: only the new byte is copied
+    ],
+    ids=["in-order", "held-then-merged", "held", "overlap"],
+)
+def test_pending_stream_takes_the_payload_out_of_a_frame(segments, contiguous, held):
+    frame = b"HDRabcTRAILER"
+    stream = PendingStream(0, 0.0)
+    for seq, start, stop in segments:
+        stream.add(seq, frame, 100, start, stop)
+    assert (bytes(stream.data), stream.later or {}) == (contiguous, held)
