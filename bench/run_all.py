@@ -19,6 +19,7 @@ ORDER = [
     "tls_parse_bench.py",
     "sensor_bench.py",
     "sensor_live_bench.py",
+    "hostile_bench.py",
     "store_bench.py",
     "export_bench.py",
     "proxy_bench.py",

@@ -42,14 +42,16 @@ def packet_count(path: Path) -> int:
     return int(out.split("\t")[1])
 
 
-def build_mix(target_packets: int) -> Path:
-    """The benchmark capture, built once and reused while the shared captures are unchanged."""
+def build_mix(target_packets: int, name: str = "mix") -> Path:
+    """The benchmark capture, built once and reused while the shared captures are unchanged.
+
+    `name` keeps captures of different sizes apart (bench/hostile_bench.py builds a small one)."""
     OUT.mkdir(parents=True, exist_ok=True)
-    mix = OUT / "mix.pcap"
-    stamp = OUT / "mix.json"
+    mix = OUT / f"{name}.pcap"
+    stamp = OUT / f"{name}.json"
     if mix.exists() and stamp.exists() and json.loads(stamp.read_text()).get("target") == target_packets:
         return mix
-    work = OUT / "work"
+    work = OUT / f"work-{name}"
     shutil.rmtree(work, ignore_errors=True)
     work.mkdir()
     parts = []

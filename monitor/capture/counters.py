@@ -33,7 +33,9 @@ class CaptureCounters(Protocol):
         ...
 
     def eviction_counter(self, table: str) -> Increment:
-        """Entries pushed out of a full table (flows, dns_answers, tcp_reassembly, quic_initials)."""
+        """Entries pushed out of a full table: flows, dns_answers, tcp_reassembly (by count),
+        tcp_reassembly_bytes (by total bytes), tcp_stream_bytes (a stream over its own byte
+        cap), quic_initials (see docs/capture.md)."""
         ...
 
     def packet_counter(self, interface: str) -> Amount:

@@ -12,7 +12,7 @@ METHODS = (
 )
 # First four bytes of a request, for a cheap test before any parsing.
 METHOD_PREFIXES = frozenset(m[:4] for m in METHODS)
-_MAX_HEAD = 8192
+MAX_HEAD = 8192  # a request head is read this far and no further
 
 
 class HTTPParseError(ValueError):
@@ -33,19 +33,19 @@ def host_from_authority(authority: str) -> str:
     return authority.rstrip(".").lower()
 
 
-def request_host(data: bytes) -> tuple[str | None, bool]:
+def request_host(data: bytes | bytearray) -> tuple[str | None, bool]:
     """The host a request is for, and whether the head was complete enough to decide.
 
     Returns (host, complete). Absolute-form (`GET http://host/...`) and
     CONNECT (`CONNECT host:443`) targets win over the Host header, as RFC 9112
     section 3.2.2 says a proxy must do.
     """
-    head = data[:_MAX_HEAD]
+    head = data[:MAX_HEAD]
     line_end = head.find(b"\r\n")
     if line_end < 0:
         line_end = head.find(b"\n")
         if line_end < 0:
-            return None, len(data) >= _MAX_HEAD
+            return None, len(data) >= MAX_HEAD
     parts = head[:line_end].split(b" ")
     if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
         raise HTTPParseError("not an HTTP/1.x request line")
@@ -71,4 +71,38 @@ def request_host(data: bytes) -> tuple[str | None, bool]:
         if nxt < 0:
             break
         pos = nxt
-    return None, complete or len(data) >= _MAX_HEAD
+    return None, complete or len(data) >= MAX_HEAD
+
+
+class HeadScanner:
+    """Says when a request head that grows a segment at a time is worth reading again.
+
+    `request_host` walks every header line, so calling it on each one-byte
+    segment of a long head costs the square of its length. This looks at each
+    new byte once and asks for a read only when a line that can decide has
+    ended: the request line, a Host header or the blank line that ends the
+    head, or when the head reaches MAX_HEAD.
+    """
+
+    __slots__ = ("line_start", "scanned")
+
+    def __init__(self) -> None:
+        self.line_start = 0  # where the line under way starts
+        self.scanned = 0  # bytes already searched for a line end
+
+    def ready(self, head: bytes | bytearray) -> bool:
+        """True when `head`, grown since the last call, ended a line that can decide the host."""
+        if len(head) >= MAX_HEAD:
+            return True
+        decisive = False
+        start = self.line_start
+        end = head.find(b"\n", self.scanned)
+        while end >= 0:
+            if (start == 0 or end == start or (end == start + 1 and head[start] == 13)
+                    or head[start : start + 5].lower() == b"host:"):
+                decisive = True
+            start = end + 1
+            end = head.find(b"\n", start)
+        self.line_start = start
+        self.scanned = len(head)
+        return decisive

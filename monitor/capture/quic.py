@@ -15,6 +15,7 @@ long header. The CHLO is a tag/value map; the server name is the `SNI` tag.
 from __future__ import annotations
 
 import binascii
+from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
@@ -24,6 +25,7 @@ from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
 from monitor.capture.tls import ClientHelloInfo, TLSParseError, parse_client_hello
 
 VERSION_1: Final = 0x00000001
+MAX_CRYPTO_CHUNKS: Final = 256  # CRYPTO frames held per connection (Chrome scatters a hello in dozens)
 # A client's Initial datagram is padded to at least 1200 bytes (RFC 9000 section 14.1).
 MIN_CLIENT_INITIAL: Final = 1200
 VERSION_2: Final = 0x6B3343CF
@@ -152,12 +154,16 @@ class CryptoStream:
     last_seen: float = 0.0
 
     def add(self, offset: int, data: bytes, limit: int) -> None:
+        """Hold a CRYPTO frame's data; all of them together stay within `limit` bytes, counting
+        overlapping copies too (else 1-byte shifts of one frame would hold `limit` squared)."""
         if offset + len(data) > limit or not data:
             return
         old = self.chunks.get(offset)
-        if old is None or len(old) < len(data):
-            self.chunks[offset] = data
-            self.size += len(data) - (len(old) if old else 0)
+        grown = len(data) - (len(old) if old else 0)
+        if grown <= 0 or self.size + grown > limit or (old is None and len(self.chunks) >= MAX_CRYPTO_CHUNKS):
+            return
+        self.chunks[offset] = data
+        self.size += grown
 
     def contiguous(self) -> bytes:
         out = bytearray()
@@ -223,7 +229,7 @@ class QuicInitials:
     def __init__(self, max_connections: int = 4096, max_crypto_bytes: int = 16384, on_evict=None):
         self.max_connections = max_connections
         self.max_crypto_bytes = max_crypto_bytes
-        self.streams: dict[tuple, CryptoStream] = {}
+        self.streams: OrderedDict[tuple, CryptoStream] = OrderedDict()
         self._on_evict = on_evict
 
     def datagram(self, key: tuple, data: bytes, now: float) -> InitialResult | None:
@@ -285,7 +291,7 @@ class QuicInitials:
 
     def _new_stream(self, key: tuple, context: CryptoContext | None, now: float) -> CryptoStream:
         if len(self.streams) >= self.max_connections:
-            del self.streams[next(iter(self.streams))]
+            self.streams.popitem(last=False)  # the oldest, in O(1)
             if self._on_evict:
                 self._on_evict()
         stream = self.streams[key] = CryptoStream(context, last_seen=now)

@@ -18,7 +18,7 @@ from typing import Final, cast
 
 from monitor.capture import dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
-from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.flows import TABLE_BYTES, DnsAnswers, PendingStream, SeenFlows, TcpReassembly
 from monitor.capture.packets import (
     PROTO_TCP,
     PROTO_UDP,
@@ -56,6 +56,7 @@ class Sensor:
         *,
         flow_cap: int = 65536,
         reassembly_cap: int = 16384,
+        reassembly_bytes: int = TABLE_BYTES,
         dns_cap: int = 65536,
         quic_cap: int = 4096,
         strict: bool = False,
@@ -71,8 +72,13 @@ class Sensor:
         self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
         self.flows = SeenFlows(flow_cap, on_evict=c.eviction_counter("flows"))
         self.dns_answers = DnsAnswers(dns_cap, on_evict=c.eviction_counter("dns_answers"))
-        self.tcp = TcpReassembly(reassembly_cap, on_evict=c.eviction_counter("tcp_reassembly"))
+        self.tcp = TcpReassembly(reassembly_cap, on_evict=c.eviction_counter("tcp_reassembly"),
+                                 max_total_bytes=reassembly_bytes,
+                                 on_overflow=c.eviction_counter("tcp_stream_bytes"),
+                                 on_bytes_evict=c.eviction_counter("tcp_reassembly_bytes"))
         self.quic = quic.QuicInitials(quic_cap, on_evict=c.eviction_counter("quic_initials"))
+        # Bound once: looking a method up on an OrderedDict costs more than the lookup itself.
+        self._pending_stream = self.tcp.streams.get
         self._dhcp_names: dict[bytes, str] = {}
         self._next_expiry = 0.0
         self.packets = 0
@@ -91,12 +97,12 @@ class Sensor:
                 self._expire(ts)
             if proto == PROTO_TCP:
                 key = (src, sport, dst, dport)
-                pending = self.tcp.streams.get(key)
+                pending = self._pending_stream(key)
                 if start == end:
                     if flags & TCP_SYN and not flags & TCP_ACK:
-                        self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
+                        self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts)
                     elif pending is not None and flags & (TCP_FIN | TCP_RST):
-                        del self.tcp.streams[key]
+                        self.tcp.drop(key)
                     return
                 if pending is None:
                     head = frame[start : start + 4]
@@ -148,54 +154,89 @@ class Sensor:
 
     def _tcp_payload(self, ts: float, frame: bytes, d: tuple, key: tuple,
                      pending: PendingStream | None) -> None:
-        start, end, seq = d[5], d[6], d[7]
-        data = frame[start:end]
-        if pending is not None:
-            pending.add(seq, data, self.tcp.max_bytes)
-            pending.last_seen = ts
-            data = pending.contiguous()
-            if not data:
-                return  # the first segment is still missing (out of order)
-            if pending.syn_only:
-                if not (data[:2] == b"\x16\x03" or data[:4] in _HTTP_PREFIXES):
-                    del self.tcp.streams[key]  # neither TLS nor HTTP: nothing to read here
-                    return
-                pending.syn_only = False
-        if data[0] == 0x16:
-            try:
-                message = tls.client_hello_from_records(data)
-                info = tls.parse_client_hello(message)
-            except tls.NeedMore:
-                if pending is None:
-                    self.tcp.open(key, seq, ts, syn_only=False).add(seq, data, self.tcp.max_bytes)
-                elif pending.size >= self.tcp.max_bytes:
-                    del self.tcp.streams[key]
-                    self._error("tls")
+        if pending is None:  # the first segment seen of a connection: read it as it is
+            data = frame[d[5] : d[6]]
+            if data[0] == tls.CONTENT_HANDSHAKE:
+                if len(data) > 5 and data[5] != tls.HANDSHAKE_CLIENT_HELLO:
+                    return  # a ServerHello or other handshake: nothing to read, and not an error
+                self._tls(ts, frame, d, key, None, data, tls.HelloReader())
+            else:
+                self._http(ts, frame, d, key, None, data, None)
+            return
+        pending.last_seen = ts
+        if not self.tcp.add(key, pending, d[7], frame, d[5], d[6]):
+            return  # more than a stream may hold: dropped, and counted
+        stream = pending.data
+        if len(stream) < pending.need:
+            return  # a hole before these bytes, or the record or line under way is still short
+        reader = pending.reader
+        if reader is None:  # the first bytes of a connection whose SYN we saw
+            head = bytes(stream[:4])
+            if head[:2] == b"\x16\x03":
+                reader = pending.reader = tls.HelloReader()
+            elif head in _HTTP_PREFIXES:
+                reader = pending.reader = http.HeadScanner()
+            else:
+                self.tcp.drop(key)  # neither TLS nor HTTP: nothing to read here
                 return
-            except tls.TLSParseError:
-                if pending is not None:
-                    del self.tcp.streams[key]
-                if len(data) > 5 and data[5] == tls.HANDSHAKE_CLIENT_HELLO:
-                    self._error("tls")  # a ServerHello or other handshake is not an error
-                return
+        if isinstance(reader, tls.HelloReader):
+            self._tls(ts, frame, d, key, pending, stream, reader)
+        else:
+            self._http(ts, frame, d, key, pending, stream, reader)
+
+    def _tls(self, ts: float, frame: bytes, d: tuple, key: tuple, pending: PendingStream | None,
+             stream: bytes | bytearray, reader: tls.HelloReader) -> None:
+        tcp = self.tcp
+        try:
+            message = reader.read(stream)  # only the bytes that came since the last call
+            info = tls.parse_client_hello(message) if message is not None else None
+        except tls.TLSParseError:
             if pending is not None:
-                del self.tcp.streams[key]
-            self._hello(ts, frame, d, "tcp", "tls", info)
+                tcp.drop(key)
+            if len(stream) > 5 and stream[5] == tls.HANDSHAKE_CLIENT_HELLO:
+                self._error("tls")  # a ServerHello or other handshake is not an error
+            return
+        if info is None:
+            if reader.need > tcp.max_bytes:
+                tcp.drop(key)
+                self._error("tls")  # a ClientHello larger than a stream may hold
+            elif pending is None:
+                self._hold(ts, key, d[7], stream, reader).need = reader.need
+            else:
+                pending.need = reader.need
+            return
+        if pending is not None:
+            tcp.drop(key)
+        self._hello(ts, frame, d, "tcp", "tls", info)
+
+    def _http(self, ts: float, frame: bytes, d: tuple, key: tuple, pending: PendingStream | None,
+              stream: bytes | bytearray, scanner: http.HeadScanner | None) -> None:
+        if pending is not None and scanner is not None and not scanner.ready(stream):
+            pending.need = len(stream) + 1  # no line that can decide has ended yet
             return
         try:
-            host, complete = http.request_host(data)
+            host, complete = http.request_host(stream if pending is None else bytes(stream[: http.MAX_HEAD]))
         except http.HTTPParseError:
-            if pending is not None:
-                del self.tcp.streams[key]
+            self.tcp.drop(key)
             return  # a binary payload that happens to start like a method: not HTTP
-        if not complete:
+        if not complete and len(stream) < http.MAX_HEAD:
             if pending is None:
-                self.tcp.open(key, seq, ts, syn_only=False).add(seq, data, self.tcp.max_bytes)
+                scanner = http.HeadScanner()
+                scanner.ready(stream)
+                pending = self._hold(ts, key, d[7], stream, scanner)
+            pending.need = len(stream) + 1
             return
-        if pending is not None:
-            del self.tcp.streams[key]
+        self.tcp.drop(key)
         if host:
             self._emit(ts, frame, d, True, "tcp", "http", host)
+
+    def _hold(self, ts: float, key: tuple, seq: int, data: bytes | bytearray,
+              reader: tls.HelloReader | http.HeadScanner) -> PendingStream:
+        """Keep the first segment seen of a connection (no SYN) and its reader, for the rest."""
+        stream = self.tcp.open(key, seq, ts)
+        stream.reader = reader
+        self.tcp.add(key, stream, seq, bytes(data))
+        return stream
 
     def _dns_over_tcp(self, ts: float, frame: bytes, d: tuple) -> None:
         data = frame[d[5] : d[6]]

@@ -30,6 +30,11 @@ PCAP_MAGICS: Final = {
 PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
 _MAX_RECORD: Final = 1 << 24
 _CHUNK: Final = 4 << 20
+# A pcapng timestamp is a 64-bit count of units as small or large as its interface says: a
+# damaged or hostile file can put a frame in the year 586524. Frames outside what a classic
+# pcap can hold (1970 to 2106) are counted in ReadStats.bad_timestamps and skipped, never
+# handed on to fail in whatever formats the time.
+MAX_TIMESTAMP: Final = float(1 << 32)
 
 # (timestamp seconds, link type, frame bytes)
 Frame = tuple[float, int, bytes]
@@ -45,6 +50,7 @@ class ReadStats:
 
     frames: int = 0
     truncated: bool = False
+    bad_timestamps: int = 0  # frames skipped because their time is before 1970 or after 2106
 
 
 def open_capture(path: str | Path) -> tuple[BinaryIO, bytes]:
@@ -152,8 +158,12 @@ def _pcapng_blocks(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
             if iface >= len(interfaces):
                 continue
             linktype, tick = interfaces[iface]
+            ts = ((high << 32) | low) * tick
+            if not 0.0 <= ts < MAX_TIMESTAMP:
+                stats.bad_timestamps += 1
+                continue
             stats.frames += 1
-            yield ((high << 32) | low) * tick, linktype, body[20 : 20 + caplen]
+            yield ts, linktype, body[20 : 20 + caplen]
         elif block_type == 3 and len(body) >= 4 and interfaces:  # simple packet
             stats.frames += 1
             yield 0.0, interfaces[0][0], body[4:]

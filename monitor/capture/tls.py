@@ -41,36 +41,70 @@ def looks_like_client_hello(data: bytes) -> bool:
     return len(data) >= 6 and data[0] == CONTENT_HANDSHAKE and data[1] == 3 and data[5] == 1
 
 
-def client_hello_from_records(stream: bytes) -> bytes:
+def client_hello_from_records(stream: bytes | bytearray) -> bytes:
     """The ClientHello handshake message (with its 4-byte header) from a stream of TLS records.
 
     Raises NeedMore when the stream ends before the message does, and
     TLSParseError when the stream is not TLS handshake records.
     """
-    message = bytearray()
-    pos = 0
-    need = -1
-    while True:
-        if pos + 5 > len(stream):
-            raise NeedMore
-        if stream[pos] != CONTENT_HANDSHAKE or stream[pos + 1] != 3:
-            raise TLSParseError("not a TLS handshake record")
-        length = (stream[pos + 3] << 8) | stream[pos + 4]
-        if length == 0 or length > 18432:
-            raise TLSParseError(f"record length {length}")
-        fragment = stream[pos + 5 : pos + 5 + length]
-        message += fragment
-        if need < 0 and len(message) >= 4:
-            if message[0] != HANDSHAKE_CLIENT_HELLO:
-                raise TLSParseError("handshake is not a ClientHello")
-            need = 4 + int.from_bytes(message[1:4], "big")
-            if need > MAX_CLIENT_HELLO:
-                raise TLSParseError("ClientHello too large")
-        if need >= 0 and len(message) >= need:
-            return bytes(message[:need])
-        if len(fragment) < length:
-            raise NeedMore
-        pos += 5 + length
+    message = HelloReader().read(stream)
+    if message is None:
+        raise NeedMore
+    return message
+
+
+class HelloReader:
+    """Reads a ClientHello from a stream of TLS records that grows a segment at a time.
+
+    Each call takes up only the bytes that arrived since the last one, and
+    `need` says how long the stream must be before another call can get
+    further (the end of the record or message under way): a sender of one-byte
+    segments costs one comparison per segment, not a re-parse of the stream.
+    """
+
+    __slots__ = ("message", "need", "need_message", "pos")
+
+    def __init__(self) -> None:
+        self.pos = 0  # stream offset of the next record header
+        self.message = bytearray()  # handshake bytes of the records taken up so far
+        self.need_message = -1  # length of the whole handshake message, once its header is seen
+        self.need = 5  # call `read` again once the stream holds this many bytes
+
+    def read(self, stream: bytes | bytearray) -> bytes | None:
+        """The ClientHello message once `stream` holds all of it, else None (see `need`)."""
+        message = self.message
+        pos = self.pos
+        n = len(stream)
+        while True:
+            if pos + 5 > n:
+                self.pos, self.need = pos, pos + 5
+                return None
+            if stream[pos] != CONTENT_HANDSHAKE or stream[pos + 1] != 3:
+                raise TLSParseError("not a TLS handshake record")
+            length = (stream[pos + 3] << 8) | stream[pos + 4]
+            if length == 0 or length > 18432:
+                raise TLSParseError(f"record length {length}")
+            start, end = pos + 5, pos + 5 + length
+            if self.need_message < 0 and len(message) + min(length, n - start) >= 4:
+                # The handshake header is here (message holds fewer than 4 bytes until it is).
+                self._learn_length(bytes(message) + bytes(stream[start : start + 4 - len(message)]))
+            if self.need_message >= 0 and len(message) + min(length, n - start) >= self.need_message:
+                # The message ends inside this record (what follows it is never read).
+                message += stream[start : start + self.need_message - len(message)]
+                return bytes(message)
+            if end > n:
+                wanted = self.need_message if self.need_message >= 0 else 4
+                self.pos, self.need = pos, min(end, start + wanted - len(message))
+                return None
+            message += stream[start:end]
+            pos = end
+
+    def _learn_length(self, header: bytes) -> None:
+        if header[0] != HANDSHAKE_CLIENT_HELLO:
+            raise TLSParseError("handshake is not a ClientHello")
+        self.need_message = 4 + int.from_bytes(header[1:4], "big")
+        if self.need_message > MAX_CLIENT_HELLO:
+            raise TLSParseError("ClientHello too large")
 
 
 def parse_client_hello(msg: bytes) -> ClientHelloInfo:

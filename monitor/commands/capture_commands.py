@@ -107,6 +107,7 @@ def classify(args: argparse.Namespace) -> int:
     writer = _Writer(args.format, sys.stdout)
     sensor = Sensor(lambda obs: writer.write(row(obs)), on_binding=_tagger_learns(tagger))
     truncated = []
+    bad_times: list[str] = []
     for path in args.pcap:
         stats = ReadStats()
         size = os.path.getsize(path)
@@ -120,11 +121,13 @@ def classify(args: argparse.Namespace) -> int:
             progress.done()
         if stats.truncated:
             truncated.append(path)
+        if stats.bad_timestamps:
+            bad_times.append(f"{path}: {stats.bad_timestamps} frames with a time out of range skipped")
     sys.stdout.flush()
     errors = {k: v for k, v in sensor.error_counts.items() if v}
-    if errors or truncated:
+    if errors or truncated or bad_times:
         parts = [f"{v} {k}" for k, v in sorted(errors.items())]
-        parts += [f"{p}: truncated" for p in truncated]
+        parts += [f"{p}: truncated" for p in truncated] + bad_times
         print(f"social-monitor: parse errors: {', '.join(parts)}", file=sys.stderr)
     return 0
 

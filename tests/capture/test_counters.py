@@ -44,7 +44,8 @@ def test_sensor_binds_every_label_when_built():
     Sensor(lambda o: None, counters=counters)
     assert counters.counts == {
         **{("parse_errors", p): 0 for p in ("dns", "tls", "quic", "http", "dhcp", "packet")},
-        **{("evictions", t): 0 for t in ("flows", "dns_answers", "tcp_reassembly", "quic_initials")},
+        **{("evictions", t): 0 for t in ("flows", "dns_answers", "tcp_reassembly", "tcp_stream_bytes",
+                                         "tcp_reassembly_bytes", "quic_initials")},
     }
 
 

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.flows import (
+    MAX_OUT_OF_ORDER,
+    SEGMENT_OVERHEAD,
+    STREAM_BYTES,
+    DnsAnswers,
+    PendingStream,
+    SeenFlows,
+    TcpReassembly,
+)
 from monitor.capture.tls import MAX_CLIENT_HELLO
 
 A, B, C = ("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3)
@@ -101,30 +109,115 @@ def test_dns_answers_cap(addresses, evictions, oldest_kept):
         (1000, [(1003, b"def"), (1000, b"abc")], b"abcdef", 6),  # out of order
         (1000, [(1003, b"def")], b"", 3),  # the first bytes are still missing
         (1000, [(1000, b"abc"), (1010, b"xyz")], b"abc", 6),  # a hole: only what comes before it
-        (1000, [(1000, b"ab"), (1000, b"abcd")], b"abcd", 4),  # a longer retransmission replaces
+        (1000, [(1000, b"ab"), (1000, b"abcd")], b"abcd", 4),  # a longer retransmission extends
         (1000, [(1000, b"abcd"), (1000, b"ab")], b"abcd", 4),  # a shorter one is ignored
-        (1000, [(1000, b"abcd"), (1002, b"cdef")], b"abcdef", 8),  # overlapping segments
+        (1000, [(1000, b"abcd"), (1002, b"cdef")], b"abcdef", 6),  # overlapping segments
         (1000, [(1000, b"abc"), (999, b"zabc")], b"abc", 3),  # before the start: ignored
         (1000, [(1000, b"abc"), (1100, b"x")], b"abc", 3),  # at the byte limit: ignored
         (1000, [(1000, b"")], b"", 0),  # empty segment
         (0xFFFFFFFE, [(0xFFFFFFFE, b"ab"), (0, b"cd")], b"abcd", 4),  # sequence numbers wrap
+        (1000, [(1098, b"wxyz")], b"", 2),  # a held segment is cut at the limit
+        (1000, [(1096, b"wxyz"), (1000, bytes(96))], bytes(96) + b"wxyz", 100),  # filled up to the limit
+        (1000, [(1005, b"fg"), (1003, b"de"), (1000, b"abc")], b"abcdefg", 7),  # two held, merged in order
+        (1000, [(1003, b"d"), (1003, b"def"), (1000, b"abc")], b"abcdef", 6),  # the longer held one wins
+        (1000, [(1002, b"cdef"), (1003, b"d"), (1000, b"abc")], b"abcdef", 6),  # held inside held
     ],
     ids=["in-order", "out-of-order", "first-missing", "hole", "longer-retransmission",
-         "shorter-retransmission", "overlap", "before-start", "past-limit", "empty", "seq-wrap"],
+         "shorter-retransmission", "overlap", "before-start", "past-limit", "empty", "seq-wrap",
+         "held-cut-at-limit", "up-to-limit", "two-held", "longer-held", "held-inside-held"],
 )
 def test_pending_stream(next_seq, segments, contiguous, size):
     stream = PendingStream(next_seq, 0.0)
     for seq, data in segments:
-        stream.add(seq, data, limit=100)
-    assert (stream.contiguous(), stream.size) == (contiguous, size)
+        assert stream.add(seq, data, limit=100) is not None
+    assert (bytes(stream.data), stream.size) == (contiguous, size)
+
+
+@pytest.mark.parametrize(
+    ("segments", "refused_at"),
+    [
+        ([(1, bytes(60)), (2, bytes(60))], 1),  # segment 0 withheld: held bytes count too
+        ([(10, bytes(50)), (10, bytes(60)), (20, bytes(50))], 2),  # a longer copy counts its growth
+        ([(0, bytes(50)), (60, bytes(40)), (51, bytes(20))], 2),  # in order and held together
+        ([(0, bytes(99)), (99, b"z")], None),  # exactly the limit
+        ([(k, b"x") for k in range(2, 2 * MAX_OUT_OF_ORDER + 4, 2)], MAX_OUT_OF_ORDER),  # too many held
+        ([(2, b"x")] * (2 * MAX_OUT_OF_ORDER), None),  # copies of one held segment are one segment
+    ],
+    ids=["withheld-start", "longer-copy", "in-order-plus-held", "exactly-limit", "segment-count",
+         "same-segment-again"],
+)
+def test_pending_stream_refuses_bytes_over_its_limit(segments, refused_at):
+    stream = PendingStream(0, 0.0)
+    limit = 100 if len(segments) < MAX_OUT_OF_ORDER else 10_000
+    results = [stream.add(seq, data, limit) for seq, data in segments]
+    refused = results.index(None) if None in results else None
+    assert refused == refused_at
+    if refused is not None:  # a refused segment leaves the stream as it was
+        before = stream.size
+        assert (stream.add(*segments[refused], limit), stream.size) == (None, before)
+
+
+def test_pending_stream_cost_counts_held_segments():
+    stream = PendingStream(0, 0.0)
+    changes = [stream.add(5, b"fgh", 100), stream.add(0, b"abcde", 100)]
+    assert changes == [3 + SEGMENT_OVERHEAD, 5 - SEGMENT_OVERHEAD]  # 5 new bytes, one segment merged
+    assert (stream.cost, stream.later) == (8, {})
 
 
 def test_tcp_reassembly_cap_counts_evictions_and_drops_the_oldest():
     evicted = []
     table = TcpReassembly(cap=2, on_evict=lambda: evicted.append(1))
     for port in (1, 2, 3):
-        table.open(("c", port), 0, 0.0, syn_only=True)
-    assert (len(evicted), sorted(k[1] for k in table.streams)) == (1, [2, 3])
+        table.open(("c", port), 0, 0.0)
+    assert (len(evicted), list(k[1] for k in table.streams)) == (1, [2, 3])
+
+
+@pytest.mark.parametrize(
+    ("opened", "kept"),
+    [([1, 2, 3, 4], [3, 4]), ([1, 2, 1, 3], [1, 3]), ([1, 2, 3, 2, 4], [2, 4])],
+    ids=["first-in-first-out", "reopened-is-newest", "reopened-after-eviction"],
+)
+def test_tcp_reassembly_evicts_in_opening_order(opened, kept):
+    table = TcpReassembly(cap=2)
+    for port in opened:
+        table.open(("c", port), 0, 0.0)
+    assert [k[1] for k in table.streams] == kept
+
+
+@pytest.mark.parametrize(
+    ("streams", "kept", "bytes_evictions"),
+    [
+        ([(1, 40_000), (2, 40_000)], [1, 2], 0),
+        ([(1, 40_000), (2, 40_000), (3, 40_000)], [2, 3], 1),  # the oldest goes to make room
+        ([(1, 40_000), (2, 40_000), (1, 50_000)], [2, 1], 0),  # reopened: it is the newest
+        ([(1, 20_000), (2, 20_000), (3, 20_000), (4, 65_000)], [3, 4], 2),
+    ],
+    ids=["fits", "oldest-out", "reopened", "big-newcomer"],
+)
+def test_tcp_reassembly_total_byte_budget(streams, kept, bytes_evictions):
+    counts = {"bytes": 0, "overflow": 0}
+    table = TcpReassembly(max_total_bytes=STREAM_BYTES + SEGMENT_OVERHEAD * MAX_OUT_OF_ORDER + 10_000,
+                          on_bytes_evict=lambda: counts.__setitem__("bytes", counts["bytes"] + 1),
+                          on_overflow=lambda: counts.__setitem__("overflow", counts["overflow"] + 1))
+    for port, size in streams:
+        stream = table.open(("c", port), 0, 0.0)
+        assert table.add(("c", port), stream, 0, bytes(size))
+    assert [k[1] for k in table.streams] == kept
+    assert counts == {"bytes": bytes_evictions, "overflow": 0}
+    assert table.total_bytes == sum(s.cost for s in table.streams.values()) <= table.max_total_bytes
+
+
+def test_tcp_reassembly_drops_and_counts_a_stream_over_its_cap():
+    overflows = []
+    table = TcpReassembly(on_overflow=lambda: overflows.append(1))
+    stream = table.open(("c", 1), 0, 0.0)
+    kept = []
+    for offset in range(1, 60):  # segment 0 never comes; each later one overlaps the last
+        kept.append(table.add(("c", 1), stream, offset, bytes(1400)))
+        if not kept[-1]:
+            break
+    assert len(kept) - 1 == STREAM_BYTES // 1400
+    assert (overflows, len(table), table.total_bytes) == ([1], 0, 0)
 
 
 @pytest.mark.parametrize(
@@ -135,11 +228,30 @@ def test_tcp_reassembly_cap_counts_evictions_and_drops_the_oldest():
 def test_tcp_reassembly_expire(last_seen, now, left):
     table = TcpReassembly(idle_timeout=30.0)
     for port, at in enumerate(last_seen):
-        table.open(("c", port), 0, at, syn_only=False)
+        stream = table.open(("c", port), 0, at)
+        table.add(("c", port), stream, 0, b"abc")
     table.expire(now)
-    assert len(table) == left
+    assert (len(table), table.total_bytes) == (left, 3 * left)
 
 
 def test_tcp_reassembly_holds_a_whole_client_hello():
     """The byte budget per stream fits the largest ClientHello and its record headers."""
     assert TcpReassembly().max_bytes >= MAX_CLIENT_HELLO + 5 * 4
+
+
+@pytest.mark.parametrize(
+    ("segments", "contiguous", "held"),
+    [
+        ([(0, 3, 6)], b"abc", {}),  # the payload part of a frame, not its headers or trailer
+        ([(3, 3, 6), (0, 3, 6)], b"abcabc", {}),  # held, then merged
+        ([(5, 3, 6)], b"", {5: b"abc"}),  # held: only the payload bytes are kept
+        ([(0, 3, 6), (1, 3, 6)], b"abcc", {}),  # overlapping: only the new byte is copied
+    ],
+    ids=["in-order", "held-then-merged", "held", "overlap"],
+)
+def test_pending_stream_takes_the_payload_out_of_a_frame(segments, contiguous, held):
+    frame = b"HDRabcTRAILER"
+    stream = PendingStream(0, 0.0)
+    for seq, start, stop in segments:
+        stream.add(seq, frame, 100, start, stop)
+    assert (bytes(stream.data), stream.later or {}) == (contiguous, held)

@@ -125,3 +125,37 @@ def test_other_tls_based_versions(version):
     hello = client_hello("rr1---sn-h0jeen7y.googlevideo.com")
     [obs] = observe([udp_frame(quic_initial(version, DCID, crypto_frames([(0, hello)])))])
     assert obs.hostname == "rr1---sn-h0jeen7y.googlevideo.com"
+
+
+@pytest.mark.parametrize(
+    ("chunks", "held", "size"),
+    [
+        ([(0, b"abcd"), (4, b"efgh")], 2, 8),
+        ([(0, b"ab"), (0, b"abcd")], 1, 4),  # a longer copy replaces, counting only its growth
+        ([(0, b"abcd"), (0, b"ab")], 1, 4),  # a shorter copy is ignored
+        ([(k, bytes(40)) for k in range(10)], 2, 80),  # shifted copies: the 100-byte limit holds
+        ([(90, bytes(20))], 0, 0),  # past the limit
+        ([(k, b"xy") for k in range(99)], 50, 100),  # overlapping pairs: held bytes count twice
+    ],
+    ids=["two", "longer-copy", "shorter-copy", "shifted-copies", "past-limit", "overlapping-pairs"],
+)
+def test_crypto_stream_holds_at_most_its_limit(chunks, held, size):
+    stream = quic.CryptoStream(None)
+    for offset, data in chunks:
+        stream.add(offset, data, limit=100)
+    assert (len(stream.chunks), stream.size) == (held, size)
+
+
+def test_crypto_stream_holds_a_bounded_number_of_chunks():
+    stream = quic.CryptoStream(None)
+    for offset in range(0, 4 * quic.MAX_CRYPTO_CHUNKS, 2):
+        stream.add(offset, b"x", limit=16384)
+    assert len(stream.chunks) == stream.size == quic.MAX_CRYPTO_CHUNKS
+
+
+def test_quic_initials_evict_the_oldest_connection():
+    evicted = []
+    table = quic.QuicInitials(max_connections=2, on_evict=lambda: evicted.append(1))
+    for port in (1, 2, 3):
+        table._new_stream(("c", port), None, 0.0)
+    assert ([k[1] for k in table.streams], evicted) == ([2, 3], [1])

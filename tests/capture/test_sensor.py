@@ -11,8 +11,12 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Dot1Q, Ether
 from scapy.packet import Raw
 
+from monitor.capture import http, tls
+from monitor.capture.counters import PlainCounters
+from monitor.capture.flows import MAX_OUT_OF_ORDER, SEGMENT_OVERHEAD
 from monitor.capture.sensor import Sensor
 from monitor.metrics.registry import Metrics, SensorMetrics
+from tests import pcapgen
 from tests.capture_helpers import CLIENT4, SERVER4, client_hello, observe, tcp_frame, tls_records, udp_frame
 
 
@@ -215,3 +219,112 @@ def test_memory_stays_flat_under_a_flood_of_new_flows():
     tracemalloc.stop()
     assert after_flood - after_warmup < 256 * 1024
     assert len(sensor.tcp) <= 500
+
+
+# -- hostile clients: cost linear in the bytes sent, memory within the caps ---------------------
+
+HOSTILE_CLIENT, HOSTILE_SERVER = "10.66.0.9", "198.51.100.7"
+
+
+def _segments(payloads: list[tuple[int, bytes]], sport: int = 40000, isn: int = 1000) -> list[bytes]:
+    """A SYN, then a segment per (offset from the first byte, payload), as raw frames."""
+    frames = [pcapgen.tcp_frame(HOSTILE_CLIENT, HOSTILE_SERVER, sport, 443, isn, flags=0x02)]
+    frames += [pcapgen.tcp_frame(HOSTILE_CLIENT, HOSTILE_SERVER, sport, 443, isn + 1 + offset, data)
+               for offset, data in payloads]
+    return frames
+
+
+def _one_byte_at_a_time(stream: bytes, first: int = 0) -> list[tuple[int, bytes]]:
+    """The first `first` bytes in one segment, then every byte in a segment of its own."""
+    head = [(0, stream[:first])] if first else []
+    return head + [(i, stream[i : i + 1]) for i in range(first, len(stream))]
+
+
+def _counting(monkeypatch, owner, name: str) -> list[int]:
+    calls: list[int] = []
+    real = getattr(owner, name)
+
+    def counted(*args, **kwargs):
+        calls.append(1)
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(owner, name, counted)
+    return calls
+
+
+def _feed(sensor: Sensor, frames: list[bytes]) -> None:
+    for i, frame in enumerate(frames):
+        sensor.feed(1_700_000_000.0 + i * 1e-4, 1, frame)
+
+
+@pytest.mark.parametrize("segments", [100, 1000, 5000])
+def test_one_byte_segments_after_a_64k_record_header_cost_no_parsing(monkeypatch, segments):
+    """The record header says 16 KiB are coming: nothing is read again until they are there."""
+    reads = _counting(monkeypatch, tls.HelloReader, "read")
+    parses = _counting(monkeypatch, tls, "parse_client_hello")
+    claim = b"\x16\x03\x01\x40\x00" + b"\x01\x00\xff\xf0"  # a 16 KiB record of a 65,524-byte hello
+    stream = claim + bytes(segments)
+    sensor = Sensor(lambda o: None)
+    _feed(sensor, _segments(_one_byte_at_a_time(stream, first=len(claim))))
+    assert (len(reads), len(parses)) == (1, 0)
+    assert len(sensor.tcp) == 1 and sensor.tcp.total_bytes == len(stream)
+
+
+@pytest.mark.parametrize(("padding", "record_size"), [(3000, 16384), (3000, 1000), (500, 100)],
+                         ids=["one-record", "four-records", "many-records"])
+def test_a_hello_sent_one_byte_at_a_time_is_read_once(monkeypatch, padding, record_size):
+    reads = _counting(monkeypatch, tls.HelloReader, "read")
+    parses = _counting(monkeypatch, tls, "parse_client_hello")
+    stream = tls_records(client_hello("www.tiktok.com", padding=padding), record_size=record_size)
+    records = -(-len(stream) // (record_size + 5))
+    out: list = []
+    _feed(Sensor(out.append), _segments(_one_byte_at_a_time(stream)))
+    assert [o.hostname for o in out] == ["www.tiktok.com"]
+    assert len(parses) == 1
+    assert len(reads) <= 2 * records + 2  # a header and an end per record, not one per byte
+
+
+@pytest.mark.parametrize("header_lines", [0, 50, 300])  # 300 lines: 6.3 KB of the 8 KiB read
+def test_an_http_head_sent_one_byte_at_a_time_is_read_at_most_three_times(monkeypatch, header_lines):
+    reads = _counting(monkeypatch, http, "request_host")
+    head = (b"GET /index.html HTTP/1.1\r\n" + b"X-Padding: abcdefgh\r\n" * header_lines
+            + b"Host: www.reddit.com\r\nAccept: */*\r\n\r\n")
+    out: list = []
+    _feed(Sensor(out.append), _segments(_one_byte_at_a_time(head)))
+    assert [o.hostname for o in out] == ["www.reddit.com"]
+    assert len(reads) <= 3  # the request line, the Host line; never once per byte
+
+
+@pytest.mark.parametrize(
+    ("payload", "overflows"),
+    [(bytes(1400), 1), (b"\x16\x03\x01\x40\x00\x01\x00\xff\xf0" + bytes(1391), 1)],
+    ids=["zeros", "looks-like-a-hello"],
+)
+def test_a_withheld_first_segment_keeps_the_stream_within_its_cap(payload, overflows):
+    """Segment 0 never comes, later ones do, each one byte further: 84 MiB per stream before."""
+    counters = PlainCounters()
+    sensor = Sensor(lambda o: None, counters=counters)
+    most = 0
+    for i, frame in enumerate(_segments([(k, payload) for k in range(1, 200)])):
+        sensor.feed(1_700_000_000.0 + i * 1e-4, 1, frame)
+        most = max(most, sensor.tcp.total_bytes, *(s.size for s in sensor.tcp.streams.values()))
+    assert most <= sensor.tcp.max_bytes + SEGMENT_OVERHEAD * MAX_OUT_OF_ORDER
+    assert counters.counts[("evictions", "tcp_stream_bytes")] == overflows
+    assert sensor.tcp.total_bytes == sum(s.cost for s in sensor.tcp.streams.values())
+
+
+def test_many_withheld_streams_stay_within_the_table_budget_oldest_out_first():
+    counters = PlainCounters()
+    budget = 1 << 20
+    sensor = Sensor(lambda o: None, counters=counters, reassembly_bytes=budget)
+    frames = []
+    for port in range(40000, 40100):  # 100 streams of 20 held segments: 3 MB without the budget
+        frames += _segments([(k * 1400 + 1, bytes(1400)) for k in range(20)], sport=port)
+    most = 0
+    for i, frame in enumerate(frames):
+        sensor.feed(1_700_000_000.0 + i * 1e-4, 1, frame)
+        most = max(most, sensor.tcp.total_bytes)
+    assert most <= budget
+    kept = sorted(key[1] for key in sensor.tcp.streams)
+    assert kept == list(range(40100 - len(kept), 40100))  # the newest streams are the ones left
+    assert counters.counts[("evictions", "tcp_reassembly_bytes")] == 100 - len(kept)

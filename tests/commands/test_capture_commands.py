@@ -17,6 +17,7 @@ from scapy.utils import wrpcap
 from monitor.cli import main
 from tests.capture_helpers import client_hello, tcp_frame, tls_records
 from tests.conftest import REPO
+from tests.pcapgen import dns_query_frame, write_pcapng
 
 SHARED_PCAPS = Path(__file__).resolve().parents[2].parent / "shared" / "pcaps"
 
@@ -70,6 +71,19 @@ def test_truncated_capture_exits_zero_with_a_summary(capture, tmp_path, capsys):
     cut.write_bytes(capture.read_bytes()[:-10])
     assert main(["classify", str(cut)]) == 0
     assert "truncated" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize(("tsresol", "units"), [(0x80, 1_700_000_000_000_000), (None, 0xFFFF_FFFF_FFFF_FFFF)],
+                         ids=["resolution-0x80", "all-ones-timestamp"])
+def test_a_file_with_times_out_of_range_is_skipped_and_the_next_read(capture, tmp_path, capsys, tsresol,
+                                                                     units):
+    bad = tmp_path / "a-bad.pcapng"
+    write_pcapng(bad, [(units, dns_query_frame("10.0.0.5", "10.0.0.1", 40000, "www.tiktok.com"))], tsresol)
+    assert main(["classify", str(bad), str(capture)]) == 0
+    captured = capsys.readouterr()
+    names = [json.loads(line)["tls.client.server_name"] for line in captured.out.splitlines()]
+    assert names == ["www.instagram.com"]
+    assert f"{bad}: 1 frames with a time out of range skipped" in captured.err
 
 
 @pytest.mark.skipif(not SHARED_PCAPS.exists(), reason="shared captures not present")
