@@ -35,7 +35,7 @@ def test_ingest_is_idempotent_and_resumes_from_the_cursor(pg_server, trust):
 
 
 def _with(record: tuple, index: int, value) -> tuple:
-    return record[:index] + (value,) + record[index + 1:]
+    return (*record[:index], value, *record[index + 1:])
 
 
 @pytest.mark.parametrize(
@@ -45,7 +45,8 @@ def _with(record: tuple, index: int, value) -> tuple:
         (lambda rs: [rs[1]], "records 12 to 12 refused: they do not follow its record 10"),  # skips 11
         (lambda rs: [_with(rs[0], 4, rs[0][4].replace('"observations":1', '"observations":9'))],
          "record 11 refused: its content does not match its digest"),
-        (lambda rs: [_with(rs[0], 3, rs[0][3] + 1.0)], "record 11 refused: its hash does not match its fields"),
+        (lambda rs: [_with(rs[0], 3, rs[0][3] + 1.0)],
+         "record 11 refused: its hash does not match its fields"),
         (lambda rs: [_with(rs[0], 6, "f" * 64)], "record 11 refused: it does not link to record 10"),
         (lambda rs: [rs[0], _with(rs[1], 6, "e" * 64)], "record 12 refused: it does not link to record 11"),
         (lambda rs: [_with(rs[0], 2, rs[0][2] + 1)], "record 11 refused: its hash does not match its fields"),

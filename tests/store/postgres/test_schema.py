@@ -82,7 +82,8 @@ def test_sessions_hold_one_row_per_session_at_its_latest_version(pg_server, tmp_
     with CentralStore(pg_server.dsn(roles["oak"], name)) as gateway:
         gateway.ingest("oak", local_records(store))
     with psycopg.connect(pg_server.dsn(dbname=name)) as con:
-        assert con.execute("SELECT count(*), min(version), max(version) FROM sessions").fetchone() == (40, 2, 2)
+        counts = con.execute("SELECT count(*), min(version), max(version) FROM sessions").fetchone()
+        assert counts == (40, 2, 2)
         assert con.execute("SELECT count(*) FROM records").fetchone()[0] == 80
         months = con.execute("SELECT DISTINCT tableoid::regclass::text FROM sessions").fetchall()
         assert months == [("sessions_2026_09",)]
