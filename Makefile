@@ -6,8 +6,10 @@ CONFIG ?= config/example.yaml
 # Debian packages the project uses: tcpdump (scapy's BPF compiler), tshark and
 # tcpreplay (benchmarks, live replay tests), libndpi-bin (ndpiReader, the sensor
 # benchmark's peer), prometheus (promtool), chromium (report rendering test),
-# iproute2 (network namespaces), curl (proxy tests).
-DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl sqlite3 nftables systemd
+# iproute2 (network namespaces), curl (proxy tests), postgresql (the trust's central store: the tests
+# start a throw-away server from its binaries, as an unprivileged user).
+DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl sqlite3 nftables systemd \
+          postgresql
 
 .PHONY: install run test quick lint bench clean debs
 

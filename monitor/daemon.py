@@ -72,6 +72,7 @@ class Daemon:
         self.pipeline: Pipeline | None = None
         self.sinks: SinkSet | None = None  # the store's writer (monitor.sinks)
         self.sensor_thread: threading.Thread | None = None
+        self.ship_thread: threading.Thread | None = None  # store-and-forward to store.central, if set
         self.live: LiveCapture | None = None  # when capturing live
         self.runtime_dir: Path | None = None
         self.snapshots = 0
@@ -164,6 +165,13 @@ class Daemon:
     def _start_store(self, config: Config) -> None:
         self.sinks = open_sinks(config, self.metrics)  # the store's writer thread: it closes the store
         self.metrics.up.labels("writer").set(1)
+        if config.model.store.central:  # store-and-forward to the trust's central store (psycopg only then)
+            from monitor.store.postgres.shipper import ShipMetrics, shipper_for
+
+            shipper = shipper_for(config, ShipMetrics(self.metrics.registry))
+            self.ship_thread = threading.Thread(target=shipper.run,  # type: ignore[union-attr]
+                                                args=(self.stop_event,), name="shipper", daemon=True)
+            self.ship_thread.start()
 
     def _start_metrics(self, config: Config) -> None:
         listen = config.model.listen
@@ -344,6 +352,8 @@ class Daemon:
         if self.sinks is not None:
             flushed = self.sinks.close(timeout=10)
             self.metrics.up.labels("writer").set(0)
+        if self.ship_thread is not None:
+            self.ship_thread.join(timeout=5)
         if self.metrics_server is not None:
             self.metrics_server.stop()
         if self.runtime_dir is not None:

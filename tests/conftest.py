@@ -53,3 +53,24 @@ def write_config(tmp_path: Path) -> Callable[..., Path]:
         return path
 
     return write
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """A real PostgreSQL server for the whole session (tests/pg_server.py), stopped at the end."""
+    from tests import pg_server as pg
+
+    reason = pg.missing_reason()
+    if reason:
+        pytest.skip(reason)
+    server = pg.start_server()
+    try:
+        yield server
+    finally:
+        pg.remove_server(server)
+
+
+@pytest.fixture
+def pg_database(pg_server) -> str:
+    """A fresh database on the session's server, for one test: its name."""
+    return pg_server.create_database()

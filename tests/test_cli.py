@@ -13,7 +13,7 @@ from monitor.cli import COMMAND_MODULES, _dispatch, build_parser, main
 from monitor.errors import ConfigError, UserError
 from tests.conftest import REPO
 
-SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "purge",
+SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "purge", "ship",
                "classify", "sense", "export", "export-log", "privacy-notice", "sar", "verify-export"]
 
 

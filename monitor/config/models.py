@@ -324,6 +324,33 @@ class StoreSettings(Strict):
     path: str = Field("var/social-monitor.db", description="SQLite file (relative to the config).")
     idle_gap_seconds: int = Field(300, ge=1, description="Gap that closes an access session.")
     queue_size: int = Field(10000, ge=10, description="Bounded writer queue; overflow is counted.")
+    central: str | None = Field(None, description="postgresql://ROLE@host/db of the trust's central store "
+                                "(records are shipped there; no password here).")
+    central_password_file: str | None = Field(None, description="File holding the central role's password.")
+
+    @field_validator("central")
+    @classmethod
+    def _central_url(cls, value: str | None) -> str | None:
+        if value is not None:
+            from monitor.store.postgres.connect import CentralConfigError, conninfo
+
+            try:  # the URL's form only; the password is read when shipping starts
+                conninfo(value, environ={}, field="central")
+            except CentralConfigError as exc:
+                raise ValueError(str(exc).removeprefix("central: ")) from None
+        return value
+
+
+class GatewaySettings(Strict):
+    id: str = Field(description="This gateway's id at the central store, e.g. 'oak-primary-gw'.")
+
+    @field_validator("id")
+    @classmethod
+    def _slug(cls, value: str) -> str:
+        if not SLUG_RE.match(value) or len(value) > 63:
+            raise ValueError(f"gateway id {value!r}: lowercase letters, digits, '.', '_' and '-' "
+                             "(63 at most)")
+        return value
 
 
 class ListenSettings(Strict):
@@ -369,6 +396,14 @@ class TrustFile(Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     listen: ListenSettings = Field(default_factory=ListenSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    gateway: GatewaySettings | None = Field(None, description="This gateway, as the central store knows it.")
+
+    @model_validator(mode="after")
+    def _central_needs_gateway(self) -> TrustFile:
+        if self.store.central and self.gateway is None:
+            raise ValueError("store.central is set but gateway.id is not: the central store keys records "
+                             "by it")
+        return self
 
     @model_validator(mode="after")
     def _unique_schools(self) -> TrustFile:

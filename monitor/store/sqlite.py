@@ -22,7 +22,7 @@ import structlog
 
 from monitor.store import damage, files, integrity, retention, schema
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
-from monitor.store.chain import GENESIS, ChainHead, body_digest, record_hash
+from monitor.store.chain import GENESIS, ChainHead, Record, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
 from monitor.store.damage import StoreDamaged
 from monitor.store.ecs import ECS_JSON_SQL
@@ -112,8 +112,7 @@ class SQLiteSessionStore(SessionStore):
             raise StoreError(f"{self._shown}: not a social-monitor store (not an SQLite database)")
 
     def _tables(self) -> set[str]:
-        rows = self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'").fetchall()
-        return {r[0] for r in rows}
+        return {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
 
     def _read_version(self) -> int:
         current = self._con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
@@ -158,10 +157,9 @@ class SQLiteSessionStore(SessionStore):
             raise
 
     def relieve(self) -> None:
-        """Copy committed WAL frames into the database and truncate the WAL.
-
-        On a full disk the WAL has often grown into the last free space (failed transactions
-        leave frames past the commit point); truncating it is what lets the retry fit."""
+        """Copy committed WAL frames into the database and truncate the WAL: on a full disk the WAL has
+        often grown into the last free space (failed transactions leave frames past the commit point);
+        truncating it is what lets the retry fit."""
         try:
             self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
@@ -203,6 +201,11 @@ class SQLiteSessionStore(SessionStore):
         if row:
             return ChainHead(row[0], row[1])
         return self._checkpoint() or ChainHead(0, GENESIS)
+
+    def records_since(self, after: int, limit: int) -> list[Record]:
+        """Up to `limit` records after record `after`, in chain order: what the shipper sends on."""
+        return self._con.execute(f"SELECT {integrity.RECORD_COLUMNS} FROM records WHERE id > ? ORDER BY id"
+                                 " LIMIT ?", (after, limit)).fetchall()
 
     def _meta(self, name: str) -> str | None:
         row = self._con.execute("SELECT value FROM store_meta WHERE name = ?", (name,)).fetchone()
@@ -409,9 +412,8 @@ class SQLiteSessionStore(SessionStore):
     # --- retention ------------------------------------------------------------------------
 
     def purge_due(self, now: float | None = None) -> bool:
-        now = time.time() if now is None else now
         last = self._meta("last_purge")
-        return last is None or now - float(last) >= DAY
+        return last is None or (time.time() if now is None else now) - float(last) >= DAY
 
     def purge(self, retention_days: int, now: float | None = None) -> PurgeResult:
         """Remove sessions last seen before now - retention_days (see `monitor.store.retention`)."""
@@ -435,15 +437,13 @@ class SQLiteSessionStore(SessionStore):
 def open_store(
     path: str | Path, *, idle_gap: float = 300.0, create: bool = True, busy_timeout: float = 10.0
 ) -> SessionStore:
-    """The store at `path`. Today always SQLite; a `postgresql://` URL is where a central store would go."""
-    text = os.fspath(path)
-    if text.startswith(("postgresql://", "postgres://")):
-        raise StoreError(f"{text}: a PostgreSQL store is not implemented yet")
+    """The gateway's SQLite store at `path` (the central PostgreSQL store is `store.central`, shipped to)."""
+    if os.fspath(path).startswith(("postgresql://", "postgres://")):
+        raise StoreError(f"{path}: the central store is set as store.central and filled by `ship`")
     return SQLiteSessionStore(path, idle_gap=idle_gap, create=create, busy_timeout=busy_timeout)
 
 
-def open_config_store(config: Any, *, create: bool = True) -> SessionStore:
-    """The store a loaded `Config` names, with its idle gap."""
+def open_config_store(config: Any, *, create: bool = True) -> SessionStore:  # with the config's idle gap
     return open_store(config.store_path, idle_gap=config.model.store.idle_gap_seconds, create=create)
 
 

@@ -165,3 +165,14 @@ def test_count_and_devices_follow_the_limit(store, where, count):
     assert store.count(where) == count == len(list(store.sessions(where))) == len(list(store.ecs_json(where)))
     devices, _ = store.devices_and_owners(where)
     assert devices == {s.device for s in store.sessions(where)}
+
+
+@pytest.mark.parametrize(("after", "limit", "ids"),
+                         [(0, 3, [1, 2, 3]), (2, 10, [3, 4]), (4, 5, []), (1, 1, [2])])
+def test_records_since_reads_the_chain_in_order(tmp_path, after, limit, ids):
+    with open_store(tmp_path / "s.db") as store:
+        store.write([event(T0), event(T0 + 10, device="B")])
+        store.write([event(T0 + 20), event(T0 + 30, device="B")])
+        records = store.records_since(after, limit)  # type: ignore[attr-defined]
+    assert [r[0] for r in records] == ids
+    assert all(len(r) == 8 for r in records)

@@ -1,0 +1,164 @@
+"""The central store through psycopg 3: register gateways, take their records in, check their chains.
+
+A gateway's shipper calls `ingest` with the next records of its chain; the
+database itself (`monitor.store.postgres.schema`) refuses any that do not
+continue the chain from the central cursor, so what is stored centrally was
+verified on arrival whoever inserted it. `verify_gateway` walks a gateway's
+whole central chain again with the same pure code the gateway uses
+(`monitor.store.chain.walk`).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import psycopg
+from psycopg import sql
+
+from monitor.store.chain import ChainBreak, ChainHead, Record, walk
+from monitor.store.postgres.schema import GATEWAY_ROLE, SESSION_START_SQL, migrate
+
+ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_STAGING = ("CREATE TEMP TABLE IF NOT EXISTS ship_staging (seq BIGINT, session_id BIGINT, version INTEGER, "
+            "recorded_at DOUBLE PRECISION, body TEXT, body_sha256 TEXT, prev_hash TEXT, hash TEXT) "
+            "ON COMMIT DELETE ROWS")
+_INSERT = (f"INSERT INTO records (gateway_id, seq, session_id, version, recorded_at, body, body_sha256, "
+           f"prev_hash, hash, session_start) SELECT %s, seq, session_id, version, recorded_at, body, "
+           f"body_sha256, prev_hash, hash, {SESSION_START_SQL} FROM ship_staging ORDER BY seq "
+           "ON CONFLICT DO NOTHING")
+
+
+@dataclass(frozen=True, slots=True)
+class GatewayCursor:
+    """How far the central store holds a gateway's chain, and from where it holds it."""
+
+    gateway_id: str
+    last: ChainHead  # the last record received (record 0 and GENESIS: nothing yet)
+    anchor: ChainHead  # the chain is held from here (a checkpoint if the gateway compacted before shipping)
+    last_recorded_at: float | None
+
+
+def month_of(timestamp: float) -> str:
+    return datetime.fromtimestamp(timestamp, UTC).strftime("%Y_%m")
+
+
+def session_start(record: Record) -> float:
+    """The record's partition time, as `SESSION_START_SQL` computes it: its session's first sighting."""
+    body = record[4]
+    return float(json.loads(body)["first_seen"]) if body is not None else float(record[3])
+
+
+class CentralStore:
+    """One connection to the central database (autocommit between the transactions it opens)."""
+
+    def __init__(self, params: Mapping[str, Any] | str):
+        if isinstance(params, str):
+            self.con = psycopg.connect(params, autocommit=True)
+        else:
+            self.con = psycopg.connect(**params, autocommit=True)
+        self._months: set[str] = set()  # partitions known to exist
+
+    def close(self) -> None:
+        self.con.close()
+
+    def __enter__(self) -> CentralStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- administration (the database owner) ------------------------------------------------
+
+    def migrate(self) -> list[int]:
+        return migrate(self.con)
+
+    def register_gateway(self, gateway_id: str, role: str, password: str | None = None) -> None:
+        """A login role for one gateway, member of the gateway group, and its row in ``gateways``."""
+        if not ROLE_NAME.match(role):
+            raise ValueError(f"role {role!r}: lowercase letters, digits and _ only")
+        with self.con.transaction():
+            exists = self.con.execute("SELECT 1 FROM pg_roles WHERE rolname = %s", (role,)).fetchone()
+            if not exists:
+                self.con.execute(sql.SQL("CREATE ROLE {} LOGIN IN ROLE {}").format(
+                    sql.Identifier(role), sql.Identifier(GATEWAY_ROLE)))
+            if password is not None:
+                self.con.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
+                    sql.Identifier(role), sql.Literal(password)))
+            self.con.execute("INSERT INTO gateways (gateway_id, role_name) VALUES (%s, %s)",
+                             (gateway_id, role))
+
+    # --- a gateway's side ----------------------------------------------------------------------
+
+    def cursor(self, gateway_id: str) -> GatewayCursor:
+        row = self.con.execute(
+            "SELECT last_seq, last_hash, anchor_seq, anchor_hash, last_recorded_at FROM gateways "
+            "WHERE gateway_id = %s", (gateway_id,)).fetchone()
+        if row is None:
+            raise LookupError(f"gateway {gateway_id!r} is not registered with the central store "
+                              "(or this role may not read it)")
+        return GatewayCursor(gateway_id, ChainHead(row[0], row[1]), ChainHead(row[2], row[3]), row[4])
+
+    def anchor(self, gateway_id: str, start: ChainHead) -> None:
+        """Hold the gateway's chain from its checkpoint `start` (only before anything was shipped)."""
+        self.con.execute("SELECT central_anchor(%s, %s, %s)", (gateway_id, start.record_id, start.hash))
+
+    def ensure_months(self, starts: Iterable[float]) -> None:
+        """Create the monthly partitions these session starts fall in (each in its own short transaction)."""
+        wanted = {month_of(t + d) for t in starts for d in (-0.001, 0.0, 0.001)} - self._months
+        for month in sorted(wanted):
+            first = datetime.strptime(month + "_01", "%Y_%m_%d").replace(tzinfo=UTC)
+            self.con.execute("SELECT central_ensure_month(%s)", (first,))
+            self._months.add(month)
+
+    def ingest(self, gateway_id: str, records: Sequence[Record]) -> ChainHead:
+        """Send records of the gateway's chain in one transaction; returns the central cursor after it.
+
+        Idempotent: records the central store already holds are skipped (ON CONFLICT DO NOTHING), so
+        a batch sent again after a lost acknowledgement adds nothing. A batch that does not continue
+        the chain raises psycopg.errors.RaiseException with the database's reason, and nothing is kept."""
+        self.ensure_months(session_start(r) for r in records)
+        with self.con.transaction():
+            cur = self.con.cursor()
+            cur.execute(_STAGING)
+            with cur.copy("COPY ship_staging FROM STDIN") as copy:
+                for r in records:
+                    copy.write_row((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
+            cur.execute(_INSERT, (gateway_id,))
+        return self.cursor(gateway_id).last
+
+    # --- reading and checking (the trust) ----------------------------------------------------
+
+    def records(self, gateway_id: str, after: int = 0) -> Iterable[Record]:
+        cur = self.con.cursor()
+        cur.execute("SELECT seq, session_id, version, recorded_at, body, body_sha256, prev_hash, hash "
+                    "FROM records WHERE gateway_id = %s AND seq > %s ORDER BY seq", (gateway_id, after))
+        while batch := cur.fetchmany(5000):
+            yield from batch
+
+    def verify_gateway(self, gateway_id: str) -> tuple[int, ChainBreak | None]:
+        """Walk the gateway's central chain from its anchor: how many records held, and the first break."""
+        with self.con.transaction():
+            anchor = self.cursor(gateway_id).anchor
+            start = anchor if anchor.record_id else None
+            return walk(self.records(gateway_id, anchor.record_id), start, lambda *_: False)
+
+    def gateways(self) -> list[str]:
+        return [r[0] for r in self.con.execute("SELECT gateway_id FROM gateways ORDER BY gateway_id")]
+
+    def count(self, table: str, gateway_id: str | None = None) -> int:
+        """Rows of ``records`` or ``sessions``, of one gateway or all."""
+        if table not in ("records", "sessions"):
+            raise ValueError(table)
+        query = sql.SQL("SELECT count(*) FROM {}").format(sql.Identifier(table))
+        if gateway_id is None:
+            return int(self.con.execute(query).fetchall()[0][0])
+        query = query + sql.SQL(" WHERE gateway_id = %s")
+        return int(self.con.execute(query, (gateway_id,)).fetchall()[0][0])
+
+
+__all__ = ["CentralStore", "GatewayCursor", "month_of", "session_start"]
