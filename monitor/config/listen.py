@@ -76,6 +76,13 @@ def proxy_errors(listen: ListenSettings) -> list[str]:
             if ipaddress.ip_network(cidr, strict=False).prefixlen == 0]
 
 
+def metrics_settings(listen: ListenSettings) -> tuple[object, ...]:
+    """The listen fields the daemon's metrics endpoint is started from (a reload does not restart
+    it; a change of the proxy's fields restarts the proxy child at once)."""
+    return (listen.metrics, listen.metrics_tls_cert, listen.metrics_tls_key, listen.metrics_tls_client_ca,
+            listen.metrics_basic_auth_file)
+
+
 def listen_errors(model: TrustFile) -> list[str]:
     """Every listen error, as 'listen.field: message' lines (the loader adds file and line)."""
     listen = model.listen
