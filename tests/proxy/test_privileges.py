@@ -6,6 +6,7 @@ import os
 import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -75,3 +76,40 @@ def test_drop_all_leaves_nothing(start):
     assert (inheritable, permitted, effective, ambient) == (0, 0, 0, 0)
     # root held CAP_SETPCAP, so the bounding set is emptied too; without it, it stays as it was
     assert bounding == (0x3000 if prefix else 0 if os.geteuid() == 0 else bounding)
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0 or shutil.which("setpriv") is None, reason="needs root and setpriv")
+@pytest.mark.parametrize("mode", ["regular", "transparent"])
+def test_the_daemons_proxy_child_holds_no_capability(tmp_path, write_config, example_data, mode):
+    """`social-monitor run` started as systemd starts it: the daemon keeps CAP_NET_RAW and
+    CAP_NET_ADMIN for capture, its mitmproxy child (which parses clients' bytes) holds none."""
+    import time
+
+    from tests.proxy_helpers import free_port, wait_for_port
+
+    example_data["listen"]["proxy_mode"] = mode
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    port = free_port()
+    env = {k: v for k, v in os.environ.items() if k != "PROMETHEUS_MULTIPROC_DIR"}
+    daemon = subprocess.Popen(
+        ["setpriv", *CAPTURE_CAPS, "--", sys.executable, "-m", "monitor", "run", "--config", str(config),
+         "--no-capture", "--metrics-listen", "127.0.0.1:0", "--proxy-listen", f"127.0.0.1:{port}"],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env, cwd=os.getcwd())
+    try:
+        wait_for_port(port, timeout=30, proc=daemon)
+        children: list[str] = []
+        deadline = time.monotonic() + 10
+        while not children and time.monotonic() < deadline:
+            children = Path(f"/proc/{daemon.pid}/task/{daemon.pid}/children").read_text().split()
+        [child] = children
+        parent_caps, child_caps = Capabilities.of(daemon.pid), Capabilities.of(child)
+        cmdline = Path(f"/proc/{child}/cmdline").read_text()
+    finally:
+        daemon.terminate()
+        daemon.wait(30)
+    assert "monitor.proxy.launcher" in cmdline and f"{mode}@127.0.0.1:{port}" in cmdline
+    assert (parent_caps.effective, parent_caps.ambient) == (0x3000, 0x3000)  # capture still can
+    assert (child_caps.inheritable, child_caps.permitted, child_caps.effective, child_caps.ambient) == (
+        0, 0, 0, 0)
