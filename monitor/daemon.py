@@ -100,6 +100,8 @@ class Daemon:
                  trust=config.trust.name,
                  fingerprint=config.fingerprint[:12], schools=len(config.schools),
                  devices=len(config.devices), platforms=len(config.catalog))
+        if config.model.listen.insecure:  # check-config let it through only with a reason: repeat it
+            log.warning("listen_insecure", reason=config.model.listen.insecure_reason)
         self._install_signals()
         self.metrics.declare_known_series()
         try:
@@ -183,6 +185,8 @@ class Daemon:
             certfile=str(config.resolve(listen.metrics_tls_cert)) if listen.metrics_tls_cert else None,
             keyfile=str(config.resolve(listen.metrics_tls_key)) if listen.metrics_tls_key else None,
             basic_auth=users,
+            client_ca=str(config.resolve(listen.metrics_tls_client_ca))
+            if listen.metrics_tls_client_ca else None,
         ).start()
         self.metrics.up.labels("metrics").set(1)
         # `--metrics-listen 127.0.0.1:0` picks a free port: tell whoever started us
@@ -314,10 +318,13 @@ class Daemon:
             self.sinks.store.retention_days = config.model.retention_days
         old_model = self.config.model if self.config else None
         if old_model is not None:
-            needs_restart = [
+            from monitor.config.listen import metrics_settings
+
+            needs_restart = [  # the proxy's listen fields are not here: its child restarts on them now
                 name for name, before, after in (
                     ("store", old_model.store, config.model.store),
-                    ("listen", old_model.listen, config.model.listen),
+                    ("listen.metrics", metrics_settings(old_model.listen),
+                     metrics_settings(config.model.listen)),
                     ("capture", old_model.capture, config.model.capture),
                 ) if before != after
             ]
@@ -326,11 +333,10 @@ class Daemon:
                             detail="these sections take effect when the service restarts")
         old = self.config
         self.config = config
-        if self.proxy is not None:
-            self.proxy.reload(config, self._snapshot(config))
+        proxy = self.proxy.reload(config, self._snapshot(config)) if self.proxy is not None else None
         self.metrics.config_reloads.labels("success").inc()
         log.info("config_reloaded", config=str(config.path), fingerprint=config.fingerprint[:12],
-                 changed=old is None or old.fingerprint != config.fingerprint)
+                 changed=old is None or old.fingerprint != config.fingerprint, proxy=proxy)
         return True
 
     def _shutdown(self) -> None:

@@ -38,8 +38,9 @@ def client_hello(sni: str | None) -> tls.ClientHello:
     return tls.ClientHello(record[9:])
 
 
-def make_ca_and_leaf(hostnames: list[str], directory: Path) -> tuple[Path, Path, Path]:
-    """A throw-away CA and a leaf certificate for `hostnames`: (ca.pem, leaf.pem, leaf.key)."""
+def make_ca_and_leaf(hostnames: list[str], directory: Path, client: bool = False) -> tuple[Path, Path, Path]:
+    """A throw-away CA and a leaf certificate for `hostnames`: (ca.pem, leaf.pem, leaf.key).
+    `client`: the leaf is a client certificate (for mutual TLS) instead of a server's."""
     import datetime as dt
 
     from cryptography import x509
@@ -76,7 +77,8 @@ def make_ca_and_leaf(hostnames: list[str], directory: Path) -> tuple[Path, Path,
         .not_valid_after(now + dt.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(h) for h in hostnames]), critical=False)
         .add_extension(x509.BasicConstraints(ca=False, path_length=None), critical=True)
-        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
+        .add_extension(x509.ExtendedKeyUsage([x509.oid.ExtendedKeyUsageOID.CLIENT_AUTH if client
+                                              else x509.oid.ExtendedKeyUsageOID.SERVER_AUTH]), critical=False)
         .add_extension(
             x509.AuthorityKeyIdentifier.from_issuer_public_key(ca_key.public_key()), critical=False
         )

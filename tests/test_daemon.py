@@ -452,3 +452,35 @@ def test_a_broken_config_stops_the_daemon_before_anything_starts(tmp_path, capsy
     assert daemon.run() == 1
     assert "retention_days" in capsys.readouterr().err
     assert daemon.proxy is None and daemon.sinks is None and daemon.runtime_dir is None
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("edit", "proxy", "restart_needed"), [
+    # a new proxy mode restarts the proxy child at once: the log says so, not "when the service restarts"
+    (("proxy_mode: regular", "proxy_mode: transparent"), "restarted", None),
+    # the daemon's own metrics endpoint is not restarted by a reload: that one waits for a restart
+    (("metrics: 127.0.0.1:9464", "metrics: 127.0.0.1:9465"), "signalled", ["listen.metrics"]),
+])
+def test_a_reload_says_truthfully_what_restarts(tmp_path, trust, edit, proxy, restart_needed):
+    daemon = Daemon(trust, "--no-capture", proxy=True)
+    try:
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="proxy up")
+        before = proxy_children(daemon)
+        assert edit[0] in trust.read_text()
+        trust.write_text(trust.read_text().replace(*edit))
+        daemon.process.send_signal(signal.SIGHUP)
+        daemon.wait_for(lambda: daemon.value("social_monitor_config_reloads_total", result="success") == 1,
+                        what="the reload to be counted")
+        daemon.wait_for(lambda: daemon.value("social_monitor_component_up", component="proxy") == 1,
+                        what="the proxy up again")
+        after = proxy_children(daemon)
+    finally:
+        assert daemon.stop() == 0
+    events = daemon.events()
+    [reloaded] = [e for e in events if e.get("message") == "config_reloaded"]
+    assert reloaded["proxy"] == proxy
+    assert (before == after) is (proxy == "signalled")
+    partial = [e["restart_needed"] for e in events if e.get("message") == "config_reload_partial"]
+    assert partial == ([restart_needed] if restart_needed else [])
+    assert any(e.get("message") == "proxy_restarted" for e in events) is (proxy == "restarted")

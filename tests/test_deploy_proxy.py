@@ -34,3 +34,27 @@ def test_nft_redirects_web_ports_to_the_proxy_port():
 )
 def test_sysctl_settings(setting):
     assert setting in SYSCTL.read_text().splitlines()
+
+
+EXPLICIT = DEPLOY / "nftables-explicit-proxy.nft"
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(shutil.which("nft") is None or os.geteuid() != 0, reason="needs nft and root")
+def test_explicit_input_rule_parses():
+    out = subprocess.run(["nft", "-c", "-f", str(EXPLICIT)], capture_output=True, text=True, timeout=30)
+    assert out.returncode == 0, out.stderr
+
+
+@pytest.mark.parametrize("rule", [
+    'tcp dport $PROXY_PORT iifname $STAFF_IFACES ip saddr @staff_v4 accept',
+    'tcp dport $PROXY_PORT iifname $STAFF_IFACES ip6 saddr @staff_v6 accept',
+    'tcp dport $PROXY_PORT counter drop',
+])
+def test_explicit_input_rule_accepts_the_staff_networks_only(rule):
+    assert rule in EXPLICIT.read_text()
+
+
+def test_both_files_name_the_same_port_and_interfaces():
+    defines = [re.findall(r"^define .*$", path.read_text(), re.M) for path in (NFT, EXPLICIT)]
+    assert defines[0] == defines[1]

@@ -27,13 +27,14 @@ def run(args: argparse.Namespace) -> int:
 
 
 def proxy(args: argparse.Namespace) -> int:
-    from monitor.proxy.launcher import main, proxy_arguments
+    from monitor.proxy.launcher import listen_overridden, main, proxy_arguments
 
     passed = args.mitmdump_options[1:] if args.mitmdump_options[:1] == ["--"] else args.mitmdump_options
     config = load_chosen_config(args.config)  # a broken config is named here, field by field
     listen = config.model.listen
     # as quiet as the daemon's child: errors only, no line per client connection (`-v` asks for more)
-    return main(["--quiet", *proxy_arguments(listen.proxy, listen.proxy_mode, config.path), *passed])
+    ours = proxy_arguments(listen.proxy, listen.proxy_mode, config.path)
+    return main(["--quiet", *listen_overridden(ours, listen.proxy_mode, passed), *passed])
 
 
 def register(sub: argparse._SubParsersAction) -> None:

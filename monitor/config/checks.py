@@ -130,8 +130,11 @@ def calendar_errors(model: TrustFile) -> list[str]:
 
 
 def semantic_errors(model: TrustFile, catalog_ids: set[str], categories: set[str]) -> list[str]:
-    """Overlapping networks, and references to platforms, categories, schools, zones and periods."""
-    errors = network_errors(model) + vlan_errors(model) + calendar_errors(model)
+    """Overlapping networks, listen settings open to the world (monitor.config.listen), and
+    references to platforms, categories, schools, zones and periods."""
+    from monitor.config.listen import listen_errors  # imports models, as this module does
+
+    errors = network_errors(model) + vlan_errors(model) + calendar_errors(model) + listen_errors(model)
     school_ids = {s.id for s in model.schools}
     all_periods = {
         p.name

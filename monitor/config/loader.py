@@ -95,7 +95,8 @@ class Config:
                 holder[key] = str(copy)
         data["store"]["path"] = str(self.store_path)
         listen = data["listen"]
-        for key in ("metrics_tls_cert", "metrics_tls_key", "metrics_basic_auth_file"):
+        for key in ("metrics_tls_cert", "metrics_tls_key", "metrics_tls_client_ca",
+                    "metrics_basic_auth_file"):
             if listen.get(key):
                 listen[key] = str(self.resolve(listen[key]))
         path = directory / "config.yaml"

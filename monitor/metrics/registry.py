@@ -107,7 +107,7 @@ class Metrics:
         self.proxy_connections = Counter(
             "social_monitor_proxy_connections_total",
             "Client connections seen by the proxy addon, by how TLS was handled",
-            ["handling"],  # passthrough, decrypted, plain
+            ["handling"],  # passthrough, decrypted, plain; refused (client outside the trust)
             registry=r,
         )
         self.addon_errors = Counter(

@@ -148,6 +148,24 @@ class SocialMonitor:
 
     # --- hooks ----------------------------------------------------------------------------
 
+    def client_connected(self, client: connection.Client) -> None:
+        """Serve only the trust's own networks (monitor.proxy.clients): an explicit proxy on 0.0.0.0
+        must not be an open proxy. Fails closed: a client that cannot be checked is refused."""
+        loaded = self.runtime.current
+        if loaded is None:
+            return  # no config: nothing to record, and mitmproxy's block_global decides
+        try:
+            if loaded.clients.allows(client.peername[0]):
+                return
+            to_log = loaded.clients.refuse(self.clock())
+            if to_log is not None:
+                log.warning("proxy_client_refused", client=client.peername[0], refused=to_log,
+                            detail="not in the zones' networks (listen.proxy_clients)")
+        except Exception as exc:
+            self.metrics.addon_errors.labels("client_connected").inc()
+            self._log_failure("client_connected", exc)
+        self.metrics.proxy_connections.labels("refused").inc()
+        client.error = "social-monitor: client outside the trust's networks"
 
     @guarded("http_connect")
     def http_connect(self, flow: http.HTTPFlow) -> None:

@@ -18,6 +18,8 @@ accesses. This entry point differs in two ways, both about the cost per event:
   (bench/proxy_bench.py --instructions).
 
 Every other mitmdump option behaves as usual; extra `-s` scripts still load.
+Before anything else it gives up every Linux capability (monitor/proxy/privileges.py):
+the daemon keeps CAP_NET_RAW and CAP_NET_ADMIN for capture, the proxy needs none.
 SIGHUP re-reads the config without dropping a connection (the daemon's reload).
 Started by the daemon (which sets $SOCIAL_MONITOR_PARENT_PID), the proxy ends
 with it even when the daemon is killed with SIGKILL and can clean up nothing.
@@ -36,21 +38,51 @@ from pathlib import Path
 from typing import Any
 
 
-def proxy_arguments(listen: str, mode: str, config_file: Path) -> list[str]:
-    """mitmdump options for a gateway's proxy: where it listens, in which mode, on which config."""
+def mode_spec(mode: str, listen: str) -> str:
+    """mitmproxy's `mode@host:port` for one listen address. An IPv6 host goes without brackets
+    (`regular@:::8080`): mitmproxy splits the port off at the last colon and would try to bind
+    the name "[::]" with them."""
     from monitor.config.models import split_hostport
 
     host, port = split_hostport(listen)
+    return f"{mode}@{host}:{port}"
+
+
+def proxy_arguments(listen: str | Sequence[str], mode: str, config_file: Path) -> list[str]:
+    """mitmdump options for a gateway's proxy: one `--mode` per listen address (IPv4 and IPv6 each
+    need their own: a socket on [::] takes IPv6 only), the mode, the config."""
+    addresses = [listen] if isinstance(listen, str) else list(listen)
     return [
-        "--mode", mode,
-        "--listen-host", host,
-        "--listen-port", str(port),
+        *(part for address in addresses for part in ("--mode", mode_spec(mode, address))),
         "--set", f"social_monitor_config={config_file}",
-        # a gateway's clients have private addresses, and the proxy only listens where told
+        # off because it would refuse a school's own global IPv6 clients too: the addon serves the
+        # zones' networks only (monitor/proxy/clients.py), so an explicit proxy is never open
         "--set", "block_global=false",
         # regular mode: the TLS hello is read before any upstream connection is opened
         "--set", "connection_strategy=lazy",
     ]
+
+
+LISTEN_OPTIONS = ("--mode", "-m", "--listen-host", "--listen-port", "-p")
+
+
+def listen_overridden(config_arguments: list[str], mode: str, passed: Sequence[str]) -> list[str]:
+    """The config's arguments, without its `--mode mode@host:port` specs when the options passed
+    on the command line say where to listen: those name the port themselves, so mitmproxy would
+    otherwise listen on both (or ignore --listen-host/--listen-port)."""
+    if not any(arg.split("=", 1)[0] in LISTEN_OPTIONS for arg in passed):
+        return config_arguments
+    kept: list[str] = []
+    skip = False
+    for arg in config_arguments:
+        if skip:
+            skip = False
+        elif arg == "--mode":
+            skip = True
+        else:
+            kept.append(arg)
+    given_mode = any(arg.split("=", 1)[0] in ("--mode", "-m") for arg in passed)
+    return kept if given_mode else ["--mode", mode, *kept]
 
 
 PARENT_PID_ENV = "SOCIAL_MONITOR_PARENT_PID"
@@ -75,6 +107,14 @@ def die_with_parent(parent_pid: int, signum: int = signal.SIGTERM) -> bool:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Run mitmdump's command line with the addon in the chain and no flow printer; blocks until shutdown."""
+    from monitor.proxy import privileges
+
+    if os.path.exists("/proc/self/status"):  # Linux: give up the daemon's capture capabilities
+        try:
+            privileges.drop_all()
+        except OSError as exc:  # never parse clients' bytes holding CAP_NET_ADMIN
+            print(f"social-monitor proxy: cannot drop capabilities: {exc}", file=sys.stderr)
+            return 1
     parent = os.environ.pop(PARENT_PID_ENV, "")
     if parent and not die_with_parent(int(parent)):
         print("social-monitor proxy: the daemon that started it is gone; exiting", file=sys.stderr)

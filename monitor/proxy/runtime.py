@@ -25,10 +25,12 @@ from mitmproxy import exceptions
 from prometheus_client import CollectorRegistry, start_http_server
 
 from monitor import logsetup
+from monitor.config.listen import proxy_client_networks
 from monitor.config.loader import Config, load_config
 from monitor.config.models import split_hostport
 from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics
+from monitor.proxy.clients import ClientGate
 from monitor.proxy.observe import SameSecondTagger, parse_decrypt_option
 from monitor.proxy.options import CONFIG, DECRYPT, METRICS, STORE, ProxySettings
 from monitor.sinks import Sink, SinkSet, open_sinks, open_store_writer
@@ -76,6 +78,7 @@ class Loaded:
     config: Config
     pipeline: Pipeline
     decrypt: frozenset[str]
+    clients: ClientGate  # who may use the proxy (monitor.proxy.clients)
 
     @property
     def sink(self) -> Sink | None:
@@ -190,7 +193,7 @@ class ProxyRuntime:
             decrypt=sorted(decrypt),
             storing=pipeline.refusal is None and sink is not None,
         )
-        return Loaded(config, pipeline, decrypt)
+        return Loaded(config, pipeline, decrypt, ClientGate(proxy_client_networks(config.model)))
 
     def _open_sinks(self, config: Config, settings: ProxySettings) -> SinkSet | None:
         """The store writer (or an injected sink) plus the optional JSON-lines file; None if neither."""

@@ -48,6 +48,16 @@ class Backoff:
         return delay
 
 
+def listen_tables(host: str) -> tuple[str, ...]:
+    """Which of /proc/net/tcp and tcp6 a listener on `host` appears in: a dual-stack proxy is up
+    only once both its IPv4 and its IPv6 sockets listen."""
+    if ":" in host:
+        return ("tcp6",)
+    if host in ("", "*"):
+        return ("tcp", "tcp6")
+    return ("tcp",)
+
+
 def listening_inodes(table: str, port: int) -> set[str]:
     """Socket inodes in LISTEN state on `port`, from the text of /proc/net/tcp or tcp6."""
     inodes = set()
@@ -58,14 +68,14 @@ def listening_inodes(table: str, port: int) -> set[str]:
     return inodes
 
 
-def process_listens(pid: int, port: int, proc: Path = Path("/proc")) -> bool | None:
-    """True if process `pid` holds a listening TCP socket on `port`; None when there is no /proc.
-
-    A process that is gone (or not ours to read) holds nothing: False."""
+def process_listens(pid: int, port: int, proc: Path = Path("/proc"),
+                    tables_named: tuple[str, ...] = ("tcp", "tcp6")) -> bool | None:
+    """True if process `pid` holds a listening TCP socket on `port` (in one of `tables_named`);
+    None when there is no /proc. A process that is gone (or not ours to read) holds nothing: False."""
     if not (proc / "self" / "fd").is_dir():
         return None
     try:
-        tables = [(proc / str(pid) / "net" / name).read_text() for name in ("tcp", "tcp6")
+        tables = [(proc / str(pid) / "net" / name).read_text() for name in tables_named
                   if (proc / str(pid) / "net" / name).exists()]
         fds = proc / str(pid) / "fd"
         names = os.listdir(fds)
@@ -130,16 +140,23 @@ class ProxyChild:
     def command(self) -> list[str]:
         from monitor.proxy.launcher import proxy_arguments
 
-        listen = self.listen_override or self.config.model.listen.proxy
+        listen = self.listen_override or self.config.model.listen.proxy_addresses
         mode = self.config.model.listen.proxy_mode
         # mitmdump with the addon built in (monitor/proxy/launcher.py says why not `mitmdump -s`)
         return [sys.executable, "-m", "monitor.proxy.launcher", "--quiet",
                 *proxy_arguments(listen, mode, self.config_file)]
 
     @property
-    def address(self) -> tuple[str, int]:
+    def addresses(self) -> list[tuple[str, int]]:
+        """(host, port) of each `--mode mode@host:port` the running child was given."""
         cmd = self.running_command
-        return cmd[cmd.index("--listen-host") + 1], int(cmd[cmd.index("--listen-port") + 1])
+        specs = [cmd[i + 1] for i, arg in enumerate(cmd[:-1]) if arg == "--mode"]
+        return [(host, int(port)) for host, _, port in
+                (spec.partition("@")[2].rpartition(":") for spec in specs)]
+
+    @property
+    def listen_text(self) -> str:
+        return ", ".join(f"[{h}]:{p}" if ":" in h else f"{h}:{p}" for h, p in self.addresses)
 
     def start(self) -> None:
         self.running_command = self.command()
@@ -148,8 +165,7 @@ class ProxyChild:
         self.started_at = self.next_check = time.monotonic()
         self.restart_at = None
         self._set_listening(False)  # launched is not up: up once it listens
-        host, port = self.address
-        log.info("proxy_started", pid=self.process.pid, listen=f"{host}:{port}",
+        log.info("proxy_started", pid=self.process.pid, listen=self.listen_text,
                  mode=self.config.model.listen.proxy_mode)
 
     def supervise(self) -> None:
@@ -175,9 +191,14 @@ class ProxyChild:
 
     def child_listens(self) -> bool:
         assert self.process is not None
-        host, port = self.address
-        owned = process_listens(self.process.pid, port)
-        return accepts_connections(host, port) if owned is None else owned
+        pid = self.process.pid
+        if not self.addresses:
+            return False  # nothing to listen on: never up
+        for host, port in self.addresses:
+            owned = process_listens(pid, port, tables_named=listen_tables(host))
+            if not (accepts_connections(host, port) if owned is None else owned):
+                return False
+        return True
 
     def _set_listening(self, listening: bool) -> None:
         if listening != self.listening and self.process is not None:
@@ -189,21 +210,28 @@ class ProxyChild:
         self.listening = listening
         self.metrics.up.labels("proxy").set(1 if listening else 0)
 
-    def reload(self, config: Config, config_file: Path) -> None:
+    def reload(self, config: Config, config_file: Path) -> str:
         """A new config: SIGHUP, and the child's addon swaps it in while the proxy keeps serving.
 
-        Only a change of listen address or mode restarts the child (a brief gap
-        in proxy service); a child waiting to be restarted reads the new one."""
+        Only a change of listen address or mode restarts the child, at once (a brief gap
+        in proxy service), and the log says so; a child waiting to be restarted reads the
+        new one. Returns what happened: "signalled", "restarted" or "waiting"."""
         self.config = config
         self.config_file = config_file
         if self.process is None:
-            return  # in back-off: it starts on the new config
+            return "waiting"  # in back-off: it starts on the new config
         if self.process.poll() is None and self.command() == self.running_command:
             self.process.send_signal(signal.SIGHUP)
             log.info("proxy_reload_signalled", pid=self.process.pid)
-            return
+            return "signalled"
+        before, old_pid = self.listen_text, self.process.pid
         self.stop()
         self.start()
+        log.warning("proxy_restarted", old_pid=old_pid, new_pid=self.process.pid, listen_before=before,
+                    listen=self.listen_text, mode=config.model.listen.proxy_mode,
+                    detail="listen.proxy or listen.proxy_mode changed: the proxy restarted on it now "
+                    "(connections open through it were closed)")
+        return "restarted"
 
     def stop(self, timeout: float = 5.0) -> None:
         proc, self.process = self.process, None

@@ -25,7 +25,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from monitor.proxy.launcher import PARENT_PID_ENV, die_with_parent, proxy_arguments
+from monitor.proxy.launcher import PARENT_PID_ENV, die_with_parent, listen_overridden, proxy_arguments
 from monitor.store.sqlite import open_store
 from tests.proxy_helpers import (
     ADDON_PATH,
@@ -41,25 +41,55 @@ from tests.proxy_helpers import (
 
 
 @pytest.mark.parametrize(
-    ("listen", "mode", "host", "port"),
+    ("listen", "mode", "specs"),
     [
-        ("127.0.0.1:8080", "regular", "127.0.0.1", "8080"),
-        ("0.0.0.0:3128", "transparent", "0.0.0.0", "3128"),
-        ("[::1]:3128", "regular", "::1", "3128"),
-        ("[::]:8080", "transparent", "::", "8080"),
+        ("127.0.0.1:8080", "regular", ["regular@127.0.0.1:8080"]),
+        ("0.0.0.0:3128", "transparent", ["transparent@0.0.0.0:3128"]),
+        ("[::1]:3128", "regular", ["regular@::1:3128"]),
+        ("[::]:8080", "transparent", ["transparent@:::8080"]),
+        (["0.0.0.0:8080", "[::]:8080"], "transparent", ["transparent@0.0.0.0:8080", "transparent@:::8080"]),
     ],
 )
-def test_proxy_arguments_listen_where_and_how_the_config_says(listen, mode, host, port):
+def test_proxy_arguments_listen_where_and_how_the_config_says(listen, mode, specs):
     args = proxy_arguments(listen, mode, Path("/run/sm/current/config.yaml"))
-    options = dict(zip(args[::2], args[1::2], strict=True))
-    assert (options["--mode"], options["--listen-host"], options["--listen-port"]) == (mode, host, port)
+    assert [value for flag, value in zip(args[::2], args[1::2], strict=True) if flag == "--mode"] == specs
+    assert "--listen-host" not in args and "--listen-port" not in args
+
+
+@pytest.mark.parametrize(("spec", "host", "port"), [
+    ("regular@127.0.0.1:8080", "127.0.0.1", 8080),
+    ("transparent@:::8080", "::", 8080),
+    ("regular@::1:3128", "::1", 3128),
+])
+def test_mitmproxy_reads_the_mode_specs_as_meant(spec, host, port):
+    from mitmproxy.proxy.mode_specs import ProxyMode
+
+    mode = ProxyMode.parse(spec)
+    assert (mode.custom_listen_host, mode.custom_listen_port) == (host, port)
+
+
+OURS = proxy_arguments(["0.0.0.0:8080", "[::]:8080"], "regular", Path("c.yaml"))
+
+
+@pytest.mark.parametrize(("passed", "modes"), [
+    ([], ["regular@0.0.0.0:8080", "regular@:::8080"]),
+    (["--set", "proxyauth=@/etc/htpasswd"], ["regular@0.0.0.0:8080", "regular@:::8080"]),
+    (["--mode", "transparent@9090"], []),  # the command line's own --mode replaces the config's
+    (["--mode=socks5"], []),
+    (["--listen-port", "9090"], ["regular"]),  # mitmproxy's listen options apply to a plain mode
+    (["-p", "9090", "--listen-host", "::1"], ["regular"]),
+])
+def test_listen_options_passed_replace_the_configs(passed, modes):
+    args = listen_overridden(OURS, "regular", passed)
+    assert [args[i + 1] for i, arg in enumerate(args) if arg == "--mode"] == modes
+    assert "social_monitor_config=c.yaml" in args
 
 
 @pytest.mark.parametrize(
     "setting",
     [
         "social_monitor_config=/run/sm/current/config.yaml",
-        "block_global=false",  # a gateway's clients have private addresses
+        "block_global=false",  # it would refuse global IPv6 clients too: the addon gates clients
         "connection_strategy=lazy",  # the TLS hello is read before any upstream connection
     ],
 )

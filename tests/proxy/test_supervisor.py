@@ -26,10 +26,12 @@ from monitor.proxy.supervisor import (
     ProxyChild,
     accepts_connections,
     child_environment,
+    listen_tables,
     listening_inodes,
     process_listens,
 )
 from tests.conftest import EXAMPLE
+from tests.proxy_helpers import wait_for_port
 
 # Listens on argv[1] once the file argv[2] exists (or at once without it), then sleeps.
 LISTENER = textwrap.dedent("""
@@ -167,7 +169,7 @@ class ScriptChild(ProxyChild):
 
     def command(self) -> list[str]:
         return [sys.executable, "-c", LISTENER, str(self.port), str(self.trigger),
-                "--listen-host", "127.0.0.1", "--listen-port", str(self.port)]
+                "--mode", f"regular@127.0.0.1:{self.port}"]
 
 
 @pytest.mark.integration
@@ -203,3 +205,63 @@ def test_up_only_while_the_child_listens(tmp_path: Path) -> None:
     finally:
         child.stop()
     assert up() == 0
+
+
+@pytest.mark.parametrize(("host", "tables"), [
+    ("127.0.0.1", ("tcp",)),
+    ("0.0.0.0", ("tcp",)),
+    ("::", ("tcp6",)),
+    ("::1", ("tcp6",)),
+    ("", ("tcp", "tcp6")),
+])
+def test_listen_tables(host: str, tables: tuple[str, ...]) -> None:
+    assert listen_tables(host) == tables
+
+
+def child_for(proxy: str | list[str], mode: str = "regular", override: str | None = None) -> ProxyChild:
+    config = load_config(EXAMPLE)
+    listen = config.model.listen.model_copy(update={"proxy": proxy, "proxy_mode": mode})
+    config.model = config.model.model_copy(update={"listen": listen})
+    child = ProxyChild(override, config, Metrics(), EXAMPLE)
+    child.running_command = child.command()
+    return child
+
+
+@pytest.mark.parametrize(("proxy", "override", "addresses", "text"), [
+    ("127.0.0.1:8080", None, [("127.0.0.1", 8080)], "127.0.0.1:8080"),
+    (["0.0.0.0:8080", "[::]:8080"], None, [("0.0.0.0", 8080), ("::", 8080)], "0.0.0.0:8080, [::]:8080"),
+    (["0.0.0.0:8080", "[::]:8080"], "127.0.0.1:3128", [("127.0.0.1", 3128)], "127.0.0.1:3128"),
+])
+def test_child_listens_on_every_configured_address(proxy, override, addresses, text) -> None:
+    child = child_for(proxy, override=override)
+    assert (child.addresses, child.listen_text) == (addresses, text)
+
+
+@pytest.mark.integration
+def test_a_reload_that_moves_the_proxy_restarts_it_and_says_so(tmp_path: Path) -> None:
+    """The real launcher: same listen, SIGHUP ("signalled"); a new port, restarted now, logged as such."""
+    from structlog.testing import capture_logs
+
+    first, second = free_port(), free_port()
+    child = child_for(f"127.0.0.1:{first}")
+    child.start()
+    try:
+        deadline = time.monotonic() + 30
+        while not child.listening:
+            assert time.monotonic() < deadline, "the proxy never listened"
+            child.supervise()
+            time.sleep(0.1)
+        old_pid = child.process.pid if child.process else None
+        same = child_for(f"127.0.0.1:{first}").config
+        moved = child_for(f"127.0.0.1:{second}").config
+        with capture_logs() as logs:
+            results = [child.reload(same, EXAMPLE), child.reload(moved, EXAMPLE)]
+        assert results == ["signalled", "restarted"]
+        restarted = [e for e in logs if e["event"] == "proxy_restarted"]
+        assert len(restarted) == 1 and "restarted on it now" in restarted[0]["detail"]
+        assert (restarted[0]["listen_before"], restarted[0]["listen"]) == (
+            f"127.0.0.1:{first}", f"127.0.0.1:{second}")
+        assert child.process is not None and child.process.pid != old_pid
+        wait_for_port(second, proc=child.process)
+    finally:
+        child.stop()
