@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,23 +57,29 @@ def record_signed(
         row = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone()
         cp = con.execute("SELECT through_record, hash FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
         head = ChainHead(*row) if row else ChainHead(*cp) if cp else ChainHead(0, "0" * 64)
-    signed = sign(key, head, last_signed(con), reason, now)
+    return keep(con, sign(key, head, last_signed(con), reason, now))
+
+
+def keep(con: Any, signed: SignedHead) -> SignedHead:
+    """Make `signed` the store's last signed head (the next one names it)."""
     text = signed.to_json()
     if con.execute("UPDATE store_meta SET value = ? WHERE name = ?", (text, META_NAME)).rowcount == 0:
         con.execute("INSERT INTO store_meta (name, value) VALUES (?, ?)", (META_NAME, text))
     return signed
 
 
-def sign_store_file(path: Path, key: Ed25519PrivateKey, head: ChainHead | None, reason: str, now: float,
-                    busy_timeout: float = 10.0) -> SignedHead:
+def sign_store_file(path: Path, key: Ed25519PrivateKey | Callable[[Any], SignedHead], head: ChainHead | None,
+                    reason: str, now: float, busy_timeout: float = 10.0) -> SignedHead:
     """`record_signed` on a connection of its own: an export signs from inside its read snapshot.
+    (`key` may instead make the head itself from the connection: a key rotation does.)
 
     The head goes to the journal as one ``chain_head_signed`` line as it is made."""
     con = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
     try:
         con.execute("BEGIN IMMEDIATE")
         try:
-            signed = record_signed(con, key, head, reason, now)
+            signed = (record_signed(con, key, head, reason, now) if isinstance(key, Ed25519PrivateKey)
+                      else keep(con, key(con)))
             con.execute("COMMIT")
         except BaseException:
             con.execute("ROLLBACK")
@@ -124,5 +130,5 @@ def check_heads(
     return held, None
 
 
-__all__ = ["META_NAME", "AnchorFault", "check_heads", "contains", "last_signed", "record_signed",
+__all__ = ["META_NAME", "AnchorFault", "check_heads", "contains", "keep", "last_signed", "record_signed",
            "sign_store_file"]
