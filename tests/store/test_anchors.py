@@ -141,7 +141,8 @@ def edit_and_rehash_one(con, _db, ids):
 def insert_session_row(con, _db, _ids):
     cols = ", ".join(c if c not in ("id", "record_id") else {"id": "99", "record_id": "999"}[c]
                      for c in SESSION_COLUMNS)
-    con.execute(f"INSERT INTO sessions ({', '.join(SESSION_COLUMNS)}) SELECT {cols} FROM sessions WHERE id = 2")
+    names = ", ".join(SESSION_COLUMNS)
+    con.execute(f"INSERT INTO sessions ({names}) SELECT {cols} FROM sessions WHERE id = 2")
 
 
 def delete_as_if_purged(con, _db, _ids):
@@ -200,16 +201,19 @@ def delete_renumber_rehash(con, db, ids):
 
 ATTACKS = [
     # caught before signed heads
-    ("record body edited", sql("UPDATE records SET body = replace(body, 'facebook', 'linkedin') WHERE id = 7"),
+    ("record body edited",
+     sql("UPDATE records SET body = replace(body, 'facebook', 'linkedin') WHERE id = 7"),
      "record 7 changed (content of session 4"),
     ("record timestamp edited", sql("UPDATE records SET recorded_at = recorded_at + 60 WHERE id = 7"),
      "record 7 changed"),
-    ("record hash overwritten", sql(f"UPDATE records SET hash = '{'f' * 64}' WHERE id = 7"), "record 7 changed"),
+    ("record hash overwritten", sql(f"UPDATE records SET hash = '{'f' * 64}' WHERE id = 7"),
+     "record 7 changed"),
     ("record deleted", sql("DELETE FROM records WHERE id = 8"), "record 8 removed"),
     ("record inserted with a wrong hash",
      sql("INSERT INTO records SELECT MAX(id) + 1, 3, 9, 1.0, NULL, 'x', 'y', 'z' FROM records"), "inserted"),
     ("records reordered", swap_records, "record 7"),
-    ("record edited and its own hash recomputed", edit_and_rehash_one, "record 7 changed (record 8 no longer"),
+    ("record edited and its own hash recomputed", edit_and_rehash_one,
+     "record 7 changed (record 8 no longer"),
     ("checkpoint altered", sql(f"UPDATE checkpoints SET hash = '{'d' * 64}'"), "checkpoint at record 1 was"),
     ("session row edited", sql("UPDATE sessions SET observations = 99 WHERE id = 4"),
      "session 4 changed (it differs from record 9)"),
@@ -233,7 +237,7 @@ ATTACKS = [
 
 @pytest.mark.parametrize(("attack", "named"), [a[1:] for a in ATTACKS], ids=[a[0] for a in ATTACKS])
 def test_verify_against_the_export_names_each_attack(gateway, capsys, attack, named):
-    config, db, out = gateway
+    _config, db, out = gateway
     ids = layout(db)
     assert ids[FLAGGED] == [5, 6] and ids[LIVE] == [7, 8, 9]  # the layout the table's numbers assume
     assert main(["verify", str(db), "--against", str(out)]) == 0
@@ -282,3 +286,69 @@ def test_check_heads_refuses_a_head_under_another_key(gateway):
     assert anchors.check_heads(con, [head], None, own) == (1, None)
     assert head.key == public_key_text(own)
     con.close()
+
+
+def test_whole_chain_rewrite_is_caught_against_a_journal_line(gateway, capsys, tmp_path):
+    """The head as the journal keeps it (journalctl's prefix included) is an anchor on its own."""
+    import sys
+
+    from monitor import logsetup
+
+    _config, db, _out = gateway
+    logsetup.configure(sys.stderr)
+    capsys.readouterr()
+    with open_store(db, create=False) as store:
+        store.sign_head(load_or_create_key(key_path_for(db)), "interval")
+    [line] = [x for x in capsys.readouterr().err.splitlines() if "chain_head_signed" in x]
+    journal = tmp_path / "journal.txt"
+    journal.write_text(f"Nov 30 09:52:21 gw social-monitor[812]: {line}\nNov 30 09:52:22 gw other: hello\n")
+    assert main(["verify", str(db), "--against", str(journal)]) == 0
+    con = sqlite3.connect(db)
+    reattribute(con, db, layout(db))
+    con.commit()
+    con.close()
+    capsys.readouterr()
+    assert main(["verify", str(db)]) == 0  # whole in itself, re-signed with the gateway's own key
+    assert main(["verify", str(db), "--against", str(journal)]) == 1
+    err = capsys.readouterr().err
+    assert f"chain broken against {journal}: changed: record 19 is not the one signed head 2" in err, err
+
+
+def _forge_csv(out: Path) -> None:
+    """A CSV edit with the manifest's hash fixed to match: consistent, but not re-signed."""
+    import hashlib
+
+    forged = (out / "sessions.csv").read_text().replace("classrooms", "staff-room", 1)
+    (out / "sessions.csv").write_text(forged)
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest["files"]["sessions.csv"] = {"sha256": hashlib.sha256(forged.encode()).hexdigest(),
+                                         "bytes": len(forged.encode())}
+    (out / "manifest.json").write_text(json.dumps(manifest, indent=2) + "\n")
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("forge", "code", "said"), [
+    (None, 0, "manifest.json: signed by key"),
+    (_forge_csv, 1, "manifest.json: SIGNATURE DOES NOT MATCH"),
+], ids=["as exported", "csv edited, manifest hash fixed"])
+def test_an_export_verifies_on_a_machine_with_only_the_public_key(gateway, tmp_path, forge, code, said):
+    """No config, no store, no key file: a fresh HOME and working folder, and the key as text."""
+    import os
+    import subprocess
+    import sys
+
+    _config, db, out = gateway
+    elsewhere = tmp_path / "auditor"
+    elsewhere.mkdir()
+    copy = elsewhere / "export"
+    shutil.copytree(out, copy)
+    (elsewhere / "gateway.pub").write_text(public_key_text(load_or_create_key(key_path_for(db)).public_key()))
+    if forge is not None:
+        forge(copy)
+    env = {"PATH": os.environ["PATH"], "HOME": str(elsewhere), "PYTHONPATH": str(REPO)}
+    done = subprocess.run([sys.executable, "-m", "monitor", "verify", str(copy), "--public-key",
+                           str(elsewhere / "gateway.pub")], capture_output=True, text=True, timeout=60,
+                          cwd=elsewhere, env=env)
+    assert done.returncode == code, done.stderr
+    assert said in done.stdout + done.stderr
+    assert "Traceback" not in done.stderr and "social-monitor: config" not in done.stderr  # none was read
