@@ -13,8 +13,9 @@ from monitor.cli import COMMAND_MODULES, _dispatch, build_parser, main
 from monitor.errors import ConfigError, UserError
 from tests.conftest import REPO
 
-SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "purge", "ship",
-               "classify", "sense", "export", "export-log", "privacy-notice", "sar", "verify-export"]
+SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "signing-key",
+               "purge", "ship", "classify", "sense", "export", "export-log", "privacy-notice", "sar",
+               "verify-export"]
 
 
 def test_help_lists_the_subcommands_in_module_order():

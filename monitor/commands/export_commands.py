@@ -8,6 +8,7 @@ import sys
 from dataclasses import asdict
 from datetime import date, datetime
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
@@ -51,7 +52,8 @@ def export(args: argparse.Namespace) -> int:
     request = ExportRequest(school=args.school, first_day=first, last_day=last, out=out,
                             flagged_only=args.flagged_only, identify=args.identify, reason=args.reason)
     with open_config_store(config, create=False) as store:
-        result = run_export(config, store, request, log_path=log_path_for(config.store_path))
+        result = run_export(config, store, request, log_path=log_path_for(config.store_path),
+                            signing_key=_signing_key(config))
     print(f"{result.out}: {result.sessions} sessions ({result.flagged} flagged) from {first} to {last}, "
           f"{'identified' if args.identify else 'pseudonymised'}; manifest sha256 {result.manifest_sha256}; "
           f"logged as export {result.log_entry.seq if result.log_entry else '-'}")
@@ -66,10 +68,17 @@ def sar(args: argparse.Namespace) -> int:
     config = load_chosen_config(args.config)
     with open_config_store(config, create=False) as store:
         result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
-                         log_path=log_path_for(config.store_path))
+                         log_path=log_path_for(config.store_path), signing_key=_signing_key(config))
     print(f"{result.out}: {result.sessions} sessions about {args.staff}; manifest sha256 "
           f"{result.manifest_sha256}; logged as export {result.log_entry.seq if result.log_entry else '-'}")
     return 0
+
+
+def _signing_key(config: Config) -> Any:  # the key type is imported lazily, like the rest
+    """The gateway's signing key, beside its store (made here if the service never started)."""
+    from monitor.store.signing import key_path_for, load_or_create_key
+
+    return load_or_create_key(key_path_for(config.store_path))
 
 
 def export_log(args: argparse.Namespace) -> int:
@@ -111,24 +120,38 @@ def verify_export_command(args: argparse.Namespace) -> int:
     path = Path(args.path)
     if not path.is_dir():
         raise UserError(f"{path}: not a directory (give an export directory)")
-    return print_verify(path, args.config)
+    return print_verify(path, args.config, getattr(args, "public_key", None))
 
 
-def print_verify(path: Path, config_path: str | None = None) -> int:
+def print_verify(path: Path, config_path: str | None = None, public_key: str | None = None) -> int:
     """Shared with `verify DIR`: print one line per file, exit 1 if any differs.
 
-    With a config, the manifest must also be one the config's export log recorded."""
+    With a config, the manifest must also be one the config's export log recorded, and its
+    signature is checked with the gateway's key; `public_key` checks it on any other machine."""
     from monitor.exports.log import log_path_for
     from monitor.exports.verify import verify_export
+    from monitor.store.signing import key_path_for, parse_public_key
 
-    log_path = log_path_for(load_chosen_config(config_path).store_path) if config_path else None
-    ok, lines = verify_export(path, log_path=log_path)
+    key = parse_public_key(public_key) if public_key else None
+    log_path = None
+    if config_path:
+        store_path = load_chosen_config(config_path).store_path
+        log_path = log_path_for(store_path)
+        if key is None and key_path_for(store_path).exists():
+            key = parse_public_key(_public_text(store_path), str(key_path_for(store_path)))
+    ok, lines = verify_export(path, log_path=log_path, public_key=key)
     if log_path is None and len(lines) > 1:  # one line is a manifest that could not be read
         lines.insert(-1, "manifest.json: not checked against an export log (give --config to check it)")
     stream = sys.stdout if ok else sys.stderr
     for line in lines:
         print(line, file=stream)
     return 0 if ok else 1
+
+
+def _public_text(store_path: Path) -> str:
+    from monitor.store.signing import public_key_of
+
+    return public_key_of(store_path) or ""
 
 
 def register(sub: argparse._SubParsersAction) -> None:
@@ -166,5 +189,7 @@ def register(sub: argparse._SubParsersAction) -> None:
 
     p = sub.add_parser("verify-export", help="check an export directory against its manifest")
     p.add_argument("path", help="export directory")
+    p.add_argument("--public-key", help="the gateway's public key (ed25519:..., or a file): checks the "
+                   "manifest's signature without the gateway's config")
     add_config_argument(p)
     p.set_defaults(func=verify_export_command)

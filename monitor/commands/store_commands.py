@@ -18,6 +18,7 @@ from monitor.config.loader import Config
 from monitor.config.models import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
+from monitor.store.base import SessionStore
 from monitor.store.filter import SessionFilter
 from monitor.store.sessions import Session
 from monitor.store.sqlite import open_config_store, open_store
@@ -45,21 +46,68 @@ def verify(args: argparse.Namespace) -> int:
     if path is not None and path.is_dir():  # an export directory: check it against its manifest
         from monitor.commands.export_commands import print_verify
 
-        return print_verify(path, args.config)
+        return print_verify(path, args.config, args.public_key)
     if path is not None:
         store = open_store(path, create=False)
-        shown = str(path)
+        store_path = path
     else:
         config = _config(args)
         store = open_config_store(config, create=False)
-        shown = str(config.store_path)
+        store_path = config.store_path
+    shown = str(store_path)
     with store:
         result = store.verify()
+        if result.ok and args.against:
+            return _verify_against(store, store_path, args.against, args.public_key, result.summary())
     if result.ok:
         print(f"{shown}: {result.summary()}")
         return 0
     print(f"{shown}: {result.summary()}", file=sys.stderr)
     return 1
+
+
+def _verify_against(store: SessionStore, store_path: Path, anchors: list[str], key_text: str | None,
+                    summary: str) -> int:
+    """`verify --against`: the store must still hold every signed head given, and everything before."""
+    from monitor.store.anchors import AnchorFault
+    from monitor.store.signing import heads_in, parse_public_key, public_key_of
+
+    if key_text is None and (key_text := public_key_of(store_path)) is None:
+        raise UserError(f"{store_path}: no signing key beside the store: give --public-key KEY")
+    key = parse_public_key(key_text)
+    held = 0
+    for anchor in anchors:
+        where = Path(anchor)
+        source = where / "manifest.json" if where.is_dir() else where
+        try:
+            text = source.read_text(encoding="utf-8")
+        except OSError as exc:
+            raise UserError(f"{source}: cannot read the anchor: {exc.strerror or exc}") from None
+        count, fault = store.check_heads(heads_in(text, str(source)), key)
+        held += count
+        if fault is not None:
+            problem = fault.problem if isinstance(fault, AnchorFault) else f"{fault} (not an anchor)"
+            kind = f"{fault.kind}: " if isinstance(fault, AnchorFault) else ""
+            print(f"{store_path}: chain broken against {anchor}: {kind}{problem}", file=sys.stderr)
+            return 1
+    print(f"{store_path}: {summary}; holds {held} signed head(s) from {', '.join(anchors)}")
+    return 0
+
+
+def signing_key(args: argparse.Namespace) -> int:
+    """Print the gateway's public key; `--rotate` makes a new key, announced by a head the old one signs."""
+    from monitor.store import anchors
+    from monitor.store.signing import key_path_for, load_or_create_key, public_key_text, rotate_key
+
+    config = _config(args)
+    path = key_path_for(config.store_path)
+    if args.rotate:
+        with open_config_store(config, create=False) as store:
+            head = store.chain_head()
+        anchors.sign_store_file(config.store_path, lambda con: rotate_key(
+            path, anchors.last_signed(con), head, time.time())[1], None, "rotation", time.time())
+    print(public_key_text(load_or_create_key(path).public_key()))
+    return 0
 
 
 def purge(args: argparse.Namespace) -> int:
@@ -141,9 +189,21 @@ def events(args: argparse.Namespace) -> int:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="check the store's hash chain and name the first record at fault")
-    p.add_argument("path", nargs="?", help="a store file (default: the config's store)")
+    p.add_argument("path", nargs="?", help="a store file (default: the config's store) or an export "
+                   "directory")
+    p.add_argument("--against", action="append", metavar="EXPORT_DIR|HEADFILE",
+                   help="a signed chain head kept off the box (an export, journal lines, the central "
+                   "store's copy): the store must still hold it and every record before it; repeatable")
+    p.add_argument("--public-key", help="the gateway's public key (ed25519:..., or a file); default: the "
+                   "key beside the store")
     add_config_argument(p)
     p.set_defaults(func=verify)
+
+    p = sub.add_parser("signing-key", help="print the gateway's public signing key (who should hold it: "
+                       "docs/exports.md)")
+    p.add_argument("--rotate", action="store_true", help="make a new key; the old one signs a head naming it")
+    add_config_argument(p)
+    p.set_defaults(func=signing_key)
 
     p = sub.add_parser("purge", help="remove sessions older than retention_days, keeping a checkpoint")
     add_config_argument(p)

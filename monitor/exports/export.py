@@ -19,16 +19,22 @@ not, is appended to the export log (`monitor.exports.log`). The files are
 private from their first byte and the directory appears only when complete
 (`monitor.exports.sealed`). The whole export reads one `snapshot()` of the
 store, so the chain head in the manifest anchors exactly the rows exported.
+With the gateway's signing key (`signing_key`), that head is signed as the
+export's `signed_head` (and kept as the store's last signed head), the manifest
+is signed, the head goes into the export log entry, and the report prints the
+public key that checks them.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from monitor import __version__
 from monitor.config.loader import Config
@@ -40,15 +46,19 @@ from monitor.exports.report import ReportContext, ReportStats, render_report
 from monitor.exports.request import ExportError, ExportRequest, ExportResult, check_identify
 from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.store.base import SessionReader, SessionStore
+from monitor.store.chain import ChainHead
 from monitor.store.filter import SessionFilter
+from monitor.store.signing import SignedHead, public_key_text
 
 log = structlog.get_logger("monitor.exports.export")
 
 
 def run_export(config: Config, store: SessionStore, request: ExportRequest, **kw: Any) -> ExportResult:
     """Write one export directory and append it to the export log (`log_path`)."""
+    key = kw.get("signing_key")
     with store.snapshot() as view:
-        return _export(config, view, request, **kw)
+        sign = (lambda head: store.sign_head(key, "export", head)) if key is not None else None
+        return _export(config, view, request, sign=sign, **kw)
 
 
 def _export(
@@ -60,6 +70,8 @@ def _export(
     now: float | None = None,
     user: str | None = None,
     key: bytes | None = None,
+    signing_key: Ed25519PrivateKey | None = None,
+    sign: Callable[[ChainHead], SignedHead] | None = None,
 ) -> ExportResult:
     started = time.perf_counter()
     reason = check_identify(request.identify, request.reason)
@@ -77,6 +89,7 @@ def _export(
                           flagged=True if request.flagged_only else None)
 
     head = store.chain_head()  # the first read: the snapshot the whole export comes from
+    signed = sign(head) if sign is not None else None
     labels: Labeller = identity
     if not request.identify:
         devices, owners = store.devices_and_owners(where)
@@ -106,6 +119,7 @@ def _export(
             "flagged": stats.flagged,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": export_log_head,
+            "signed_head": signed.to_dict() if signed else None,
         })
         context = ReportContext(
             trust=config.trust.name,
@@ -126,6 +140,7 @@ def _export(
             period_order=period_order(school),
             zone_order=[z.name for z in school.zones if z.monitored],
             dpia_reference=config.trust.dpia_reference,
+            public_key=public_key_text(signing_key.public_key()) if signing_key else None,
         )
         writer.add_text("report.html", render_report(context, stats))
         entry = None
@@ -146,9 +161,10 @@ def _export(
                     flagged_only=request.flagged_only,
                     identified=request.identify,
                     reason=reason,
+                    extra={"signed_head": signed.to_dict()} if signed else {},
                 ))
 
-        out, manifest_hash = writer.seal(manifest, before_rename=log_it)
+        out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from monitor.config.loader import Config
+from monitor.store.signing import HeadError, public_key_of
 
 FLAG_WORDS = {
     "contact_time": "during contact time (lessons, registration and duties with pupils)",
@@ -103,6 +104,9 @@ def notice_sections(config: Config) -> list[Section]:
         f"Records are kept for {config.model.retention_days} days and then deleted automatically. The "
         "record store is tamper-evident (each record is chained to the one before), so records cannot be "
         "edited without it being detected.",
+        "The monitoring gateway signs its records and every export with its own key. Anyone can check an "
+        "export, on any computer, against this public key (social-monitor verify DIR --public-key KEY): "
+        f"{_public_key(config)}.",
     ]))
     sections.append(Section("Who can see the records", [
         "IT staff see only totals per school, zone and platform on the monitoring dashboard, never a "
@@ -120,6 +124,15 @@ def notice_sections(config: Config) -> list[Section]:
         "unaltered. You may also complain to the Information Commissioner's Office (ico.org.uk).",
     ]))
     return sections
+
+
+def _public_key(config: Config) -> str:
+    """The gateway's public signing key as the notice prints it (never creates the key)."""
+    try:
+        key = public_key_of(config.store_path)
+    except HeadError:
+        key = None
+    return key or "not yet created (it is made when the service first starts; ask IT for it then)"
 
 
 def render_markdown(config: Config) -> str:

@@ -57,6 +57,7 @@ class ReportContext:
     period_order: list[str] = field(default_factory=list)
     zone_order: list[str] = field(default_factory=list)
     dpia_reference: str | None = None
+    public_key: str | None = None  # the gateway's signing key: it checks this export anywhere
 
 
 class ReportStats:
@@ -373,6 +374,7 @@ def render_report(ctx: ReportContext, st: ReportStats) -> str:
         fingerprint=e(ctx.config_fingerprint),
         head_record=e(head.record_id),
         head_hash=e(head.hash),
+        public_key=e(ctx.public_key or "none (this export is not signed)"),
         timezone=e(ctx.timezone),
     )
 

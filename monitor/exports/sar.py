@@ -39,8 +39,10 @@ def subject_sessions(config: Config, store: SessionReader, staff_id: str) -> Ite
 
 def run_sar(config: Config, store: SessionStore, staff_id: str, out: Path, **kw: Any) -> ExportResult:
     """A subject access request: everything stored about one person, with a manifest, logged."""
+    key = kw.get("signing_key")
     with store.snapshot() as view:
-        return _sar(config, view, staff_id, out, **kw)
+        signed = store.sign_head(key, "export", view.chain_head()) if key is not None else None
+        return _sar(config, view, staff_id, out, signed=signed, **kw)
 
 
 def _sar(
@@ -53,6 +55,8 @@ def _sar(
     reference: str | None = None,
     now: float | None = None,
     user: str | None = None,
+    signing_key: Any = None,
+    signed: Any = None,  # the SignedHead of this snapshot's chain head
 ) -> ExportResult:
     started = time.perf_counter()
     staff_id = staff_id.strip()
@@ -84,6 +88,7 @@ def _sar(
             "flagged": flagged,
             "retention_days": config.model.retention_days,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
+            "signed_head": signed.to_dict() if signed else None,
             "export_log_head": export_log_head,
         })
         entry = None
@@ -95,9 +100,10 @@ def _sar(
                     kind="sar", at=manifest["created_at"], user=user, out=str(out.resolve()),
                     manifest_sha256=manifest_hash, sessions=n, identified=True,
                     reason=reference or "subject access request", subject=staff_id,
+                    extra={"signed_head": signed.to_dict()} if signed else {},
                 ))
 
-        out, manifest_hash = writer.seal(manifest, before_rename=log_it)
+        out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started

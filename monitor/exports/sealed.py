@@ -5,11 +5,15 @@ Files are created 0600 inside a 0700 directory, with the mode given to
 directory is built under a temporary name and renamed into place, so a
 half-written export never looks like a finished one. ``manifest.json`` holds
 each file's SHA-256 and size; `monitor.exports.verify` checks a directory
-against it.
+against it. The manifest is signed with the gateway's Ed25519 key (`signature`:
+the key and the signature over the manifest's canonical JSON without that field),
+so `verify DIR --public-key KEY` checks an export on any machine.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import json
 import os
@@ -21,11 +25,16 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from cryptography.exceptions import InvalidSignature
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
 from monitor import __version__
 from monitor.config.loader import Config
 from monitor.exports.log import write_failure
 from monitor.exports.request import ExportError
 from monitor.store.files import make_private_dirs
+from monitor.store.sessions import canonical_json
+from monitor.store.signing import fingerprint, parse_public_key, public_key_text
 
 MANIFEST = "manifest.json"
 FORMAT = "social-monitor-export"
@@ -76,7 +85,8 @@ class ExportWriter:
             fh.write(text)
 
     def seal(
-        self, manifest: dict[str, Any], before_rename: Callable[[Path, str], Any] | None = None
+        self, manifest: dict[str, Any], before_rename: Callable[[Path, str], Any] | None = None,
+        signing_key: Ed25519PrivateKey | None = None,
     ) -> tuple[Path, str]:
         """Hash every file into the manifest, write it, and rename the directory into place.
 
@@ -86,6 +96,8 @@ class ExportWriter:
             digest, size = sha256_file(self.tmp / name)
             self.files[name] = {"sha256": digest, "bytes": size}
         manifest["files"] = self.files
+        if signing_key is not None:
+            manifest["signature"] = sign_manifest(signing_key, manifest)
         text = json.dumps(manifest, indent=2, ensure_ascii=False, sort_keys=False) + "\n"
         self.add_text(MANIFEST, text)
         manifest_hash = hashlib.sha256(text.encode()).hexdigest()
@@ -113,6 +125,37 @@ class ExportWriter:
         return exc
 
 
+def signed_bytes(manifest: dict[str, Any]) -> bytes:
+    """What a manifest's signature covers: the manifest without `signature`, in canonical JSON."""
+    return canonical_json({k: v for k, v in manifest.items() if k != "signature"}).encode()
+
+
+def sign_manifest(key: Ed25519PrivateKey, manifest: dict[str, Any]) -> dict[str, str]:
+    return {"algorithm": "ed25519", "key": public_key_text(key.public_key()),
+            "value": base64.b64encode(key.sign(signed_bytes(manifest))).decode()}
+
+
+def signature_problem(manifest: dict[str, Any], key: Ed25519PublicKey | None) -> tuple[str | None, str]:
+    """(problem, what was checked): None when the manifest's signature holds under `key`.
+
+    Without a `key` the manifest's own key is used: that catches an edit made without re-signing,
+    but only a key obtained elsewhere (the report, the privacy notice) proves who signed."""
+    sig = manifest.get("signature")
+    if sig is None:
+        return ("NOT SIGNED (a manifest written before signing, or its signature was removed)"
+                if key is not None else None), "not signed"
+    trusted = key if key is not None else parse_public_key(sig["key"], "manifest.json: signature.key")
+    if sig["key"] != public_key_text(trusted):
+        expected = fingerprint(public_key_text(trusted))
+        return f"SIGNED BY ANOTHER KEY ({fingerprint(sig['key'])}, expected {expected})", ""
+    try:
+        trusted.verify(base64.b64decode(sig["value"], validate=True), signed_bytes(manifest))
+    except (InvalidSignature, binascii.Error, ValueError):
+        return "SIGNATURE DOES NOT MATCH (the manifest was changed after the export)", ""
+    how = "the given public key" if key is not None else "its own key only: give --public-key to prove whose"
+    return None, f"signed by key {fingerprint(sig['key'])} (checked with {how})"
+
+
 def base_manifest(config: Config, kind: str, user: str, now: float) -> dict[str, Any]:
     """What every manifest starts with: the format, the tool, when, by whom, where, under which config."""
     return {
@@ -138,4 +181,7 @@ __all__ = [
     "base_manifest",
     "create_private",
     "sha256_file",
+    "sign_manifest",
+    "signature_problem",
+    "signed_bytes",
 ]

@@ -1,4 +1,9 @@
-"""Checking an export directory against its manifest, and the manifest against the export log."""
+"""Checking an export directory against its manifest, the manifest against its signature and the export log.
+
+`verify_export(DIR, public_key=KEY)` needs nothing from the gateway: the manifest's
+signature and its signed chain head are checked under the public key printed in
+every report and in the privacy notice.
+"""
 
 from __future__ import annotations
 
@@ -7,13 +12,18 @@ import os
 from pathlib import Path
 from typing import Any
 
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
+
 from monitor.exports.log import read_log
-from monitor.exports.sealed import FORMAT, MANIFEST, sha256_file
+from monitor.exports.sealed import FORMAT, MANIFEST, sha256_file, signature_problem
+from monitor.store.signing import HeadError, SignedHead, parse_public_key
 
 HEX = frozenset("0123456789abcdef")
 
 
-def verify_export(directory: str | Path, log_path: str | Path | None = None) -> tuple[bool, list[str]]:
+def verify_export(
+    directory: str | Path, log_path: str | Path | None = None, public_key: Ed25519PublicKey | None = None
+) -> tuple[bool, list[str]]:
     """Check every file of an export against its manifest; name each file that differs.
 
     Returns (ok, lines): one line per file, and a last line with the verdict.
@@ -51,6 +61,7 @@ def verify_export(directory: str | Path, log_path: str | Path | None = None) -> 
         if name != MANIFEST and name not in files:
             lines.append(f"{name}: NOT IN MANIFEST (added after the export)")
             ok = False
+    ok = _check_signature(manifest, public_key, lines) and ok
     if log_path is not None:
         ok = _check_log(d, Path(log_path), lines) and ok
     head = manifest.get("chain_head") or {}
@@ -80,7 +91,47 @@ def manifest_problem(manifest: Any) -> str | None:
     head = manifest.get("chain_head")
     if head is not None and not isinstance(head, dict):
         return "chain_head: not an object"
+    sig = manifest.get("signature")
+    if sig is not None and (not isinstance(sig, dict) or not all(isinstance(sig.get(k), str)
+                                                                  for k in ("key", "value"))):
+        return "signature: not an object with a key and a value"
+    if manifest.get("signed_head") is not None:
+        try:
+            SignedHead.from_dict(manifest["signed_head"], "signed_head")
+        except HeadError as exc:
+            return str(exc)
     return None
+
+
+def _check_signature(manifest: dict[str, Any], key: Ed25519PublicKey | None, lines: list[str]) -> bool:
+    """The manifest's signature, then its signed chain head: both under `key` (see `signature_problem`)."""
+    try:
+        problem, checked = signature_problem(manifest, key)
+    except HeadError as exc:
+        problem, checked = str(exc), ""
+    if problem:
+        lines.append(f"manifest.json: {problem}")
+        return False
+    lines.append(f"manifest.json: {checked}")
+    if manifest.get("signed_head") is None or manifest.get("signature") is None:
+        return True
+    head = SignedHead.from_dict(manifest["signed_head"], "signed_head")
+    chain = manifest.get("chain_head") or {}
+    trusted = key or _own_key(manifest)
+    if trouble := head.verify(trusted):
+        lines.append(f"manifest.json: signed_head: {trouble}")
+        return False
+    if (head.record_id, head.hash) != (chain.get("record_id"), chain.get("hash")):
+        lines.append(f"manifest.json: signed_head names record {head.record_id}, chain_head record "
+                     f"{chain.get('record_id')}: the manifest's anchors disagree")
+        return False
+    lines.append(f"manifest.json: signed chain head {head.seq} (record {head.record_id}, {head.signed_at}) "
+                 "ok")
+    return True
+
+
+def _own_key(manifest: dict[str, Any]) -> Ed25519PublicKey:
+    return parse_public_key(manifest["signature"]["key"], "manifest.json: signature.key")
 
 
 def _check_log(d: Path, log_path: Path, lines: list[str]) -> bool:

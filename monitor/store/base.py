@@ -30,12 +30,14 @@ observations from another process merge into the same session) and appends.
 Readers take a `snapshot()`: one consistent view while writers commit.
 
 Known limits: a hash chain without a secret proves that records were not
-changed *by someone who did not recompute the hashes*; the chain head that an
-export manifest records anchors the store against a full rewrite after that
-point. A late observation that falls between two sessions already stored
-extends the later one rather than joining them (joining would delete an
-evidence row). Tombstones keep the SHA-256 of purged content until they are
-compacted into a checkpoint.
+changed *by someone who did not recompute the hashes*. Signed chain heads
+(`monitor.store.signing`) say which gateway wrote them, and a copy of one held
+off the box (a journal line, an export manifest, the central store) anchors the
+store against truncation and a full rewrite up to that head (`verify --against`).
+A late observation that falls between two sessions already stored extends the
+later one rather than joining them (joining would delete an evidence row).
+Tombstones keep the SHA-256 of purged content until they are compacted into a
+checkpoint.
 
 Portability: the schema (`monitor.store.schema`) is plain SQL, and only
 `SQLiteSessionStore` knows about pragmas and file headers, so a PostgreSQL
@@ -48,12 +50,14 @@ import abc
 import contextlib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from monitor.errors import UserError
 from monitor.observation import AccessEvent
 from monitor.store.chain import ChainHead
 from monitor.store.filter import EVERY_SESSION, SessionFilter
 from monitor.store.sessions import Session, SessionMerger
+from monitor.store.signing import SignedHead
 
 
 class StoreError(UserError):
@@ -167,6 +171,16 @@ class SessionStore(SessionReader):
 
     @abc.abstractmethod
     def verify(self) -> VerifyResult: ...
+
+    # --- signed chain heads (monitor.store.signing, monitor.store.anchors) -----------------
+
+    def sign_head(self, key: Any, reason: str, head: ChainHead | None = None) -> SignedHead:
+        """Sign `head` (default: the chain's head) after the last signed head, keep it, log it."""
+        raise StoreError(f"{type(self).__name__} cannot sign its chain head")
+
+    def check_heads(self, heads: Iterable[SignedHead], key: Any) -> tuple[int, Any]:
+        """How many of `heads` hold under `key` and are still on the chain; the first that does not."""
+        raise StoreError(f"{type(self).__name__} cannot check signed heads")
 
     # --- retention ------------------------------------------------------------------------
 

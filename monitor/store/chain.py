@@ -7,16 +7,22 @@ hash once retention has compacted a prefix away). A store feeds its records
 here in id order; the first link that does not hold is named as changed,
 removed or inserted, in words an investigator can act on.
 
+A purge is itself a link: a record of session 0 whose body names the cutoff and
+the sessions it removed (`purge_body`). A tombstone (a record whose body is gone)
+is valid only when a later purge record names its session.
+
 The export log (`monitor.exports.log`) chains its entries from the same `GENESIS`.
 """
 
 from __future__ import annotations
 
 import hashlib
+import json
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 GENESIS = "0" * 64  # the `prev` of the first link of any chain: the store's records, the export log
+PURGE_SESSION = 0  # the session id of a purge record (sessions are numbered from 1)
 
 # (id, session_id, version, recorded_at, body, body_sha256, prev_hash, hash), as the store holds it
 Record = tuple[int, int, int, float, str | None, str, str, str]
@@ -61,6 +67,27 @@ def record_hash(
 def body_digest(body: str) -> str:
     """SHA-256 of a record's body (a session's canonical JSON), as the record stores it."""
     return hashlib.sha256(body.encode()).hexdigest()
+
+
+def purge_body(cutoff: float, session_ids: Iterable[int]) -> str:
+    """A purge record's body: the cutoff, and the removed sessions as ranges of ids (canonical JSON)."""
+    ranges: list[list[int]] = []
+    for sid in sorted(set(session_ids)):
+        if ranges and ranges[-1][1] == sid - 1:
+            ranges[-1][1] = sid
+        else:
+            ranges.append([sid, sid])
+    return json.dumps({"purge": {"cutoff": float(cutoff), "sessions": ranges}}, sort_keys=True,
+                      separators=(",", ":"))
+
+
+def purged_ranges(body: str) -> list[tuple[int, int]]:
+    """The session id ranges a purge record's body names (empty when the body is not a purge)."""
+    try:
+        ranges = json.loads(body)["purge"]["sessions"]
+        return [(int(a), int(b)) for a, b in ranges]
+    except (ValueError, KeyError, TypeError):
+        return []
 
 
 def walk(
@@ -133,4 +160,5 @@ def follow(records: Iterable[Record], start: ChainHead) -> tuple[str, int | None
     return prev, None
 
 
-__all__ = ["GENESIS", "ChainBreak", "ChainHead", "Record", "body_digest", "follow", "record_hash", "walk"]
+__all__ = ["GENESIS", "PURGE_SESSION", "ChainBreak", "ChainHead", "Record", "body_digest", "follow",
+           "purge_body", "purged_ranges", "record_hash", "walk"]

@@ -207,10 +207,27 @@ def wal_problem(db: str | Path, *, recheck_after: float = 0.2) -> str | None:
         raise StoreError(f"{wal}: cannot read the store's write-ahead log: {exc.strerror or exc}") from None
 
 
+def error_reason(exc: BaseException) -> str:
+    """A bounded label for `store_write_errors_total{reason}`."""
+    text = str(exc).lower()
+    if "full" in text:
+        return "disk_full"
+    if "locked" in text or "busy" in text:
+        return "locked"
+    if "readonly" in text or "read-only" in text:
+        return "readonly"
+    if "malformed" in text or "not a database" in text:
+        return "corrupt"
+    if "i/o" in text or isinstance(exc, OSError):
+        return "io"
+    return "other"
+
+
 __all__ = [
     "RECOVERY",
     "StoreDamaged",
     "close_keeping_files",
+    "error_reason",
     "in_use",
     "is_damage",
     "one_line",

@@ -3,6 +3,13 @@
 Plain SQL over the tables of `monitor.store.schema`, run inside the caller's
 write transaction (SQLite's `purge` opens it), so a central PostgreSQL store
 can run the same steps.
+
+A purge is recorded in the chain it purges: before any content goes, one
+record of session 0 (`monitor.store.chain.purge_body`) names the cutoff and
+every session removed. `verify` accepts a tombstone only when such a record,
+later in the chain, names its session; content blanked any other way (a
+session "deleted as if purged", the history of a live session erased) is
+named as removed.
 """
 
 from __future__ import annotations
@@ -12,7 +19,7 @@ from typing import Any
 import structlog
 
 from monitor.store.base import PurgeResult
-from monitor.store.chain import ChainHead, follow
+from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, follow, purge_body, record_hash
 from monitor.store.integrity import RECORD_COLUMNS
 
 log = structlog.get_logger("monitor.store.retention")
@@ -29,11 +36,17 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
     the tombstones stay so `verify` keeps reporting the break.
     """
     doomed = "SELECT id FROM sessions WHERE last_seen < ?"
+    ids = [sid for (sid,) in con.execute(doomed, (cutoff,))]
+    purge_record = _record_purge(con, cutoff, ids, start, now) if ids else None
     con.execute(
         f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", (cutoff,)
     )
     removed = con.execute("DELETE FROM sessions WHERE last_seen < ?", (cutoff,)).rowcount
-    first_live = con.execute("SELECT MIN(id) FROM records WHERE body IS NOT NULL").fetchone()[0]
+    # this purge's own record stays (it vouches for the tombstones left behind); older ones may go
+    first_live = con.execute(
+        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ?)",
+        (PURGE_SESSION, purge_record or -1),
+    ).fetchone()[0]
     last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
     through = (first_live - 1) if first_live is not None else last
     checkpoint = None
@@ -52,6 +65,22 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
             )
             checkpoint = ChainHead(through, prev)
     return PurgeResult(cutoff, removed, compacted, checkpoint)
+
+
+def _record_purge(con: Any, cutoff: float, session_ids: list[int], start: ChainHead, now: float) -> int:
+    """Append the purge's record at the chain's head; returns its id."""
+    row = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone()
+    rid, prev = (row[0] + 1, row[1]) if row else (start.record_id + 1, start.hash)
+    body = purge_body(cutoff, session_ids)
+    digest = body_digest(body)
+    recorded_at = round(now, 6)
+    con.execute(
+        "INSERT INTO records (id, session_id, version, recorded_at, body, body_sha256, prev_hash, hash) "
+        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        (rid, PURGE_SESSION, 1, recorded_at, body, digest, prev,
+         record_hash(rid, PURGE_SESSION, 1, recorded_at, digest, prev)),
+    )
+    return int(rid)
 
 
 __all__ = ["purge_before"]

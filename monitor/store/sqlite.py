@@ -14,13 +14,14 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import structlog
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from monitor.store import damage, files, integrity, retention, schema
+from monitor.store import anchors, damage, files, integrity, retention, schema
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
 from monitor.store.chain import GENESIS, ChainHead, Record, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
@@ -29,6 +30,7 @@ from monitor.store.ecs import ECS_JSON_SQL
 from monitor.store.filter import EVERY_SESSION, SessionFilter
 from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, STORE_FORMAT, Migration
 from monitor.store.sessions import Session, canonical_json, merge_into, within_gap
+from monitor.store.signing import SignedHead
 
 log = structlog.get_logger("monitor.store.sqlite")
 
@@ -128,38 +130,40 @@ class SQLiteSessionStore(SessionStore):
         if "schema_version" not in tables:
             foreign = sorted(t for t in tables if not t.startswith("sqlite_"))
             if foreign:
-                raise StoreError(
-                    f"{self._shown}: not a social-monitor store (it holds tables {', '.join(foreign[:5])})"
-                )
+                raise StoreError(f"{self._shown}: not a social-monitor store (it holds tables "
+                                 f"{', '.join(foreign[:5])})")
             if not create:
                 raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
         elif self._read_version() == self._version:
             return  # the common case takes no write lock: readers open while writers write
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             current = 0
             if "schema_version" in self._tables():
                 current = con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
             if current > self._version:
-                raise StoreError(
-                    f"{self._shown}: store schema {current} is newer than this social-monitor "
-                    f"understands ({self._version}): upgrade social-monitor"
-                )
+                raise StoreError(f"{self._shown}: store schema {current} is newer than this social-monitor "
+                                 f"understands ({self._version}): upgrade social-monitor")
             for version in schema.apply(con, current, self._migrations, time.time()):
                 log.info("store_migrated", path=self._shown, version=version)
             fmt = con.execute("SELECT value FROM store_meta WHERE name = 'format'").fetchone()
             if not fmt or fmt[0] != STORE_FORMAT:
                 raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
-            con.execute("COMMIT")
+
+    @contextlib.contextmanager
+    def _writing(self) -> Iterator[None]:
+        """One BEGIN IMMEDIATE transaction, committed when the block ends, rolled back on any error."""
+        self._con.execute("BEGIN IMMEDIATE")
+        try:
+            yield
+            self._con.execute("COMMIT")
         except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
+            if self._con.in_transaction:
+                self._con.execute("ROLLBACK")
             raise
 
     def relieve(self) -> None:
         """Copy committed WAL frames into the database and truncate the WAL: on a full disk the WAL has
-        often grown into the last free space (failed transactions leave frames past the commit point);
-        truncating it is what lets the retry fit."""
+        often grown into the last free space, and truncating it is what lets the retry fit."""
         try:
             self._con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchall()
         except sqlite3.Error as exc:
@@ -308,13 +312,11 @@ class SQLiteSessionStore(SessionStore):
             raise
         return len(records)
 
-    def _open_rows(
-        self, segment_keys: Sequence[str], segments: Sequence[Session]
-    ) -> dict[str, list[tuple[Any, ...]]]:
+    def _open_rows(self, segment_keys: Sequence[str], segments: Sequence[Session]) -> dict[str, list[Any]]:
         """Stored sessions that the segments may extend: one indexed query per 500 keys."""
         keys = sorted(set(segment_keys))
         low = min(seg.first_seen for seg in segments) - self.idle_gap
-        found: dict[str, list[tuple[Any, ...]]] = {}
+        found: dict[str, list[Any]] = {}
         for start in range(0, len(keys), 500):
             chunk = keys[start : start + 500]
             marks = ", ".join("?" * len(chunk))
@@ -363,10 +365,8 @@ class SQLiteSessionStore(SessionStore):
                 yield row_session(row)
 
     def ecs_json(self, where: SessionFilter = EVERY_SESSION) -> Iterator[str]:
-        """JSON lines built by SQLite's json_object, in C: a month of a school lists in well under a second.
-
-        Parses to exactly `Session.to_ecs()` (a test holds it to that): timestamps are rounded to
-        the microsecond and cut to the millisecond, as `iso_ms` does."""
+        """JSON lines built by SQLite's json_object, in C (a school's month in well under a second); they
+        parse to exactly `Session.to_ecs()`, timestamps rounded to the µs and cut to the ms (a test)."""
         batches = self._batches(f"SELECT {ECS_JSON_SQL} FROM sessions", where, 2000)
         try:
             first = next(batches, [])
@@ -400,7 +400,7 @@ class SQLiteSessionStore(SessionStore):
         row = self._con.execute(f"{_SELECT_SESSIONS} WHERE id = ?", (session_id,)).fetchone()
         return row_session(row) if row else None
 
-    # --- verification ---------------------------------------------------------------------
+    # --- verification and signed heads (monitor.store.integrity, monitor.store.anchors) ------
 
     def verify(self) -> VerifyResult:
         """Every page first (SQLite's quick_check), then the chain; damage raises `StoreDamaged`."""
@@ -408,6 +408,14 @@ class SQLiteSessionStore(SessionStore):
             raise StoreDamaged(self._shown, problem)
         with self.snapshot():  # one view while writers carry on
             return integrity.verify(self._con, self._checkpoint(), self.chain_head())
+
+    def check_heads(self, heads: Iterable[SignedHead], key: Ed25519PublicKey) -> tuple[int, Any]:
+        with self.snapshot():
+            return anchors.check_heads(self._con, heads, self._checkpoint(), key)
+
+    def sign_head(self, key: Ed25519PrivateKey, reason: str, head: ChainHead | None = None) -> SignedHead:
+        """On a connection of its own: an export signs its snapshot's head from inside the snapshot."""
+        return anchors.sign_store_file(self.path, key, head, reason, time.time())
 
     # --- retention ------------------------------------------------------------------------
 
@@ -418,17 +426,10 @@ class SQLiteSessionStore(SessionStore):
     def purge(self, retention_days: int, now: float | None = None) -> PurgeResult:
         """Remove sessions last seen before now - retention_days (see `monitor.store.retention`)."""
         now = time.time() if now is None else now
-        con = self._con
-        con.execute("BEGIN IMMEDIATE")
-        try:
+        with self._writing():
             start = self._checkpoint() or ChainHead(0, GENESIS)
-            result = retention.purge_before(con, now - retention_days * DAY, start, now, self._shown)
+            result = retention.purge_before(self._con, now - retention_days * DAY, start, now, self._shown)
             self._set_meta("last_purge", repr(now))
-            con.execute("COMMIT")
-        except BaseException:
-            if con.in_transaction:
-                con.execute("ROLLBACK")
-            raise
         log.info("store_purged", path=self._shown, sessions=result.sessions_removed,
                  records_compacted=result.records_removed, cutoff=result.cutoff)
         return result

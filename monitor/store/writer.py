@@ -14,9 +14,9 @@ thousands of them. A new access, a new session after the idle gap, or a new
 flag is written with the next batch; `flush()` and `close()` write
 everything held.
 
-Each new session row the store inserts is one access
-(`social_monitor_accesses_total`): merges into an open session, including
-one written by the other process, are not (monitor.tagging.counting).
+Each new session row the store inserts is one access (`social_monitor_accesses_total`): merges
+into an open session, even one the other process wrote, are not (monitor.tagging.counting).
+The writer signs the chain head at start, every `sign_interval` and at close (monitor.store.signing).
 
 When a commit fails (the disk is full, the file is locked for longer than the
 busy timeout, an I/O error), the error is counted by reason and logged, and
@@ -50,36 +50,18 @@ from monitor.config.loader import Config
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Flag
 from monitor.store.base import SessionStore, StoreError
-from monitor.store.damage import RECOVERY, StoreDamaged, is_damage
+from monitor.store.damage import RECOVERY, StoreDamaged, error_reason, is_damage
 from monitor.store.sessions import Session, SessionMerger
+from monitor.store.signing import SIGN_INTERVAL, key_path_for, load_or_create_key
 from monitor.store.sqlite import open_config_store
 
 log = structlog.get_logger("monitor.store.writer")
-
 HOUR = 3600.0
 
 
-def error_reason(exc: BaseException) -> str:
-    """A bounded label for `store_write_errors_total{reason}`."""
-    text = str(exc).lower()
-    if "full" in text:
-        return "disk_full"
-    if "locked" in text or "busy" in text:
-        return "locked"
-    if "readonly" in text or "read-only" in text:
-        return "readonly"
-    if "malformed" in text or "not a database" in text:
-        return "corrupt"
-    if "i/o" in text or isinstance(exc, OSError):
-        return "io"
-    return "other"
-
-
 class StoreWriter:
-    """Owns `store` from `start()` on: no other thread may use that store object.
-
-    It counts `social_monitor_accesses_total` (and the flagged family) for what it
-    stores: once per session row it inserts (`counts_accesses`)."""
+    """Owns `store` from `start()` on: no other thread may use that store object. It counts
+    `social_monitor_accesses_total` (and the flagged family) once per session row it inserts."""
 
     counts_accesses = True
 
@@ -96,6 +78,7 @@ class StoreWriter:
         retry_max: float = 10.0,
         retention_days: int | None = None,
         extend_interval: float = 30.0,
+        signing_key: Any = None, sign_interval: float = SIGN_INTERVAL,
     ):
         self.store = store
         self.metrics = metrics if metrics is not None else Metrics()
@@ -106,6 +89,7 @@ class StoreWriter:
         self.retry_max = retry_max
         self.retention_days = retention_days
         self.extend_interval = extend_interval
+        self.signing_key, self.sign_interval, self._next_sign = signing_key, sign_interval, 0.0
         # A deque, not queue.Queue: append and popleft are atomic under the GIL and cost a tenth
         # of Queue's lock and condition per event; the bound is checked on submit.
         self.queue_size = queue_size
@@ -146,6 +130,7 @@ class StoreWriter:
             metrics,
             queue_size=config.model.store.queue_size,
             retention_days=config.model.retention_days,
+            signing_key=load_or_create_key(key_path_for(config.store_path)),  # created on first start
         )
 
     def start(self) -> StoreWriter:
@@ -199,6 +184,7 @@ class StoreWriter:
         self._stop.set()
         if self._thread.is_alive():
             self._thread.join(timeout=max(1.0, timeout))
+        self._sign("stop")
         left = self.pending
         if left:
             log.error("store_writer_closed_with_unwritten_events", events=left, error=self.last_error)
@@ -395,6 +381,18 @@ class StoreWriter:
             self.metrics.store_write_errors.labels(reason=error_reason(exc)).inc()
             log.error("store_purge_failed", error=str(exc))
 
+    def _sign(self, reason: str | None = None) -> None:
+        """Sign the chain head when due (or now, for a `reason`): a `chain_head_signed` journal line."""
+        due = reason is not None or time.monotonic() >= self._next_sign
+        if self.signing_key is None or self.damaged or not due:
+            return
+        reason = reason or ("interval" if self._next_sign else "start")
+        self._next_sign = time.monotonic() + self.sign_interval
+        try:
+            self.store.sign_head(self.signing_key, reason)
+        except (sqlite3.Error, OSError, StoreError) as exc:
+            log.error("chain_head_sign_failed", reason=reason, error=str(exc))  # the next one may hold
+
     def _run(self) -> None:
         self._check_at_start()
         delay = self.retry_initial
@@ -427,6 +425,7 @@ class StoreWriter:
                 if stopping:
                     return
             self._maybe_purge()
+            self._sign()
 
 
 class _Unusable(SessionStore):

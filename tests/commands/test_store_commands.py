@@ -115,7 +115,8 @@ def test_purge_keeps_chain_verifiable(tmp_path, config, capsys):
     code, out, _ = run(capsys, "purge", "--config", str(config), "--now", "2026-12-21T12:00:00Z")
     assert code == 0 and "removed 6 sessions" in out and "checkpoint at record 6" in out
     code, out, _ = run(capsys, "verify", "--config", str(config))
-    assert code == 0 and "1 records, 1 sessions" in out and "checkpoint at record 6" in out
+    # two records: the kept session's, and the purge's own (it names the sessions it removed)
+    assert code == 0 and "2 records, 1 sessions" in out and "checkpoint at record 6" in out
     with open_store(db) as store:
         store.write([event(T0 + 96 * 86400, local_date="2026-12-26")])
         assert store.verify().ok
@@ -132,7 +133,9 @@ def test_purge_tombstones_out_of_order_records(tmp_path):
         result = store.purge(90, now=T0 + 91 * 86400)
         assert result.sessions_removed == 2 and result.records_removed == 1
         con = sqlite3.connect(tmp_path / "s.db")
-        assert con.execute("SELECT id, body IS NULL FROM records ORDER BY id").fetchall() == [(2, 0), (3, 1)]
+        # record 4 is the purge itself: it names sessions 1 and 3, which is what makes tombstone 3 valid
+        assert con.execute("SELECT id, body IS NULL FROM records ORDER BY id").fetchall() == [
+            (2, 0), (3, 1), (4, 0)]
         con.close()
         assert store.verify().ok
 
