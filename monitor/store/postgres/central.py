@@ -48,9 +48,11 @@ def month_of(timestamp: float) -> str:
 
 
 def session_start(record: Record) -> float:
-    """The record's partition time, as `SESSION_START_SQL` computes it: its session's first sighting."""
+    """The record's partition time, as `SESSION_START_SQL` computes it: its session's first sighting,
+    else (a purged body, or a purge record, which names no session) when it was recorded."""
     body = record[4]
-    return float(json.loads(body)["first_seen"]) if body is not None else float(record[3])
+    first_seen = json.loads(body).get("first_seen") if body is not None else None
+    return float(first_seen) if first_seen is not None else float(record[3])
 
 
 class CentralStore:

@@ -114,7 +114,9 @@ BEGIN
             received_at = now() WHERE gateway_id = g.gateway_id;
         WITH latest AS (
             SELECT DISTINCT ON (session_id) session_id, version, seq, body::jsonb AS b
-            FROM arrived WHERE gateway_id = g.gateway_id AND body IS NOT NULL
+            -- session 0 is the gateway's purge records: its local retention, not a session (central
+            -- retention is the trust's own, by partition)
+            FROM arrived WHERE gateway_id = g.gateway_id AND body IS NOT NULL AND session_id <> 0
             ORDER BY session_id, version DESC
         ), changed AS (
             UPDATE sessions s SET version = l.version, seq = l.seq,

@@ -181,3 +181,25 @@ def _wait(condition, timeout: float = 60.0) -> None:
             pass
         time.sleep(0.1)
     raise AssertionError("timed out")
+
+
+def test_a_gateway_that_purged_ships_its_purge_record_and_stays_verifiable(pg_server, tmp_path):
+    """Shipped, then purged (a chained purge record with session id 0), then shipped again."""
+    name, roles = central_db(pg_server, ["oak"])
+    store = tmp_path / "oak.db"
+    fill(store, 20)
+    shipper = Shipper(store, pg_server.dsn(roles["oak"], name), "oak", batch_size=50)
+    shipper.ship_once()
+    with SQLiteSessionStore(store) as local:
+        purged = local.purge(retention_days=1, now=T0 + 20 * 400.0 + 86400 * 3)
+        assert purged.sessions_removed == 20
+    fill(store, 5, start=T0 + 86400 * 4, device="NEW")
+    result = shipper.ship_once()
+    shipper.close()
+    assert result.lag_records == 0
+    local = local_records(store)
+    assert [r[1] for r in local].count(0) == 1  # the purge is one chained record of session 0
+    with CentralStore(pg_server.dsn(dbname=name)) as admin:
+        # every record ever written, the ones the gateway has since compacted away included
+        assert admin.verify_gateway("oak") == (local[-1][0], None)
+        assert admin.count("sessions", "oak") == 25  # the central keeps what the gateway purged
