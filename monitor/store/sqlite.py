@@ -134,8 +134,16 @@ class SQLiteSessionStore(SessionStore):
                 )
             if not create:
                 raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
-        elif self._read_version() == self._version:
+        elif (current := self._read_version()) == self._version:
             return  # the common case takes no write lock: readers open while writers write
+        elif not create and current < self._version:
+            view = schema.reader_view(current, self._migrations)
+            if view is not None:  # a reader of an older file leaves it as it is (evidence)
+                fmt = self._meta("format")
+                if fmt != STORE_FORMAT:
+                    raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
+                con.execute(view)
+                return
         con.execute("BEGIN IMMEDIATE")
         try:
             current = 0
