@@ -27,6 +27,7 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 CLOCK_RE = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+SPECIAL_CATEGORIES = ("dating", "political", "religion", "sexuality")  # UK GDPR art. 9 inference
 TEACHING_ZONE_KINDS = frozenset({"classroom", "lab", "laboratory", "workshop", "studio", "sports-hall"})
 
 
@@ -359,7 +360,7 @@ class PolicySettings(Strict):
         description="Categories never recorded, only counted anonymously.",
     )
     special_categories: list[str] = Field(
-        default_factory=lambda: ["dating", "political", "religion", "sexuality"],
+        default_factory=lambda: list(SPECIAL_CATEGORIES),
         description="Categories whose use reveals UK GDPR art. 9 data: counted only, unless recorded.",
     )
     record_special: list[RecordedSpecial] = Field(

@@ -187,7 +187,7 @@ def parse_embeds(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
     """`{widget: [connect.facebook.net], cdn: [...]}` as (domain, role) pairs."""
     if not isinstance(raw, dict):
         raise CatalogError("embeds: expected a mapping from role to a list of domains")
-    out = []
+    out: list[tuple[str, str]] = []
     for role, domains in raw.items():
         if role not in EMBED_ROLES:
             raise CatalogError(f"embeds: unknown role {role!r} (one of {', '.join(EMBED_ROLES)})")

@@ -103,7 +103,7 @@ class SchoolClock:
         if dated is not None:
             return replace(plan, pupil_spans=dated, pupil_source=f"pupil hours for {day.isoformat()}")
         if plan.status != "school-day":
-            return replace(plan, pupil_source=f"no pupils on a {plan.status} day")
+            return replace(plan, pupil_source=f"no pupils: {plan.status}")
         weekday = WEEKDAYS[day.weekday()]
         configured = self._pupils_by_weekday.get(weekday)
         if configured is not None:
