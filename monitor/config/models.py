@@ -17,7 +17,15 @@ from datetime import date, datetime, time
 from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    field_validator,
+    model_validator,
+)
 
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -68,6 +76,8 @@ def parse_day(value: object) -> date:
 
 def parse_hours(value: object) -> tuple[time, time]:
     """Pupil hours written "HH:MM-HH:MM" (a club from 15:30 to 16:30 is "15:30-16:30")."""
+    if isinstance(value, tuple) and len(value) == 2:  # already parsed (a model copied in Python)
+        return parse_clock(value[0]), parse_clock(value[1])
     if not isinstance(value, str) or value.count("-") != 1:
         raise ValueError(f"{value!r} is not a span of time: write \"HH:MM-HH:MM\", e.g. \"08:00-08:45\"")
     start, end = (parse_clock(part.strip()) for part in value.split("-"))
@@ -78,7 +88,8 @@ def parse_hours(value: object) -> tuple[time, time]:
 
 Clock = Annotated[time, BeforeValidator(parse_clock)]
 Day = Annotated[date, BeforeValidator(parse_day)]
-Hours = Annotated[tuple[time, time], BeforeValidator(parse_hours)]
+Hours = Annotated[tuple[time, time], BeforeValidator(parse_hours),
+                  PlainSerializer(lambda v: f"{v[0].isoformat()}-{v[1].isoformat()}")]
 
 
 def split_hostport(value: str, allow_zero: bool = False) -> tuple[str, int]:
@@ -241,7 +252,6 @@ class Calendar(Strict):
 class DatedPupilHours(Strict):
     date: Day
     hours: list[Hours] = Field(description="Pupil hours that day; [] for none (a trip, a closure).")
-
 
 class PupilHours(Strict):
     """When pupils are on site. By default, on a teaching day, from the start of the first contact
