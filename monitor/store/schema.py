@@ -149,10 +149,22 @@ def check_migrations(migrations: Mapping[int, Migration]) -> int:
     return versions[-1]
 
 
+def read_in_place(con: Any, current: int, migrations: Mapping[int, Migration]) -> bool:
+    """Let a reader see an older file at the current schema without changing a byte of it (evidence):
+    a TEMP view adds the newer columns. False when it cannot (then the file must be migrated)."""
+    view = reader_view(current, migrations)
+    if view is None:
+        return False
+    con.execute(view)
+    return True
+
+
 def reader_view(current: int, migrations: Mapping[int, Migration]) -> str | None:
     """A TEMP view giving an older file's `sessions` the columns of the pending migrations, or None
-    when one of them cannot be read that way (then the file must be migrated)."""
+    when there are none or one of them cannot be read that way."""
     columns: dict[str, str] = {}
+    if not pending(current, migrations):
+        return None
     for version in pending(current, migrations):
         defaults = migrations[version].read_defaults
         if defaults is None:
@@ -194,5 +206,6 @@ __all__ = [
     "apply",
     "check_migrations",
     "pending",
+    "read_in_place",
     "reader_view",
 ]

@@ -117,10 +117,9 @@ class SQLiteSessionStore(SessionStore):
 
     def _read_version(self) -> int:
         current = self._con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-        if current == self._version:
-            fmt = self._meta("format")
-            if fmt != STORE_FORMAT:
-                raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
+        fmt = self._meta("format")
+        if fmt != STORE_FORMAT:
+            raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
         return int(current)
 
     def _migrate(self, create: bool) -> None:
@@ -134,16 +133,9 @@ class SQLiteSessionStore(SessionStore):
                 )
             if not create:
                 raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
-        elif (current := self._read_version()) == self._version:
-            return  # the common case takes no write lock: readers open while writers write
-        elif not create and current < self._version:
-            view = schema.reader_view(current, self._migrations)
-            if view is not None:  # a reader of an older file leaves it as it is (evidence)
-                fmt = self._meta("format")
-                if fmt != STORE_FORMAT:
-                    raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
-                con.execute(view)
-                return
+        elif (current := self._read_version()) == self._version or (
+                not create and schema.read_in_place(con, current, self._migrations)):
+            return  # no write lock: readers open while writers write; a reader leaves an older file as it is
         con.execute("BEGIN IMMEDIATE")
         try:
             current = 0

@@ -233,3 +233,18 @@ def test_migrated_v1_records_still_verify_and_new_roles_are_chained(v1_copy):
         assert store.verify().ok
         new = [s for s in store.sessions() if s.platform == "tiktok" and s.first_seen == T0 + 9000]
     assert [s.roles for s in new] == [("platform",)]
+
+
+@pytest.mark.parametrize(
+    ("current", "table", "view"),
+    [
+        (1, {1: V2, 2: Migration((), read_defaults={"a": "''"})},
+         "CREATE TEMP VIEW sessions AS SELECT *, '' AS a FROM main.sessions"),
+        (2, {1: V2, 2: Migration((), read_defaults={"a": "''"})}, None),  # nothing pending
+        (1, {1: V2, 2: V2}, None),  # a pending migration that a view cannot stand in for
+        (1, {1: V2, 2: Migration((), read_defaults={"a": "0"}), 3: Migration((), read_defaults={"b": "1"})},
+         "CREATE TEMP VIEW sessions AS SELECT *, 0 AS a, 1 AS b FROM main.sessions"),
+    ],
+)
+def test_reader_view(current, table, view):
+    assert schema.reader_view(current, table) == view
