@@ -120,7 +120,9 @@ class AccessEvent:
     platform: str | None = None
     platform_name: str | None = None
     category: str | None = None
+    role: str | None = None  # platform itself, or embed / widget / tracker / cdn (loaded by other sites)
     sensitive: bool = False  # category the trust never records (e.g. trade union, health)
+    special_category: bool = False  # its use reveals UK GDPR art. 9 data (dating, political, ...)
     trust_device: bool = False
     device_mac: str | None = None
     asset_tag: str | None = None
@@ -130,7 +132,10 @@ class AccessEvent:
     school: str | None = None
     zone: str | None = None
     zone_kind: str | None = None
-    pupil_area: bool | None = None
+    pupil_area: bool | None = None  # the zone is a pupil area
+    pupils_present: bool | None = None  # pupils are on site at this time (the school's pupil hours)
+    pupil_hours: str | None = None  # the day's pupil hours, for `explain`
+    teaching_zone: bool = False
     monitored: bool = True  # False for zones the trust counts but never stores (guest Wi-Fi)
     period: str | None = None
     period_kind: PeriodKind = "closed"
@@ -138,6 +143,7 @@ class AccessEvent:
     local_time: str | None = None  # ISO 8601 in the school's time zone
     flags: tuple[Flag, ...] = ()
     exemption: Exemption | None = None
+    probably_teaching: bool = False  # flagged, but a teaching platform in a teaching zone during a lesson
 
     @property
     def flagged(self) -> bool:
@@ -165,11 +171,13 @@ class AccessEvent:
                 "social.platform": self.platform,
                 "social.platform_name": self.platform_name,
                 "social.category": self.category,
+                "social.role": self.role,
                 "social.trust_device": self.trust_device,
                 "social.school": self.school,
                 "social.zone": self.zone,
                 "social.zone_kind": self.zone_kind,
                 "social.pupil_area": self.pupil_area,
+                "social.pupils_present": self.pupils_present,
                 "social.period": self.period,
                 "social.period_kind": self.period_kind,
                 "social.week": self.week,
@@ -177,6 +185,7 @@ class AccessEvent:
                 "social.flags": [f.to_dict() for f in self.flags],
                 "social.flagged": self.flagged,
                 "social.exemption": self.exemption.to_dict() if self.exemption else None,
+                "social.probably_teaching": self.probably_teaching,
             }
         )
         return out

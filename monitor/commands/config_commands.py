@@ -93,9 +93,14 @@ def explain(args: argparse.Namespace) -> int:
         client_mac=mac,
         user=args.user,
     )
-    event = Tagger(config).tag(obs)
+    from monitor.tagging.policy import why
+
+    tagger = Tagger(config)
+    event = tagger.tag(obs)
     row = event.to_ecs()
     row["social.recordable"] = event.recordable
+    row["social.pupil_hours"] = event.pupil_hours
+    row["social.why"] = why(event, tagger.policy)
     print(json.dumps(row, indent=2 if args.pretty else None))
     return 0
 

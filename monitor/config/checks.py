@@ -15,7 +15,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor.config.models import InventoryDevice, School, StaffPeriod, Term, TrustFile
+from monitor.config.models import SPECIAL_CATEGORIES, InventoryDevice, School, StaffPeriod, Term, TrustFile
 
 IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 
@@ -167,6 +167,17 @@ def semantic_errors(model: TrustFile, catalog_ids: set[str], categories: set[str
                 f"(known: {', '.join(sorted(categories))})"
             )
     known_platforms = catalog_ids | {a.id for a in p.add}
+    known_categories = categories | {a.category for a in p.add} | set(SPECIAL_CATEGORIES)
+    for index, category in enumerate(model.policy.special_categories):
+        if category not in known_categories:  # a misspelt one would store what art. 9 protects
+            errors.append(f"policy.special_categories[{index}]: {category!r} is not a catalog category")
+    for index, recorded in enumerate(model.policy.record_special):
+        if recorded.category not in model.policy.special_categories:
+            errors.append(f"policy.record_special[{index}].category: {recorded.category!r} is not one of "
+                          "policy.special_categories")
+    for s_index, school in enumerate(model.schools):
+        errors += _unknown(f"schools[{s_index}].teaching_platforms", school.teaching_platforms,
+                           known_platforms, "is not a known platform")
     for e_index, rule in enumerate(model.policy.exemptions):
         base = f"policy.exemptions[{e_index}]"
         errors += _unknown(f"{base}.platforms", rule.platforms, known_platforms, "is not a known platform")

@@ -18,6 +18,7 @@ from typing import Annotated, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator, model_validator
+from pydantic.functional_serializers import PlainSerializer
 
 WEEKDAYS: tuple[Weekday, ...] = ("monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday")
 Weekday = Literal["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
@@ -27,6 +28,8 @@ MAC_RE = re.compile(r"^[0-9a-f]{2}(:[0-9a-f]{2}){5}$")
 SLUG_RE = re.compile(r"^[a-z0-9][a-z0-9._-]*$")
 CLOCK_RE = re.compile(r"^([01]?[0-9]|2[0-3]):([0-5][0-9])(?::([0-5][0-9]))?$")
 DAY_RE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+SPECIAL_CATEGORIES = ("dating", "political", "religion", "sexuality")  # UK GDPR art. 9 inference
+TEACHING_ZONE_KINDS = frozenset({"classroom", "lab", "laboratory", "workshop", "studio", "sports-hall"})
 
 
 def parse_clock(value: object) -> time:
@@ -64,8 +67,22 @@ def parse_day(value: object) -> date:
         raise ValueError(f"{value!r} is not a date: {exc}") from None
 
 
+def parse_hours(value: object) -> tuple[time, time]:
+    """Pupil hours written "HH:MM-HH:MM" (a club from 15:30 to 16:30 is "15:30-16:30")."""
+    if isinstance(value, tuple) and len(value) == 2:  # already parsed (a model copied in Python)
+        return parse_clock(value[0]), parse_clock(value[1])
+    if not isinstance(value, str) or value.count("-") != 1:
+        raise ValueError(f"{value!r} is not a span of time: write \"HH:MM-HH:MM\", e.g. \"08:00-08:45\"")
+    start, end = (parse_clock(part.strip()) for part in value.split("-"))
+    if end <= start:
+        raise ValueError(f"{value!r} ends before it starts")
+    return start, end
+
+
 Clock = Annotated[time, BeforeValidator(parse_clock)]
 Day = Annotated[date, BeforeValidator(parse_day)]
+Hours = Annotated[tuple[time, time], BeforeValidator(parse_hours),
+                  PlainSerializer(lambda v: f"{v[0].isoformat()}-{v[1].isoformat()}")]
 
 
 def split_hostport(value: str, allow_zero: bool = False) -> tuple[str, int]:
@@ -122,6 +139,7 @@ class Zone(Strict):
         default_factory=list, description="802.1Q VLAN ids carrying this zone."
     )
     monitored: bool = Field(True, description="False to count but never store this zone's accesses.")
+    teaching: bool | None = Field(None, description="Lessons are taught here (default: by its kind).")
 
     @field_validator("cidrs")
     @classmethod
@@ -224,12 +242,30 @@ class Calendar(Strict):
     )
 
 
+class DatedPupilHours(Strict):
+    date: Day
+    hours: list[Hours] = Field(description="Pupil hours that day; [] for none (a trip, a closure).")
+
+class PupilHours(Strict):
+    """When pupils are on site. By default, on a teaching day, from the start of the first contact
+    period to the end of the last; none on INSET days, closures and holidays."""
+
+    weekdays: dict[Weekday, list[Hours]] = Field(default_factory=dict, description="Replace the default "
+                                                  "on teaching days of that weekday (clubs included).")
+    dates: list[DatedPupilHours] = Field(default_factory=list, description="One date's pupil hours.")
+
+
 class School(Strict):
     id: str = Field(description="Short id used in exports and metrics, e.g. 'oak-primary'.")
     name: str
     zones: list[Zone]
     timetable: Timetable
     calendar: Calendar
+    pupil_hours: PupilHours = Field(default_factory=PupilHours, description="When pupils are present.")
+    teaching_platforms: list[str] = Field(
+        default_factory=list, description="Platform ids a teacher commonly shows in lessons (youtube): "
+        "such a flag in a teaching zone during a lesson is marked 'probably teaching'."
+    )
 
     @field_validator("id")
     @classmethod
@@ -280,6 +316,9 @@ class PlatformDef(Strict):
     name: str
     category: str
     domains: list[str]
+    embeds: dict[Literal["embed", "widget", "tracker", "cdn"], list[str]] = Field(
+        default_factory=dict, description="Domains other sites load (never use of the platform), by role."
+    )
 
 
 class PlatformSettings(Strict):
@@ -309,6 +348,11 @@ class ExemptionRule(Strict):
         return self
 
 
+class RecordedSpecial(Strict):
+    category: str
+    reason: str = Field(min_length=1, description="The DPIA's reason for recording this category.")
+
+
 class PolicySettings(Strict):
     flags: list[FlagName] = Field(
         default_factory=lambda: list(FLAG_NAMES), description="Which flags apply."
@@ -317,6 +361,13 @@ class PolicySettings(Strict):
     sensitive_categories: list[str] = Field(
         default_factory=lambda: ["trade-union", "health", "employee-assistance"],
         description="Categories never recorded, only counted anonymously.",
+    )
+    special_categories: list[str] = Field(
+        default_factory=lambda: list(SPECIAL_CATEGORIES),
+        description="Categories whose use reveals UK GDPR art. 9 data: counted only, unless recorded.",
+    )
+    record_special: list[RecordedSpecial] = Field(
+        default_factory=list, description="Special categories the trust must record, with the DPIA reason."
     )
 
 

@@ -82,6 +82,12 @@ class ReportStats:
         self.devices: set[str] = set()
         self.rows: list[dict[str, Any]] = []  # the table's cells by ECS name (`monitor.store.ecs`)
         self.rows_left_out = 0
+        # listed apart, so a reviewer starts with the rest: flagged but probably teaching (4.1), and
+        # sessions that saw only a platform's widgets, pixels, embeds or CDN (never flagged)
+        self.teaching = 0
+        self.embed_only = 0
+        self.teaching_rows: list[dict[str, Any]] = []
+        self.embed_rows: list[dict[str, Any]] = []
         self._days: dict[str, tuple[str, str]] = {}
 
     def _day(self, local_date: str) -> tuple[str, str]:
@@ -93,6 +99,11 @@ class ReportStats:
 
     def add(self, s: Session, device: str, owner: str | None) -> None:
         self.total += 1
+        if s.embed_only:
+            self.embed_only += 1
+            if len(self.embed_rows) < self.max_rows:
+                self.embed_rows.append(report_cells(s, device, None, owner, None, self.tz))
+            return
         if not s.flags:
             return
         if s.exemption is not None:
@@ -114,6 +125,11 @@ class ReportStats:
             self.by_week[week] += 1
             self.combos[(platform, s.zone, period)] += 1
             self.devices.add(device)
+            if s.probably_teaching:
+                self.teaching += 1
+                if len(self.teaching_rows) < self.max_rows:
+                    self.teaching_rows.append(report_cells(s, device, None, owner, None, self.tz))
+                return
         if len(self.rows) >= self.max_rows:
             self.rows_left_out += 1
             return
@@ -186,6 +202,14 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
             f"The most common single pattern was {e(platform)} in {e(zone)} during {e(period)} "
             f"({accesses(n)})."
         )
+    if st.teaching:
+        one = st.teaching == 1
+        out.append(f"Of the flagged, {accesses(st.teaching)} {'was' if one else 'were'} probably teaching "
+                   f"(a teaching platform in a teaching zone during a lesson) and {'is' if one else 'are'} "
+                   "listed apart.")
+    if st.embed_only:
+        out.append(f"{accesses(st.embed_only)} reached only a platform's widgets, pixels, embedded "
+                   "players or shared CDN: kept, listed apart and not flagged.")
     if st.exempt:
         names = ", ".join(f"{e(name)} ({number(n)})" for name, n in st.exemptions.most_common())
         out.append(f"A further {accesses(st.exempt)} matched a flag but "
@@ -312,11 +336,38 @@ def ordered(counter: Counter[str], order: list[str]) -> list[tuple[str, int]]:
 def table_html(st: ReportStats, identified: bool) -> str:
     if not st.rows:
         return '<p id="no-flagged" class="empty">No accesses were flagged or exempted in this period.</p>'
+    return _table("flagged-table", st.rows, identified) + _left_out(st)
+
+
+def _left_out(st: ReportStats) -> str:
+    if not st.rows_left_out:
+        return ""
+    return (f'<p class="note">The table shows the first {number(len(st.rows))} rows; '
+            f'{number(st.rows_left_out)} more are in sessions.csv.</p>')
+
+
+def apart_html(st: ReportStats, identified: bool) -> str:
+    """The sessions listed apart from the flagged table: probably teaching, and embed-only."""
+    out = []
+    if st.teaching_rows:
+        out.append(f'<h3>Probably teaching ({number(st.teaching)})</h3><p class="note">Flagged, but a '
+                   "teaching platform in a teaching zone during a lesson: most likely a teacher showing "
+                   "a video or an article (professional use, clause 4.1). Review after the rest.</p>"
+                   + _table("teaching-table", st.teaching_rows, identified))
+    if st.embed_rows:
+        out.append(f'<h3>Embedded content only ({number(st.embed_only)})</h3><p class="note">Not flagged: '
+                   "only a platform's widgets, pixels, embedded players or shared CDN, which ordinary "
+                   "sites load. Not use of the platform.</p>"
+                   + _table("embed-table", st.embed_rows, identified))
+    return "".join(out)
+
+
+def _table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
     who = "Device / owner" if identified else "Device / staff alias"
     head = ("<tr><th>When (local time)</th><th>" + who + "</th><th>Zone</th><th>Period</th><th>Platform"
             "</th><th>Flags (policy clause)</th><th>Exemption (clause)</th></tr>")
     body = []
-    for r in st.rows:
+    for r in rows:
         cls = "flagged" if r["social.flagged"] else "exempt"
         owner = r["user.id"]
         person = e(r["host.id"]) + (f"<br><span class=\"muted\">{e(owner)}</span>" if owner else "")
@@ -326,11 +377,8 @@ def table_html(st: ReportStats, identified: bool) -> str:
             f'<br><span class="muted host">{e(r["social.hostnames"])}</span></td>'
             f'<td>{e(r["social.flags"])}</td><td>{e(r["social.exemption"]) or "&mdash;"}</td></tr>'
         )
-    note = ""
-    if st.rows_left_out:
-        note = (f'<p class="note">The table shows the first {number(len(st.rows))} rows; '
-                f'{number(st.rows_left_out)} more are in sessions.csv.</p>')
-    return (f'<table id="flagged-table"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>{note}')
+    return f'<table id="{table_id}"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
+
 
 
 def exemptions_html(st: ReportStats) -> str:
@@ -365,7 +413,7 @@ def render_report(ctx: ReportContext, st: ReportStats) -> str:
         by_week=bars_svg("chart-week", "Flagged accesses by week",
                          week_items(st, ctx.first_day, ctx.last_day)),
         table=table_html(st, ctx.identified),
-        exemptions=exemptions_html(st),
+        exemptions=exemptions_html(st) + apart_html(st, ctx.identified),
         retention=number(ctx.retention_days),
         dpia=e(ctx.dpia_reference or "not set"),
         created_at=e(ctx.created_at),

@@ -93,7 +93,7 @@ def session_row(s: Session) -> tuple[Any, ...]:
         s.local_date, s.first_seen, s.last_seen, s.observations, ",".join(s.signals),
         encode_hostnames(s.hostnames), encode_flags(s.flags), int(s.flagged),
         encode_exemption(s.exemption),
-        s.version, s.record_id,
+        s.version, s.record_id, ",".join(s.roles), int(s.probably_teaching),
     )
 
 
@@ -101,7 +101,8 @@ def row_session(row: Sequence[Any]) -> Session:
     """The session a row (in `SESSION_COLUMNS` order) holds; the key and flagged columns are derived."""
     (sid, _key, device, device_mac, asset_tag, device_kind, owner, platform, platform_name, category,
      school, zone, zone_kind, pupil_area, period, period_kind, week, local_date, first_seen, last_seen,
-     observations, signals, hostnames, flags, _flagged, exemption, version, record_id) = row
+     observations, signals, hostnames, flags, _flagged, exemption, version, record_id, roles,
+     probably_teaching) = row
     return Session(
         device=device,
         platform=platform,
@@ -126,6 +127,8 @@ def row_session(row: Sequence[Any]) -> Session:
         platform_name=platform_name,
         category=category,
         zone_kind=zone_kind,
+        roles=tuple(roles.split(",")) if roles else (),
+        probably_teaching=bool(probably_teaching),
         id=sid,
         version=version,
         record_id=record_id,

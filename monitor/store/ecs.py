@@ -44,6 +44,12 @@ def _json_bool_sql(column: str) -> str:
     return f"CASE {column} WHEN 1 THEN json('true') WHEN 0 THEN json('false') END"
 
 
+def _csv_list_sql(column: str) -> str:
+    """A comma-separated column of fixed tokens as a JSON array."""
+    return (f"CASE WHEN {column} = '' THEN json_array() "
+            f"ELSE json('[\"' || replace({column}, ',', '\",\"') || '\"]') END")
+
+
 @dataclass(frozen=True, slots=True)
 class SessionField:
     """One field of the session's ECS record."""
@@ -87,9 +93,10 @@ FIELDS: tuple[SessionField, ...] = (
                  html="'; '.join(f'{FLAG_LABELS.get(f.name, f.name)} ({f.clause})' for f in v)"),
     SessionField("social.exemption", "s.exemption", "exemption", "json(exemption)", shared=True,
                  html="((f'{v.name} ({v.clause})' if v.clause else v.name) if v else '')"),
-    SessionField("social.signals", "s.signals", "strs",
-                 "CASE WHEN signals = '' THEN json_array() "
-                 "ELSE json('[\"' || replace(signals, ',', '\",\"') || '\"]') END", shared=True),
+    SessionField("social.probably_teaching", "s.probably_teaching", "bool",
+                 _json_bool_sql("probably_teaching"), shared=True),
+    SessionField("social.signals", "s.signals", "strs", _csv_list_sql("signals"), shared=True),
+    SessionField("social.roles", "s.roles", "strs", _csv_list_sql("roles"), shared=True),
     SessionField("social.observations", "s.observations", "count", "observations"),
     SessionField("social.hostnames", "s.hostnames", "strs", "json(hostnames)", html="', '.join(v)"),
 )

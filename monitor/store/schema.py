@@ -33,6 +33,9 @@ class Migration:
 
     statements: tuple[str, ...]
     seed: Callable[[Any, float], None] | None = None
+    # columns it adds to `sessions`, with the SQL value a row written before has: a reader of an
+    # older file (opened without `create`) sees them through a TEMP view and changes no byte of it
+    read_defaults: Mapping[str, str] | None = None
 
 
 def _seed_v1(con: Any, now: float) -> None:
@@ -115,6 +118,16 @@ MIGRATIONS: dict[int, Migration] = {
         ),
         seed=_seed_v1,
     ),
+    # Flags a panel can rely on (issue 17): the roles of the domains a session saw (platform itself,
+    # or embed/widget/tracker/cdn that other sites load), and the "probably teaching" mark. Rows
+    # written before keep '' and 0: their roles were not recorded, and their records still verify.
+    2: Migration(
+        (
+            "ALTER TABLE sessions ADD COLUMN roles TEXT NOT NULL DEFAULT ''",
+            "ALTER TABLE sessions ADD COLUMN probably_teaching INTEGER NOT NULL DEFAULT 0",
+        ),
+        read_defaults={"roles": "''", "probably_teaching": "0"},
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -124,7 +137,7 @@ SESSION_COLUMNS = (
     "id", "session_key", "device", "device_mac", "asset_tag", "device_kind", "owner", "platform",
     "platform_name", "category", "school", "zone", "zone_kind", "pupil_area", "period", "period_kind",
     "week", "local_date", "first_seen", "last_seen", "observations", "signals", "hostnames", "flags",
-    "flagged", "exemption", "version", "record_id",
+    "flagged", "exemption", "version", "record_id", "roles", "probably_teaching",
 )
 
 
@@ -134,6 +147,31 @@ def check_migrations(migrations: Mapping[int, Migration]) -> int:
     if not versions or versions != list(range(1, len(versions) + 1)):
         raise ValueError(f"migrations must be numbered 1..N without gaps, got {versions}")
     return versions[-1]
+
+
+def read_in_place(con: Any, current: int, migrations: Mapping[int, Migration]) -> bool:
+    """Let a reader see an older file at the current schema without changing a byte of it (evidence):
+    a TEMP view adds the newer columns. False when it cannot (then the file must be migrated)."""
+    view = reader_view(current, migrations)
+    if view is None:
+        return False
+    con.execute(view)
+    return True
+
+
+def reader_view(current: int, migrations: Mapping[int, Migration]) -> str | None:
+    """A TEMP view giving an older file's `sessions` the columns of the pending migrations, or None
+    when there are none or one of them cannot be read that way."""
+    columns: dict[str, str] = {}
+    if not pending(current, migrations):
+        return None
+    for version in pending(current, migrations):
+        defaults = migrations[version].read_defaults
+        if defaults is None:
+            return None
+        columns.update(defaults)
+    added = "".join(f", {value} AS {name}" for name, value in columns.items())
+    return f"CREATE TEMP VIEW sessions AS SELECT *{added} FROM main.sessions"
 
 
 def pending(current: int, migrations: Mapping[int, Migration]) -> list[int]:
@@ -168,4 +206,6 @@ __all__ = [
     "apply",
     "check_migrations",
     "pending",
+    "read_in_place",
+    "reader_view",
 ]

@@ -62,6 +62,8 @@ class Session:
     platform_name: str | None = None
     category: str | None = None
     zone_kind: str | None = None
+    roles: tuple[str, ...] = ()  # sorted roles of the domains seen: platform, embed, widget, tracker, cdn
+    probably_teaching: bool = False  # flagged, but likely a teacher showing it in a lesson (4.1)
     id: int | None = None
     version: int = 0
     record_id: int | None = None
@@ -74,6 +76,11 @@ class Session:
     @property
     def flagged(self) -> bool:
         return bool(self.flags) and self.exemption is None
+
+    @property
+    def embed_only(self) -> bool:
+        """Only widgets, pixels, embeds or shared CDNs of the platform: never its use (never flagged)."""
+        return bool(self.roles) and "platform" not in self.roles
 
     @property
     def weekday(self) -> str:
@@ -107,6 +114,9 @@ class Session:
             "hostnames": list(self.hostnames),
             "flags": [f.to_dict() for f in self.flags],
             "exemption": self.exemption.to_dict() if self.exemption else None,
+            # added in store schema 2: left out while unset, so records written before still verify
+            **({"roles": list(self.roles)} if self.roles else {}),
+            **({"probably_teaching": True} if self.probably_teaching else {}),
         }
 
     def to_ecs(self) -> dict[str, Any]:
@@ -177,6 +187,8 @@ def session_from_event(event: AccessEvent) -> Session:
         platform_name=event.platform_name,
         category=event.category,
         zone_kind=event.zone_kind,
+        roles=(event.role,) if event.role else (),
+        probably_teaching=event.probably_teaching,
     )
 
 
@@ -209,6 +221,9 @@ def merge_into(target: Session, other: Session) -> Session:
         target.flags = tuple(sorted(set(target.flags) | set(other.flags), key=_flag_order))
     if target.exemption is None and other.exemption is not None:
         target.exemption = other.exemption
+    if other.roles != target.roles and other.roles:
+        target.roles = _union(target.roles, other.roles)
+    target.probably_teaching = target.probably_teaching or other.probably_teaching
     for name in ("owner", "asset_tag", "device_mac", "device_kind", "platform_name", "category",
                  "zone_kind", "week", "pupil_area"):
         if getattr(target, name) is None and getattr(other, name) is not None:
@@ -276,6 +291,11 @@ class SessionMerger:
             session.flags = tuple(sorted(set(session.flags) | set(event.flags), key=_flag_order))
         if session.exemption is None and event.exemption is not None:
             session.exemption = event.exemption
+        role = event.role
+        if role and role not in session.roles:
+            session.roles = _union(session.roles, (role,))
+        if event.probably_teaching:
+            session.probably_teaching = True
         if session.owner is None and event.owner is not None:
             session.owner = event.owner
         return True

@@ -118,10 +118,9 @@ class SQLiteSessionStore(SessionStore):
 
     def _read_version(self) -> int:
         current = self._con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-        if current == self._version:
-            fmt = self._meta("format")
-            if fmt != STORE_FORMAT:
-                raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
+        fmt = self._meta("format")
+        if fmt != STORE_FORMAT:
+            raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
         return int(current)
 
     def _migrate(self, create: bool) -> None:
@@ -134,8 +133,9 @@ class SQLiteSessionStore(SessionStore):
                                  f"{', '.join(foreign[:5])})")
             if not create:
                 raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
-        elif self._read_version() == self._version:
-            return  # the common case takes no write lock: readers open while writers write
+        elif (current := self._read_version()) == self._version or (
+                not create and schema.read_in_place(con, current, self._migrations)):
+            return  # no write lock: readers open while writers write; a reader leaves an older file as it is
         with self._writing():
             current = 0
             if "schema_version" in self._tables():

@@ -13,9 +13,10 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
+from monitor.config.models import TEACHING_ZONE_KINDS
 from monitor.observation import AccessEvent, Observation
 from monitor.tagging.devices import DeviceDirectory, staff_id_for_login
-from monitor.tagging.policy import Policy
+from monitor.tagging.policy import Policy, probably_teaching
 from monitor.tagging.timetable import SchoolClock, StaffTimetables
 from monitor.tagging.zones import zone_table_from_config
 
@@ -32,15 +33,23 @@ class Tagger:
         self.clocks = {s.id: SchoolClock(s, self.tz) for s in config.schools}
         self.staff = StaffTimetables(config.staff_periods)
         self.policy = Policy(config.model.policy)
+        self.teaching_platforms = {s.id: frozenset(s.teaching_platforms) for s in config.schools}
+        self.teaching_zones = {
+            (s.id, z.name) for s in config.schools for z in s.zones
+            if (z.teaching if z.teaching is not None else z.kind in TEACHING_ZONE_KINDS)
+        }
 
     def tag(self, obs: Observation) -> AccessEvent:
         event = AccessEvent(obs)
-        platform = self.catalog.lookup(obs.hostname)
-        if platform is not None:
+        match = self.catalog.match(obs.hostname)
+        if match is not None:
+            platform = match.platform
             event.platform = platform.id
             event.platform_name = platform.name
             event.category = platform.category
-            event.sensitive = platform.category in self.policy.sensitive_categories
+            event.role = match.role
+            event.special_category = platform.category in self.policy.special_categories
+            event.sensitive = self.policy.never_stored(platform.category)
 
         device = self.devices.resolve(obs.client_ip, obs.client_mac, obs.timestamp)
         if device is not None:
@@ -61,6 +70,7 @@ class Tagger:
             event.zone_kind = zone.kind
             event.pupil_area = zone.pupil_area
             event.monitored = zone.monitored
+            event.teaching_zone = (zone.school, zone.zone) in self.teaching_zones
         elif device is not None:
             event.school = device.school
 
@@ -70,6 +80,8 @@ class Tagger:
             event.local_time = when.local.isoformat(timespec="seconds")
             event.period = when.period
             event.week = when.week
+            event.pupils_present = when.pupils
+            event.pupil_hours = when.pupil_hours
             kind = when.kind
             if event.owner and kind != "closed":
                 own = self.staff.kind_for(event.owner, when)
@@ -82,9 +94,13 @@ class Tagger:
             )
 
         if event.platform is not None:
-            event.flags = self.policy.flags(event.period_kind, event.pupil_area)
+            event.flags = self.policy.flags(event.period_kind, event.pupil_area,
+                                            bool(event.pupils_present), event.role)
             if event.flags:
                 event.exemption = self.policy.exemption(
                     event.groups, event.platform, event.school, event.zone, event.period, event.owner
                 )
+                teaching = self.teaching_platforms.get(event.school) if event.school else None
+                if teaching:
+                    event.probably_teaching = probably_teaching(event, teaching)
         return event

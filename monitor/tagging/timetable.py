@@ -6,13 +6,19 @@ days, closures, bank holidays for the school's UK nation, weekends), then a
 timetabled period with its kind: contact, non-contact, or closed. Day status
 is computed once per date and cached; a period is found by bisecting the
 day's start times, so a lookup does no parsing.
+
+Pupils are present only while pupils are there: by default on a teaching day
+from the start of the first contact period to the end of the last (so a short
+day with staff CPD after lessons has no pupils after them), and never on an
+INSET day, a closure or a holiday. A school may set its own pupil hours per
+weekday (breakfast club, after-school clubs) and per date.
 """
 
 from __future__ import annotations
 
 import bisect
-from dataclasses import dataclass
-from datetime import date, datetime, timedelta
+from dataclasses import dataclass, replace
+from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
@@ -31,6 +37,8 @@ class When:
     kind: PeriodKind
     week: str | None  # "A"/"B" in a two-week rotation, else None
     day: str  # school-day, weekend, half-term, holiday, inset, bank-holiday, closure
+    pupils: bool = False  # pupils are on site now
+    pupil_hours: str = ""  # why: the day's pupil hours and where they come from
 
 
 @dataclass(slots=True, frozen=True)
@@ -43,6 +51,9 @@ class _DayPlan:
     kinds: tuple[str, ...] = ()
     day_start: int = 0
     day_end: int = 0
+    pupil_spans: tuple[tuple[int, int], ...] = ()  # seconds since local midnight, [start, end)
+    pupil_source: str = "no pupils"
+    pupil_text: str = ""  # spans and source, made once per day for `When.pupil_hours`
 
 
 def _seconds(t) -> int:
@@ -69,13 +80,40 @@ class SchoolClock:
         self._inset = set(cal.inset_days)
         self._closures = {c.date: c.reason for c in cal.closures}
         self._terms = [(t.start, t.end, t.half_term) for t in cal.terms]
-        self._plan_for_day = lru_cache(maxsize=1024)(self._compute_day)
+        hours = school.pupil_hours
+        self._pupils_by_weekday = {day: _spans(spans) for day, spans in hours.weekdays.items()}
+        self._pupils_by_date = {d.date: _spans(d.hours) for d in hours.dates}
+        self._plan_for_day = lru_cache(maxsize=1024)(self._described)
 
     def _week(self, day: date) -> str | None:
         tt = self.school.timetable
         if tt.rotation != "two-week" or tt.rotation_anchor is None:
             return None
         return "A" if ((day - tt.rotation_anchor).days // 7) % 2 == 0 else "B"
+
+    def _described(self, day: date) -> _DayPlan:
+        plan = self._with_pupils(day)
+        return replace(plan, pupil_text=_describe(plan))
+
+    def _with_pupils(self, day: date) -> _DayPlan:
+        """The day's plan with its pupil hours: a dated entry, else the weekday's on a teaching day,
+        else first to last contact period on a teaching day, else none."""
+        plan = self._compute_day(day)
+        dated = self._pupils_by_date.get(day)
+        if dated is not None:
+            return replace(plan, pupil_spans=dated, pupil_source=f"pupil hours for {day.isoformat()}")
+        if plan.status != "school-day":
+            return replace(plan, pupil_source=f"no pupils: {plan.status}")
+        weekday = WEEKDAYS[day.weekday()]
+        configured = self._pupils_by_weekday.get(weekday)
+        if configured is not None:
+            return replace(plan, pupil_spans=configured, pupil_source=f"pupil hours for {weekday}")
+        contact = [(s, e) for s, e, k in zip(plan.starts, plan.ends, plan.kinds, strict=True)
+                   if k == "contact"]
+        if not contact:
+            return replace(plan, pupil_source="no contact periods that day")
+        return replace(plan, pupil_spans=((contact[0][0], max(e for _, e in contact)),),
+                       pupil_source="first to last contact period")
 
     def _compute_day(self, day: date) -> _DayPlan:
         week = self._week(day)
@@ -116,16 +154,35 @@ class SchoolClock:
     def at(self, timestamp: float) -> When:
         local = datetime.fromtimestamp(timestamp, self.tz)
         plan = self._plan_for_day(local.date())
-        if plan.status != "school-day":
-            return When(local, None, "closed", plan.week, plan.status)
         second = local.hour * 3600 + local.minute * 60 + local.second
+        pupils = any(start <= second < end for start, end in plan.pupil_spans)
+        hours = plan.pupil_text
+        if plan.status != "school-day":
+            return When(local, None, "closed", plan.week, plan.status, pupils, hours)
         index = bisect.bisect_right(plan.starts, second) - 1
         if index >= 0 and second < plan.ends[index]:
-            return When(local, plan.names[index], plan.kinds[index], plan.week, plan.status)  # type: ignore[arg-type]
+            return When(local, plan.names[index], plan.kinds[index], plan.week, plan.status,  # type: ignore[arg-type]
+                        pupils, hours)
         if plan.day_start <= second < plan.day_end:
             # inside the school day but between timetabled periods: no lessons run
-            return When(local, None, "non-contact", plan.week, plan.status)
-        return When(local, None, "closed", plan.week, "outside-school-day")
+            return When(local, None, "non-contact", plan.week, plan.status, pupils, hours)
+        return When(local, None, "closed", plan.week, "outside-school-day", pupils, hours)
+
+
+def _spans(hours: list[tuple[time, time]]) -> tuple[tuple[int, int], ...]:
+    return tuple(sorted((_seconds(start), _seconds(end)) for start, end in hours))
+
+
+def _clock(second: int) -> str:
+    return f"{second // 3600:02d}:{second % 3600 // 60:02d}"
+
+
+def _describe(plan: _DayPlan) -> str:
+    """'08:40-15:10 (first to last contact period)', or why there are none."""
+    if not plan.pupil_spans:
+        return plan.pupil_source
+    spans = ", ".join(f"{_clock(s)}-{_clock(e)}" for s, e in plan.pupil_spans)
+    return f"{spans} ({plan.pupil_source})"
 
 
 class StaffTimetables:

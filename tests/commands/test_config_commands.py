@@ -178,3 +178,73 @@ def test_help_names_the_choice_order(capsys):
         main(["sar", "--help"])
     text = " ".join(capsys.readouterr().out.split())
     assert "$SOCIAL_MONITOR_CONFIG, else /etc/social-monitor/config.yaml whenever it exists" in text
+
+
+ASH_TEACHER = ["--client", "10.20.10.41"]  # ASH-LT-0002 in an Ash Grove classroom
+
+
+@pytest.mark.parametrize(
+    ("args", "host", "at", "flags", "role", "pupils", "teaching", "says"),
+    [
+        # roles: only the platform itself is flagged; widgets, pixels, embeds and CDNs are not its use
+        (TEACHER, "www.facebook.com", "2026-09-08T09:30", ["contact_time", "pupil_area"], "platform", True,
+         False, "flagged"),
+        (TEACHER, "connect.facebook.net", "2026-09-08T09:30", [], "widget", True, False, "not use of the"),
+        (TEACHER, "platform.twitter.com", "2026-09-08T09:30", [], "widget", True, False, "not flagged"),
+        (TEACHER, "www.youtube-nocookie.com", "2026-09-08T09:30", [], "embed", True, False, "not flagged"),
+        (TEACHER, "i0.wp.com", "2026-09-08T09:30", [], "cdn", True, False, "a cdn that other sites load"),
+        (TEACHER, "stats.wp.com", "2026-09-08T09:30", [], "tracker", True, False, "a tracker"),
+        (TEACHER, "secure.gravatar.com", "2026-09-08T09:30", [], "cdn", True, False, "not flagged"),
+        (TEACHER, "snap.licdn.com", "2026-09-08T09:30", [], "tracker", True, False, "not flagged"),
+        # Oak's pupil hours: breakfast club daily from 08:00, clubs to 16:00 on Tuesdays and Thursdays
+        (TEACHER, "www.instagram.com", "2026-09-07T15:30", [], "platform", False, False,
+         "no pupils are present (pupil hours: 08:00-15:15 (pupil hours for monday))"),
+        (TEACHER, "www.instagram.com", "2026-09-08T15:30", ["pupil_area"], "platform", True, False,
+         "pupils are present (08:00-16:00 (pupil hours for tuesday))"),
+        (TEACHER, "www.instagram.com", "2026-09-07T08:15", ["pupil_area"], "platform", True, False,
+         "pupil area and pupils are present"),
+        (TEACHER, "www.instagram.com", "2026-11-27T10:00", [], "platform", False, False, "no pupils: inset"),
+        (TEACHER, "www.instagram.com", "2026-12-18T13:30", ["contact_time"], "platform", False, False,
+         "pupil hours for 2026-12-18"),
+        # Ash's default: first to last contact period; the Wednesday short day ends with staff CPD
+        (ASH_TEACHER, "www.instagram.com", "2026-11-25T13:30", ["contact_time", "pupil_area"], "platform",
+         True, False, "08:35-14:00 (first to last contact period)"),
+        (ASH_TEACHER, "www.instagram.com", "2026-11-25T14:30", [], "platform", False, False,
+         "no pupils are present"),
+        (ASH_TEACHER, "www.instagram.com", "2026-11-30T15:30", [], "platform", False, False,
+         "08:35-15:00 (first to last contact period)"),
+        # teaching platforms in a classroom during a lesson: still flagged, marked probably teaching
+        (ASH_TEACHER, "www.youtube.com", "2026-11-30T10:00", ["contact_time", "pupil_area"], "platform", True,
+         True, "probably teaching"),
+        (ASH_TEACHER, "en.wikipedia.org", "2026-11-30T10:00", ["contact_time", "pupil_area"], "platform",
+         True, True, "probably teaching"),
+        (ASH_TEACHER, "www.facebook.com", "2026-11-30T10:00", ["contact_time", "pupil_area"], "platform",
+         True, False, "flagged"),
+        (ASH_TEACHER, "www.youtube.com", "2026-11-30T12:30", ["pupil_area"], "platform", True, False,
+         "is non-contact"),
+    ],
+)
+def test_explain_says_why(capsys, args, host, at, flags, role, pupils, teaching, says):
+    row = explain(capsys, *args, "--host", host, "--at", at)
+    assert [f["name"] for f in row["social.flags"]] == flags
+    assert (row["social.role"], row["social.pupils_present"]) == (role, pupils)
+    assert row["social.probably_teaching"] is teaching
+    assert row["social.flagged"] is bool(flags)
+    assert any(says in line for line in row["social.why"]), row["social.why"]
+
+
+@pytest.mark.parametrize(
+    ("host", "category", "says"),
+    [
+        ("www.tinder.com", "dating", "special category data (UK GDPR art. 9)"),
+        ("www.grindr.com", "dating", "counted only, never stored"),
+        ("truthsocial.com", "political", "special category"),
+        ("gab.com", "political", "special category"),
+        ("onlyfans.com", "sexuality", "special category"),
+        ("www.neu.org.uk", "trade-union", "never recorded (policy.sensitive_categories)"),
+    ],
+)
+def test_explain_special_categories_are_counted_only(capsys, host, category, says):
+    row = explain(capsys, *TEACHER, "--host", host, "--at", "2026-09-08T09:30")
+    assert row["social.category"] == category and row["social.recordable"] is False
+    assert any(says in line for line in row["social.why"]), row["social.why"]

@@ -99,6 +99,13 @@ SEMANTIC = [
      "policy.exemptions[1].zones[0]: 'media-suit' is not a configured zone"),
     ({("policy", "exemptions", 1, "periods"): ["Lesson 1", "Lesson 9"]},
      "policy.exemptions[1].periods[1]: 'Lesson 9' is not a timetabled period"),
+    # issue 17: a misspelt special category would store what UK GDPR art. 9 protects
+    ({("policy", "special_categories"): ["dating", "politcal"]},
+     "policy.special_categories[1]: 'politcal' is not a catalog category"),
+    ({("policy", "record_special"): [{"category": "trade-union", "reason": "DPIA 4"}]},
+     "policy.record_special[0].category: 'trade-union' is not one of policy.special_categories"),
+    ({("schools", 1, "teaching_platforms"): ["youtube", "youtub"]},
+     "schools[1].teaching_platforms[1]: 'youtub' is not a known platform"),
 ]
 
 

@@ -268,3 +268,30 @@ def test_parse_day_says_why_not(value, message):
     with pytest.raises(ValueError) as info:
         parse_day(value)
     assert str(info.value) == message
+
+
+@pytest.mark.parametrize(
+    ("value", "message"),
+    [
+        ("08:00", "is not a span of time"),
+        ("15:00-08:00", "ends before it starts"),
+        ("08:00-25:00", "is not a time of day"),
+        (800, "is not a span of time"),
+    ],
+)
+def test_pupil_hours_are_spans_of_time(value, message):
+    from monitor.config.models import PupilHours
+
+    with pytest.raises(ValueError, match=message):
+        PupilHours.model_validate({"weekdays": {"monday": [value]}})
+
+
+def test_pupil_hours_per_weekday_and_date():
+    from datetime import date, time
+
+    from monitor.config.models import PupilHours
+
+    hours = PupilHours.model_validate({"weekdays": {"tuesday": ["08:00-16:00"]},
+                                       "dates": [{"date": "2026-12-18", "hours": []}]})
+    assert hours.weekdays["tuesday"] == [(time(8), time(16))]
+    assert (hours.dates[0].date, hours.dates[0].hours) == (date(2026, 12, 18), [])

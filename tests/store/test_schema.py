@@ -36,6 +36,19 @@ def _seed_v2(con, now: float) -> None:
     con.execute("INSERT INTO store_meta (name, value) VALUES ('v2_seeded', ?)", (repr(now),))
 
 
+NEXT = SCHEMA_VERSION + 1  # a release after this one
+# what sessions gained since schema 1, and the value a row written by release 1 reads back with
+ADDED_SINCE_V1 = {"social.probably_teaching": False, "social.roles": []}
+
+
+def as_v1(line: str) -> dict:
+    """A session's ECS record as release 1 wrote it: the fields added since have their v1 defaults."""
+    record = json.loads(line)
+    for name, default in ADDED_SINCE_V1.items():
+        assert record.pop(name) == default, name
+    return record
+
+
 V2 = Migration(
     ("ALTER TABLE sessions ADD COLUMN note TEXT",
      "CREATE INDEX sessions_platform ON sessions (platform, first_seen)"),
@@ -69,13 +82,13 @@ def test_v1_store_keeps_its_chain_head(v1_copy, create):
 
 def test_v1_store_lists_the_same_bytes(v1_copy):
     with open_store(v1_copy, create=False) as store:
-        assert list(store.ecs_json()) == EXPECTED["ecs_json"]
+        assert [as_v1(x) for x in store.ecs_json()] == [json.loads(x) for x in EXPECTED["ecs_json"]]
 
 
 def test_v1_store_sessions_read_back_whole(v1_copy):
     with open_store(v1_copy, create=False) as store:
         sessions = list(store.sessions())
-    assert [json.loads(s.to_json()) for s in sessions] == [json.loads(x) for x in EXPECTED["ecs_json"]]
+    assert [as_v1(s.to_json()) for s in sessions] == [json.loads(x) for x in EXPECTED["ecs_json"]]
     assert sum(s.flagged for s in sessions) == 3 and max(s.version for s in sessions) == 2
 
 
@@ -109,38 +122,38 @@ def test_v1_store_purges_from_its_checkpoint(v1_copy):
 # --- a next version ---------------------------------------------------------------------------------
 
 
-def test_v2_migration_applies_to_the_v1_file_with_nothing_lost(v1_copy):
-    with SQLiteSessionStore(v1_copy, create=False, migrations={**MIGRATIONS, 2: V2}) as store:
+def test_next_migration_applies_to_the_v1_file_with_nothing_lost(v1_copy):
+    with SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, NEXT: V2}) as store:
         assert store.verify().summary() == EXPECTED["verify"]
-        assert list(store.ecs_json()) == EXPECTED["ecs_json"]
-    assert versions(v1_copy) == [1, 2]
+        assert [as_v1(x) for x in store.ecs_json()] == [json.loads(x) for x in EXPECTED["ecs_json"]]
+    assert versions(v1_copy) == list(range(1, NEXT + 1))
 
 
-def test_v2_migration_runs_once(v1_copy):
+def test_next_migration_runs_once(v1_copy):
     for _ in range(3):
-        SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: V2}).close()
+        SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, NEXT: V2}).close()
     con = sqlite3.connect(v1_copy)
     seeded = con.execute("SELECT COUNT(*) FROM store_meta WHERE name = 'v2_seeded'").fetchone()[0]
     con.close()
-    assert versions(v1_copy) == [1, 2] and seeded == 1
+    assert versions(v1_copy) == list(range(1, NEXT + 1)) and seeded == 1
 
 
-def test_v2_store_writes_and_verifies(v1_copy):
-    with SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: V2}) as store:
+def test_next_store_writes_and_verifies(v1_copy):
+    with SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, NEXT: V2}) as store:
         store.write([event(T0 + 9000, platform="tiktok")], now=T0 + 9001)
         assert store.verify().ok
 
 
 def test_a_store_newer_than_the_code_is_refused(v1_copy):
-    SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: V2}).close()
-    with pytest.raises(StoreError, match=r"store schema 2 is newer than this social-monitor understands"):
+    SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, NEXT: V2}).close()
+    with pytest.raises(StoreError, match=rf"store schema {NEXT} is newer than this social-monitor"):
         open_store(v1_copy, create=False)
 
 
 def test_a_failed_migration_leaves_the_file_as_it_was(v1_copy):
     broken = Migration(("ALTER TABLE sessions ADD COLUMN note TEXT", "THIS IS NOT SQL"))
     with pytest.raises(StoreError, match="not a usable social-monitor store"):
-        SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, 2: broken})
+        SQLiteSessionStore(v1_copy, migrations={**MIGRATIONS, NEXT: broken})
     assert versions(v1_copy) == [1]
     with open_store(v1_copy, create=False) as store:
         assert store.verify().summary() == EXPECTED["verify"]
@@ -179,12 +192,59 @@ def test_pending(current, expected):
 
 def test_apply_to_an_empty_database():
     con = sqlite3.connect(":memory:")
-    assert schema.apply(con, 0, MIGRATIONS, 1_790_000_000.0) == [SCHEMA_VERSION]
+    assert schema.apply(con, 0, MIGRATIONS, 1_790_000_000.0) == list(range(1, SCHEMA_VERSION + 1))
     meta = dict(con.execute("SELECT name, value FROM store_meta"))
     assert meta == {"format": STORE_FORMAT, "next_session_id": "1", "created_at": "1790000000.0"}
-    assert [v for (v,) in con.execute("SELECT version FROM schema_version")] == [1]
+    applied = [v for (v,) in con.execute("SELECT version FROM schema_version")]
+    assert applied == list(range(1, SCHEMA_VERSION + 1))
 
 
 def test_a_new_store_is_at_the_current_version(tmp_path):
     open_store(tmp_path / "new.db").close()
     assert versions(tmp_path / "new.db") == list(range(1, SCHEMA_VERSION + 1))
+
+
+# --- schema 2: the roles a session saw and the "probably teaching" mark (issue 17) ----------------
+
+
+@pytest.mark.parametrize(("column", "v1_value"), [("roles", ""), ("probably_teaching", 0)])
+def test_v1_rows_gain_the_v2_columns_with_their_v1_value(v1_copy, column, v1_value):
+    with open_store(v1_copy):
+        pass  # a writer migrates
+    con = sqlite3.connect(v1_copy)
+    values = {v for (v,) in con.execute(f"SELECT {column} FROM sessions")}
+    con.close()
+    assert values == {v1_value} and 2 in versions(v1_copy)
+
+
+def test_a_reader_of_a_v1_file_sees_the_v2_columns_without_migrating_it(v1_copy):
+    with open_store(v1_copy, create=False) as store:
+        sessions = list(store.sessions())
+        assert store.verify().ok
+    assert versions(v1_copy) == [1]
+    assert {(s.roles, s.probably_teaching) for s in sessions} == {((), False)}
+
+
+def test_migrated_v1_records_still_verify_and_new_roles_are_chained(v1_copy):
+    seen = event(T0 + 9000, platform="tiktok")
+    seen.role = "platform"
+    with open_store(v1_copy) as store:
+        store.write([seen], now=T0 + 9001)
+        assert store.verify().ok
+        new = [s for s in store.sessions() if s.platform == "tiktok" and s.first_seen == T0 + 9000]
+    assert [s.roles for s in new] == [("platform",)]
+
+
+@pytest.mark.parametrize(
+    ("current", "table", "view"),
+    [
+        (1, {1: V2, 2: Migration((), read_defaults={"a": "''"})},
+         "CREATE TEMP VIEW sessions AS SELECT *, '' AS a FROM main.sessions"),
+        (2, {1: V2, 2: Migration((), read_defaults={"a": "''"})}, None),  # nothing pending
+        (1, {1: V2, 2: V2}, None),  # a pending migration that a view cannot stand in for
+        (1, {1: V2, 2: Migration((), read_defaults={"a": "0"}), 3: Migration((), read_defaults={"b": "1"})},
+         "CREATE TEMP VIEW sessions AS SELECT *, 0 AS a, 1 AS b FROM main.sessions"),
+    ],
+)
+def test_reader_view(current, table, view):
+    assert schema.reader_view(current, table) == view

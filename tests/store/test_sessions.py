@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from monitor.observation import Exemption
@@ -113,3 +115,67 @@ def test_to_json_parses_to_to_ecs(extra):
     [s] = merger.drain()
     s.id = 42
     assert json.loads(s.to_json()) == s.to_ecs()
+
+
+# --- issue 17 through the store: roles, pupil hours, teaching mark, special categories -------------
+
+
+def _tagged(example_config, host: str, when: tuple[int, ...], client: str = "10.20.10.41"):
+    from monitor.observation import Observation
+    from monitor.tagging.tagger import Tagger
+    from tests.conftest import london
+
+    tagger = Tagger(example_config)
+    return [tagger.tag(Observation(london(*when) + k * 30, client, 50000 + k, "198.51.100.7", 443, "tcp",
+                                   "tls", h)) for k, h in enumerate(host.split())]
+
+
+@pytest.mark.parametrize(
+    ("hosts", "when", "roles", "flags", "flagged", "embed_only", "teaching"),
+    [
+        # one session per row: a news page's Facebook SDK alone, then with the site itself
+        ("connect.facebook.net", (2026, 11, 30, 10, 0), ("widget",), [], False, True, False),
+        ("connect.facebook.net www.facebook.com", (2026, 11, 30, 10, 0), ("platform", "widget"),
+         ["contact_time", "pupil_area"], True, False, False),
+        ("i0.wp.com stats.wp.com", (2026, 11, 30, 10, 0), ("cdn", "tracker"), [], False, True, False),
+        ("i.ytimg.com www.youtube.com", (2026, 11, 30, 10, 0), ("cdn", "platform"),
+         ["contact_time", "pupil_area"], True, False, True),
+        # Wednesday short day, staff CPD after lessons: no pupils, no flag
+        ("www.facebook.com", (2026, 11, 25, 14, 30), ("platform",), [], False, False, False),
+        # after lessons on a full day: no pupils by default
+        ("www.facebook.com", (2026, 11, 30, 15, 30), ("platform",), [], False, False, False),
+    ],
+)
+def test_roles_flags_and_teaching_survive_the_store(tmp_path, example_config, hosts, when, roles, flags,
+                                                    flagged, embed_only, teaching):
+    with open_store(tmp_path / "s.db") as store:
+        store.write(_tagged(example_config, hosts, when), now=T0)
+        sessions = list(store.sessions())
+        assert store.verify().ok
+        line = json.loads(next(iter(store.ecs_json())))
+    assert len(sessions) == 1
+    s = sessions[0]
+    assert (s.roles, sorted(f.name for f in s.flags), s.flagged) == (roles, flags, flagged)
+    assert (s.embed_only, s.probably_teaching) == (embed_only, teaching)
+    assert (line["social.roles"], line["social.probably_teaching"]) == (list(roles), teaching)
+
+
+@pytest.mark.parametrize(
+    ("host", "record_special", "stored"),
+    [
+        ("www.tinder.com", [], False),
+        ("truthsocial.com", [], False),
+        ("www.tinder.com", [{"category": "dating", "reason": "DPIA-2026-03: safeguarding duty"}], True),
+        ("truthsocial.com", [{"category": "dating", "reason": "DPIA-2026-03"}], False),
+        ("www.instagram.com", [], True),
+    ],
+)
+def test_special_categories_are_never_stored_unless_recorded(tmp_path, example_data, write_config, host,
+                                                             record_special, stored):
+    from monitor.config.loader import load_config
+
+    example_data["policy"]["record_special"] = record_special
+    config = load_config(write_config(example_data))
+    with open_store(tmp_path / "s.db") as store:
+        store.write([e for e in _tagged(config, host, (2026, 11, 30, 12, 30)) if e.recordable], now=T0)
+        assert [s.platform for s in store.sessions()] == ([host.split(".")[-2]] if stored else [])

@@ -74,3 +74,70 @@ def test_cdn_label_patterns(hostname, platform):
 def test_bad_patterns_are_rejected(pattern):
     with pytest.raises(CatalogError, match="one '\\*'"):
         Catalog([Platform("a", "A", "x", (pattern,))])
+
+
+@pytest.mark.parametrize(
+    ("hostname", "platform", "role"),
+    [
+        ("www.facebook.com", "facebook", "platform"),
+        ("connect.facebook.net", "facebook", "widget"),  # the JS SDK and pixel, loaded by other sites
+        ("facebook.net", "facebook", "platform"),
+        ("scontent.xx.fbcdn.net", "facebook", "cdn"),
+        ("platform.twitter.com", "twitter", "widget"),
+        ("cdn.syndication.twimg.com", "twitter", "widget"),  # longer suffix beats twimg.com's cdn
+        ("pbs.twimg.com", "twitter", "cdn"),
+        ("static.ads-twitter.com", "twitter", "tracker"),
+        ("x.com", "twitter", "platform"),
+        ("www.youtube-nocookie.com", "youtube", "embed"),
+        ("i.ytimg.com", "youtube", "cdn"),
+        ("rr3---sn-aigl6nzr.googlevideo.com", "youtube", "platform"),
+        ("analytics.tiktok.com", "tiktok", "tracker"),
+        ("www.tiktok.com", "tiktok", "platform"),
+        ("snap.licdn.com", "linkedin", "tracker"),
+        ("px.ads.linkedin.com", "linkedin", "tracker"),
+        ("www.linkedin.com", "linkedin", "platform"),
+        ("ct.pinterest.com", "pinterest", "tracker"),
+        ("i0.wp.com", "wordpress", "cdn"),
+        ("stats.wp.com", "wordpress", "tracker"),
+        ("secure.gravatar.com", "wordpress", "cdn"),
+        ("myblog.wordpress.com", "wordpress", "platform"),
+        ("upload.wikimedia.org", "wikipedia", "cdn"),
+        ("en.wikipedia.org", "wikipedia", "platform"),
+        ("player.vimeo.com", "vimeo", "embed"),
+        ("live.staticflickr.com", "flickr", "cdn"),
+        ("example.org", None, None),
+    ],
+)
+def test_default_catalog_roles(hostname, platform, role):
+    match = default_catalog().match(hostname)
+    assert (match.platform.id if match else None, match.role if match else None) == (platform, role)
+
+
+@pytest.mark.parametrize(
+    ("platforms", "message"),
+    [
+        ([Platform("a", "A", "x", ("a.com",), (("a.com", "cdn"),))], "claimed by both 'a' and 'a'"),
+        ([Platform("a", "A", "x", ("a.com",), (("w.a.com", "banner"),))], "unknown role 'banner'"),
+        ([Platform("a", "A", "x", ("a.com",)), Platform("b", "B", "x", ("b.com",), (("w.a.com", "cdn"),)),
+          Platform("c", "C", "x", ("c.com",), (("w.a.com", "widget"),))], "claimed by both 'b' and 'c'"),
+    ],
+)
+def test_role_conflicts_are_errors(platforms, message):
+    with pytest.raises(CatalogError, match=message):
+        Catalog(platforms)
+
+
+@pytest.mark.parametrize(
+    ("embeds", "message"),
+    [
+        ({"banner": ["x.a.com"]}, "unknown role 'banner'"),
+        ({"cdn": "x.a.com"}, "expected a list of domains"),
+        (["x.a.com"], "expected a mapping from role"),
+    ],
+)
+def test_bad_embeds_in_the_data_file_name_their_place(embeds, message):
+    from monitor.tagging.catalog import parse_platforms
+
+    raw = {"platforms": [{"id": "a", "name": "A", "category": "x", "domains": ["a.com"], "embeds": embeds}]}
+    with pytest.raises(CatalogError, match=rf"where: platforms\[0\] \(a\): .*{message}"):
+        parse_platforms(raw, "where")
