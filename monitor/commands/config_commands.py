@@ -10,7 +10,7 @@ import time
 from zoneinfo import ZoneInfo
 
 from monitor.config.loader import CONFIG_ENV, INSTALLED_CONFIG, Config, config_choice, load_config
-from monitor.config.models import normalise_mac
+from monitor.config.values import normalise_mac
 from monitor.errors import ConfigError, UserError
 from monitor.observation import Observation, normalise_hostname
 

@@ -15,7 +15,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
 from monitor.config.loader import Config
-from monitor.config.models import normalise_mac
+from monitor.config.values import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
 from monitor.store.base import SessionStore

@@ -15,7 +15,8 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from monitor.config.models import SPECIAL_CATEGORIES, InventoryDevice, School, StaffPeriod, Term, TrustFile
+from monitor.config.models import InventoryDevice, School, StaffPeriod, Term, TrustFile
+from monitor.config.values import SPECIAL_CATEGORIES
 
 IPV4_MAPPED = ipaddress.ip_network("::ffff:0:0/96")
 

@@ -18,7 +18,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from monitor.config.models import ListenSettings, TrustFile, split_hostport
+from monitor.config.models import ListenSettings, TrustFile
+from monitor.config.values import split_hostport
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network
 LOOPBACK_NETWORKS: tuple[Network, ...] = (ipaddress.ip_network("127.0.0.0/8"),

@@ -19,7 +19,8 @@ import yaml
 from pydantic import ValidationError
 
 from monitor.config.messages import format_loc, shown_path, validation_message
-from monitor.config.models import WEEKDAYS, InventoryDevice, StaffPeriod, normalise_mac
+from monitor.config.models import InventoryDevice, StaffPeriod
+from monitor.config.values import WEEKDAYS, normalise_mac
 from monitor.config.yamlfile import MAX_EXPANDED_VALUES, YamlDocument, expanded_size, parse_yaml, path_to
 from monitor.errors import ConfigError
 

@@ -21,7 +21,7 @@ from string import Template
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from monitor.config.models import WEEKDAYS
+from monitor.config.values import WEEKDAYS
 from monitor.store.ecs import OUTSIDE, report_cells
 from monitor.store.sessions import Session
 

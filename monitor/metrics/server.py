@@ -31,7 +31,7 @@ import bcrypt
 import structlog
 from prometheus_client import CollectorRegistry, make_wsgi_app
 
-from monitor.config.models import split_hostport
+from monitor.config.values import split_hostport
 from monitor.errors import UserError
 
 log = structlog.get_logger("social_monitor.metrics")

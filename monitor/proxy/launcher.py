@@ -42,7 +42,7 @@ def mode_spec(mode: str, listen: str) -> str:
     """mitmproxy's `mode@host:port` for one listen address. An IPv6 host goes without brackets
     (`regular@:::8080`): mitmproxy splits the port off at the last colon and would try to bind
     the name "[::]" with them."""
-    from monitor.config.models import split_hostport
+    from monitor.config.values import split_hostport
 
     host, port = split_hostport(listen)
     return f"{mode}@{host}:{port}"

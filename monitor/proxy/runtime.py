@@ -27,7 +27,7 @@ from prometheus_client import CollectorRegistry, start_http_server
 from monitor import logsetup
 from monitor.config.listen import proxy_client_networks
 from monitor.config.loader import Config, load_config
-from monitor.config.models import split_hostport
+from monitor.config.values import split_hostport
 from monitor.errors import ConfigError, UserError
 from monitor.metrics.registry import Metrics
 from monitor.proxy.clients import ClientGate

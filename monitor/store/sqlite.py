@@ -435,9 +435,8 @@ class SQLiteSessionStore(SessionStore):
         return result
 
 
-def open_store(
-    path: str | Path, *, idle_gap: float = 300.0, create: bool = True, busy_timeout: float = 10.0
-) -> SessionStore:
+def open_store(path: str | Path, *, idle_gap: float = 300.0, create: bool = True,
+               busy_timeout: float = 10.0) -> SessionStore:
     """The gateway's SQLite store at `path` (the central PostgreSQL store is `store.central`, shipped to)."""
     if os.fspath(path).startswith(("postgresql://", "postgres://")):
         raise StoreError(f"{path}: the central store is set as store.central and filled by `ship`")

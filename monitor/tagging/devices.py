@@ -13,7 +13,8 @@ import time
 from collections import OrderedDict
 from dataclasses import dataclass
 
-from monitor.config.models import InventoryDevice, normalise_mac
+from monitor.config.models import InventoryDevice
+from monitor.config.values import normalise_mac
 
 
 @dataclass(slots=True, frozen=True)

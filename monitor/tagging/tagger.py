@@ -13,7 +13,7 @@ from datetime import UTC, datetime
 from zoneinfo import ZoneInfo
 
 from monitor.config.loader import Config
-from monitor.config.models import TEACHING_ZONE_KINDS
+from monitor.config.values import TEACHING_ZONE_KINDS
 from monitor.observation import AccessEvent, Observation
 from monitor.tagging.devices import DeviceDirectory, staff_id_for_login
 from monitor.tagging.policy import Policy, probably_teaching

@@ -22,7 +22,8 @@ from datetime import date, datetime, time, timedelta
 from functools import lru_cache
 from zoneinfo import ZoneInfo
 
-from monitor.config.models import WEEKDAYS, School, StaffPeriod
+from monitor.config.models import School, StaffPeriod
+from monitor.config.values import WEEKDAYS
 from monitor.observation import PeriodKind
 
 NATION_SUBDIV = {"england": "ENG", "wales": "WLS", "scotland": "SCT", "northern-ireland": "NIR"}
