@@ -185,6 +185,14 @@ def apply(con: Any, current: int, migrations: Mapping[int, Migration], now: floa
     A new file (`current` 0) gets its ``schema_version`` table first."""
     check_migrations(migrations)
     con.execute(SCHEMA_VERSION_TABLE)
+    return run_steps(con, current, migrations, now,
+                     "INSERT INTO schema_version (version, applied_at) VALUES (?, ?)")
+
+
+def run_steps(con: Any, current: int, migrations: Mapping[int, Migration], now: float,
+              record_sql: str) -> list[int]:
+    """Each pending step's statements and seed, then its row in schema_version (`record_sql`, in the
+    database's own placeholder style): the one loop the SQLite and the central PostgreSQL schema share."""
     applied = []
     for version in pending(current, migrations):
         step = migrations[version]
@@ -192,7 +200,7 @@ def apply(con: Any, current: int, migrations: Mapping[int, Migration], now: floa
             con.execute(statement)
         if step.seed is not None:
             step.seed(con, now)
-        con.execute("INSERT INTO schema_version (version, applied_at) VALUES (?, ?)", (version, now))
+        con.execute(record_sql, (version, now))
         applied.append(version)
     return applied
 

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from monitor.store.chain import GENESIS
-from monitor.store.schema import Migration, check_migrations, pending
+from monitor.store.schema import Migration, check_migrations, run_steps
 
 GATEWAY_ROLE = "social_monitor_gateway"  # group role: every gateway's login role is a member
 READER_ROLE = "social_monitor_reader"  # group role: the exporting role reads, nothing else
@@ -288,15 +288,8 @@ def migrate(con: Any, migrations: dict[int, Migration] = MIGRATIONS, now: float 
         if current > newest:
             raise CentralSchemaError(f"central store schema {current} is newer than this social-monitor "
                                      f"understands ({newest}): upgrade social-monitor")
-        applied = []
-        for version in pending(current, migrations):
-            step = migrations[version]
-            for statement in step.statements:
-                con.execute(statement)
-            if step.seed is not None:
-                step.seed(con, now)
-            con.execute("INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)", (version, now))
-            applied.append(version)
+        applied = run_steps(con, current, migrations, now,
+                            "INSERT INTO schema_version (version, applied_at) VALUES (%s, %s)")
     return applied
 
 
