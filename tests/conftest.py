@@ -74,3 +74,10 @@ def pg_server():
 def pg_database(pg_server) -> str:
     """A fresh database on the session's server, for one test: its name."""
     return pg_server.create_database()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """A test that uses the real PostgreSQL server (started once per session) is an integration test."""
+    for item in items:
+        if {"pg_server", "pg_database"} & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.integration)

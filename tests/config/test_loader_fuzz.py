@@ -161,6 +161,7 @@ def test_variants_are_reproducible():
     assert len({variant(n)[0] for n in range(20)}) >= 18
 
 
+@pytest.mark.integration  # forks a pool of workers
 def test_every_mutated_config_loads_or_fails_in_one_line_errors(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)  # messages then name files as short relative paths
     started = time.monotonic()
