@@ -19,8 +19,12 @@ from typing import Final, cast
 from monitor.capture import dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
 from monitor.capture.flows import DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.fragments import IpFragments
 from monitor.capture.packets import (
+    MAX_TUNNELS,
+    PROTO_FRAGMENT,
     PROTO_TCP,
+    PROTO_TOO_DEEP,
     PROTO_UDP,
     TCP_ACK,
     TCP_FIN,
@@ -28,6 +32,7 @@ from monitor.capture.packets import (
     TCP_SYN,
     decode,
     packed_ip_text,
+    resume,
 )
 from monitor.capture.packets import mac_text as _mac
 from monitor.observation import Attribution, Observation, Protocol, Transport
@@ -35,6 +40,7 @@ from monitor.observation import Attribution, Observation, Protocol, Transport
 DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
 DHCP_PORTS: Final = frozenset({67, 68})
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
+_HTTP_REQUEST_START = http.request_start  # any other method token and a space: tried as HTTP too
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
 ObservationSink = Callable[[Observation], object]  # what it returns (the tagged event, if any) is unused
@@ -58,6 +64,8 @@ class Sensor:
         reassembly_cap: int = 16384,
         dns_cap: int = 65536,
         quic_cap: int = 4096,
+        fragment_cap: int = 1024,
+        fragment_bytes: int = 4 << 20,
         strict: bool = False,
     ):
         self.on_observation = on_observation
@@ -67,12 +75,17 @@ class Sensor:
         self.on_binding = on_binding
         self.counters = counters if counters is not None else PlainCounters()
         c = self.counters
-        self._errors = {p: c.parse_error_counter(p) for p in ("dns", "tls", "quic", "http", "dhcp", "packet")}
+        self._errors = {p: c.parse_error_counter(p) for p in ("dns", "tls", "quic", "http", "dhcp", "packet",
+                                                                  "fragment", "tunnel")}
         self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
         self.flows = SeenFlows(flow_cap, on_evict=c.eviction_counter("flows"))
         self.dns_answers = DnsAnswers(dns_cap, on_evict=c.eviction_counter("dns_answers"))
         self.tcp = TcpReassembly(reassembly_cap, on_evict=c.eviction_counter("tcp_reassembly"))
         self.quic = quic.QuicInitials(quic_cap, on_evict=c.eviction_counter("quic_initials"))
+        # fragment: an overlapping, oversized or over-split datagram; tunnel: nested past the cap
+        self.fragments = IpFragments(fragment_cap, fragment_bytes,
+                                     on_evict=c.eviction_counter("ip_fragments"),
+                                     on_reject=lambda: self._error("fragment"))
         self._dhcp_names: dict[bytes, str] = {}
         self._next_expiry = 0.0
         self.packets = 0
@@ -86,28 +99,44 @@ class Sensor:
             d = decode(linktype, frame)
             if d is None:
                 return
-            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
+            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2, _encap = d
             if ts >= self._next_expiry:
                 self._expire(ts)
-            if proto == PROTO_TCP:
-                key = (src, sport, dst, dport)
-                pending = self.tcp.streams.get(key)
-                if start == end:
-                    if flags & TCP_SYN and not flags & TCP_ACK:
-                        self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
-                    elif pending is not None and flags & (TCP_FIN | TCP_RST):
-                        del self.tcp.streams[key]
+            while True:  # once more only for a reassembled datagram
+                if proto == PROTO_TCP:
+                    key = (src, sport, dst, dport)
+                    pending = self.tcp.streams.get(key)
+                    if start == end:
+                        if flags & TCP_SYN and not flags & TCP_ACK:
+                            self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts, syn_only=True)
+                        elif pending is not None and flags & (TCP_FIN | TCP_RST):
+                            del self.tcp.streams[key]
+                        return
+                    if flags & TCP_SYN:  # TCP Fast Open: data in the SYN starts at ISN + 1
+                        d = (*d[:7], (seq + 1) & 0xFFFFFFFF, *d[8:])
+                    if pending is None:
+                        head = frame[start : start + 4]
+                        if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
+                            self._tcp_payload(ts, frame, d, key, None)
+                        elif sport == 53 or dport == 53:
+                            self._dns_over_tcp(ts, frame, d)
+                        elif _HTTP_REQUEST_START(frame, start, end):
+                            self._tcp_payload(ts, frame, d, key, None)
+                        return
+                    self._tcp_payload(ts, frame, d, key, pending)
                     return
-                if pending is None:
-                    head = frame[start : start + 4]
-                    if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
-                        self._tcp_payload(ts, frame, d, key, None)
-                    elif sport == 53 or dport == 53:
-                        self._dns_over_tcp(ts, frame, d)
+                if proto != PROTO_UDP:
+                    if proto == PROTO_FRAGMENT:
+                        whole = self._reassemble(ts, frame, d)
+                        if whole is not None:  # the datagram is complete: read it as if it came whole
+                            frame, d = whole
+                            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2, _encap = d
+                            continue
+                    elif proto == PROTO_TOO_DEEP:
+                        self._error("tunnel")
                     return
-                self._tcp_payload(ts, frame, d, key, pending)
-                return
-            if proto != PROTO_UDP or end - start < 8:
+                break
+            if end - start < 8:
                 return
             if sport in DNS_PORTS or dport in DNS_PORTS:
                 self._dns(ts, frame, frame[start:end], d, "udp")
@@ -135,6 +164,8 @@ class Sensor:
             return "packet"
         if d is None:
             return "packet"
+        if d[0] == PROTO_FRAGMENT or d[0] == PROTO_TOO_DEEP:
+            return "fragment" if d[0] == PROTO_FRAGMENT else "tunnel"
         sport, dport = d[3], d[4]
         if sport in DNS_PORTS or dport in DNS_PORTS:
             return "dns"
@@ -142,9 +173,29 @@ class Sensor:
             return "dhcp"
         if d[0] == PROTO_UDP:
             return "quic"
-        return "http" if frame[d[5] : d[5] + 4] in _HTTP_PREFIXES else "tls"
+        head = frame[d[5] : d[5] + 4]
+        return "http" if head in _HTTP_PREFIXES or _HTTP_REQUEST_START(frame, d[5], d[6]) else "tls"
 
     # -- protocols ----------------------------------------------------------------------------
+
+    def _reassemble(self, ts: float, frame: bytes, d: tuple) -> tuple[bytes, tuple] | None:
+        """Hand a fragment to the table; the whole datagram, decoded on from its data, once complete."""
+        _p, src, dst, ident, offset, start, end, protocol, more, vlan, l2, encap = d
+        key = (src, dst, ident, protocol if len(src) == 4 else -1, encap)  # IPv6: protocol of fragment 0
+        whole = self.fragments.add(key, offset, frame[start:end], bool(more), frame[:start], protocol, ts)
+        if whole is None:
+            return None
+        for _ in range(MAX_TUNNELS + 1):  # a fragment inside a reassembled datagram, inside ...
+            buf, data_start, protocol = whole
+            inner = resume(buf, protocol, data_start, src, dst, vlan, l2, encap)
+            if inner is None or inner[0] != PROTO_FRAGMENT:
+                return (buf, inner) if inner is not None else None
+            _p, src, dst, ident, offset, start, end, protocol, more, vlan, l2, encap = inner
+            key = (src, dst, ident, protocol if len(src) == 4 else -1, encap)
+            whole = self.fragments.add(key, offset, buf[start:end], bool(more), buf[:start], protocol, ts)
+            if whole is None:
+                return None
+        return None
 
     def _tcp_payload(self, ts: float, frame: bytes, d: tuple, key: tuple,
                      pending: PendingStream | None) -> None:
@@ -157,7 +208,8 @@ class Sensor:
             if not data:
                 return  # the first segment is still missing (out of order)
             if pending.syn_only:
-                if not (data[:2] == b"\x16\x03" or data[:4] in _HTTP_PREFIXES):
+                if not (data[:2] == b"\x16\x03" or data[:4] in _HTTP_PREFIXES
+                        or _HTTP_REQUEST_START(data, 0, len(data))):
                     del self.tcp.streams[key]  # neither TLS nor HTTP: nothing to read here
                     return
                 pending.syn_only = False
@@ -289,7 +341,7 @@ class Sensor:
 
     def _emit(self, ts: float, frame: bytes, d: tuple, from_client: bool, transport: str,
               protocol: str, name: str, *, obscured: bool = False, attribution: str = "direct") -> None:
-        _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2 = d
+        _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2, encapsulation = d
         if from_client:
             client, cport, server, sport_ = src, sport, dst, dport
         else:
@@ -305,6 +357,7 @@ class Sensor:
             server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
             hostname=name,
             client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured, vlan=vlan,
+            encapsulation=encapsulation,
         )
         try:
             self.on_observation(obs)
@@ -320,3 +373,4 @@ class Sensor:
         self.flows.expire(now)
         self.tcp.expire(now)
         self.quic.expire(now - 30.0)
+        self.fragments.expire(now)
