@@ -218,7 +218,7 @@ def _walk(buf: bytes, at: int, value: int, off: int, end: int, src: bytes, dst: 
                 if tunnels > MAX_TUNNELS:
                     return _TOO_DEEP
                 continue
-            elif value == 137:  # MPLS in IP (RFC 4023): a tunnel, so the outer MAC and VLAN are not the client's
+            elif value == 137:  # MPLS in IP (RFC 4023): a tunnel; the outer MAC and VLAN are not the client's
                 at, value, vlan, l2 = AT_ETHERTYPE, ETHERTYPE_MPLS, None, -1
                 continue
             else:

@@ -36,8 +36,11 @@ from tests.capture_helpers import observe
 
 CLIENT, SERVER = "10.9.8.7", "10.0.0.53"
 QUERY = IP(src=CLIENT, dst=SERVER) / UDP(sport=5555, dport=53) / DNS(rd=1, qd=DNSQR(qname="link.example.org"))
-QUERY6 = (IPv6(src="2001:db8::7", dst="2001:db8::53") / UDP(sport=5555, dport=53)
-          / DNS(rd=1, qd=DNSQR(qname="link.example.org")))
+QUERY6 = (
+    IPv6(src="2001:db8::7", dst="2001:db8::53")
+    / UDP(sport=5555, dport=53)
+    / DNS(rd=1, qd=DNSQR(qname="link.example.org"))
+)
 SNAP_IP = LLC() / SNAP()
 
 
@@ -60,18 +63,30 @@ FRAMES = [
     ("pppd with direction byte", LINKTYPE_PPP_PPPD, b"\x01\xff\x03\x00\x21" + bytes(QUERY)),
     ("pppoe on ethernet", LINKTYPE_ETHERNET, bytes(Ether() / PPPoE(sessionid=9) / PPP(proto=0x0021) / QUERY)),
     ("pppoe without ethernet", LINKTYPE_PPP_ETHER, bytes(PPPoE(sessionid=9) / PPP(proto=0x0021) / QUERY)),
-    ("linux cooked v2", LINKTYPE_LINUX_SLL2, bytes.fromhex("0800 0000 00000002 0001 04 06 001122334455 0000")
-     + bytes(QUERY)),
+    (
+        "linux cooked v2",
+        LINKTYPE_LINUX_SLL2,
+        bytes.fromhex("0800 0000 00000002 0001 04 06 001122334455 0000") + bytes(QUERY),
+    ),
     ("linux cooked 802.2 llc", LINKTYPE_LINUX_SLL, bytes(CookedLinux(proto=0x0004) / SNAP_IP / QUERY)),
     ("nflog", LINKTYPE_NFLOG, nflog_frame(bytes(QUERY))),
     ("nflog big-endian writer", LINKTYPE_NFLOG, nflog_frame(bytes(QUERY), big_endian=True)),
     ("nflog ipv6", LINKTYPE_NFLOG, nflog_frame(bytes(QUERY6), family=10)),
-    ("802.11 radiotap to-ds", LINKTYPE_IEEE802_11_RADIOTAP,
-     bytes(RadioTap() / Dot11(type=2, subtype=0, FCfield=1) / SNAP_IP / QUERY)),
-    ("802.11 radiotap qos data", LINKTYPE_IEEE802_11_RADIOTAP,
-     bytes(RadioTap() / Dot11(type=2, subtype=8, FCfield=2) / Dot11QoS() / SNAP_IP / QUERY)),
-    ("802.11 four addresses", LINKTYPE_IEEE802_11, bytes(Dot11(type=2, subtype=0, FCfield=3, addr4="02:00:00:00:00:04")
-                                                         / SNAP_IP / QUERY)),
+    (
+        "802.11 radiotap to-ds",
+        LINKTYPE_IEEE802_11_RADIOTAP,
+        bytes(RadioTap() / Dot11(type=2, subtype=0, FCfield=1) / SNAP_IP / QUERY),
+    ),
+    (
+        "802.11 radiotap qos data",
+        LINKTYPE_IEEE802_11_RADIOTAP,
+        bytes(RadioTap() / Dot11(type=2, subtype=8, FCfield=2) / Dot11QoS() / SNAP_IP / QUERY),
+    ),
+    (
+        "802.11 four addresses",
+        LINKTYPE_IEEE802_11,
+        bytes(Dot11(type=2, subtype=0, FCfield=3, addr4="02:00:00:00:00:04") / SNAP_IP / QUERY),
+    ),
     ("802.3 llc/snap", LINKTYPE_ETHERNET, bytes(Dot3() / SNAP_IP / QUERY)),
     ("atm llc/snap", LINKTYPE_ATM_RFC1483, bytes(SNAP_IP / QUERY)),
     ("cisco hdlc", LINKTYPE_C_HDLC, b"\x0f\x00\x08\x00" + bytes(QUERY)),
@@ -97,8 +112,16 @@ def test_dns_behind_each_link_type(linktype, frame):
         (LINKTYPE_PPP, bytes(PPP(proto=0xC021) / b"\x01\x01\x00\x04")),  # LCP
         (LINKTYPE_ETHERNET, bytes(Dot3() / LLC(dsap=0x42, ssap=0x42) / bytes(40))),  # spanning tree
     ],
-    ids=["802.11-protected", "802.11-beacon", "802.11-null-data", "radiotap-version", "nflog-cut",
-         "nflog-family", "ppp-lcp", "802.3-stp"],
+    ids=[
+        "802.11-protected",
+        "802.11-beacon",
+        "802.11-null-data",
+        "radiotap-version",
+        "nflog-cut",
+        "nflog-family",
+        "ppp-lcp",
+        "802.3-stp",
+    ],
 )
 def test_link_layers_without_a_readable_packet(linktype, frame):
     assert observe([frame], linktype=linktype) == []
@@ -127,8 +150,11 @@ def test_nflog_finds_the_packet_tlv_after_padding():
     assert layer is not None and layer[0] == AT_IP and frame[layer[2] :].startswith(bytes(QUERY))
 
 
-@pytest.mark.parametrize(("fc", "header"), [(0x0801, 24), (0x8802, 26), (0x8803, 32), (0x8882, 30)],
-                         ids=["data", "qos-data", "qos-four-addresses", "qos-ht-control"])
+@pytest.mark.parametrize(
+    ("fc", "header"),
+    [(0x0801, 24), (0x8802, 26), (0x8803, 32), (0x8882, 30)],
+    ids=["data", "qos-data", "qos-four-addresses", "qos-ht-control"],
+)
 def test_dot11_header_lengths(fc, header):
     frame = fc.to_bytes(2, "big") + bytes(header - 2) + bytes(SNAP_IP / QUERY)
     assert dot11(frame, 0, len(frame)) == (AT_ETHERTYPE, 0x0800, header + 8)
