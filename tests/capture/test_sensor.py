@@ -215,3 +215,29 @@ def test_memory_stays_flat_under_a_flood_of_new_flows():
     tracemalloc.stop()
     assert after_flood - after_warmup < 256 * 1024
     assert len(sensor.tcp) <= 500
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"PROPFIND /dav/ HTTP/1.1\r\nHost: dav.example.org\r\nDepth: 1\r\n\r\n",
+     b"BREW /pot HTTP/1.1\r\nHost: dav.example.org\r\n\r\n",
+     b"GET HTTP/1.1\r\nHost: dav.example.org\r\n\r\n"],
+    ids=["webdav-propfind", "unregistered-method", "no-uri"],
+)
+def test_http_request_with_any_method_is_read(head):
+    seen = observe([tcp_frame(head, dport=80)])
+    assert [(o.protocol, o.hostname) for o in seen] == [("http", "dav.example.org")]
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_tcp_fast_open_data_in_the_syn_starts_the_stream(v6):
+    """The SYN carries the first part of the ClientHello (RFC 7413): its data starts at ISN + 1."""
+    parts = big_hello_segments("www.fastopen.example")
+    frames = [tcp_frame(parts[0], flags="S", seq=999, v6=v6),
+              tcp_frame(parts[1], seq=1000 + len(parts[0]), v6=v6)]
+    assert [o.hostname for o in observe(frames)] == ["www.fastopen.example"]
+
+
+def test_tcp_fast_open_with_a_whole_request_in_the_syn():
+    frame = tcp_frame(b"GET / HTTP/1.1\r\nHost: tfo.example.org\r\n\r\n", flags="S", seq=7, dport=80)
+    assert [o.hostname for o in observe([frame])] == ["tfo.example.org"]
