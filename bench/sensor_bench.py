@@ -1,7 +1,12 @@
 #!/usr/bin/env python3
 """Packet sensor benchmark: `social-monitor classify` beside tshark and nDPI on ~1M real packets.
 
-  .venv/bin/python bench/sensor_bench.py [--packets 1000000] [--runs 1] [--keep]
+  .venv/bin/python bench/sensor_bench.py [--packets 1000000] [--runs 1] [--mix PCAP]
+                                         [--compare SRC_DIR] [--classify-only]
+
+--compare runs `classify` from another source tree (e.g. the previous commit, unpacked
+with `git archive HEAD~1 | tar -x -C /tmp/prev`) beside this one, the runs interleaved
+so that load on the machine hits both alike.
 
 Builds bench/out/mix.pcap from ../shared/pcaps: every Ethernet capture is
 converted to pcap (editcap), concatenated (mergecap), then copied N times
@@ -29,7 +34,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 SHARED = ROOT.parent / "shared" / "pcaps"
 OUT = ROOT / "bench" / "out"
-CLASSIFY = [str(ROOT / ".venv" / "bin" / "social-monitor"), "classify", "--format", "jsonl"]
+# this tree's code, whichever interpreter runs the benchmark (PYTHONPATH picks the tree)
+CLASSIFY = [sys.executable, "-m", "monitor", "classify", "--format", "jsonl"]
 TSHARK_FIELDS = ["dns.qry.name", "tls.handshake.extensions_server_name", "http.host", "gquic.tag.sni"]
 
 
@@ -85,7 +91,7 @@ def build_mix(target_packets: int, name: str = "mix") -> Path:
     return mix
 
 
-def timed(name: str, cmd: list[str], stdout_path: Path) -> dict:
+def timed(name: str, cmd: list[str], stdout_path: Path, source: Path = ROOT) -> dict:
     """Wall time and peak RSS of one child process (ru_maxrss of the children is the largest so far,
     so each tool runs in its own short-lived helper to get its own peak)."""
     helper = [sys.executable, "-c", (
@@ -96,13 +102,14 @@ def timed(name: str, cmd: list[str], stdout_path: Path) -> dict:
         "r=resource.getrusage(resource.RUSAGE_CHILDREN);"
         "print(json.dumps({'rc':p.returncode,'wall':w,'cpu':r.ru_utime+r.ru_stime,'rss_mb':r.ru_maxrss/1024}))"
     )]
-    result = json.loads(run(helper).stdout)
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    result = json.loads(run(helper, env=env).stdout)
     result["name"] = name
     return result
 
 
 def names_found(name: str, path: Path) -> int:
-    if name == "classify":
+    if name.startswith("classify"):
         return sum(1 for _ in path.open())
     if name == "tshark":
         return sum(1 for line in path.open() if line.strip())
@@ -113,33 +120,46 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--packets", type=int, default=1_000_000)
     ap.add_argument("--runs", type=int, default=1, help="repeat each tool, keep the fastest")
+    ap.add_argument("--mix", type=Path, help="an existing capture to time instead of building one")
+    ap.add_argument("--compare", type=Path, help="another source tree whose classify runs beside this one")
+    ap.add_argument("--classify-only", action="store_true", help="leave out tshark and ndpiReader")
     args = ap.parse_args()
     for tool in ("editcap", "mergecap", "tcprewrite", "capinfos"):
         if shutil.which(tool) is None:
             print(f"needs {tool} (Debian: tshark, tcpreplay)", file=sys.stderr)
             return 1
-    mix = build_mix(args.packets)
-    meta = json.loads((OUT / "mix.json").read_text())
+    if args.mix:
+        mix, meta = args.mix, {"packets": packet_count(args.mix)}
+        OUT.mkdir(parents=True, exist_ok=True)
+    else:
+        mix = build_mix(args.packets)
+        meta = json.loads((OUT / "mix.json").read_text())
     size_mb = mix.stat().st_size / 1e6
     print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
-    tools = [("classify", [*CLASSIFY, str(mix)])]
-    if shutil.which("tshark"):
+    tools: list[tuple[str, list[str], Path]] = [("classify", [*CLASSIFY, str(mix)], ROOT)]
+    if args.compare:
+        tools.append(("classify@compare", [*CLASSIFY, str(mix)], args.compare.resolve()))
+    if args.classify_only:
+        pass
+    elif shutil.which("tshark"):
         fields = [arg for f in TSHARK_FIELDS for arg in ("-e", f)]
-        tools.append(("tshark", ["tshark", "-n", "-r", str(mix), "-T", "fields", *fields]))
+        tools.append(("tshark", ["tshark", "-n", "-r", str(mix), "-T", "fields", *fields], ROOT))
     else:
         print("tshark: not installed (Debian: tshark)")
-    if shutil.which("ndpiReader"):
-        tools.append(("ndpiReader", ["ndpiReader", "-q", "-i", str(mix)]))
+    if args.classify_only:
+        pass
+    elif shutil.which("ndpiReader"):
+        tools.append(("ndpiReader", ["ndpiReader", "-q", "-i", str(mix)], ROOT))
     else:
         print("ndpiReader: not installed (Debian: libndpi-bin)")
-    results = {}
-    for name, cmd in tools:
-        best = None
-        for _ in range(args.runs):
-            r = timed(name, cmd, OUT / f"{name}.out")
-            if best is None or r["wall"] < best["wall"]:
-                best = r
-        results[name] = best
+    results: dict[str, dict] = {}
+    for _ in range(args.runs):  # interleaved: each round runs every tool once
+        for name, cmd, source in tools:
+            r = timed(name, cmd, OUT / f"{name}.out", source)
+            if name not in results or r["wall"] < results[name]["wall"]:
+                results[name] = r
+    for name, _cmd, _source in tools:
+        best = results[name]
         found = names_found(name, OUT / f"{name}.out")
         extra = f", {found:,} output lines" if found >= 0 else ""
         rate = meta["packets"] / best["wall"]

@@ -51,6 +51,7 @@ class Observation:
     attribution: Attribution = "direct"
     obscured: bool = False  # Encrypted Client Hello: the visible name is only the outer one
     vlan: int | None = None
+    encapsulation: str | None = None  # tunnels the packet came through, outermost first: "gre,vxlan"
 
     @property
     def signal(self) -> str:
@@ -80,6 +81,8 @@ class Observation:
             out["user.name"] = self.user
         if self.vlan is not None:
             out["network.vlan.id"] = self.vlan
+        if self.encapsulation:
+            out["network.encapsulation"] = self.encapsulation
         out["event.module"] = self.source
         if self.attribution != "direct":
             out["social.attribution"] = self.attribution

@@ -43,3 +43,13 @@ def test_event_flagged_and_recordable():
     assert row["social.flags"] == [{"name": "contact_time", "clause": "4.3", "reason": "reason"}]
     # hostnames only: never a path, a full URL, a query or HTTP content
     assert not any(k.startswith(("url.path", "url.full", "url.query", "http.")) for k in row)
+
+
+@pytest.mark.parametrize(
+    ("encapsulation", "field"),
+    [(None, None), ("vxlan", "vxlan"), ("gre,erspan", "gre,erspan")],
+    ids=["direct", "one-tunnel", "nested"],
+)
+def test_tunnel_provenance_is_network_encapsulation(encapsulation, field):
+    obs = Observation(0.0, "10.0.0.1", 5, "192.0.2.1", 53, "udp", "dns", "x.com", encapsulation=encapsulation)
+    assert obs.to_ecs().get("network.encapsulation") == field

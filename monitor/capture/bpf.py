@@ -10,12 +10,18 @@ sensor then rejects the rest from bytes at about a microsecond a packet.
 Classic BPF cannot follow IPv6 extension headers to the TCP header, so IPv6
 packets whose next header is not TCP directly pass whole, as do VLAN-tagged
 frames (the offsets differ; `vlan` in a filter shifts them only for what
-follows it).
+follows it). Tunnels pass whole for the same reason: every UDP tunnel
+already passes as UDP (VXLAN 4789, Geneve 6081, GTP-U 2152, Teredo 3544,
+AYIYA 5072, GRE over UDP 4754), and GRE (IP protocol 47), MPLS in IP (137),
+IP-in-IP, 6in4 and every IPv4 fragment are kept by protocol; on Ethernet
+and Linux cooked links, MPLS and PPPoE session frames by EtherType (checked
+with `ether proto`, which unlike `mpls` and `pppoes` does not shift the
+offsets of the terms after it).
 """
 
 from __future__ import annotations
 
-from monitor.capture.packets import LINKTYPE_ETHERNET
+from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2
 
 # IPv4 TCP: payload length = IP total length - IP header - TCP header.
 _TCP4_KEEP = (
@@ -29,8 +35,13 @@ _TCP6_KEEP = (
 )
 # Anything IPv6 whose first next header is neither TCP nor UDP (extension headers, tunnels).
 _IP6_OTHER = "(ip6 and ip6[6] != 6)"
-# IPv4 tunnels (IP-in-IP, 6in4, GRE) and fragments: their inner headers are not at fixed offsets.
-_IP4_OTHER = "(ip and (ip proto 4 or ip proto 41 or ip proto 47 or (ip[6:2] & 0x1fff) != 0))"
+# IPv4 tunnels (IP-in-IP, 6in4, GRE, MPLS in IP) and fragments (a later one, or a first one with
+# more to come): their inner headers are not at fixed offsets.
+_IP4_OTHER = ("(ip and (ip proto 4 or ip proto 41 or ip proto 47 or ip proto 137"
+              " or (ip[6:2] & 0x3fff) != 0))")
+# MPLS (unicast, multicast) and PPPoE sessions, on the link types where `ether proto` is defined.
+_ETHERTYPES = "ether proto 0x8847 or ether proto 0x8848 or ether proto 0x8864"
+_ETHERTYPE_LINKS = frozenset({LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_LINUX_SLL2})
 
 BPF_FILTER = f"udp or {_TCP4_KEEP} or {_TCP6_KEEP} or {_IP6_OTHER} or {_IP4_OTHER}"
 
@@ -40,5 +51,7 @@ def capture_filter(linktype: int = LINKTYPE_ETHERNET, extra: str | None = None) 
 
     `vlan` exists only on Ethernet (libpcap refuses it on cooked or raw-IP links).
     """
-    expression = f"{BPF_FILTER} or vlan" if linktype == LINKTYPE_ETHERNET else BPF_FILTER
+    expression = f"{BPF_FILTER} or {_ETHERTYPES}" if linktype in _ETHERTYPE_LINKS else BPF_FILTER
+    if linktype == LINKTYPE_ETHERNET:
+        expression += " or vlan"  # last: it shifts the offsets of whatever follows it
     return f"({expression}) and ({extra})" if extra else expression

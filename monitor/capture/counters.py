@@ -29,13 +29,13 @@ class CaptureCounters(Protocol):
     """Where the sensor's counts go, one bound function per label."""
 
     def parse_error_counter(self, protocol: str) -> Increment:
-        """Malformed packets meant for `protocol` (dns, tls, quic, http, dhcp, packet)."""
+        """Malformed packets meant for `protocol` (dns, tls, quic, http, dhcp, packet, fragment, tunnel)."""
         ...
 
     def eviction_counter(self, table: str) -> Increment:
         """Entries pushed out of a full table: flows, dns_answers, tcp_reassembly (by count),
         tcp_reassembly_bytes (by total bytes), tcp_stream_bytes (a stream over its own byte
-        cap), quic_initials (see docs/capture.md)."""
+        cap), quic_initials, ip_fragments (datagrams under reassembly; see docs/capture.md)."""
         ...
 
     def packet_counter(self, interface: str) -> Amount:

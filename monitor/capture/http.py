@@ -1,18 +1,34 @@
 """HTTP/1.x request heads: the Host header, absolute-form targets and CONNECT.
 
 Only the request line and headers of the first segment are read; the path,
-query and body are never kept (data minimisation).
+query and body are never kept (data minimisation). Any method is accepted
+(RFC 9110 section 9: a method is a token; WebDAV, CalDAV and UPnP add their
+own), as is a request line with no target at all, which clients and
+scanners send and servers answer.
 """
 
 from __future__ import annotations
 
+import re
+
 METHODS = (
     b"GET ", b"POST ", b"HEAD ", b"PUT ", b"DELETE ", b"OPTIONS ", b"CONNECT ", b"PATCH ", b"TRACE ",
-    b"PROPFIND ", b"M-SEARCH ", b"NOTIFY ", b"SUBSCRIBE ",
+    b"PROPFIND ", b"PROPPATCH ", b"MKCOL ", b"COPY ", b"MOVE ", b"LOCK ", b"UNLOCK ", b"REPORT ",
+    b"SEARCH ", b"MKCALENDAR ", b"M-SEARCH ", b"NOTIFY ", b"SUBSCRIBE ", b"UNSUBSCRIBE ",
 )
-# First four bytes of a request, for a cheap test before any parsing.
+# First four bytes of the common requests, for a cheap test before any parsing.
 METHOD_PREFIXES = frozenset(m[:4] for m in METHODS)
 MAX_HEAD = 8192  # a request head is read this far and no further
+_MAX_METHOD = 32
+# A method token (RFC 9110 tchar) and the space after it: the test for a request with any other method.
+_TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
+_REQUEST_START = re.compile(_TCHAR + rb"{1," + str(_MAX_METHOD).encode() + rb"} ")
+_METHOD_UNDER_WAY = re.compile(_TCHAR + rb"+")  # all token so far: the space may be in the next segment
+
+
+def request_start(data: bytes | bytearray, start: int, end: int) -> bool:
+    """Whether data[start:end] begins like a request line: a method token and a space."""
+    return _REQUEST_START.match(data, start, min(end, start + _MAX_METHOD + 1)) is not None
 
 
 class HTTPParseError(ValueError):
@@ -46,8 +62,10 @@ def request_host(data: bytes | bytearray) -> tuple[str | None, bool]:
         line_end = head.find(b"\n")
         if line_end < 0:
             return None, len(data) >= MAX_HEAD
-    parts = head[:line_end].split(b" ")
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/"):
+    parts = bytes(head[:line_end]).rstrip(b"\r").split(b" ")
+    if len(parts) == 2:
+        parts.insert(1, b"")  # "GET HTTP/1.1": no target, the Host header says where
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/") or not _REQUEST_START.match(parts[0] + b" "):
         raise HTTPParseError("not an HTTP/1.x request line")
     method, target = parts[0], parts[1].decode("latin-1")
     if method == b"CONNECT":
@@ -85,6 +103,20 @@ class HeadScanner:
     """
 
     __slots__ = ("line_start", "scanned")
+
+    @staticmethod
+    def starts(head: bytes | bytearray) -> bool | None:
+        """Whether a stream's first bytes begin a request line: a method token and a space.
+
+        None while they are all token characters and shorter than the longest
+        method: the space may come in the next segment. Looks at no more than
+        33 bytes, so asking again on each new segment costs nothing that grows.
+        """
+        if bytes(head[:4]) in METHOD_PREFIXES or _REQUEST_START.match(head, 0, _MAX_METHOD + 1):
+            return True
+        if len(head) <= _MAX_METHOD and _METHOD_UNDER_WAY.fullmatch(head):
+            return None
+        return False
 
     def __init__(self) -> None:
         self.line_start = 0  # where the line under way starts

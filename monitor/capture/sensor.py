@@ -19,8 +19,12 @@ from typing import Final, cast
 from monitor.capture import dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
 from monitor.capture.flows import TABLE_BYTES, DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.fragments import IpFragments
 from monitor.capture.packets import (
+    MAX_TUNNELS,
+    PROTO_FRAGMENT,
     PROTO_TCP,
+    PROTO_TOO_DEEP,
     PROTO_UDP,
     TCP_ACK,
     TCP_FIN,
@@ -28,6 +32,7 @@ from monitor.capture.packets import (
     TCP_SYN,
     decode,
     packed_ip_text,
+    resume,
 )
 from monitor.capture.packets import mac_text as _mac
 from monitor.observation import Attribution, Observation, Protocol, Transport
@@ -35,6 +40,7 @@ from monitor.observation import Attribution, Observation, Protocol, Transport
 DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
 DHCP_PORTS: Final = frozenset({67, 68})
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
+_HTTP_REQUEST_START = http.request_start  # any other method token and a space: tried as HTTP too
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
 ObservationSink = Callable[[Observation], object]  # what it returns (the tagged event, if any) is unused
@@ -59,6 +65,8 @@ class Sensor:
         reassembly_bytes: int = TABLE_BYTES,
         dns_cap: int = 65536,
         quic_cap: int = 4096,
+        fragment_cap: int = 1024,
+        fragment_bytes: int = 4 << 20,
         strict: bool = False,
     ):
         self.on_observation = on_observation
@@ -68,7 +76,8 @@ class Sensor:
         self.on_binding = on_binding
         self.counters = counters if counters is not None else PlainCounters()
         c = self.counters
-        self._errors = {p: c.parse_error_counter(p) for p in ("dns", "tls", "quic", "http", "dhcp", "packet")}
+        self._errors = {p: c.parse_error_counter(p) for p in ("dns", "tls", "quic", "http", "dhcp", "packet",
+                                                                  "fragment", "tunnel")}
         self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
         self.flows = SeenFlows(flow_cap, on_evict=c.eviction_counter("flows"))
         self.dns_answers = DnsAnswers(dns_cap, on_evict=c.eviction_counter("dns_answers"))
@@ -79,6 +88,10 @@ class Sensor:
         self.quic = quic.QuicInitials(quic_cap, on_evict=c.eviction_counter("quic_initials"))
         # Bound once: looking a method up on an OrderedDict costs more than the lookup itself.
         self._pending_stream = self.tcp.streams.get
+        # fragment: an overlapping, oversized or over-split datagram; tunnel: nested past the cap
+        self.fragments = IpFragments(fragment_cap, fragment_bytes,
+                                     on_evict=c.eviction_counter("ip_fragments"),
+                                     on_reject=lambda: self._error("fragment"))
         self._dhcp_names: dict[bytes, str] = {}
         self._next_expiry = 0.0
         self.packets = 0
@@ -92,28 +105,47 @@ class Sensor:
             d = decode(linktype, frame)
             if d is None:
                 return
-            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2 = d
+            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2, _encap = d
             if ts >= self._next_expiry:
                 self._expire(ts)
-            if proto == PROTO_TCP:
-                key = (src, sport, dst, dport)
-                pending = self._pending_stream(key)
-                if start == end:
-                    if flags & TCP_SYN and not flags & TCP_ACK:
-                        self.tcp.open(key, (seq + 1) & 0xFFFFFFFF, ts)
-                    elif pending is not None and flags & (TCP_FIN | TCP_RST):
-                        self.tcp.drop(key)
+            while True:  # once more only for a reassembled datagram
+                if proto == PROTO_TCP:
+                    key = (src, sport, dst, dport)
+                    pending = self._pending_stream(key)
+                    if flags & TCP_SYN:
+                        seq = (seq + 1) & 0xFFFFFFFF  # data in a SYN (TCP Fast Open, RFC 7413): ISN + 1
+                        if not flags & TCP_ACK:
+                            pending = self.tcp.open(key, seq, ts)
+                        if start == end:
+                            return
+                        d = (*d[:7], seq, *d[8:])
+                    elif start == end:
+                        if pending is not None and flags & (TCP_FIN | TCP_RST):
+                            self.tcp.drop(key)
+                        return
+                    if pending is None:
+                        head = frame[start : start + 4]
+                        if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
+                            self._tcp_payload(ts, frame, d, key, None)
+                        elif sport == 53 or dport == 53:
+                            self._dns_over_tcp(ts, frame, d)
+                        elif _HTTP_REQUEST_START(frame, start, end):
+                            self._tcp_payload(ts, frame, d, key, None)
+                        return
+                    self._tcp_payload(ts, frame, d, key, pending)
                     return
-                if pending is None:
-                    head = frame[start : start + 4]
-                    if head[:2] == b"\x16\x03" or head in _HTTP_PREFIXES:
-                        self._tcp_payload(ts, frame, d, key, None)
-                    elif sport == 53 or dport == 53:
-                        self._dns_over_tcp(ts, frame, d)
+                if proto != PROTO_UDP:
+                    if proto == PROTO_FRAGMENT:
+                        whole = self._reassemble(ts, frame, d)
+                        if whole is not None:  # the datagram is complete: read it as if it came whole
+                            frame, d = whole
+                            proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2, _encap = d
+                            continue
+                    elif proto == PROTO_TOO_DEEP:
+                        self._error("tunnel")
                     return
-                self._tcp_payload(ts, frame, d, key, pending)
-                return
-            if proto != PROTO_UDP or end - start < 8:
+                break
+            if end - start < 8:
                 return
             if sport in DNS_PORTS or dport in DNS_PORTS:
                 self._dns(ts, frame, frame[start:end], d, "udp")
@@ -141,6 +173,8 @@ class Sensor:
             return "packet"
         if d is None:
             return "packet"
+        if d[0] == PROTO_FRAGMENT or d[0] == PROTO_TOO_DEEP:
+            return "fragment" if d[0] == PROTO_FRAGMENT else "tunnel"
         sport, dport = d[3], d[4]
         if sport in DNS_PORTS or dport in DNS_PORTS:
             return "dns"
@@ -148,9 +182,29 @@ class Sensor:
             return "dhcp"
         if d[0] == PROTO_UDP:
             return "quic"
-        return "http" if frame[d[5] : d[5] + 4] in _HTTP_PREFIXES else "tls"
+        head = frame[d[5] : d[5] + 4]
+        return "http" if head in _HTTP_PREFIXES or _HTTP_REQUEST_START(frame, d[5], d[6]) else "tls"
 
     # -- protocols ----------------------------------------------------------------------------
+
+    def _reassemble(self, ts: float, frame: bytes, d: tuple) -> tuple[bytes, tuple] | None:
+        """Hand a fragment to the table; the whole datagram, decoded on from its data, once complete."""
+        _p, src, dst, ident, offset, start, end, protocol, more, vlan, l2, encap = d
+        key = (src, dst, ident, protocol if len(src) == 4 else -1, encap)  # IPv6: protocol of fragment 0
+        whole = self.fragments.add(key, offset, frame[start:end], bool(more), frame[:start], protocol, ts)
+        if whole is None:
+            return None
+        for _ in range(MAX_TUNNELS + 1):  # a fragment inside a reassembled datagram, inside ...
+            buf, data_start, protocol = whole
+            inner = resume(buf, protocol, data_start, src, dst, vlan, l2, encap)
+            if inner is None or inner[0] != PROTO_FRAGMENT:
+                return (buf, inner) if inner is not None else None
+            _p, src, dst, ident, offset, start, end, protocol, more, vlan, l2, encap = inner
+            key = (src, dst, ident, protocol if len(src) == 4 else -1, encap)
+            whole = self.fragments.add(key, offset, buf[start:end], bool(more), buf[:start], protocol, ts)
+            if whole is None:
+                return None
+        return None
 
     def _tcp_payload(self, ts: float, frame: bytes, d: tuple, key: tuple,
                      pending: PendingStream | None) -> None:
@@ -171,14 +225,17 @@ class Sensor:
             return  # a hole before these bytes, or the record or line under way is still short
         reader = pending.reader
         if reader is None:  # the first bytes of a connection whose SYN we saw
-            head = bytes(stream[:4])
-            if head[:2] == b"\x16\x03":
+            if stream[:2] == b"\x16\x03":
                 reader = pending.reader = tls.HelloReader()
-            elif head in _HTTP_PREFIXES:
-                reader = pending.reader = http.HeadScanner()
             else:
-                self.tcp.drop(key)  # neither TLS nor HTTP: nothing to read here
-                return
+                starts = http.HeadScanner.starts(stream)
+                if starts is None:
+                    pending.need = len(stream) + 1  # a method token whose space is still to come
+                    return
+                if not starts:
+                    self.tcp.drop(key)  # neither TLS nor HTTP: nothing to read here
+                    return
+                reader = pending.reader = http.HeadScanner()
         if isinstance(reader, tls.HelloReader):
             self._tls(ts, frame, d, key, pending, stream, reader)
         else:
@@ -330,7 +387,7 @@ class Sensor:
 
     def _emit(self, ts: float, frame: bytes, d: tuple, from_client: bool, transport: str,
               protocol: str, name: str, *, obscured: bool = False, attribution: str = "direct") -> None:
-        _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2 = d
+        _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2, encapsulation = d
         if from_client:
             client, cport, server, sport_ = src, sport, dst, dport
         else:
@@ -346,6 +403,7 @@ class Sensor:
             server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
             hostname=name,
             client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured, vlan=vlan,
+            encapsulation=encapsulation,
         )
         try:
             self.on_observation(obs)
@@ -361,3 +419,4 @@ class Sensor:
         self.flows.expire(now)
         self.tcp.expire(now)
         self.quic.expire(now - 30.0)
+        self.fragments.expire(now)

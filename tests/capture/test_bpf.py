@@ -7,16 +7,23 @@ import shutil
 import subprocess
 
 import pytest
+from scapy.contrib.geneve import GENEVE
+from scapy.contrib.gtp import GTP_U_Header
+from scapy.contrib.mpls import MPLS
 from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP
-from scapy.layers.inet6 import IPv6, IPv6ExtHdrHopByHop
+from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
 from scapy.layers.l2 import ARP, Dot1Q, Ether
+from scapy.layers.ppp import PPP, PPPoE
+from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 from scapy.utils import rdpcap, wrpcap
 
 from monitor.capture.bpf import BPF_FILTER, capture_filter
 from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKTYPE_RAW
+from monitor.capture.tunnels import PORT_AYIYA, PORT_GRE_UDP, PORT_TEREDO
 
 ETH = Ether(src="00:11:22:33:44:55", dst="66:77:88:99:aa:bb")
+ETHERTYPES = "ether proto 0x8847 or ether proto 0x8848 or ether proto 0x8864"
 V4 = IP(src="10.0.0.1", dst="10.0.0.2")
 V6 = IPv6(src="2001:db8::1", dst="2001:db8::2")
 DATA = Raw(b"\x16\x03\x01\x00\x05hello")
@@ -41,6 +48,24 @@ FRAMES = [
     ("ip-in-ip", ETH / IP(src="192.0.2.1", dst="192.0.2.2", proto=4) / V4 / TCP(flags="A"), True),
     ("ipv4-later-fragment", ETH / IP(src="10.0.0.1", dst="10.0.0.2", proto=6, frag=100) / Raw(bytes(40)),
      True),
+    # tunnels: the inner segment is a pure ACK, which the filter would drop if it were not tunnelled
+    ("vxlan", ETH / V4 / UDP(sport=50000, dport=4789) / VXLAN() / ETH / V4 / TCP(flags="A"), True),
+    ("geneve", ETH / V4 / UDP(sport=50000, dport=6081) / GENEVE(proto=0x6558) / ETH / V4 / TCP(flags="A"),
+     True),
+    ("gtp-u", ETH / V4 / UDP(sport=2152, dport=2152) / GTP_U_Header() / V4 / TCP(flags="A"), True),
+    ("teredo", ETH / V4 / UDP(sport=50000, dport=PORT_TEREDO) / V6 / TCP(flags="A"), True),
+    ("ayiya", ETH / V4 / UDP(sport=50000, dport=PORT_AYIYA) / Raw(bytes.fromhex("00001129 00000000 00"))
+     / V4 / TCP(flags="A"), True),
+    ("gre-over-udp", ETH / V4 / UDP(sport=50000, dport=PORT_GRE_UDP) / GRE() / V4 / TCP(flags="A"), True),
+    ("mpls-in-ip", ETH / IP(src="192.0.2.1", dst="192.0.2.2", proto=137) / MPLS(s=1) / V4 / TCP(flags="A"),
+     True),
+    ("gre-over-ipv6", ETH / IPv6(src="2001:db8::a", dst="2001:db8::b") / GRE() / V4 / TCP(flags="A"), True),
+    ("mpls", ETH / MPLS(s=1) / V4 / TCP(flags="A"), True),
+    ("mpls-in-vlan", ETH / Dot1Q(vlan=5) / MPLS(s=1) / V4 / TCP(flags="A"), True),
+    ("pppoe", ETH / PPPoE() / PPP(proto=0x0021) / V4 / TCP(flags="A"), True),
+    ("ipv4-first-fragment", ETH / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / TCP(flags="A")
+     / Raw(bytes(16)), True),
+    ("ipv6-fragment", ETH / V6 / IPv6ExtHdrFragment(offset=0, m=1) / TCP(flags="A") / Raw(bytes(16)), True),
     ("arp", ETH / ARP(), False),
     ("icmp", ETH / V4 / ICMP(), False),
 ]
@@ -69,10 +94,10 @@ def test_prefilter_keeps_what_can_carry_a_name(kept, packet, passes):
 @pytest.mark.parametrize(
     ("linktype", "extra", "expected"),
     [
-        (LINKTYPE_ETHERNET, None, f"{BPF_FILTER} or vlan"),
-        (LINKTYPE_LINUX_SLL, None, BPF_FILTER),  # libpcap refuses `vlan` on cooked links
-        (LINKTYPE_RAW, None, BPF_FILTER),
-        (LINKTYPE_ETHERNET, "net 10.0.0.0/8", f"({BPF_FILTER} or vlan) and (net 10.0.0.0/8)"),
+        (LINKTYPE_ETHERNET, None, f"{BPF_FILTER} or {ETHERTYPES} or vlan"),
+        (LINKTYPE_LINUX_SLL, None, f"{BPF_FILTER} or {ETHERTYPES}"),  # libpcap refuses `vlan` on cooked links
+        (LINKTYPE_RAW, None, BPF_FILTER),  # and `ether proto` on raw IP
+        (LINKTYPE_ETHERNET, "net 10.0.0.0/8", f"({BPF_FILTER} or {ETHERTYPES} or vlan) and (net 10.0.0.0/8)"),
         (LINKTYPE_RAW, "not port 22", f"({BPF_FILTER}) and (not port 22)"),
     ],
     ids=["ethernet", "cooked", "raw-ip", "ethernet-narrowed", "raw-narrowed"],

@@ -43,9 +43,10 @@ def test_sensor_binds_every_label_when_built():
     counters = PlainCounters()
     Sensor(lambda o: None, counters=counters)
     assert counters.counts == {
-        **{("parse_errors", p): 0 for p in ("dns", "tls", "quic", "http", "dhcp", "packet")},
+        **{("parse_errors", p): 0
+           for p in ("dns", "tls", "quic", "http", "dhcp", "packet", "fragment", "tunnel")},
         **{("evictions", t): 0 for t in ("flows", "dns_answers", "tcp_reassembly", "tcp_stream_bytes",
-                                         "tcp_reassembly_bytes", "quic_initials")},
+                                         "tcp_reassembly_bytes", "quic_initials", "ip_fragments")},
     }
 
 

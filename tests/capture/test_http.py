@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import pytest
 
-from monitor.capture.http import METHOD_PREFIXES, HTTPParseError, host_from_authority, request_host
+from monitor.capture.http import (
+    METHOD_PREFIXES,
+    HeadScanner,
+    HTTPParseError,
+    host_from_authority,
+    request_host,
+    request_start,
+)
 
 
 @pytest.mark.parametrize(
@@ -47,8 +54,10 @@ def test_request_host(data, expected):
         b"GET / HTTP/1.1 extra\r\n\r\n",  # four parts
         b"GET / FTP/1.0\r\n\r\n",  # not HTTP/
         b"GET\x00\x01\x02\x03\n",  # binary that starts like a method
+        b"GE(T / HTTP/1.1\r\nHost: a\r\n\r\n",  # "(" is not a token character
+        b"HTTP/1.1 200 OK\r\nServer: x\r\n\r\n",  # a response
     ],
-    ids=["two-parts", "four-parts", "not-http-version", "binary"],
+    ids=["two-parts", "four-parts", "not-http-version", "binary", "method-not-a-token", "response"],
 )
 def test_not_a_request_line_raises(data):
     with pytest.raises(HTTPParseError):
@@ -83,3 +92,60 @@ def test_host_from_authority(authority, host):
 )
 def test_method_prefixes(first_bytes, is_prefix):
     assert (first_bytes in METHOD_PREFIXES) is is_prefix
+
+
+@pytest.mark.parametrize(
+    ("data", "host"),
+    [
+        (b"PROPFIND /dav/ HTTP/1.1\r\nHost: files.example.net\r\nDepth: 1\r\n\r\n", "files.example.net"),
+        (b"MKCOL /dav/new/ HTTP/1.1\r\nHost: files.example.net\r\n\r\n", "files.example.net"),
+        (b"REPORT /cal/ HTTP/1.1\r\nHost: cal.example.net\r\n\r\n", "cal.example.net"),
+        (b"BREW /pot HTTP/1.1\r\nHost: coffee.example\r\n\r\n", "coffee.example"),  # any token
+        (b"x-custom_1 / HTTP/1.1\r\nHost: odd.example\r\n\r\n", "odd.example"),
+        (b"GET HTTP/1.1\r\nHost: nouri.example\r\n\r\n", "nouri.example"),  # no target at all
+        (b"GET  HTTP/1.1\r\nHost: empty.example\r\n\r\n", "empty.example"),  # an empty target
+    ],
+    ids=["propfind", "mkcol", "report", "unregistered-method", "lower-case-token", "no-uri", "empty-uri"],
+)
+def test_request_with_any_method_or_no_uri(data, host):
+    assert request_host(data) == (host, True)
+    assert request_start(data, 0, len(data))
+
+
+@pytest.mark.parametrize(
+    ("data", "starts"),
+    [
+        (b"PROPFIND / HTTP/1.1", True),
+        (b"UNSUBSCRIBE * HTTP/1.1", True),
+        (b"A / HTTP/1.1", True),
+        (b"\x17\x03\x03\x00\x20", False),  # TLS application data
+        (b"HTTP/1.1 200 OK", False),  # "/" is not a token character
+        (b" GET / HTTP/1.1", False),
+        (b"GET", False),  # no space yet
+        (b"A" * 40 + b" / HTTP/1.1", False),  # longer than any method
+    ],
+    ids=["propfind", "unsubscribe", "one-letter", "tls-data", "response", "leading-space", "no-space",
+         "too-long"],
+)
+def test_request_start(data, starts):
+    assert request_start(data, 0, len(data)) is starts
+
+
+@pytest.mark.parametrize(
+    ("first_bytes", "starts"),
+    [
+        (b"GET ", True),  # a common method, by its four-byte prefix
+        (bytearray(b"PROPFIND /"), True),  # a reassembled stream is a bytearray
+        (b"BREW /pot", True),  # any token and a space
+        (b"BREW", None),  # all token so far: the space may come next
+        (b"B" * 32, None),  # as long as the longest method
+        (b"B" * 33, False),  # longer than any method, still no space
+        (b"HTTP/1.1 200", False),  # a response: "/" ends the token without a space
+        (b"\x00\x01\x02\x03", False),  # binary
+        (b" GET", False),  # a space first: no method at all
+    ],
+    ids=["common", "bytearray", "any-token", "token-under-way", "longest-under-way", "too-long",
+         "response", "binary", "leading-space"],
+)
+def test_head_scanner_tells_a_request_from_its_first_bytes(first_bytes, starts):
+    assert HeadScanner.starts(first_bytes) is starts

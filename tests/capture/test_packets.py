@@ -16,6 +16,7 @@ from monitor.capture.packets import (
     LINKTYPE_LOOP,
     LINKTYPE_NULL,
     LINKTYPE_RAW,
+    PROTO_FRAGMENT,
     PROTO_TCP,
     PROTO_UDP,
     decode,
@@ -40,7 +41,7 @@ CASES = [
     ("ipv6 extension headers", LINKTYPE_ETHERNET,
      ETH / V6 / IPv6ExtHdrHopByHop() / IPv6ExtHdrDestOpt() / UDP_L4,
      PROTO_UDP, "2001:db8::1", None),
-    ("ipv6 first fragment", LINKTYPE_ETHERNET, ETH / V6 / IPv6ExtHdrFragment(offset=0, m=1) / UDP_L4,
+    ("ipv6 atomic fragment", LINKTYPE_ETHERNET, ETH / V6 / IPv6ExtHdrFragment(offset=0, m=0) / UDP_L4,
      PROTO_UDP, "2001:db8::1", None),
     ("802.1q", LINKTYPE_ETHERNET, ETH / Dot1Q(vlan=42) / V4 / TCP_L4, PROTO_TCP, "10.0.0.1", 42),
     ("q-in-q", LINKTYPE_ETHERNET, Ether(type=0x88A8) / Dot1Q(vlan=7) / Dot1Q(vlan=42) / V6 / UDP_L4,
@@ -81,13 +82,28 @@ def test_ethernet_padding_is_not_payload():
     assert d is not None and d[5] == d[6]
 
 
-@pytest.mark.parametrize("packet", [
-    ETH / IP(src="10.0.0.1", dst="10.0.0.2", frag=10, proto=17) / Raw(b"x" * 40),
-    ETH / V6 / IPv6ExtHdrFragment(offset=5, nh=17) / Raw(b"x" * 40),
-    ETH / V4 / Raw(b"\x00" * 4),
-], ids=["ipv4 later fragment", "ipv6 later fragment", "truncated transport"])
-def test_no_transport_header_means_none(packet):
-    assert decode(LINKTYPE_ETHERNET, bytes(packet)) is None
+def test_truncated_transport_means_none():
+    assert decode(LINKTYPE_ETHERNET, bytes(ETH / V4 / Raw(b"\x00" * 4))) is None
+
+
+@pytest.mark.parametrize(
+    ("packet", "expected"),
+    [
+        (ETH / IP(src="10.0.0.1", dst="10.0.0.2", id=77, frag=10, proto=17) / Raw(b"x" * 40),
+         ("10.0.0.1", 77, 80, 17, False, 34, 74)),
+        (ETH / IP(src="10.0.0.1", dst="10.0.0.2", id=78, flags="MF") / UDP_L4,
+         ("10.0.0.1", 78, 0, 17, True, 34, 55)),
+        (ETH / V6 / IPv6ExtHdrFragment(offset=5, nh=17, id=0x12345678) / Raw(b"x" * 40),
+         ("2001:db8::1", 0x12345678, 40, 17, False, 62, 102)),
+        (ETH / V6 / IPv6ExtHdrFragment(offset=0, m=1, nh=17, id=9) / UDP_L4,
+         ("2001:db8::1", 9, 0, 17, True, 62, 83)),
+    ],
+    ids=["ipv4 later fragment", "ipv4 first fragment", "ipv6 later fragment", "ipv6 first fragment"],
+)
+def test_a_fragment_is_reported_for_reassembly(packet, expected):
+    d = decode(LINKTYPE_ETHERNET, bytes(packet))
+    assert d is not None and d[0] == PROTO_FRAGMENT
+    assert (packed_ip_text(d[1]), d[3], d[4], d[7], bool(d[8]), d[5], d[6]) == expected
 
 
 @pytest.mark.parametrize("cut", range(0, 70, 3))

@@ -328,3 +328,78 @@ def test_many_withheld_streams_stay_within_the_table_budget_oldest_out_first():
     kept = sorted(key[1] for key in sensor.tcp.streams)
     assert kept == list(range(40100 - len(kept), 40100))  # the newest streams are the ones left
     assert counters.counts[("evictions", "tcp_reassembly_bytes")] == 100 - len(kept)
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"PROPFIND /dav/ HTTP/1.1\r\nHost: dav.example.org\r\nDepth: 1\r\n\r\n",
+     b"BREW /pot HTTP/1.1\r\nHost: dav.example.org\r\n\r\n",
+     b"GET HTTP/1.1\r\nHost: dav.example.org\r\n\r\n"],
+    ids=["webdav-propfind", "unregistered-method", "no-uri"],
+)
+def test_http_request_with_any_method_is_read(head):
+    seen = observe([tcp_frame(head, dport=80)])
+    assert [(o.protocol, o.hostname) for o in seen] == [("http", "dav.example.org")]
+
+
+@pytest.mark.parametrize("v6", [False, True], ids=["ipv4", "ipv6"])
+def test_tcp_fast_open_data_in_the_syn_starts_the_stream(v6):
+    """The SYN carries the first part of the ClientHello (RFC 7413): its data starts at ISN + 1."""
+    parts = big_hello_segments("www.fastopen.example")
+    frames = [tcp_frame(parts[0], flags="S", seq=999, v6=v6),
+              tcp_frame(parts[1], seq=1000 + len(parts[0]), v6=v6)]
+    assert [o.hostname for o in observe(frames)] == ["www.fastopen.example"]
+
+
+def test_tcp_fast_open_with_a_whole_request_in_the_syn():
+    frame = tcp_frame(b"GET / HTTP/1.1\r\nHost: tfo.example.org\r\n\r\n", flags="S", seq=7, dport=80)
+    assert [o.hostname for o in observe([frame])] == ["tfo.example.org"]
+
+
+@pytest.mark.parametrize(
+    "head",
+    [b"BREW /pot HTTP/1.1\r\nX-Padding: abcdefgh\r\nHost: www.reddit.com\r\n\r\n",
+     b"PROPFIND /dav/ HTTP/1.1\r\nDepth: 1\r\nHost: www.reddit.com\r\n\r\n",
+     b"GET HTTP/1.1\r\nHost: www.reddit.com\r\n\r\n"],
+    ids=["unregistered-method", "webdav", "no-target"],
+)
+def test_a_request_with_any_method_sent_one_byte_at_a_time_is_read_by_the_scanner(monkeypatch, head):
+    """After a SYN the method is told from the first bytes as they come; the head is read at most
+    three times, as for GET, never once per byte."""
+    reads = _counting(monkeypatch, http, "request_host")
+    out: list = []
+    _feed(Sensor(out.append), _segments(_one_byte_at_a_time(head)))
+    assert [o.hostname for o in out] == ["www.reddit.com"]
+    assert len(reads) <= 3
+
+
+@pytest.mark.parametrize(("stream", "kept"), [(b"A" * 40, 0), (b"ABCD", 1), (b"\x00" * 8, 0)],
+                         ids=["token-longer-than-a-method", "token-under-way", "binary"])
+def test_first_bytes_that_cannot_begin_a_request_drop_the_stream(stream, kept):
+    sensor = Sensor(lambda o: None)
+    _feed(sensor, _segments(_one_byte_at_a_time(stream)))
+    assert len(sensor.tcp) == kept
+
+
+def test_tcp_fast_open_data_opens_the_stream_at_isn_plus_one():
+    sensor = Sensor(lambda o: None)
+    data = b"\x16\x03\x01\x40\x00\x01"  # a record header and the hello's type: 16 KiB to come
+    sensor.feed(1_700_000_000.0, 1, tcp_frame(data, flags="S", seq=999))
+    [stream] = sensor.tcp.streams.values()
+    assert (stream.next_seq, bytes(stream.data), sensor.tcp.total_bytes) == (1000, data, len(data))
+
+
+@pytest.mark.parametrize(
+    ("cuts", "order"),
+    [((2, 17), [0, 1, 2]), ((2, 17), [0, 2, 1]), ((17, 30), [0, 2, 1]), ((20, 30), [0, 1, 2])],
+    ids=["method-cut-in-the-syn", "method-cut-then-reordered", "line-cut-then-reordered",
+         "request-line-in-the-syn"],
+)
+def test_tcp_fast_open_request_continued_after_the_syn(cuts, order):
+    """The SYN's data is the stream's first bytes; the rest follows at ISN + 1 + its length."""
+    head = b"BREW /pot HTTP/1.1\r\nHost: tfo.example.org\r\n\r\n"
+    a, b = cuts
+    frames = [tcp_frame(head[:a], flags="S", seq=999, dport=80),
+              tcp_frame(head[a:b], seq=1000 + a, dport=80),
+              tcp_frame(head[b:], seq=1000 + b, dport=80)]
+    assert [o.hostname for o in observe([frames[i] for i in order])] == ["tfo.example.org"]
