@@ -29,6 +29,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+from monitor.backoff import Backoff
 from monitor.capture.bpf import capture_filter
 from monitor.capture.links import default_route_interface, link_state
 from monitor.capture.sensor import Sensor
@@ -45,6 +46,9 @@ _DETAILS: Final = {
 }
 _BURST: Final = 4096  # frames read from one socket before looking at the others and the stop flag
 
+# retries start again from the first delay once an interface has been captured this long (seconds)
+CAPTURE_HELD: Final = 30.0
+
 
 @dataclass(frozen=True, slots=True)
 class InterfaceState:
@@ -60,24 +64,6 @@ class InterfaceState:
     def describe(self) -> str:
         where = f" ({self.device})" if self.device != self.interface and self.device else ""
         return f"up{where}" if self.up else f"down{where}: {self.reason}"
-
-
-class Backoff:
-    """Delays between attempts: 0.5, 1, 2 ... 9 s, from the first again once capture held a while.
-
-    9 s, not 10: retries are looked at twice a second, so an interface is captured again
-    within 10 s of coming back."""
-
-    def __init__(self, initial: float = 0.5, maximum: float = 9.0, healthy_after: float = 30.0):
-        self.initial, self.maximum, self.healthy_after = initial, maximum, healthy_after
-        self.delay = initial
-
-    def next_delay(self, held_for: float) -> float:
-        if held_for >= self.healthy_after:
-            self.delay = self.initial
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.maximum)
-        return delay
 
 
 @dataclass(slots=True, eq=False)
@@ -124,7 +110,8 @@ class LiveCapture:
         self.packets: dict[str, int] = dict.fromkeys(self.names, 0)
         self.dropped: dict[str, int] = dict.fromkeys(self.names, 0)
         self._published: dict[str, int] = {}
-        self._slots = [_Slot(name, None if follow_default_route else name, Backoff(*backoff))
+        self._slots = [_Slot(name, None if follow_default_route else name,
+                                Backoff(*backoff, healthy_after=CAPTURE_HELD))
                        for name in self.names]
         self._by_fd: dict[int, _Slot] = {}
         self._fds: list[int] = []

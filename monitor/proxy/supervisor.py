@@ -24,6 +24,7 @@ from pathlib import Path
 
 import structlog
 
+from monitor.backoff import Backoff
 from monitor.config.loader import Config
 from monitor.metrics.registry import Metrics
 from monitor.sdnotify import NOTIFY_ENV
@@ -31,21 +32,6 @@ from monitor.sdnotify import NOTIFY_ENV
 log = structlog.get_logger("social_monitor.daemon")
 
 TCP_LISTEN = "0A"  # the state column of /proc/net/tcp for a listening socket
-
-
-class Backoff:
-    """Restart delays for a crashing child: 1, 2, 4 ... 60 s, reset after a minute of health."""
-
-    def __init__(self, initial: float = 1.0, maximum: float = 60.0, healthy_after: float = 60.0):
-        self.initial, self.maximum, self.healthy_after = initial, maximum, healthy_after
-        self.delay = initial
-
-    def next_delay(self, ran_for: float) -> float:
-        if ran_for >= self.healthy_after:
-            self.delay = self.initial
-        delay = self.delay
-        self.delay = min(self.delay * 2, self.maximum)
-        return delay
 
 
 def listen_tables(host: str) -> tuple[str, ...]:

@@ -15,7 +15,7 @@ from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Dot1Q, Ether
 
 from monitor.capture.counters import PlainCounters
-from monitor.capture.live import DEFAULT_ROUTE, Backoff, InterfaceState, LiveCapture
+from monitor.capture.live import DEFAULT_ROUTE, InterfaceState, LiveCapture
 from monitor.capture.sensor import Sensor
 from tests.capture_helpers import client_hello, tcp_frame, tls_records, udp_frame
 
@@ -43,21 +43,6 @@ def test_update_stats_publishes_packet_counts_to_the_counters(read, expected):
 def test_no_interface_is_refused(names):
     with pytest.raises(ValueError, match="no interface"):
         LiveCapture(Sensor(lambda o: None), names)
-
-
-@pytest.mark.parametrize(
-    ("held_for", "delays"),
-    [
-        ([0] * 4, [0.5, 1.0, 2.0, 4.0]),  # doubles while the interface stays away
-        ([0] * 8, [0.5, 1.0, 2.0, 4.0, 8.0, 9.0, 9.0, 9.0]),  # capped: back within 10 s of the link
-        ([0, 0, 0, 30], [0.5, 1.0, 2.0, 0.5]),  # captured for a while: the next outage starts again
-        ([0, 29.9], [0.5, 1.0]),  # a link flapping faster keeps backing off
-    ],
-    ids=["doubles", "capped-at-ten", "reset-after-health", "flapping"],
-)
-def test_backoff(held_for, delays):
-    backoff = Backoff()
-    assert [backoff.next_delay(h) for h in held_for] == delays
 
 
 @pytest.mark.parametrize(

@@ -22,7 +22,6 @@ from monitor.config.loader import load_config
 from monitor.metrics.registry import Metrics
 from monitor.proxy.launcher import PARENT_PID_ENV
 from monitor.proxy.supervisor import (
-    Backoff,
     ProxyChild,
     accepts_connections,
     child_environment,
@@ -59,19 +58,6 @@ def held_port() -> Iterator[tuple[socket.socket, int]]:
     sock.listen()
     yield sock, sock.getsockname()[1]
     sock.close()
-
-
-@pytest.mark.parametrize(
-    ("ran_for", "delays"),
-    [
-        ([0, 0, 0, 0, 0, 0, 0, 0], [1, 2, 4, 8, 16, 32, 60, 60]),  # doubling, capped at a minute
-        ([0, 0, 0, 61, 0], [1, 2, 4, 1, 2]),  # a minute of health starts again from 1 s
-        ([59.9, 59.9], [1, 2]),
-    ],
-)
-def test_backoff(ran_for: list[float], delays: list[float]) -> None:
-    backoff = Backoff()
-    assert [backoff.next_delay(r) for r in ran_for] == delays
 
 
 TCP_TABLE = """\
