@@ -18,6 +18,7 @@ from monitor.config.loader import Config
 from monitor.config.values import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
+from monitor.store.acks import mark_shipped
 from monitor.store.base import SessionStore
 from monitor.store.filter import SessionFilter
 from monitor.store.sessions import Session
@@ -115,6 +116,8 @@ def purge(args: argparse.Namespace) -> int:
     tz = ZoneInfo(config.trust.timezone)
     now = local_time_option(args.now, tz).timestamp() if args.now else time.time()
     days = config.model.retention_days
+    if config.model.store.central and config.store_path.exists():  # keep what was never shipped
+        mark_shipped(config.store_path)
     with open_config_store(config, create=False) as store:
         result = store.purge(days, now=now)
         head = store.chain_head()

@@ -26,6 +26,7 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.errors import UserError
+from monitor.store import acks
 from monitor.store.base import StoreError
 from monitor.store.chain import ChainHead
 from monitor.store.postgres.central import CentralStore
@@ -91,6 +92,7 @@ class Shipper:
             if not self.store_path.exists():
                 return None  # nothing recorded yet
             self._local = SQLiteSessionStore(self.store_path, create=False)
+            acks.mark_shipped(self.store_path)  # from now on retention waits for the central store
         if self._central is None or self._central.con.closed:
             self._central = CentralStore(self.central_params)
         return self._local, self._central
@@ -103,12 +105,14 @@ class Shipper:
         local, central = stores
         cursor = central.cursor(self.gateway_id).last
         cursor = self._check_continues(local, central, cursor)
+        acks.record_acknowledged(self.store_path, cursor.record_id)
         sent = batches = 0
         while max_batches is None or batches < max_batches:
             batch = local.records_since(cursor.record_id, self.batch_size)
             if not batch:
                 break
             after = central.ingest(self.gateway_id, batch)
+            acks.record_acknowledged(self.store_path, after.record_id)  # local retention may now compact it
             sent += after.record_id - cursor.record_id
             if self.metrics is not None:
                 self.metrics.shipped.inc(after.record_id - cursor.record_id)
@@ -190,6 +194,8 @@ def shipper_for(config: Any, metrics: ShipMetrics | None = None) -> Shipper | No
         return None
     password_file = config.resolve(settings.central_password_file) if settings.central_password_file else None
     params = conninfo(settings.central, password_file=password_file)
+    if config.store_path.exists():
+        acks.mark_shipped(config.store_path)  # before the first batch: a purge meanwhile holds everything
     return Shipper(config.store_path, params, config.model.gateway.id, metrics=metrics)
 
 
