@@ -15,6 +15,7 @@ rolled back since is refused, loudly, rather than shipped.
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,10 +27,11 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.errors import UserError
-from monitor.store import acks
+from monitor.store import acks, anchors
 from monitor.store.base import StoreError
 from monitor.store.chain import ChainHead
 from monitor.store.postgres.central import CentralStore
+from monitor.store.postgres.heads import HeadRefused
 from monitor.store.sqlite import SQLiteSessionStore
 
 log = structlog.get_logger("monitor.store.postgres.shipper")
@@ -80,6 +82,7 @@ class Shipper:
         self.clock = clock
         self._central: CentralStore | None = None
         self._local: SQLiteSessionStore | None = None
+        self._head_sent: str | None = None  # the signed head the central store last took
 
     def close(self) -> None:
         for store in (self._central, self._local):
@@ -118,7 +121,26 @@ class Shipper:
                 self.metrics.shipped.inc(after.record_id - cursor.record_id)
             cursor, batches = after, batches + 1
             log.debug("ship_batch", gateway=self.gateway_id, through=cursor.record_id, records=len(batch))
+        self._send_head(central, cursor)
         return self._report(local, sent, cursor)
+
+    def _send_head(self, central: CentralStore, cursor: ChainHead) -> None:
+        """The gateway's latest signed head, once the central store holds the record it names: the
+        off-box anchor `verify --against central` checks the store against. A refused head (a bad
+        signature, a fork: the file was rewritten and signed again) stops shipping, loudly."""
+        con = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
+        try:
+            head = anchors.last_signed(con)
+        finally:
+            con.close()
+        if head is None or head.record_id > cursor.record_id or head.to_json() == self._head_sent:
+            return
+        try:
+            if central.receive_head(self.gateway_id, head):
+                log.info("ship_head", gateway=self.gateway_id, seq=head.seq, record=head.record_id)
+        except HeadRefused as exc:
+            raise ShipRefused(f"{self.store_path}: {exc}") from None
+        self._head_sent = head.to_json()
 
     def _check_continues(
         self, local: SQLiteSessionStore, central: CentralStore, cursor: ChainHead
