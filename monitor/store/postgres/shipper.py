@@ -176,6 +176,18 @@ class Shipper:
             self.metrics.lag_seconds.set(report.lag_seconds)
         return report
 
+    def report_lag_offline(self) -> ShipReport | None:
+        """While the central store cannot be reached, the lag still grows: measured from the last
+        acknowledgement the local store keeps (`monitor.store.acks`), so the lag alert fires."""
+        if self._local is None:
+            return None
+        con = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
+        try:
+            acked = acks.acknowledged(con)
+        finally:
+            con.close()
+        return None if acked is None else self._report(self._local, 0, ChainHead(acked, ""))
+
     def run(self, stop: threading.Event, *, interval: float = 5.0, max_backoff: float = 300.0) -> None:
         """Ship every `interval` seconds until `stop` is set; after a failure wait longer each time (with
         jitter, so a trust's gateways do not all return at once when the server comes back)."""
@@ -199,6 +211,7 @@ class Shipper:
                 if self._central is not None:
                     self._central.close()
                     self._central = None
+                self.report_lag_offline()
             if failures and self.metrics is not None:
                 self.metrics.failures.inc()
             stop.wait(wait)
