@@ -30,6 +30,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import Any
 
 import structlog
 
@@ -46,7 +47,7 @@ PLAIN = ("CREATE TABLE plain_records (gateway_id TEXT, seq BIGINT, session_id BI
          "recorded_at DOUBLE PRECISION, body TEXT, body_sha256 TEXT, prev_hash TEXT, hash TEXT)")
 
 
-def _ship(store: str, dsn: str, gateway: str, batch: int, start: mp.Event, done: mp.Queue) -> None:
+def _ship(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any) -> None:
     shipper = Shipper(store, dsn, gateway, batch_size=batch)
     start.wait()
     report = shipper.ship_once()
@@ -54,7 +55,7 @@ def _ship(store: str, dsn: str, gateway: str, batch: int, start: mp.Event, done:
     done.put((gateway, report.sent, time.perf_counter()))
 
 
-def _copy(store: str, dsn: str, gateway: str, batch: int, start: mp.Event, done: mp.Queue) -> None:
+def _copy(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any) -> None:
     import psycopg
 
     rows = local_records(Path(store))
@@ -68,9 +69,9 @@ def _copy(store: str, dsn: str, gateway: str, batch: int, start: mp.Event, done:
     done.put((gateway, len(rows), time.perf_counter()))
 
 
-def _race(target, jobs: list[tuple[str, str, str]], batch: int) -> tuple[int, float]:
+def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> tuple[int, float]:
     """Run one process per job, release them together; (records, seconds until the last finished)."""
-    start, done = mp.Event(), mp.Queue()
+    start, done = mp.Event(), mp.Queue()  # type: ignore[var-annotated]
     procs = [mp.Process(target=target, args=(*job, batch, start, done)) for job in jobs]
     for p in procs:
         p.start()
