@@ -191,6 +191,7 @@ SPIKE_TEST = "SocialMonitorFlaggedAccessSpike"
 def _exposed_metrics() -> dict[str, set[str]]:
     """Every sample name the daemon's Metrics can expose (with _total, _bucket... suffixes) -> its labels."""
     from monitor.metrics.registry import Metrics
+    from monitor.store.postgres.shipper import ShipMetrics
 
     suffixes = {
         "counter": ("_total", "_created"),
@@ -200,7 +201,9 @@ def _exposed_metrics() -> dict[str, set[str]]:
         "info": ("_info",),
     }
     names: dict[str, set[str]] = {}
-    for collector in set(Metrics().registry._collector_to_names):
+    metrics = Metrics()
+    ShipMetrics(metrics.registry)  # the daemon adds these when store.central is set
+    for collector in set(metrics.registry._collector_to_names):
         labels = set(collector._labelnames)
         for suffix in suffixes[collector._type]:
             names[collector._name + suffix] = labels | ({"le"} if suffix == "_bucket" else set())
@@ -213,6 +216,7 @@ def test_exposed_metrics_include_the_contract() -> None:
     names = _exposed_metrics()
     assert names["social_monitor_accesses_total"] == {"school", "zone", "platform", "period_kind", "flagged"}
     assert "le" in names["social_monitor_store_write_latency_seconds_bucket"]
+    assert names["social_monitor_ship_lag_seconds"] == set()
     assert "social_monitor_build_info" in names
     assert "social_monitor_kernel_dropped_packets" in names
 
@@ -365,6 +369,8 @@ MUTATIONS = [
     ("backlog-for", "queue_depth > 5000\n        for: 10m", "queue_depth > 5000\n        for: 1m"),
     ("reload-result", 'config_reloads_total{result="failure"}[15m])) > 0', "config_reloads_total[15m])) > 0"),
     ("restarts", "child_restarts_total[15m])) > 2.5", "child_restarts_total[15m])) > 1.5"),
+    ("ship-lag-for", "lag_seconds > 3600\n        for: 15m", "lag_seconds > 3600\n        for: 1m"),
+    ("ship-lag-level", "ship_lag_seconds > 3600", "ship_lag_seconds > 5000"),
 ]
 
 

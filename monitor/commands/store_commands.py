@@ -13,13 +13,16 @@ from pathlib import Path
 from typing import TextIO
 from zoneinfo import ZoneInfo
 
+from monitor.commands.central_verify import verify_against_central
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
 from monitor.config.loader import Config
 from monitor.config.values import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
+from monitor.store.acks import mark_shipped
 from monitor.store.base import SessionStore
 from monitor.store.filter import SessionFilter
+from monitor.store.postgres.connect import is_central_url
 from monitor.store.sessions import Session
 from monitor.store.sqlite import open_config_store, open_store
 
@@ -58,6 +61,9 @@ def verify(args: argparse.Namespace) -> int:
     with store:
         result = store.verify()
         if result.ok and args.against:
+            central = [a for a in args.against if a == "central" or is_central_url(a)]
+            if central:
+                return verify_against_central(store, store_path, central, _config(args), result.summary())
             return _verify_against(store, store_path, args.against, args.public_key, result.summary())
     if result.ok:
         print(f"{shown}: {result.summary()}")
@@ -115,6 +121,8 @@ def purge(args: argparse.Namespace) -> int:
     tz = ZoneInfo(config.trust.timezone)
     now = local_time_option(args.now, tz).timestamp() if args.now else time.time()
     days = config.model.retention_days
+    if config.model.store.central and config.store_path.exists():  # keep what was never shipped
+        mark_shipped(config.store_path)
     with open_config_store(config, create=False) as store:
         result = store.purge(days, now=now)
         head = store.chain_head()
@@ -191,9 +199,10 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("verify", help="check the store's hash chain and name the first record at fault")
     p.add_argument("path", nargs="?", help="a store file (default: the config's store) or an export "
                    "directory")
-    p.add_argument("--against", action="append", metavar="EXPORT_DIR|HEADFILE",
-                   help="a signed chain head kept off the box (an export, journal lines, the central "
-                   "store's copy): the store must still hold it and every record before it; repeatable")
+    p.add_argument("--against", action="append", metavar="EXPORT_DIR|HEADFILE|central|postgresql://…",
+                   help="a signed chain head kept off the box (an export, journal lines, or the central "
+                   "store's latest head for this gateway: 'central' for store.central, or a URL): the "
+                   "store must still hold it and every record before it; repeatable")
     p.add_argument("--public-key", help="the gateway's public key (ed25519:..., or a file); default: the "
                    "key beside the store")
     add_config_argument(p)

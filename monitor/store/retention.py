@@ -10,6 +10,11 @@ every session removed. `verify` accepts a tombstone only when such a record,
 later in the chain, names its session; content blanked any other way (a
 session "deleted as if purged", the history of a live session erased) is
 named as removed.
+
+A gateway shipping to the trust's central store (`monitor.store.acks`) holds
+back what the central store has not acknowledged: a session with a record
+after the acknowledged one keeps its content until a later purge, and the log
+is never compacted past it.
 """
 
 from __future__ import annotations
@@ -18,6 +23,7 @@ from typing import Any
 
 import structlog
 
+from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
 from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, follow, purge_body, record_hash
 from monitor.store.integrity import RECORD_COLUMNS
@@ -35,13 +41,18 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
     that run is never compacted away: the content is still removed, but
     the tombstones stay so `verify` keeps reporting the break.
     """
-    doomed = "SELECT id FROM sessions WHERE last_seen < ?"
-    ids = [sid for (sid,) in con.execute(doomed, (cutoff,))]
+    acked = acknowledged(con)
+    doomed, args = "SELECT id FROM sessions WHERE last_seen < ?", [cutoff]
+    if acked is not None:  # shipped: a session the central store does not fully hold waits
+        held = con.execute(f"SELECT count(*) FROM sessions WHERE last_seen < ? AND {_UNSHIPPED}",
+                           (cutoff, acked)).fetchone()[0]
+        if held:
+            log.warning("store_purge_held", path=shown, sessions=held, acknowledged=acked)
+        doomed, args = f"{doomed} AND NOT {_UNSHIPPED}", [cutoff, acked]
+    ids = [sid for (sid,) in con.execute(doomed, args)]
     purge_record = _record_purge(con, cutoff, ids, start, now) if ids else None
-    con.execute(
-        f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", (cutoff,)
-    )
-    removed = con.execute("DELETE FROM sessions WHERE last_seen < ?", (cutoff,)).rowcount
+    con.execute(f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", args)
+    removed = con.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", args).rowcount
     # this purge's own record stays (it vouches for the tombstones left behind); older ones may go
     first_live = con.execute(
         "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ?)",
@@ -49,6 +60,8 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
     ).fetchone()[0]
     last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
     through = (first_live - 1) if first_live is not None else last
+    if acked is not None and through is not None:
+        through = min(through, acked)  # the central store holds these; the rest waits for it
     checkpoint = None
     compacted = 0
     if through is not None and through > start.record_id:
@@ -65,6 +78,10 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
             )
             checkpoint = ChainHead(through, prev)
     return PurgeResult(cutoff, removed, compacted, checkpoint)
+
+
+# a session with a record the central store has not acknowledged (parameter: the acknowledged record)
+_UNSHIPPED = "EXISTS (SELECT 1 FROM records r WHERE r.session_id = sessions.id AND r.id > ?)"
 
 
 def _record_purge(con: Any, cutoff: float, session_ids: list[int], start: ChainHead, now: float) -> int:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.store.acks import record_acknowledged
 from monitor.store.chain import GENESIS, ChainHead
 from monitor.store.retention import purge_before
 from monitor.store.sqlite import open_store
@@ -33,4 +34,32 @@ def test_purge_before(tmp_path, ages, cutoff_day, removed, compacted):
         assert (result.sessions_removed, result.records_removed) == (removed, compacted)
         assert (result.checkpoint is not None) == bool(compacted)
         assert store.count() == len(ages) - removed
+        assert store.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("acknowledged", "removed", "compacted"),
+    [
+        (None, 3, 3),  # not shipped anywhere: retention as before
+        (0, 0, 0),  # shipping set up, nothing acknowledged: everything waits
+        (1, 1, 1),  # the central store holds record 1: its session goes, the rest waits
+        (2, 2, 2),
+        (3, 3, 3),  # everything acknowledged: as if not shipped
+    ],
+    ids=["no central store", "nothing acknowledged", "one acknowledged", "two acknowledged",
+         "all acknowledged"],
+)
+def test_purge_holds_back_what_the_central_store_has_not_acknowledged(tmp_path, acknowledged, removed,
+                                                                      compacted):
+    path = tmp_path / "s.db"
+    with open_store(path) as store:
+        for i in range(3):  # three old sessions, records 1, 2 and 3
+            store.write([event(T0 + i * DAY, device=f"D{i}")])
+    if acknowledged is not None:
+        record_acknowledged(path, acknowledged)
+    with open_store(path) as store:
+        result = store.purge(10, now=T0 + 40 * DAY)
+        assert (result.sessions_removed, result.records_removed) == (removed, compacted)
+        assert store.count() == 3 - removed
+        assert sum(1 for r in store.records_since(0, 100) if r[4] is not None and r[1] != 0) == 3 - removed
         assert store.verify().ok

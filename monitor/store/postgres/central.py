@@ -21,7 +21,9 @@ import psycopg
 from psycopg import sql
 
 from monitor.store.chain import ChainBreak, ChainHead, Record, walk
+from monitor.store.postgres import heads
 from monitor.store.postgres.schema import GATEWAY_ROLE, SESSION_START_SQL, migrate
+from monitor.store.signing import SignedHead
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
 _STAGING = ("CREATE TEMP TABLE IF NOT EXISTS ship_staging (seq BIGINT, session_id BIGINT, version INTEGER, "
@@ -79,8 +81,10 @@ class CentralStore:
     def migrate(self) -> list[int]:
         return migrate(self.con)
 
-    def register_gateway(self, gateway_id: str, role: str, password: str | None = None) -> None:
-        """A login role for one gateway, member of the gateway group, and its row in ``gateways``."""
+    def register_gateway(self, gateway_id: str, role: str, password: str | None = None,
+                         public_key: str | None = None) -> None:
+        """A login role for one gateway, member of the gateway group, and its row in ``gateways``
+        (with the public key its signed heads are checked with: `social-monitor signing-key` prints it)."""
         if not ROLE_NAME.match(role):
             raise ValueError(f"role {role!r}: lowercase letters, digits and _ only")
         with self.con.transaction():
@@ -91,8 +95,14 @@ class CentralStore:
             if password is not None:
                 self.con.execute(sql.SQL("ALTER ROLE {} PASSWORD {}").format(
                     sql.Identifier(role), sql.Literal(password)))
-            self.con.execute("INSERT INTO gateways (gateway_id, role_name) VALUES (%s, %s)",
-                             (gateway_id, role))
+            self.con.execute("INSERT INTO gateways (gateway_id, role_name, public_key) VALUES (%s, %s, %s)",
+                             (gateway_id, role, public_key))
+
+    def set_public_key(self, gateway_id: str, public_key: str) -> None:
+        """Register (or replace, after a lost key) the key a gateway's signed heads must be signed with."""
+        if self.con.execute("UPDATE gateways SET public_key = %s WHERE gateway_id = %s",
+                            (public_key, gateway_id)).rowcount != 1:
+            raise LookupError(f"gateway {gateway_id!r} is not registered with the central store")
 
     # --- a gateway's side ----------------------------------------------------------------------
 
@@ -133,7 +143,15 @@ class CentralStore:
             cur.execute(_INSERT, (gateway_id,))
         return self.cursor(gateway_id).last
 
+    def receive_head(self, gateway_id: str, head: SignedHead) -> bool:
+        """Check and keep the gateway's signed head (`monitor.store.postgres.heads`); False if held."""
+        return heads.receive_head(self.con, gateway_id, head)
+
     # --- reading and checking (the trust) ----------------------------------------------------
+
+    def latest_head(self, gateway_id: str) -> tuple[SignedHead, str] | None:
+        """The gateway's last head accepted, and the registered key it is to be checked with."""
+        return heads.latest_head(self.con, gateway_id)
 
     def records(self, gateway_id: str, after: int = 0) -> Iterable[Record]:
         cur = self.con.cursor()

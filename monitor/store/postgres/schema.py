@@ -16,7 +16,7 @@ Records and sessions are partitioned by month of the session's first
 sighting (UTC), so retention drops whole partitions; `central_ensure_month`
 creates a month's partitions when a gateway first ships into it.
 ``chain_heads`` receives the gateways' signed heads (tamper-evidence, issue
-20): the table is here, the signature check is not yet.
+20), checked as `monitor.store.postgres.heads` says (schema 2).
 
 Migrations are applied once each, in order, under an advisory lock, with a
 row in ``schema_version``; a database newer than the code is refused.
@@ -28,6 +28,7 @@ import time
 from typing import Any
 
 from monitor.store.chain import GENESIS
+from monitor.store.postgres import heads
 from monitor.store.schema import Migration, check_migrations, run_steps
 
 GATEWAY_ROLE = "social_monitor_gateway"  # group role: every gateway's login role is a member
@@ -257,6 +258,7 @@ MIGRATIONS: dict[int, Migration] = {
         f"CREATE POLICY records_read ON records FOR SELECT TO {READER_ROLE} USING (true)",
         f"CREATE POLICY heads_read ON chain_heads FOR SELECT TO {READER_ROLE} USING (true)",
     )),
+    2: heads.migration(),
 }
 
 SCHEMA_VERSION = check_migrations(MIGRATIONS)

@@ -15,6 +15,7 @@ rolled back since is refused, loudly, rather than shipped.
 from __future__ import annotations
 
 import random
+import sqlite3
 import threading
 import time
 from collections.abc import Callable, Mapping
@@ -26,9 +27,11 @@ import structlog
 from prometheus_client import CollectorRegistry, Counter, Gauge
 
 from monitor.errors import UserError
+from monitor.store import acks, anchors
 from monitor.store.base import StoreError
 from monitor.store.chain import ChainHead
 from monitor.store.postgres.central import CentralStore
+from monitor.store.postgres.heads import HeadRefused
 from monitor.store.sqlite import SQLiteSessionStore
 
 log = structlog.get_logger("monitor.store.postgres.shipper")
@@ -79,6 +82,7 @@ class Shipper:
         self.clock = clock
         self._central: CentralStore | None = None
         self._local: SQLiteSessionStore | None = None
+        self._head_sent: str | None = None  # the signed head the central store last took
 
     def close(self) -> None:
         for store in (self._central, self._local):
@@ -91,6 +95,7 @@ class Shipper:
             if not self.store_path.exists():
                 return None  # nothing recorded yet
             self._local = SQLiteSessionStore(self.store_path, create=False)
+            acks.mark_shipped(self.store_path)  # from now on retention waits for the central store
         if self._central is None or self._central.con.closed:
             self._central = CentralStore(self.central_params)
         return self._local, self._central
@@ -103,18 +108,39 @@ class Shipper:
         local, central = stores
         cursor = central.cursor(self.gateway_id).last
         cursor = self._check_continues(local, central, cursor)
+        acks.record_acknowledged(self.store_path, cursor.record_id)
         sent = batches = 0
         while max_batches is None or batches < max_batches:
             batch = local.records_since(cursor.record_id, self.batch_size)
             if not batch:
                 break
             after = central.ingest(self.gateway_id, batch)
+            acks.record_acknowledged(self.store_path, after.record_id)  # local retention may now compact it
             sent += after.record_id - cursor.record_id
             if self.metrics is not None:
                 self.metrics.shipped.inc(after.record_id - cursor.record_id)
             cursor, batches = after, batches + 1
             log.debug("ship_batch", gateway=self.gateway_id, through=cursor.record_id, records=len(batch))
+        self._send_head(central, cursor)
         return self._report(local, sent, cursor)
+
+    def _send_head(self, central: CentralStore, cursor: ChainHead) -> None:
+        """The gateway's latest signed head, once the central store holds the record it names: the
+        off-box anchor `verify --against central` checks the store against. A refused head (a bad
+        signature, a fork: the file was rewritten and signed again) stops shipping, loudly."""
+        con = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
+        try:
+            head = anchors.last_signed(con)
+        finally:
+            con.close()
+        if head is None or head.record_id > cursor.record_id or head.to_json() == self._head_sent:
+            return
+        try:
+            if central.receive_head(self.gateway_id, head):
+                log.info("ship_head", gateway=self.gateway_id, seq=head.seq, record=head.record_id)
+        except HeadRefused as exc:
+            raise ShipRefused(f"{self.store_path}: {exc}") from None
+        self._head_sent = head.to_json()
 
     def _check_continues(
         self, local: SQLiteSessionStore, central: CentralStore, cursor: ChainHead
@@ -150,6 +176,18 @@ class Shipper:
             self.metrics.lag_seconds.set(report.lag_seconds)
         return report
 
+    def report_lag_offline(self) -> ShipReport | None:
+        """While the central store cannot be reached, the lag still grows: measured from the last
+        acknowledgement the local store keeps (`monitor.store.acks`), so the lag alert fires."""
+        if self._local is None:
+            return None
+        con = sqlite3.connect(f"file:{self.store_path}?mode=ro", uri=True)
+        try:
+            acked = acks.acknowledged(con)
+        finally:
+            con.close()
+        return None if acked is None else self._report(self._local, 0, ChainHead(acked, ""))
+
     def run(self, stop: threading.Event, *, interval: float = 5.0, max_backoff: float = 300.0) -> None:
         """Ship every `interval` seconds until `stop` is set; after a failure wait longer each time (with
         jitter, so a trust's gateways do not all return at once when the server comes back)."""
@@ -173,6 +211,7 @@ class Shipper:
                 if self._central is not None:
                     self._central.close()
                     self._central = None
+                self.report_lag_offline()
             if failures and self.metrics is not None:
                 self.metrics.failures.inc()
             stop.wait(wait)
@@ -190,6 +229,8 @@ def shipper_for(config: Any, metrics: ShipMetrics | None = None) -> Shipper | No
         return None
     password_file = config.resolve(settings.central_password_file) if settings.central_password_file else None
     params = conninfo(settings.central, password_file=password_file)
+    if config.store_path.exists():
+        acks.mark_shipped(config.store_path)  # before the first batch: a purge meanwhile holds everything
     return Shipper(config.store_path, params, config.model.gateway.id, metrics=metrics)
 
 

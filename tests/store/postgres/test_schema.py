@@ -19,7 +19,7 @@ def admin(pg_server, pg_database):
 
 
 def test_migrate_applies_once_and_records_the_version(admin):
-    assert admin.migrate() == [schema.SCHEMA_VERSION]
+    assert admin.migrate() == list(range(1, schema.SCHEMA_VERSION + 1))
     assert admin.migrate() == []
     assert schema.current_version(admin.con) == schema.SCHEMA_VERSION
 
@@ -34,9 +34,20 @@ def test_a_database_newer_than_the_code_is_refused(admin):
 def test_a_later_migration_is_applied_on_top(admin):
     admin.migrate()
     later = dict(schema.MIGRATIONS)
-    later[2] = Migration(("CREATE TABLE later_table (x INTEGER)",))
-    assert schema.migrate(admin.con, later) == [2]
+    later[schema.SCHEMA_VERSION + 1] = Migration(("CREATE TABLE later_table (x INTEGER)",))
+    assert schema.migrate(admin.con, later) == [schema.SCHEMA_VERSION + 1]
     assert admin.con.execute("SELECT to_regclass('later_table')").fetchone()[0] == "later_table"
+
+
+def test_a_schema_1_database_is_upgraded_to_receive_signed_heads(admin):
+    first = {1: schema.MIGRATIONS[1]}
+    assert schema.migrate(admin.con, first) == [1]
+    admin.con.execute("INSERT INTO gateways (gateway_id, role_name) VALUES ('oak', 'nobody_oak')")
+    assert admin.migrate() == [2]
+    columns = {r[0] for r in admin.con.execute(
+        "SELECT column_name FROM information_schema.columns WHERE table_name = 'chain_heads'")}
+    assert {"record_id", "head"} <= columns
+    assert admin.con.execute("SELECT public_key FROM gateways").fetchall() == [(None,)]
 
 
 @pytest.mark.parametrize(

@@ -203,3 +203,66 @@ def test_a_gateway_that_purged_ships_its_purge_record_and_stays_verifiable(pg_se
         # every record ever written, the ones the gateway has since compacted away included
         assert admin.verify_gateway("oak") == (local[-1][0], None)
         assert admin.count("sessions", "oak") == 25  # the central keeps what the gateway purged
+
+
+@pytest.mark.parametrize(
+    ("batches", "removed_first"),
+    [
+        (0, 0),  # connected, nothing sent yet: the purge keeps every session
+        (1, 7),  # one batch of 7 taken: those 7 sessions may go, the other 23 wait
+        (3, 21),
+        (None, 30),  # all shipped: all go
+    ],
+    ids=["nothing shipped", "one batch", "three batches", "all shipped"],
+)
+def test_local_purge_never_loses_what_the_central_store_has_not_taken(pg_server, tmp_path, batches,
+                                                                       removed_first):
+    name, roles = central_db(pg_server, ["oak"])
+    store = tmp_path / "oak.db"
+    fill(store, 30, extend=False)  # 30 old sessions, one record each
+    later = T0 + 400 * 86400.0
+    shipper = Shipper(store, pg_server.dsn(roles["oak"], name), "oak", batch_size=7)
+    shipper.ship_once(max_batches=batches)
+    with SQLiteSessionStore(store) as local:
+        first = local.purge(retention_days=10, now=later)
+        assert (first.sessions_removed, first.records_removed) == (removed_first, removed_first)
+        assert local.count() == 30 - removed_first
+        assert local.verify().ok
+    shipper.ship_once()  # the rest, the purge record with it
+    with SQLiteSessionStore(store) as local:
+        assert local.purge(retention_days=10, now=later + 1).sessions_removed == 30 - removed_first
+        assert local.count() == 0
+    shipper.ship_once()
+    shipper.close()
+    with CentralStore(pg_server.dsn(dbname=name)) as admin:
+        central = list(admin.records("oak"))
+        # every session reached the central store with its content before the gateway let it go
+        assert sum(1 for r in central if r[1] != 0 and r[4] is not None) == 30
+        assert admin.count("sessions", "oak") == 30
+        assert admin.verify_gateway("oak")[1] is None
+
+
+@pytest.mark.parametrize(("shipped_before", "waiting"), [(0, 40), (2, 26), (None, 0)],
+                         ids=["never reached", "two batches then down", "all shipped then down"])
+def test_the_lag_keeps_growing_while_the_central_store_is_unreachable(pg_server, tmp_path, shipped_before,
+                                                                      waiting):
+    name, roles = central_db(pg_server, ["oak"])
+    store = tmp_path / "oak.db"
+    fill(store, 20)  # 40 records
+    if shipped_before != 0:
+        Shipper(store, pg_server.dsn(roles["oak"], name), "oak", batch_size=7).ship_once(shipped_before)
+    registry = CollectorRegistry()
+    clock = lambda: time.time() + 86400.0  # noqa: E731
+    down = Shipper(store, f"host={tmp_path} port=1 user=oak dbname=x connect_timeout=1", "oak",
+                   metrics=ShipMetrics(registry), clock=clock)
+    stop = threading.Event()
+    runner = threading.Thread(target=down.run, args=(stop,), kwargs={"interval": 0.01, "max_backoff": 0.05})
+    runner.start()
+    deadline = time.monotonic() + 20
+    while registry.get_sample_value("social_monitor_ship_failures_total") < 2 and time.monotonic() < deadline:
+        time.sleep(0.02)
+    stop.set()
+    runner.join(10)
+    assert registry.get_sample_value("social_monitor_ship_lag_records") == waiting
+    lag_seconds = registry.get_sample_value("social_monitor_ship_lag_seconds")
+    assert (lag_seconds > 80000) == bool(waiting)  # a day after the records were written
