@@ -175,7 +175,7 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
         lead = f"{when}, this export lists only flagged accesses at {e(ctx.school)}."
     else:
         lead = (f"{when}, {accesses(st.total)} to social media from trust devices at {e(ctx.school)} "
-                f"were recorded.")
+                f"{'was' if st.total == 1 else 'were'} recorded.")
     if st.flagged == 0:
         out.append(f"{lead} <strong>None was flagged</strong> under clause 4.3 of the Social Media Policy.")
     else:

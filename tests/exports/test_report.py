@@ -135,6 +135,22 @@ def test_summary_words(example_config, sessions, expected):
     assert "<b>" not in text and "<i>" not in text
 
 
+@pytest.mark.parametrize(("total", "said"),
+                         [(1, "1 access to social media"), (2, "2 accesses to social media")])
+def test_summary_agrees_in_number(total, said):
+    from monitor.exports.report import ReportContext
+    from monitor.store.chain import ChainHead
+
+    stats = ReportStats(LONDON)
+    for _ in range(total):
+        stats.add(session("2026-11-02", "Lunch", "staff-room", "reddit"), "D9", None)
+    ctx = ReportContext("Trust", "Ash Grove Academy", "ash-secondary", FIRST, LAST, "Europe/London", False,
+                        False, None, 90, "now", "me", "0.1.0", "f" * 64, ChainHead(1, "0" * 64))
+    text = " ".join(summary_paragraphs(ctx, stats))
+    verb = "was" if total == 1 else "were"
+    assert f"{said} from trust devices at Ash Grove Academy {verb} recorded." in text, text
+
+
 @pytest.mark.parametrize(
     ("first", "last", "words"),
     [
