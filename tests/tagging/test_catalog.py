@@ -175,6 +175,15 @@ def test_bad_embeds_in_the_data_file_name_their_place(embeds, message):
         ("123.discordsays.com", "discord", "platform"),  # Activities inside a call
         ("discord-attachments-uploads-prd.storage.googleapis.com", "discord", "platform"),
         ("storage.googleapis.com", None, None),
+        ("m.mvk.com", "vk", "platform"),
+        ("vk.cc", "vk", "platform"),  # short link
+        ("sun9-1.vkuserphoto.ru", "vk", "platform"),  # photo CDN
+        ("web.vkmessenger.com", "vk", "platform"),
+        ("analytics.vk.com", "vk", "tracker"),  # longer than vk.com, so not the platform itself
+        ("top-fwz1.mail.ru", None, None),  # the wider Mail.ru group is not VK
+        ("lin.ee", "line", "platform"),
+        ("obs.line-cdn.net", "line", "platform"),
+        ("qr.ae", "quora", "platform"),
     ],
 )
 def test_catalog_coverage_from_public_domain_lists(hostname, platform, role):
