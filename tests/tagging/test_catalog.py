@@ -141,3 +141,51 @@ def test_bad_embeds_in_the_data_file_name_their_place(embeds, message):
     raw = {"platforms": [{"id": "a", "name": "A", "category": "x", "domains": ["a.com"], "embeds": embeds}]}
     with pytest.raises(CatalogError, match=rf"where: platforms\[0\] \(a\): .*{message}"):
         parse_platforms(raw, "where")
+
+
+@pytest.mark.parametrize(
+    ("hostname", "platform", "role"),
+    [
+        # one row per domain family added from v2fly/domain-list-community (see the data file's [v2fly])
+        ("www.facebook.ca", "facebook", "platform"),  # country domain
+        ("fbwat.ch", "facebook", "platform"),  # Watch short link
+        ("upload.fbsbx.net", "facebook", "platform"),  # the app's upload host
+        ("scontent.fbcdn.com", "facebook", "cdn"),  # second photo CDN, same role as fbcdn.net
+        ("www.igtv.com", "instagram", "platform"),
+        ("www.whatsapp.org", "whatsapp", "platform"),
+        ("twitter.jp", "twitter", "platform"),
+        ("vine.co", "twitter", "platform"),
+        ("gaming.youtubegaming.com", "youtube", "platform"),
+        ("api2.amemv.com", "tiktok", "platform"),  # app API host
+        ("p16-tiktokcdn-com.akamaized.net", "tiktok", "platform"),  # TikTok's own host on a shared CDN
+        ("other.akamaized.net", None, None),  # ...and the rest of that CDN stays unclaimed
+        ("www.linkedin.at", "linkedin", "platform"),
+        ("static.licdn.cn", "linkedin", "platform"),
+        ("px.bizographics.com", "linkedin", "tracker"),  # ads audience pixel
+        ("www.pinterest.co.nz", "pinterest", "platform"),
+        ("pinterest.com.mx", "pinterest", "platform"),
+        ("kit.snapkit.co", "snapchat", "platform"),
+        ("impala-media-production.s3.amazonaws.com", "snapchat", "platform"),
+        ("s3.amazonaws.com", None, None),  # shared storage is not Snapchat
+        ("reddit.app.link", "reddit", "platform"),
+        ("app.link", None, None),  # Branch's other customers' links are not Reddit
+        ("tx.me", "telegram", "platform"),
+        ("graph.org", "telegram", "platform"),  # Telegraph mirror
+        ("discord.gift", "discord", "platform"),
+        ("123.discordsays.com", "discord", "platform"),  # Activities inside a call
+        ("discord-attachments-uploads-prd.storage.googleapis.com", "discord", "platform"),
+        ("storage.googleapis.com", None, None),
+        ("m.mvk.com", "vk", "platform"),
+        ("vk.cc", "vk", "platform"),  # short link
+        ("sun9-1.vkuserphoto.ru", "vk", "platform"),  # photo CDN
+        ("web.vkmessenger.com", "vk", "platform"),
+        ("analytics.vk.com", "vk", "tracker"),  # longer than vk.com, so not the platform itself
+        ("top-fwz1.mail.ru", None, None),  # the wider Mail.ru group is not VK
+        ("lin.ee", "line", "platform"),
+        ("obs.line-cdn.net", "line", "platform"),
+        ("qr.ae", "quora", "platform"),
+    ],
+)
+def test_catalog_coverage_from_public_domain_lists(hostname, platform, role):
+    match = default_catalog().match(hostname)
+    assert (match.platform.id if match else None, match.role if match else None) == (platform, role)
