@@ -129,11 +129,14 @@ BEGIN
         UPDATE gateways SET last_seq = top.seq, last_hash = top.hash, last_recorded_at = top.recorded_at,
             received_at = now() WHERE gateway_id = g.gateway_id;
         WITH latest AS (
-            SELECT DISTINCT ON (session_id) session_id, version, seq, body::jsonb AS b
-            -- session 0 is the gateway's purge records: its local retention, not a session (central
-            -- retention is the trust's own, by partition)
-            FROM arrived WHERE gateway_id = g.gateway_id AND body IS NOT NULL AND session_id <> 0
-            ORDER BY session_id, version DESC
+            -- each session's latest version picked first, then only its body parsed
+            SELECT session_id, version, seq, body::jsonb AS b FROM (
+                SELECT DISTINCT ON (session_id) session_id, version, seq, body
+                -- session 0 is the gateway's purge records: its local retention, not a session
+                -- (central retention is the trust's own, by partition)
+                FROM arrived WHERE gateway_id = g.gateway_id AND body IS NOT NULL AND session_id <> 0
+                ORDER BY session_id, version DESC
+            ) newest
         ), changed AS (
             UPDATE sessions s SET version = l.version, seq = l.seq,
                 first_seen = to_timestamp((l.b->>'first_seen')::float8),
