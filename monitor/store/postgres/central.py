@@ -22,17 +22,20 @@ from psycopg import sql
 
 from monitor.store.chain import ChainBreak, ChainHead, Record, walk
 from monitor.store.postgres import heads
-from monitor.store.postgres.schema import GATEWAY_ROLE, SESSION_START_SQL, migrate
+from monitor.store.postgres.schema import GATEWAY_ROLE, migrate
 from monitor.store.signing import SignedHead
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+# session_start comes from the client, computed once per record there (it needs the partitions before
+# it sends); the arrival trigger checks it against the body, so a wrong one is refused, not stored
 _STAGING = ("CREATE TEMP TABLE IF NOT EXISTS ship_staging (seq BIGINT, session_id BIGINT, version INTEGER, "
-            "recorded_at DOUBLE PRECISION, body TEXT, body_sha256 TEXT, prev_hash TEXT, hash TEXT) "
-            "ON COMMIT DELETE ROWS")
-_INSERT = (f"INSERT INTO records (gateway_id, seq, session_id, version, recorded_at, body, body_sha256, "
-           f"prev_hash, hash, session_start) SELECT %s, seq, session_id, version, recorded_at, body, "
-           f"body_sha256, prev_hash, hash, {SESSION_START_SQL} FROM ship_staging ORDER BY seq "
+            "recorded_at DOUBLE PRECISION, body TEXT, body_sha256 TEXT, prev_hash TEXT, hash TEXT, "
+            "session_start DOUBLE PRECISION) ON COMMIT DELETE ROWS")
+_INSERT = ("INSERT INTO records (gateway_id, seq, session_id, version, recorded_at, body, body_sha256, "
+           "prev_hash, hash, session_start) SELECT %s, seq, session_id, version, recorded_at, body, "
+           "body_sha256, prev_hash, hash, to_timestamp(session_start) FROM ship_staging "
            "ON CONFLICT DO NOTHING")
+_DAY = 86400.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -121,7 +124,9 @@ class CentralStore:
 
     def ensure_months(self, starts: Iterable[float]) -> None:
         """Create the monthly partitions these session starts fall in (each in its own short transaction)."""
-        wanted = {month_of(t + d) for t in starts for d in (-0.001, 0.0, 0.001)} - self._months
+        # by day first (a month is a run of whole UTC days): one datetime per day, not per record
+        days = {int((t + d) // _DAY) for t in starts for d in (-0.001, 0.0, 0.001)}
+        wanted = {month_of(day * _DAY) for day in days} - self._months
         for month in sorted(wanted):
             first = datetime.strptime(month + "_01", "%Y_%m_%d").replace(tzinfo=UTC)
             self.con.execute("SELECT central_ensure_month(%s)", (first,))
@@ -133,13 +138,14 @@ class CentralStore:
         Idempotent: records the central store already holds are skipped (ON CONFLICT DO NOTHING), so
         a batch sent again after a lost acknowledgement adds nothing. A batch that does not continue
         the chain raises psycopg.errors.RaiseException with the database's reason, and nothing is kept."""
-        self.ensure_months(session_start(r) for r in records)
+        starts = [session_start(r) for r in records]
+        self.ensure_months(starts)
         with self.con.transaction():
             cur = self.con.cursor()
             cur.execute(_STAGING)
             with cur.copy("COPY ship_staging FROM STDIN") as copy:
-                for r in records:
-                    copy.write_row((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7]))
+                for r, start in zip(records, starts, strict=True):
+                    copy.write_row((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], start))
             cur.execute(_INSERT, (gateway_id,))
         return self.cursor(gateway_id).last
 

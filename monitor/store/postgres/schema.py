@@ -37,18 +37,31 @@ MIGRATION_LOCK = 0x534D_4D49  # pg_advisory_xact_lock key: one migrator at a tim
 
 # Python's repr of a float, from float8's shortest round-trip text (extra_float_digits = 1, PG 12+):
 # the two agree for every timestamp (an integral value gains ".0"); anything else is refused.
-_PY_FLOAT = """CREATE FUNCTION central_py_float(v double precision) RETURNS text
+def _py_float_sql(v: str) -> str:
+    return f"(CASE WHEN {v}::text ~ '^-?[0-9]+$' THEN {v}::text || '.0' ELSE {v}::text END)"
+
+
+def record_hash_sql(seq: str, session_id: str, version: str, recorded_at: str, body_sha256: str,
+                    prev_hash: str) -> str:
+    """`monitor.store.chain.record_hash`, byte for byte, as an SQL expression over the named columns:
+    spelled out inline in the arrival trigger (a function call per row, with its own SET, cost more
+    than the hash itself); needs extra_float_digits = 1."""
+    return (f"encode(sha256(convert_to('{{\"body_sha256\":\"' || {body_sha256} || '\",\"id\":' || {seq} "
+            f"|| ',\"prev\":\"' || {prev_hash} || '\",\"recorded_at\":' || {_py_float_sql(recorded_at)} "
+            f"|| ',\"session_id\":' || {session_id} || ',\"version\":' || {version} "
+            "|| '}', 'UTF8')), 'hex')")
+
+
+_PY_FLOAT = f"""CREATE FUNCTION central_py_float(v double precision) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT SET extra_float_digits = 1 AS $$
-    SELECT CASE WHEN v::text ~ '^-?[0-9]+$' THEN v::text || '.0' ELSE v::text END
+    SELECT {_py_float_sql("v")}
 $$"""
 
-# `monitor.store.chain.record_hash`, byte for byte: canonical JSON of the record's header
-_RECORD_HASH = """CREATE FUNCTION central_record_hash(seq bigint, session_id bigint, version integer,
+# the same hash for one record, callable (checks by hand, tests)
+_RECORD_HASH = f"""CREATE FUNCTION central_record_hash(seq bigint, session_id bigint, version integer,
     recorded_at double precision, body_sha256 text, prev_hash text) RETURNS text
-LANGUAGE sql IMMUTABLE STRICT AS $$
-    SELECT encode(sha256(convert_to('{"body_sha256":"' || body_sha256 || '","id":' || seq
-        || ',"prev":"' || prev_hash || '","recorded_at":' || central_py_float(recorded_at)
-        || ',"session_id":' || session_id || ',"version":' || version || '}', 'UTF8')), 'hex')
+LANGUAGE sql IMMUTABLE STRICT SET extra_float_digits = 1 AS $$
+    SELECT {record_hash_sql("seq", "session_id", "version", "recorded_at", "body_sha256", "prev_hash")}
 $$"""
 
 # the partition key of a record: its session's first sighting, or (a purged body) when it was recorded
@@ -74,7 +87,8 @@ BEGIN
 END $$"""
 
 _ARRIVED = """CREATE FUNCTION central_records_arrived() RETURNS trigger
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = public, pg_temp SET extra_float_digits = 1
+    SET work_mem = '64MB' AS $$
 DECLARE
     g record;
     cur record;
@@ -95,8 +109,9 @@ BEGIN
             SELECT r.seq, CASE
                 WHEN r.prev_hash <> coalesce(lag(r.hash) OVER w, cur.last_hash)
                     THEN 'it does not link to record ' || (r.seq - 1)
-                WHEN r.hash IS DISTINCT FROM central_record_hash(r.seq, r.session_id, r.version,
-                        r.recorded_at, r.body_sha256, r.prev_hash)
+                WHEN r.hash IS DISTINCT FROM """ + record_hash_sql(
+                    "r.seq", "r.session_id", "r.version", "r.recorded_at", "r.body_sha256",
+                    "r.prev_hash") + """
                     THEN 'its hash does not match its fields'
                 WHEN r.body IS NOT NULL AND r.body_sha256 <> encode(sha256(convert_to(r.body, 'UTF8')), 'hex')
                     THEN 'its content does not match its digest'
@@ -114,11 +129,14 @@ BEGIN
         UPDATE gateways SET last_seq = top.seq, last_hash = top.hash, last_recorded_at = top.recorded_at,
             received_at = now() WHERE gateway_id = g.gateway_id;
         WITH latest AS (
-            SELECT DISTINCT ON (session_id) session_id, version, seq, body::jsonb AS b
-            -- session 0 is the gateway's purge records: its local retention, not a session (central
-            -- retention is the trust's own, by partition)
-            FROM arrived WHERE gateway_id = g.gateway_id AND body IS NOT NULL AND session_id <> 0
-            ORDER BY session_id, version DESC
+            -- each session's latest version picked first, then only its body parsed
+            SELECT session_id, version, seq, body::jsonb AS b FROM (
+                SELECT DISTINCT ON (session_id) session_id, version, seq, body
+                -- session 0 is the gateway's purge records: its local retention, not a session
+                -- (central retention is the trust's own, by partition)
+                FROM arrived WHERE gateway_id = g.gateway_id AND body IS NOT NULL AND session_id <> 0
+                ORDER BY session_id, version DESC
+            ) newest
         ), changed AS (
             UPDATE sessions s SET version = l.version, seq = l.seq,
                 first_seen = to_timestamp((l.b->>'first_seen')::float8),
@@ -296,4 +314,4 @@ def migrate(con: Any, migrations: dict[int, Migration] = MIGRATIONS, now: float 
 
 
 __all__ = ["GATEWAY_ROLE", "MIGRATIONS", "READER_ROLE", "SCHEMA_VERSION", "SESSION_START_SQL",
-           "CentralSchemaError", "current_version", "migrate"]
+           "CentralSchemaError", "current_version", "migrate", "record_hash_sql"]

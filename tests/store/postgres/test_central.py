@@ -6,6 +6,7 @@ import psycopg
 import pytest
 
 from monitor.store.chain import ChainHead
+from monitor.store.postgres import central
 from monitor.store.postgres.central import CentralStore, month_of, session_start
 from tests.central_helpers import central_db, fill, local_records
 
@@ -62,6 +63,25 @@ def test_a_batch_that_does_not_continue_the_chain_is_refused_whole(pg_server, tr
         assert oak.cursor("oak").last.record_id == 10  # nothing of the refused batch was kept
         assert oak.count("records") == 10
         assert oak.ingest("oak", records[10:]).record_id == 60  # the true chain still goes in
+
+
+@pytest.mark.parametrize(
+    "shift",
+    [0.5, -86400.0 * 40, 86400.0],
+    ids=["half-a-second", "an-earlier-month", "a-day-later"],
+)
+def test_a_partition_time_the_client_got_wrong_is_refused(pg_server, trust, monkeypatch, shift):
+    """The client sends each record's session_start; the database checks it against the body."""
+    name, roles, records = trust
+    with connect(pg_server, name, roles["oak"]) as oak:
+        oak.ingest("oak", records[:10])
+        monkeypatch.setattr(central, "session_start", lambda record: session_start(record) + shift)
+        with pytest.raises(psycopg.errors.RaiseException,
+                           match="record 11 refused: its partition time is not its session's first sighting"):
+            oak.ingest("oak", records[10:13])
+        monkeypatch.undo()
+        assert oak.cursor("oak").last.record_id == 10
+        assert oak.ingest("oak", records[10:]).record_id == 60
 
 
 def test_a_gateway_cannot_insert_another_gateways_records(pg_server, trust):
