@@ -24,6 +24,7 @@ ORDER = [
     "export_bench.py",
     "proxy_bench.py",
     "proxy_instructions.py",
+    "central_bench.py",
 ]
 
 
