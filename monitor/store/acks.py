@@ -13,11 +13,12 @@ A store with no note (no central store configured) purges as it always did.
 
 from __future__ import annotations
 
-import sqlite3
 from pathlib import Path
 from typing import Any
 
 import structlog
+
+from monitor.store.transactions import own_connection
 
 log = structlog.get_logger("monitor.store.acks")
 
@@ -38,21 +39,12 @@ def acknowledged(con: Any) -> int | None:
 
 
 def _write(path: Path, value: int, only_if_missing: bool, busy_timeout: float) -> None:
-    con = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            current = acknowledged(con)
-            if current is None:
-                con.execute("INSERT INTO store_meta (name, value) VALUES (?, ?)", (META_NAME, str(value)))
-            elif not only_if_missing:
-                con.execute("UPDATE store_meta SET value = ? WHERE name = ?", (str(value), META_NAME))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
+    with own_connection(path, busy_timeout) as con:
+        current = acknowledged(con)
+        if current is None:
+            con.execute("INSERT INTO store_meta (name, value) VALUES (?, ?)", (META_NAME, str(value)))
+        elif not only_if_missing:
+            con.execute("UPDATE store_meta SET value = ? WHERE name = ?", (str(value), META_NAME))
 
 
 def mark_shipped(path: str | Path, busy_timeout: float = 10.0) -> None:

@@ -11,7 +11,6 @@ central store); `contains` is what `verify --against` runs for each.
 from __future__ import annotations
 
 import json
-import sqlite3
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,6 +21,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from monitor.store.chain import ChainHead
 from monitor.store.signing import HeadError, SignedHead, sign
+from monitor.store.transactions import own_connection
 
 log = structlog.get_logger("monitor.store.anchors")
 
@@ -74,18 +74,9 @@ def sign_store_file(path: Path, key: Ed25519PrivateKey | Callable[[Any], SignedH
     (`key` may instead make the head itself from the connection: a key rotation does.)
 
     The head goes to the journal as one ``chain_head_signed`` line as it is made."""
-    con = sqlite3.connect(str(path), timeout=busy_timeout, isolation_level=None)
-    try:
-        con.execute("BEGIN IMMEDIATE")
-        try:
-            signed = (record_signed(con, key, head, reason, now) if isinstance(key, Ed25519PrivateKey)
-                      else keep(con, key(con)))
-            con.execute("COMMIT")
-        except BaseException:
-            con.execute("ROLLBACK")
-            raise
-    finally:
-        con.close()
+    with own_connection(path, busy_timeout) as con:
+        signed = (record_signed(con, key, head, reason, now) if isinstance(key, Ed25519PrivateKey)
+                  else keep(con, key(con)))
     log.info("chain_head_signed", store=str(path), signed_head=signed.to_dict())
     return signed
 

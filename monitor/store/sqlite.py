@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from monitor.store import anchors, damage, files, integrity, retention, schema
+from monitor.store import anchors, damage, files, integrity, retention, schema, transactions
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
 from monitor.store.chain import GENESIS, ChainHead, Record, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
@@ -152,14 +152,8 @@ class SQLiteSessionStore(SessionStore):
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """One BEGIN IMMEDIATE transaction, committed when the block ends, rolled back on any error."""
-        self._con.execute("BEGIN IMMEDIATE")
-        try:
+        with transactions.immediate(self._con):
             yield
-            self._con.execute("COMMIT")
-        except BaseException:
-            if self._con.in_transaction:
-                self._con.execute("ROLLBACK")
-            raise
 
     def relieve(self) -> None:
         """Copy committed WAL frames into the database and truncate the WAL: on a full disk the WAL has
