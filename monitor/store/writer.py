@@ -11,7 +11,8 @@ no new signal, flag or exemption) is re-versioned at most once per
 `extend_interval` seconds rather than once per batch: every version is a
 full, chained record, and a 40-minute video stream would otherwise leave
 thousands of them. A new access, a new session after the idle gap, or a new
-flag is written with the next batch; `flush()` and `close()` write
+flag, or the platform itself reached by a session that had seen only its
+embeds, is written with the next batch; `flush()` and `close()` write
 everything held.
 
 Each new session row the store inserts is one access (`social_monitor_accesses_total`): merges
@@ -42,6 +43,7 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -105,7 +107,7 @@ class StoreWriter:
         self._chunk = batch_size  # most segments per transaction; halved after each failure
         # key -> (when committed, last seen, signals, flags, exempt): what was written recently, so
         # that a long session is re-versioned at most once per extend_interval, not once per batch
-        self._written: dict[tuple[str, ...], tuple[float, float, set[str], set[Flag], bool]] = {}
+        self._written: dict[tuple[str, ...], _Written] = {}
         self._due_at = float("inf")  # when held extensions must be written
         self._next_sweep = 0.0
         self._flush_requested = threading.Event()
@@ -228,13 +230,14 @@ class StoreWriter:
         written = self._written.get(_key(seg))
         if written is None:
             return False  # a new access is written promptly
-        at, last_seen, signals, flags, exempt = written
         return (
-            now - at < self.extend_interval
-            and seg.first_seen <= last_seen + self.store.idle_gap
-            and signals.issuperset(seg.signals)
-            and flags.issuperset(seg.flags)
-            and (exempt or seg.exemption is None)
+            now - written.at < self.extend_interval
+            and seg.first_seen <= written.last_seen + self.store.idle_gap
+            and written.signals.issuperset(seg.signals)
+            and written.flags.issuperset(seg.flags)
+            # an embed-only session that reaches the platform itself becomes flaggable evidence
+            and ("platform" in written.roles or "platform" not in seg.roles)
+            and (written.exempt or seg.exemption is None)
         )
 
     def _commit(self, force: bool) -> bool:
@@ -290,25 +293,26 @@ class StoreWriter:
             for seg in due:
                 key = _key(seg)
                 before = self._written.get(key)
-                if before is None or seg.first_seen > before[1] + self.store.idle_gap:
-                    self._written[key] = (now, seg.last_seen, set(seg.signals), set(seg.flags),
-                                          seg.exemption is not None)
+                if before is None or seg.first_seen > before.last_seen + self.store.idle_gap:
+                    self._written[key] = _Written(now, seg.last_seen, set(seg.signals), set(seg.flags),
+                                                  set(seg.roles), seg.exemption is not None)
                 else:
-                    before[2].update(seg.signals)
-                    before[3].update(seg.flags)
-                    self._written[key] = (now, max(before[1], seg.last_seen), before[2], before[3],
-                                          before[4] or seg.exemption is not None)
+                    before.at, before.last_seen = now, max(before.last_seen, seg.last_seen)
+                    before.signals.update(seg.signals)
+                    before.flags.update(seg.flags)
+                    before.roles.update(seg.roles)
+                    before.exempt = before.exempt or seg.exemption is not None
         for seg in overflow:
             merger.add_session(seg)
         self._due_at = float("inf")
         for seg in held:
             merger.add_session(seg)
             written_at = self._written.get(_key(seg))
-            self._due_at = min(self._due_at, written_at[0] + self.extend_interval if written_at else now)
+            self._due_at = min(self._due_at, written_at.at + self.extend_interval if written_at else now)
         self._fresh = 0
         if now >= self._next_sweep:  # forget what can no longer be held: bounded by active sessions
             self._next_sweep = now + max(self.extend_interval, 1.0)
-            for key in [k for k, w in self._written.items() if now - w[0] >= self.extend_interval]:
+            for key in [k for k, w in self._written.items() if now - w.at >= self.extend_interval]:
                 del self._written[key]
         with self._cond:
             self._settled += sum(seg.observations for seg in due)
@@ -443,6 +447,18 @@ class _Unusable(SessionStore):
 
     def close(self) -> None:
         pass
+
+
+@dataclass(slots=True)
+class _Written:
+    """What the store last received for a session key: a segment adding nothing to it may wait."""
+
+    at: float  # monotonic time of the commit
+    last_seen: float
+    signals: set[str]
+    flags: set[Flag]
+    roles: set[str]
+    exempt: bool
 
 
 def _key(seg: Session) -> tuple[str, ...]:

@@ -78,6 +78,37 @@ def test_long_session_is_reversioned_at_most_once_per_interval(tmp_path):
         assert reader.session(1).observations == 22 and reader.verify().ok
 
 
+@pytest.mark.parametrize(
+    ("first_role", "then_role", "written_at_once"),
+    [
+        ("embed", "platform", True),  # the platform itself after its widgets only: material
+        ("tracker", "platform", True),
+        ("platform", "platform", False),  # more of the same waits for extend_interval
+        ("platform", "embed", False),  # an embed seen beside the platform adds nothing to the flag
+        ("embed", "embed", False),
+    ],
+)
+def test_a_session_gaining_the_platform_role_is_rewritten_at_once(
+    tmp_path, first_role: str, then_role: str, written_at_once: bool
+):
+    db = tmp_path / "s.db"
+    writer = StoreWriter(open_store(db), Metrics(), max_delay=0.005, extend_interval=30).start()
+    first, then = event(T0), event(T0 + 1)
+    first.role, then.role = first_role, then_role
+    with open_store(db) as reader:
+        writer.submit(first)
+        deadline = time.monotonic() + 5
+        while reader.count() != 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        writer.submit(then)
+        deadline = time.monotonic() + (5 if written_at_once else 0.5)
+        while reader.chain_head().record_id == 1 and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert (reader.chain_head().record_id == 2) is written_at_once
+        assert writer.close(5)
+        assert set(reader.session(1).roles) == {first_role, then_role}
+
+
 def test_writer_from_config(tmp_path):
     folder = tmp_path / "config"
     shutil.copytree(Path(__file__).resolve().parents[2] / "config", folder)
