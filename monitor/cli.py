@@ -21,6 +21,7 @@ COMMAND_MODULES = [
     "monitor.commands.config_commands",
     "monitor.commands.store_commands",
     "monitor.commands.ship_commands",
+    "monitor.commands.central_commands",
     "monitor.commands.capture_commands",
     "monitor.commands.export_commands",
 ]

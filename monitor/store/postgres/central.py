@@ -48,6 +48,19 @@ class GatewayCursor:
     last_recorded_at: float | None
 
 
+@dataclass(frozen=True, slots=True)
+class GatewayStatus:
+    """One registered gateway as `social-monitor central status` shows it."""
+
+    gateway_id: str
+    role_name: str
+    last_seq: int
+    records: int  # records the central store holds for it (fewer than last_seq once it compacted first)
+    last_recorded_at: float | None
+    head_seq: int | None  # the chain position its last accepted signed head vouches for
+    public_key: str | None
+
+
 def month_of(timestamp: float) -> str:
     return datetime.fromtimestamp(timestamp, UTC).strftime("%Y_%m")
 
@@ -173,6 +186,13 @@ class CentralStore:
             start = anchor if anchor.record_id else None
             return walk(self.records(gateway_id, anchor.record_id), start, lambda *_: False)
 
+    def gateway_status(self) -> list[GatewayStatus]:
+        rows = self.con.execute(
+            "SELECT g.gateway_id, g.role_name, g.last_seq, g.last_seq - g.anchor_seq, g.last_recorded_at, "
+            "(SELECT h.record_id FROM chain_heads h WHERE h.gateway_id = g.gateway_id ORDER BY h.seq DESC "
+            "LIMIT 1), g.public_key FROM gateways g ORDER BY g.gateway_id").fetchall()
+        return [GatewayStatus(*row) for row in rows]
+
     def gateways(self) -> list[str]:
         return [r[0] for r in self.con.execute("SELECT gateway_id FROM gateways ORDER BY gateway_id")]
 
@@ -187,4 +207,4 @@ class CentralStore:
         return int(self.con.execute(query, (gateway_id,)).fetchall()[0][0])
 
 
-__all__ = ["CentralStore", "GatewayCursor", "month_of", "session_start"]
+__all__ = ["CentralStore", "GatewayCursor", "GatewayStatus", "month_of", "session_start"]
