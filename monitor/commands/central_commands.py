@@ -152,6 +152,69 @@ def verify(args: argparse.Namespace) -> int:
     return 1 if broken else 0
 
 
+def hold(args: argparse.Namespace) -> int:
+    """Open a legal hold: a device's or a person's sessions are kept past retention until released."""
+    from monitor.store.postgres import retention
+
+    if args.release:
+        with _connect(args) as central:
+            released = retention.release_hold(central.con, args.case, args.reason)
+        if not released:
+            raise UserError(f"central store {args.where}: case {args.case!r} has no open hold")
+        print(f"case {args.case}: {released} hold(s) released; their sessions go at the next purge once past "
+              "retention")
+        return 0
+    if (args.device is None) == (args.staff is None):
+        raise UserError("central hold: name one --device ASSET or one --staff ID")
+    with _connect(args) as central:
+        if args.gateway and args.gateway not in central.gateways():
+            raise UserError(f"central store {args.where}: gateway {args.gateway!r} is not registered")
+        hold_id = retention.open_hold(central.con, args.case, args.reason, device=args.device,
+                                      owner=args.staff, gateway_id=args.gateway)
+    scope = f"device {args.device}" if args.device else f"staff {args.staff}"
+    print(f"case {args.case}: hold {hold_id} on {scope}"
+          f"{' at ' + args.gateway if args.gateway else ' at every gateway'}: kept past retention until "
+          "released")
+    return 0
+
+
+def holds(args: argparse.Namespace) -> int:
+    from monitor.store.postgres import retention
+
+    with _connect(args) as central:
+        open_now = retention.open_holds(central.con)
+    for h in open_now:
+        scope = f"device {h.device}" if h.device else f"staff {h.owner}"
+        print(f"{h.case_ref}: hold {h.id} on {scope} at {h.gateway_id or 'every gateway'}, opened "
+              f"{h.opened_at:%Y-%m-%d} by {h.opened_by}: {h.reason}")
+    if not open_now:
+        print(f"central store {args.where}: no open hold")
+    return 0
+
+
+def purge(args: argparse.Namespace) -> int:
+    """Drop the months wholly past retention, keeping held sessions; one line per month and a total."""
+    from monitor.exports.dates import parse_day
+    from monitor.store.postgres import retention
+
+    if args.retention_days < 1:
+        raise UserError(f"--retention-days: {args.retention_days} is not a number of days (1 or more)")
+    now = datetime.now(UTC)
+    if args.now:
+        try:
+            now = datetime.combine(parse_day(args.now, now.date()), datetime.min.time(), UTC)
+        except UserError as exc:
+            raise UserError(f"--now: {exc}") from None
+    with _connect(args) as central:
+        report = retention.purge(central.con, args.retention_days, now)
+    for m in report.months:
+        print(f"{m.month.replace('_', '-')}: dropped {m.sessions} sessions ({m.records} records, their chain "
+              f"headers kept); kept {m.held} under legal hold")
+    print(f"central store {args.where}: {len(report.months)} month(s) before {report.cutoff:%Y-%m-%d} dropped"
+          f"; {report.released} session(s) of released holds removed")
+    return 0
+
+
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("central", help="the trust's central store: schema, gateways, status and checks",
                        description="Administer the central PostgreSQL store as its owner role "
@@ -177,3 +240,16 @@ def register(sub: argparse._SubParsersAction) -> None:
     action("status", status, "each gateway: records held, newest record, last signed head, key")
     q = action("verify", verify, "walk each gateway's chain as the central store holds it")
     q.add_argument("gateway", nargs="*", help="gateway ids (default: all)")
+    q = action("hold", hold, "keep one device's or one person's sessions past retention for a case "
+               "(or --release the case)")
+    q.add_argument("--case", required=True, help="the case reference")
+    q.add_argument("--reason", required=True, help="why (entered in the retention log)")
+    q.add_argument("--device", help="the device's asset tag")
+    q.add_argument("--staff", help="the person's staff id, as sessions record the owner")
+    q.add_argument("--gateway", help="only this gateway's sessions (default: every gateway)")
+    q.add_argument("--release", action="store_true", help="release the case's open holds")
+    action("holds", holds, "list the open legal holds")
+    q = action("purge", purge, "drop the months wholly older than the retention period, keeping held "
+               "sessions (the trust's retention; each gateway purges its own store)")
+    q.add_argument("--retention-days", type=int, required=True, help="the trust's central retention period")
+    q.add_argument("--now", help="YYYY-MM-DD to purge as of (default: today)")

@@ -23,9 +23,9 @@ def _key(tmp_path) -> str:
 
 def test_migrate_creates_the_schema_once(owner_url, capsys):
     assert main(["central", "migrate", "--url", owner_url]) == 0
-    assert "applied schema version(s) 1, 2; now at 2" in capsys.readouterr().out
+    assert "applied schema version(s) 1, 2, 3; now at 3" in capsys.readouterr().out
     assert main(["central", "migrate", "--url", owner_url]) == 0
-    assert "already at schema version 2" in capsys.readouterr().out
+    assert "already at schema version 3" in capsys.readouterr().out
 
 
 def test_a_registered_gateway_ships_and_verifies(pg_server, pg_database, owner_url, write_config,
@@ -123,3 +123,56 @@ def test_the_url_may_come_from_the_environment(owner_url, capsys, monkeypatch):
     assert main(["central", "migrate"]) == 0
     assert "now at" in capsys.readouterr().out
     assert os.environ["SOCIAL_MONITOR_CENTRAL_URL"] == owner_url
+
+
+def test_hold_purge_and_release_from_the_command_line(pg_server, pg_database, owner_url, tmp_path, capsys):
+    from monitor.store.postgres.central import CentralStore
+    from tests.central_helpers import local_records
+    from tests.store.postgres.test_retention import _gateway_store
+
+    role = role_for(pg_database, "oak")
+    assert main(["central", "migrate", "--url", owner_url]) == 0
+    assert main(["central", "register-gateway", "oak", "--role", role, "--url", owner_url]) == 0
+    records = _gateway_store(tmp_path / "oak.db")
+    with CentralStore(pg_server.dsn(role, pg_database)) as oak:
+        oak.ingest("oak", records)
+    capsys.readouterr()
+    assert main(["central", "hold", "--case", "HR-7", "--device", "OAK-0002", "--reason", "grievance",
+                 "--url", owner_url]) == 0
+    assert "case HR-7: hold 1 on device OAK-0002 at every gateway" in capsys.readouterr().out
+    assert main(["central", "holds", "--url", owner_url]) == 0
+    assert "HR-7: hold 1 on device OAK-0002 at every gateway, opened " in capsys.readouterr().out
+    assert main(["central", "purge", "--retention-days", "60", "--now", "2026-12-15",
+                 "--url", owner_url]) == 0
+    out = capsys.readouterr().out
+    assert "2026-09: dropped 4 sessions (8 records, their chain headers kept); kept 2 under legal hold" in out
+    assert "1 month(s) before 2026-10-16 dropped; 0 session(s) of released holds removed" in out
+    assert main(["central", "hold", "--release", "--case", "HR-7", "--reason", "closed",
+                 "--url", owner_url]) == 0
+    assert "case HR-7: 1 hold(s) released" in capsys.readouterr().out
+    assert main(["central", "purge", "--retention-days", "60", "--now", "2026-12-15",
+                 "--url", owner_url]) == 0
+    assert "0 month(s) before 2026-10-16 dropped; 2 session(s) of released holds removed" in \
+        capsys.readouterr().out
+    assert main(["central", "verify", "oak", "--url", owner_url]) == 0
+    assert f"oak: {len(local_records(tmp_path / 'oak.db'))} records verified" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "error"),
+    [
+        (["hold", "--case", "X", "--reason", "r"], "name one --device ASSET or one --staff ID"),
+        (["hold", "--case", "X", "--reason", "r", "--device", "A", "--staff", "B"], "name one --device"),
+        (["hold", "--case", "X", "--reason", "r", "--device", "A", "--gateway", "ghost"],
+         "gateway 'ghost' is not registered"),
+        (["hold", "--release", "--case", "NONE", "--reason", "r"], "case 'NONE' has no open hold"),
+        (["purge", "--retention-days", "0"], "--retention-days: 0 is not a number of days"),
+        (["purge", "--retention-days", "30", "--now", "someday"], "--now: 'someday' is not a date"),
+    ],
+)
+def test_hold_and_purge_mistakes_are_one_line(owner_url, argv, error, capsys):
+    assert main(["central", "migrate", "--url", owner_url]) == 0
+    capsys.readouterr()
+    assert main(["central", *argv, "--url", owner_url]) == 1
+    err = capsys.readouterr().err
+    assert error in err and len(err.strip().splitlines()) == 1, err

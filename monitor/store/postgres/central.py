@@ -22,6 +22,7 @@ from psycopg import sql
 
 from monitor.store.chain import ChainBreak, ChainHead, Record, walk
 from monitor.store.postgres import heads
+from monitor.store.postgres.retention import CHAIN_SQL
 from monitor.store.postgres.schema import GATEWAY_ROLE, migrate
 from monitor.store.signing import SignedHead
 
@@ -174,8 +175,7 @@ class CentralStore:
 
     def records(self, gateway_id: str, after: int = 0) -> Iterable[Record]:
         cur = self.con.cursor()
-        cur.execute("SELECT seq, session_id, version, recorded_at, body, body_sha256, prev_hash, hash "
-                    "FROM records WHERE gateway_id = %s AND seq > %s ORDER BY seq", (gateway_id, after))
+        cur.execute(CHAIN_SQL, (gateway_id, after))  # with held copies and dropped months' tombstones
         while batch := cur.fetchmany(5000):
             yield from batch
 

@@ -28,7 +28,7 @@ import time
 from typing import Any
 
 from monitor.store.chain import GENESIS
-from monitor.store.postgres import heads
+from monitor.store.postgres import heads, retention
 from monitor.store.schema import Migration, check_migrations, run_steps
 
 GATEWAY_ROLE = "social_monitor_gateway"  # group role: every gateway's login role is a member
@@ -277,6 +277,7 @@ MIGRATIONS: dict[int, Migration] = {
         f"CREATE POLICY heads_read ON chain_heads FOR SELECT TO {READER_ROLE} USING (true)",
     )),
     2: heads.migration(),
+    3: retention.migration(),
 }
 
 SCHEMA_VERSION = check_migrations(MIGRATIONS)

@@ -1,0 +1,164 @@
+"""Central retention on a real server: whole months dropped, held sessions kept, chains still verify."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import psycopg
+import pytest
+
+from monitor.store.postgres import retention
+from monitor.store.postgres.central import CentralStore
+from monitor.store.sqlite import SQLiteSessionStore
+from tests.central_helpers import central_db, local_records
+from tests.pg_server import SUPERUSER
+from tests.store_helpers import T0, event
+
+DAY = 86400.0
+# T0 is 2026-09-21: sessions in September, October and November
+MONTHS = {"2026_09": T0, "2026_10": T0 + 30 * DAY, "2026_11": T0 + 60 * DAY}
+WHO = [("OAK-0001", "staff-0001"), ("OAK-0002", "staff-0002"), ("OAK-0003", "staff-0001")]
+NOW = datetime(2026, 12, 15, tzinfo=UTC)  # 60 days back is 16 October: September is wholly older
+
+
+def _gateway_store(path) -> list[tuple]:
+    """Two sessions per device and owner in each month, each written twice (two versions)."""
+    with SQLiteSessionStore(path) as store:
+        for start in MONTHS.values():
+            for hour in (0, 5):
+                for version in (0, 30):
+                    store.write([event(start + hour * 3600 + version, device=device, owner=owner)
+                                 for device, owner in WHO])
+    return local_records(path)
+
+
+@pytest.fixture
+def central(pg_server, tmp_path):
+    """Gateways oak (its store shipped) and elm; the owner's connection."""
+    name, roles = central_db(pg_server, ["oak", "elm"])
+    records = _gateway_store(tmp_path / "oak.db")
+    with CentralStore(pg_server.dsn(roles["oak"], name)) as oak:
+        oak.ingest("oak", records)
+    with CentralStore(pg_server.dsn(SUPERUSER, name)) as owner:
+        yield owner, records
+
+
+def _sessions(owner: CentralStore) -> list[tuple]:
+    return owner.con.execute("SELECT device, to_char(first_seen AT TIME ZONE 'UTC', 'YYYY_MM') FROM sessions "
+                             "ORDER BY 2, 1").fetchall()
+
+
+def test_a_month_wholly_past_retention_is_dropped_and_the_chain_still_verifies(central):
+    owner, records = central
+    assert retention.months(owner.con) == ["2026_09", "2026_10", "2026_11"]
+    report = retention.purge(owner.con, 60, NOW)
+    assert [(m.month, m.records, m.sessions, m.held) for m in report.months] == [("2026_09", 12, 6, 0)]
+    assert retention.months(owner.con) == ["2026_10", "2026_11"]
+    assert {month for _, month in _sessions(owner)} == {"2026_10", "2026_11"}
+    assert owner.verify_gateway("oak") == (len(records), None)  # tombstones keep every link
+    bodies = owner.con.execute("SELECT count(*) FROM record_tombstones WHERE gateway_id = 'oak'").fetchone()
+    assert bodies[0] == 12
+    log = owner.con.execute("SELECT action, detail->>'month' FROM retention_log").fetchall()
+    assert log == [("drop-month", "2026_09")]
+    assert retention.purge(owner.con, 60, NOW).months == []  # nothing more is due
+
+
+@pytest.mark.parametrize(
+    ("hold", "held_devices"),
+    [
+        ({"device": "OAK-0002"}, {"OAK-0002"}),
+        ({"owner": "staff-0001"}, {"OAK-0001", "OAK-0003"}),  # a person, on every device they used
+        ({"device": "OAK-0002", "gateway_id": "oak"}, {"OAK-0002"}),
+        ({"device": "OAK-0002", "gateway_id": "elm"}, set()),  # another school's gateway: not this one
+        ({"device": "NOT-THERE"}, set()),
+    ],
+    ids=["device", "person", "device-on-gateway", "other-gateway", "no-match"],
+)
+def test_sessions_under_an_open_hold_are_kept_with_their_records(central, hold, held_devices):
+    owner, records = central
+    retention.open_hold(owner.con, "HR-2026-014", "disciplinary investigation", **hold)
+    report = retention.purge(owner.con, 60, NOW)
+    held = owner.con.execute("SELECT DISTINCT device FROM held_sessions").fetchall()
+    assert {device for (device,) in held} == held_devices
+    assert report.months[0].held == 2 * len(held_devices)
+    bodies = owner.con.execute("SELECT count(*) FROM held_records WHERE body IS NOT NULL").fetchone()[0]
+    assert bodies == 4 * len(held_devices)  # both versions of both sessions, content intact
+    assert owner.verify_gateway("oak") == (len(records), None)
+
+
+def test_a_released_hold_lets_its_sessions_go_at_the_next_purge(central):
+    owner, records = central
+    retention.open_hold(owner.con, "HR-1", "investigation", device="OAK-0002")
+    retention.purge(owner.con, 60, NOW)
+    assert retention.release_hold(owner.con, "HR-1", "case closed: no action") == 1
+    assert retention.release_hold(owner.con, "HR-1", "again") == 0  # nothing open any more
+    assert retention.open_holds(owner.con) == []
+    report = retention.purge(owner.con, 60, NOW)
+    assert report.released == 2 and report.months == []
+    assert owner.con.execute("SELECT count(*) FROM held_records").fetchone()[0] == 0
+    assert owner.verify_gateway("oak") == (len(records), None)
+    actions = [a for (a,) in owner.con.execute("SELECT action FROM retention_log ORDER BY id")]
+    assert actions == ["hold", "drop-month", "release", "release-expired"]
+
+
+def test_a_changed_tombstone_is_caught_by_verify(central):
+    owner, _ = central
+    retention.purge(owner.con, 60, NOW)
+    owner.con.execute("UPDATE record_tombstones SET recorded_at = recorded_at + 1 WHERE seq = 3")
+    held, fault = owner.verify_gateway("oak")
+    assert fault is not None and fault.record_id == 3 and held == 2
+
+
+def test_the_gateway_keeps_shipping_after_a_drop(central, pg_server, tmp_path):
+    owner, records = central
+    retention.purge(owner.con, 60, NOW)
+    with SQLiteSessionStore(tmp_path / "oak.db") as store:
+        store.write([event(T0 + 80 * DAY, device="OAK-0009")])
+    more = local_records(tmp_path / "oak.db")
+    role = owner.con.execute("SELECT role_name FROM gateways WHERE gateway_id = 'oak'").fetchone()[0]
+    with CentralStore(pg_server.dsn(role, owner.con.info.dbname)) as oak:
+        assert oak.ingest("oak", more[len(records):]).record_id == len(more)
+    assert owner.verify_gateway("oak") == (len(more), None)
+
+
+def test_a_gateway_role_cannot_touch_holds_or_tombstones(central, pg_server):
+    owner, _ = central
+    role = owner.con.execute("SELECT role_name FROM gateways WHERE gateway_id = 'oak'").fetchone()[0]
+    with CentralStore(pg_server.dsn(role, owner.con.info.dbname)) as oak:
+        for statement in ("SELECT * FROM holds", "DELETE FROM record_tombstones",
+                          "INSERT INTO holds (case_ref, device, reason) VALUES ('x', 'y', 'z')"):
+            with pytest.raises(psycopg.errors.InsufficientPrivilege):
+                oak.con.execute(statement)
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "problem"),
+    [({}, "a device or a person"), ({"device": "A", "owner": "B"}, "a device or a person")],
+)
+def test_a_hold_names_one_device_or_one_person(central, kwargs, problem):
+    owner, _ = central
+    with pytest.raises(ValueError, match=problem):
+        retention.open_hold(owner.con, "HR-1", "why", **kwargs)
+
+
+@pytest.mark.parametrize(
+    ("month", "end"),
+    [("2026_09", datetime(2026, 10, 1, tzinfo=UTC)), ("2026_12", datetime(2027, 1, 1, tzinfo=UTC))],
+)
+def test_month_end(month, end):
+    assert retention.month_end(month) == end
+
+
+def test_a_database_that_took_records_before_schema_3_upgrades_and_purges(pg_server, tmp_path):
+    from monitor.store.postgres import schema
+
+    name = pg_server.create_database("central")
+    with CentralStore(pg_server.dsn(SUPERUSER, name)) as owner:
+        assert schema.migrate(owner.con, {v: schema.MIGRATIONS[v] for v in (1, 2)}) == [1, 2]
+        owner.register_gateway("oak", f"oak_{name}")
+        records = _gateway_store(tmp_path / "oak.db")
+        with CentralStore(pg_server.dsn(f"oak_{name}", name)) as oak:
+            oak.ingest("oak", records)
+        assert owner.migrate() == [3]
+        assert [m.month for m in retention.purge(owner.con, 60, NOW).months] == ["2026_09"]
+        assert owner.verify_gateway("oak") == (len(records), None)
