@@ -23,6 +23,7 @@ COMMAND_MODULES = [
     "monitor.commands.ship_commands",
     "monitor.commands.capture_commands",
     "monitor.commands.export_commands",
+    "monitor.commands.review_commands",
 ]
 
 
