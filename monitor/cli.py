@@ -24,6 +24,7 @@ COMMAND_MODULES = [
     "monitor.commands.central_commands",
     "monitor.commands.capture_commands",
     "monitor.commands.export_commands",
+    "monitor.commands.review_commands",
 ]
 
 

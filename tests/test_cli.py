@@ -15,7 +15,7 @@ from tests.conftest import REPO
 
 SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "signing-key",
                "purge", "ship", "central", "classify", "sense", "export", "export-log", "privacy-notice",
-               "sar", "verify-export"]
+               "sar", "verify-export", "review"]
 
 
 def test_help_lists_the_subcommands_in_module_order():

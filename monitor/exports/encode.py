@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import csv
 from collections.abc import Callable, Iterable
+from typing import Any
 
 from monitor.exports.pseudonyms import Labeller, identity
 from monitor.exports.sealed import ExportWriter
@@ -31,8 +32,12 @@ def write_sessions(
     *,
     labels: Labeller = identity,
     observe: Callable[[Session, str, str | None], None] | None = None,
+    extra: Any = None,
 ) -> int:
     """sessions.csv and sessions.jsonl in one pass; `labels` gives (device, MAC, owner) as shown.
+
+    `extra` adds columns after the ECS ones (`monitor.exports.reviews.ReviewColumns`: `columns`,
+    `add(session, line, row)` giving both back with its values).
 
     The store's session id would link a pseudonymised export back to the store and to
     other exports: only an identified export (`labels` is `identity`) carries it."""
@@ -41,12 +46,14 @@ def write_sessions(
     show_ids = labels is identity
     with writer.open_text("sessions.csv") as csv_fh, writer.open_text("sessions.jsonl") as json_fh:
         rows = csv.writer(csv_fh, lineterminator="\n")
-        rows.writerow(ECS_FIELDS)
+        rows.writerow(ECS_FIELDS if extra is None else (*ECS_FIELDS, *extra.columns))
         write_row = rows.writerow
         write_json = json_fh.write
         for s in sessions:
             device, mac, owner = labels(s)
             line, row = encode(s, device, mac, owner, s.id if show_ids else None)
+            if extra is not None:
+                line, row = extra.add(s, line, row)
             write_row(row)
             write_json(line)
             if observe is not None:

@@ -22,7 +22,8 @@ store, so the chain head in the manifest anchors exactly the rows exported.
 With the gateway's signing key (`signing_key`), that head is signed as the
 export's `signed_head` (and kept as the store's last signed head), the manifest
 is signed, the head goes into the export log entry, and the report prints the
-public key that checks them.
+public key that checks them. Each flagged session carries its review, if any
+(`monitor.exports.reviews`).
 """
 
 from __future__ import annotations
@@ -44,6 +45,7 @@ from monitor.exports.log import LogEntry, append, current_user, log_head
 from monitor.exports.pseudonyms import Labeller, Pseudonymiser, alias_labeller, identity
 from monitor.exports.report import ReportContext, ReportStats, render_report
 from monitor.exports.request import ExportError, ExportRequest, ExportResult, check_identify
+from monitor.exports.reviews import ReviewColumns
 from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.store.base import SessionReader, SessionStore
 from monitor.store.chain import ChainHead
@@ -96,11 +98,13 @@ def _export(
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))
 
     stats = ReportStats(tz)
+    stats.reviews = review_columns = ReviewColumns(store.reviews(), request.identify)
     # the log is read before anything is created: an unreadable one leaves nothing behind
     export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(request.out)
     try:
-        n = write_sessions(writer, store.sessions(where), labels=labels, observe=stats.add)
+        n = write_sessions(writer, store.sessions(where), labels=labels, observe=stats.add,
+                           extra=review_columns)
         manifest = base_manifest(config, "export", user, now)
         manifest.update({
             "school": {"id": school.id, "name": school.name},
@@ -117,6 +121,7 @@ def _export(
             "pseudonymised": not request.identify,
             "sessions": n,
             "flagged": stats.flagged,
+            "reviews": {"reviewed": review_columns.reviewed, "open": review_columns.open},
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": export_log_head,
             "signed_head": signed.to_dict() if signed else None,
@@ -161,7 +166,8 @@ def _export(
                     flagged_only=request.flagged_only,
                     identified=request.identify,
                     reason=reason,
-                    extra={"signed_head": signed.to_dict()} if signed else {},
+                    extra={**({"signed_head": signed.to_dict()} if signed else {}),
+                           "reviews": review_columns.reviewed},
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)

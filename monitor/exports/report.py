@@ -89,6 +89,9 @@ class ReportStats:
         self.teaching_rows: list[dict[str, Any]] = []
         self.embed_rows: list[dict[str, Any]] = []
         self._days: dict[str, tuple[str, str]] = {}
+        # set by an export: each flagged row's review and the reviewed/open counts
+        # (monitor.exports.reviews.ReviewColumns)
+        self.reviews: Any = None
 
     def _day(self, local_date: str) -> tuple[str, str]:
         """Weekday name and the Monday of its week, once per date (a month has 30, not 100,000)."""
@@ -97,12 +100,18 @@ class ReportStats:
         found = self._days[local_date] = (WEEKDAYS[day.weekday()], monday.isoformat())
         return found
 
+    def _cells(self, s: Session, device: str, owner: str | None) -> dict[str, Any]:
+        cells = report_cells(s, device, None, owner, None, self.tz)
+        if self.reviews is not None:
+            cells["review"] = self.reviews.cell(s)
+        return cells
+
     def add(self, s: Session, device: str, owner: str | None) -> None:
         self.total += 1
         if s.embed_only:
             self.embed_only += 1
             if len(self.embed_rows) < self.max_rows:
-                self.embed_rows.append(report_cells(s, device, None, owner, None, self.tz))
+                self.embed_rows.append(self._cells(s, device, owner))
             return
         if not s.flags:
             return
@@ -128,12 +137,12 @@ class ReportStats:
             if s.probably_teaching:
                 self.teaching += 1
                 if len(self.teaching_rows) < self.max_rows:
-                    self.teaching_rows.append(report_cells(s, device, None, owner, None, self.tz))
+                    self.teaching_rows.append(self._cells(s, device, owner))
                 return
         if len(self.rows) >= self.max_rows:
             self.rows_left_out += 1
             return
-        self.rows.append(report_cells(s, device, None, owner, None, self.tz))
+        self.rows.append(self._cells(s, device, owner))
 
 
 # --- words ------------------------------------------------------------------------------------
@@ -364,8 +373,10 @@ def apart_html(st: ReportStats, identified: bool) -> str:
 
 def _table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
     who = "Device / owner" if identified else "Device / staff alias"
+    reviewed = bool(rows) and "review" in rows[0]
     head = ("<tr><th>When (local time)</th><th>" + who + "</th><th>Zone</th><th>Period</th><th>Platform"
-            "</th><th>Flags (policy clause)</th><th>Exemption (clause)</th></tr>")
+            "</th><th>Flags (policy clause)</th><th>Exemption (clause)</th>"
+            + ("<th>Review</th>" if reviewed else "") + "</tr>")
     body = []
     for r in rows:
         cls = "flagged" if r["social.flagged"] else "exempt"
@@ -375,7 +386,8 @@ def _table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
             f'<tr class="{cls}"><td>{e(r["event.start"])}&ndash;{e(r["event.end"])}</td><td>{person}</td>'
             f'<td>{e(r["social.zone"])}</td><td>{e(r["social.period"])}</td><td>{e(r["social.platform"])}'
             f'<br><span class="muted host">{e(r["social.hostnames"])}</span></td>'
-            f'<td>{e(r["social.flags"])}</td><td>{e(r["social.exemption"]) or "&mdash;"}</td></tr>'
+            f'<td>{e(r["social.flags"])}</td><td>{e(r["social.exemption"]) or "&mdash;"}</td>'
+            + (f'<td class="review">{e(r["review"]) or "&mdash;"}</td>' if reviewed else "") + "</tr>"
         )
     return f'<table id="{table_id}"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -401,7 +413,8 @@ def render_report(ctx: ReportContext, st: ReportStats) -> str:
         period=e(period),
         scope=e(scope),
         identity=e("Identified" if ctx.identified else "Pseudonymised (aliases)"),
-        summary="".join(f"<p>{p}</p>" for p in summary_paragraphs(ctx, st)),
+        summary="".join(f"<p>{p}</p>" for p in summary_paragraphs(ctx, st))
+        + (st.reviews.summary_html() if st.reviews is not None else ""),
         flagged=number(st.flagged),
         contact=number(st.contact),
         pupil=number(st.pupil),

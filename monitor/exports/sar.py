@@ -13,6 +13,7 @@ from monitor.config.loader import Config
 from monitor.exports.encode import write_sessions
 from monitor.exports.log import LogEntry, append, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
+from monitor.exports.reviews import ReviewColumns, sar_reviews
 from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.store.base import SessionReader, SessionStore
 from monitor.store.filter import SessionFilter
@@ -70,12 +71,17 @@ def _sar(
     writer = ExportWriter(out)
     try:
         flagged = 0
+        session_ids: set[int] = set()
+        reviews = store.reviews()
+        columns = ReviewColumns(reviews, identified=True)
 
         def count(s: Session, _device: str, _owner: str | None) -> None:
             nonlocal flagged
             flagged += s.flagged
+            session_ids.add(s.id or 0)
 
-        n = write_sessions(writer, subject_sessions(config, store, staff_id), observe=count)
+        n = write_sessions(writer, subject_sessions(config, store, staff_id), observe=count, extra=columns)
+        n_reviews = sar_reviews(writer, reviews, session_ids)
         devices = sorted(d.asset_tag for d in config.devices if d.owner == staff_id)
         writer.add_text("README.txt", _sar_readme(config, staff_id, devices, n))
         manifest = base_manifest(config, "sar", user, now)
@@ -86,6 +92,7 @@ def _sar(
             "identified": True,
             "sessions": n,
             "flagged": flagged,
+            "reviews": n_reviews,
             "retention_days": config.model.retention_days,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "signed_head": signed.to_dict() if signed else None,
@@ -119,7 +126,10 @@ def _sar_readme(config: Config, staff_id: str, devices: list[str], n: int) -> st
         f"Sessions: {n} (sessions.csv for a spreadsheet, sessions.jsonl for a computer; same content).\n\n"
         "Each row is one access session: a trust device reaching a social-media platform, with the\n"
         "time (UTC), the school, network zone, timetable period, the platform's hostnames, and any\n"
-        "policy flags (clause 4.3) or exemption (clause 4.1). Messages, posts, pages visited (URLs),\n"
+        "policy flags (clause 4.3) or exemption (clause 4.1), and for a flagged session the current\n"
+        "review of it (social.review.*: the outcome, who reviewed it, when, the note and the reason).\n"
+        "reviews.jsonl lists every review of these sessions, earlier ones a later review replaced too.\n"
+        "A review never changes the session it describes. Messages, posts, pages visited (URLs),\n"
         "searches and any other content are never recorded, so none can be included here.\n"
         f"Records are kept for {config.model.retention_days} days and then deleted.\n\n"
         "manifest.json holds the SHA-256 of each file; `social-monitor verify DIR` checks them.\n"

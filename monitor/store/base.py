@@ -131,6 +131,10 @@ class SessionReader(abc.ABC):
     @abc.abstractmethod
     def session(self, session_id: int) -> Session | None: ...
 
+    def reviews(self) -> list[Any]:
+        """The live reviews in the chain, oldest first (`monitor.store.reviews.Review`)."""
+        return []
+
     @abc.abstractmethod
     def chain_head(self) -> ChainHead: ...
 

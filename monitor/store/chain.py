@@ -69,16 +69,26 @@ def body_digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def purge_body(cutoff: float, session_ids: Iterable[int]) -> str:
-    """A purge record's body: the cutoff, and the removed sessions as ranges of ids (canonical JSON)."""
+def id_ranges(ids: Iterable[int]) -> list[list[int]]:
+    """Sorted ids as [first, last] runs."""
     ranges: list[list[int]] = []
-    for sid in sorted(set(session_ids)):
-        if ranges and ranges[-1][1] == sid - 1:
-            ranges[-1][1] = sid
+    for n in sorted(set(ids)):
+        if ranges and ranges[-1][1] == n - 1:
+            ranges[-1][1] = n
         else:
-            ranges.append([sid, sid])
-    return json.dumps({"purge": {"cutoff": float(cutoff), "sessions": ranges}}, sort_keys=True,
-                      separators=(",", ":"))
+            ranges.append([n, n])
+    return ranges
+
+
+def purge_body(cutoff: float, session_ids: Iterable[int], entries: Iterable[int] = ()) -> str:
+    """A purge record's body: the cutoff, and the removed sessions as ranges of ids (canonical JSON).
+
+    `entries` are records of session 0 blanked with them (their reviews): named only when there
+    are some, so a purge without any is written as before."""
+    purge: dict[str, object] = {"cutoff": float(cutoff), "sessions": id_ranges(session_ids)}
+    if named := id_ranges(entries):
+        purge["entries"] = named
+    return json.dumps({"purge": purge}, sort_keys=True, separators=(",", ":"))
 
 
 def purged_ranges(body: str) -> list[tuple[int, int]]:
@@ -88,6 +98,24 @@ def purged_ranges(body: str) -> list[tuple[int, int]]:
         return [(int(a), int(b)) for a, b in ranges]
     except (ValueError, KeyError, TypeError):
         return []
+
+
+def purged_entries(body: str) -> list[tuple[int, int]]:
+    """The record id ranges of session-0 entries (reviews) a purge record's body names."""
+    try:
+        ranges = json.loads(body)["purge"].get("entries", [])
+        return [(int(a), int(b)) for a, b in ranges]
+    except (ValueError, KeyError, TypeError, AttributeError):
+        return []
+
+
+def entry_kind(body: str) -> str:
+    """What a session-0 record holds, in words ("the review"), for a message about it."""
+    try:
+        kind = next(iter(json.loads(body)))
+        return f"the {kind}" if isinstance(kind, str) and kind.isidentifier() else "the chain entry"
+    except (ValueError, TypeError, StopIteration):
+        return "the chain entry"
 
 
 def walk(
@@ -137,8 +165,9 @@ def walk(
             return checked, ChainBreak("changed", rid, f"record {rid} changed (its hash does not match its "
                                        "fields)")
         if body is not None and body_digest(body) != digest:
-            return checked, ChainBreak("changed", rid, f"record {rid} changed (content of session {sid} "
-                                       f"version {version} does not match its digest)")
+            what = f"session {sid} version {version}" if sid != PURGE_SESSION else entry_kind(body)
+            return checked, ChainBreak("changed", rid, f"record {rid} changed (content of {what} does not "
+                                       "match its digest)")
         checked += 1
         prev = stored
         expected = rid + 1
@@ -161,4 +190,4 @@ def follow(records: Iterable[Record], start: ChainHead) -> tuple[str, int | None
 
 
 __all__ = ["GENESIS", "PURGE_SESSION", "ChainBreak", "ChainHead", "Record", "body_digest", "follow",
-           "purge_body", "purged_ranges", "record_hash", "walk"]
+           "id_ranges", "purge_body", "purged_entries", "purged_ranges", "record_hash", "walk"]

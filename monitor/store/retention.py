@@ -11,6 +11,9 @@ later in the chain, names its session; content blanked any other way (a
 session "deleted as if purged", the history of a live session erased) is
 named as removed.
 
+A review of a purged session goes with it: its record is blanked and the purge record
+names it (`monitor.store.reviews`).
+
 A gateway shipping to the trust's central store (`monitor.store.acks`) holds
 back what the central store has not acknowledged: a session with a record
 after the acknowledged one keeps its content until a later purge, and the log
@@ -23,6 +26,7 @@ from typing import Any
 
 import structlog
 
+from monitor.store import reviews
 from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
 from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, follow, purge_body, record_hash
@@ -48,15 +52,19 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
                            (cutoff, acked)).fetchone()[0]
         if held:
             log.warning("store_purge_held", path=shown, sessions=held, acknowledged=acked)
-        doomed, args = f"{doomed} AND NOT {_UNSHIPPED}", [cutoff, acked]
+        # ... and one whose review the central store has not acknowledged (monitor.store.reviews)
+        doomed, args = f"{doomed} AND NOT {_UNSHIPPED}{reviews.unshipped_clause(con, acked)}", [cutoff, acked]
     ids = [sid for (sid,) in con.execute(doomed, args)]
-    purge_record = _record_purge(con, cutoff, ids, start, now) if ids else None
+    entries = reviews.of_sessions(con, ids)  # a review goes with its session
+    purge_record = _record_purge(con, cutoff, ids, start, now, entries) if ids else None
     con.execute(f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", args)
+    reviews.blank(con, entries)
     removed = con.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", args).rowcount
-    # this purge's own record stays (it vouches for the tombstones left behind); older ones may go
+    # this purge's own record stays (it vouches for the tombstones left behind); older ones may go;
+    # a live review stays with its session
     first_live = con.execute(
-        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ?)",
-        (PURGE_SESSION, purge_record or -1),
+        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ? OR body LIKE ?)",
+        (PURGE_SESSION, purge_record or -1, reviews.LIKE),
     ).fetchone()[0]
     last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
     through = (first_live - 1) if first_live is not None else last
@@ -84,11 +92,12 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
 _UNSHIPPED = "EXISTS (SELECT 1 FROM records r WHERE r.session_id = sessions.id AND r.id > ?)"
 
 
-def _record_purge(con: Any, cutoff: float, session_ids: list[int], start: ChainHead, now: float) -> int:
+def _record_purge(con: Any, cutoff: float, session_ids: list[int], start: ChainHead, now: float,
+                  entries: list[int]) -> int:
     """Append the purge's record at the chain's head; returns its id."""
     row = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone()
     rid, prev = (row[0] + 1, row[1]) if row else (start.record_id + 1, start.hash)
-    body = purge_body(cutoff, session_ids)
+    body = purge_body(cutoff, session_ids, entries)
     digest = body_digest(body)
     recorded_at = round(now, 6)
     con.execute(

@@ -28,6 +28,7 @@ from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, s
 from monitor.store.damage import StoreDamaged
 from monitor.store.ecs import ECS_JSON_SQL
 from monitor.store.filter import EVERY_SESSION, SessionFilter
+from monitor.store.reviews import Review, read_reviews
 from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, STORE_FORMAT, Migration
 from monitor.store.sessions import Session, canonical_json, merge_into, within_gap
 from monitor.store.signing import SignedHead
@@ -393,6 +394,9 @@ class SQLiteSessionStore(SessionStore):
     def session(self, session_id: int) -> Session | None:
         row = self._con.execute(f"{_SELECT_SESSIONS} WHERE id = ?", (session_id,)).fetchone()
         return row_session(row) if row else None
+
+    def reviews(self) -> list[Review]:
+        return read_reviews(self._con)
 
     # --- verification and signed heads (monitor.store.integrity, monitor.store.anchors) ------
 

@@ -144,8 +144,8 @@ def test_sar_command(trust, tmp_path, capsys):
     assert code == 0, err
     rows = (out / "sessions.csv").read_text().splitlines()[1:]
     assert rows and all(",ASH-LT-0005," in r and ",S2005," in r for r in rows)
-    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "manifest.json", "sessions.csv",
-                                                     "sessions.jsonl"]
+    assert sorted(p.name for p in out.iterdir()) == ["README.txt", "manifest.json", "reviews.jsonl",
+                                                     "sessions.csv", "sessions.jsonl"]
     assert run(capsys, "verify", str(out))[0] == 0
     code, text, err = run(capsys, "export-log", "--config", str(trust))
     assert "staff S2005" in text and "SAR-2026-003" in text

@@ -3,10 +3,21 @@
 from __future__ import annotations
 
 import hashlib
+import json
 
 import pytest
 
-from monitor.store.chain import GENESIS, ChainHead, body_digest, follow, record_hash, walk
+from monitor.store.chain import (
+    GENESIS,
+    ChainHead,
+    body_digest,
+    entry_kind,
+    follow,
+    purge_body,
+    purged_entries,
+    record_hash,
+    walk,
+)
 from monitor.store.sessions import canonical_json
 
 
@@ -131,3 +142,40 @@ def test_follow_stops_at_the_first_break(case, broken_at):
     assert at == broken_at
     held = [r for r in records if broken_at is None or r[0] < broken_at]
     assert last == (held[-1][7] if held else GENESIS)
+
+
+@pytest.mark.parametrize(
+    ("sessions", "entries", "body"),
+    [
+        ([3, 1, 2], (), '{"purge":{"cutoff":5.0,"sessions":[[1,3]]}}'),  # as before reviews existed
+        ([1, 3], [9], '{"purge":{"cutoff":5.0,"entries":[[9,9]],"sessions":[[1,1],[3,3]]}}'),
+        ([1], [9, 10, 12], '{"purge":{"cutoff":5.0,"entries":[[9,10],[12,12]],"sessions":[[1,1]]}}'),
+    ],
+)
+def test_purge_body_names_the_entries_blanked_with_the_sessions(sessions, entries, body):
+    assert purge_body(5, sessions, entries) == body
+    assert purged_entries(body) == [tuple(r) for r in json.loads(body)["purge"].get("entries", [])]
+
+
+@pytest.mark.parametrize(
+    ("body", "entries"),
+    [("not json", []), ('{"review":{}}', []), ('{"purge":[]}', []),
+     ('{"purge":{"entries":[[2,4]]}}', [(2, 4)])],
+)
+def test_purged_entries_of_any_body(body, entries):
+    assert purged_entries(body) == entries
+
+
+@pytest.mark.parametrize(
+    ("body", "words"),
+    [('{"review":{"outcome":"no action"}}', "the review"), ('{"purge":{}}', "the purge"),
+     ("garbage", "the chain entry"), ('{"<script>":1}', "the chain entry"), ("{}", "the chain entry")],
+)
+def test_an_edited_session_0_entry_is_named_by_its_kind(body, words):
+    assert entry_kind(body) == words
+    records = chain(2)
+    rid, _sid, version, at, _body, _digest, prev, _ = records[1]
+    digest = body_digest('{"review":{}}')
+    records[1] = (rid, 0, version, at, body, digest, prev, record_hash(rid, 0, version, at, digest, prev))
+    _checked, fault = walk(records, None, lambda *_: True)
+    assert fault is not None and f"content of {words} does not match" in fault.problem
