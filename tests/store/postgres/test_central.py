@@ -155,3 +155,19 @@ def test_month_of(timestamp, month):
 )
 def test_session_start(record, start):
     assert session_start(record) == start
+
+
+def test_a_review_in_the_chain_ships_and_verifies_without_becoming_a_session(pg_server, trust, tmp_path):
+    from monitor.store.reviews import append_review
+
+    name, roles, _ = trust
+    append_review(tmp_path / "oak.db", 3, "teaching use", "Year 5 lesson", "weekly review", "Mr Day", "it",
+                  1_790_100_000.0)
+    records = local_records(tmp_path / "oak.db")
+    assert len(records) == 61 and records[-1][1] == 0  # the review: a record of session 0
+    with connect(pg_server, name, roles["oak"]) as oak:
+        assert oak.ingest("oak", records).record_id == 61
+        assert oak.verify_gateway("oak") == (61, None)
+        assert oak.count("records", "oak") == 61
+    with CentralStore(pg_server.dsn(dbname=name)) as owner:
+        assert owner.count("sessions", "oak") == 30
