@@ -113,6 +113,7 @@ def record(config: Config, store: SessionStore, sightings: list[Sighting], *, lo
     tagger = Tagger(config)
     if not logins:
         tagger.logins = {}
-    obs = [Observation(london(2026, 11, day, hour, minute), ip, 50000, "198.51.100.7", 443, "tcp", "tls", host,
-                       source="proxy" if user else "sensor", user=user) for day, hour, minute, ip, user, host in sightings]
+    obs = [Observation(london(2026, 11, day, hour, minute), ip, 50000, "198.51.100.7", 443, "tcp", "tls",
+                       host, source="proxy" if user else "sensor", user=user)
+           for day, hour, minute, ip, user, host in sightings]
     store.write(e for e in (tagger.tag(o) for o in obs) if e.recordable)

@@ -136,8 +136,9 @@ def _sar_readme(config: Config, forms: IdentityForms, seen_on: list[str], n: int
     ]
     for r in given.rows():
         what = f"school {r['school']}, {r['from']} to {r['to']}" if r["school"] else r["kind"]
-        lines.append(f"  - {r['at']} {r['kind']} by {r['by']} ({what}; "
-                     f"{'identified' if r['identified'] else 'under an alias'}): {r['reason'] or 'no reason given'}")
+        shown = "identified" if r["identified"] else "under an alias"
+        lines.append(f"  - {r['at']} {r['kind']} by {r['by']} ({what}; {shown}): "
+                     f"{r['reason'] or 'no reason given'}")
     if not given.entries:
         lines.append("  - none")
     if given.unrecorded:

@@ -77,11 +77,13 @@ def test_a_formula_in_a_dns_query_reaches_every_csv_as_text(tmp_path, capsys):
     from tests.export_helpers import identity_trust, jsonl
 
     config = identity_trust(tmp_path)
-    frame = bytes(Ether(src="3c:52:82:20:00:02", dst="00:00:5e:00:53:01") / IP(src="10.20.10.41", dst="10.20.0.1")
+    frame = bytes(Ether(src="3c:52:82:20:00:02", dst="00:00:5e:00:53:01")
+                  / IP(src="10.20.10.41", dst="10.20.0.1")
                   / UDP(sport=53000, dport=53) / DNS(rd=1, qd=DNSQR(qname=FORMULA_HOST)))
     seen: list[Observation] = []
     Sensor(seen.append).feed(london(2026, 11, 2, 11, 30), 1, frame)
-    seen.append(Observation(london(2026, 11, 2, 12, 20), "10.20.30.10", 50000, "198.51.100.7", 443, "tcp", "tls",
+    seen.append(Observation(london(2026, 11, 2, 12, 20), "10.20.30.10", 50000, "198.51.100.7", 443, "tcp",
+                            "tls",
                             "www.reddit.com", source="proxy", user="@SUM(1+1)*cmd|' /C calc'!A0"))
     tagger = Tagger(config)
     with open_store(config.store_path) as store:

@@ -122,10 +122,10 @@ def test_sar_lists_recipients_from_the_export_log(identities):
     def export_of(days: tuple[int, int], identify: bool, reason: str | None) -> None:
         from datetime import date
 
-        run_export(config, store, ExportRequest(school="ash-secondary", first_day=date(2026, 11, days[0]),
-                                                last_day=date(2026, 11, days[1]), out=tmp / f"x{days}{identify}",
-                                                identify=identify, reason=reason),
-                   log_path=log_path, user="head")
+        request = ExportRequest(school="ash-secondary", first_day=date(2026, 11, days[0]),
+                                last_day=date(2026, 11, days[1]), out=tmp / f"x{days}{identify}",
+                                identify=identify, reason=reason)
+        run_export(config, store, request, log_path=log_path, user="head")
 
     export_of((2, 3), True, "case 7")  # S2002's days only
     export_of((4, 5), False, None)  # bjones only, under aliases
@@ -153,4 +153,5 @@ def test_sar_counts_log_entries_that_did_not_record_whom_they_held(identities):
                                        manifest_sha256="0" * 64, sessions=3, school="ash-secondary"))
     result = run_sar(config, store, "S2002", tmp / "sar", log_path=tmp / "log.jsonl", user="dpo")
     assert result.manifest["recipients_unrecorded"] == 1
-    assert "1 earlier log entries did not record whom they included" in (result.out / "README.txt").read_text()
+    readme = (result.out / "README.txt").read_text()
+    assert "1 earlier log entries did not record whom they included" in readme

@@ -225,7 +225,8 @@ def test_csv_rows_carry_no_formula_and_json_keeps_the_value(changes, column, cel
     s = session(**changes)
     row = dict(zip(ECS_FIELDS, ecs.csv_cells(s), strict=True))
     assert row[column] == cell
-    written = make_writer(json_style="spaced", csv=True, labelled=True)(s, s.device, s.device_mac, s.owner, s.id)
+    write = make_writer(json_style="spaced", csv=True, labelled=True)
+    written = write(s, s.device, s.device_mac, s.owner, s.id)
     assert dict(zip(ECS_FIELDS, written[1], strict=True))[column] == cell
     raw = json.loads(s.to_json())[column]
     assert (raw["name"] if isinstance(raw, dict) else ";".join(raw) if isinstance(raw, list) else raw) == (
