@@ -78,3 +78,42 @@ def rows(out: Path) -> list[dict[str, str]]:
 def jsonl(out: Path) -> list[dict]:
     """An export's sessions.jsonl, parsed."""
     return [json.loads(line) for line in (out / "sessions.jsonl").read_text().splitlines()]
+
+
+def identity_trust(tmp: Path, owner_of: dict[str, str] | None = None) -> Config:
+    """The example trust in `tmp`, its inventory's owners changed as `owner_of` says (asset -> staff id)."""
+    import shutil
+
+    import yaml
+
+    from monitor.config.loader import load_config
+    from tests.conftest import EXAMPLE
+
+    for name in ("staff-timetable.csv", "logins.csv"):
+        shutil.copy(EXAMPLE.parent / name, tmp / name)
+    lines = (EXAMPLE.parent / "devices.csv").read_text().splitlines()
+    for i, line in enumerate(lines):
+        cells = line.split(",")
+        if cells[1] in (owner_of or {}):
+            cells[4] = (owner_of or {})[cells[1]]
+            lines[i] = ",".join(cells)
+    (tmp / "devices.csv").write_text("\n".join(lines) + "\n")
+    data = yaml.safe_load(EXAMPLE.read_text())
+    data["store"]["path"] = str(tmp / "store.db")
+    (tmp / "trust.yaml").write_text(yaml.safe_dump(data, sort_keys=False))
+    return load_config(tmp / "trust.yaml")
+
+
+# (day of November 2026, hour, minute, client ip, proxy sign-in or None, hostname)
+Sighting = tuple[int, int, int, str, str | None, str]
+
+
+def record(config: Config, store: SessionStore, sightings: list[Sighting], *, logins: bool = True) -> None:
+    """Tag and store sightings through the real Tagger; `logins=False` as before the login map existed."""
+    tagger = Tagger(config)
+    if not logins:
+        tagger.logins = {}
+    obs = [Observation(london(2026, 11, day, hour, minute), ip, 50000, "198.51.100.7", 443, "tcp", "tls",
+                       host, source="proxy" if user else "sensor", user=user)
+           for day, hour, minute, ip, user, host in sightings]
+    store.write(e for e in (tagger.tag(o) for o in obs) if e.recordable)

@@ -69,7 +69,11 @@ def sar(args: argparse.Namespace) -> int:
     with open_config_store(config, create=False) as store:
         result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
                          log_path=log_path_for(config.store_path), signing_key=_signing_key(config))
-    print(f"{result.out}: {result.sessions} sessions about {args.staff}; manifest sha256 "
+    searched = result.manifest["searched"]
+    forms = len(searched["stored_owners"]) + len(searched["logins"]) + len(searched["devices"])
+    print(f"{result.out}: {result.sessions} sessions about {result.manifest['subject']} (searched "
+          f"{forms} forms of their identity, listed in README.txt); "
+          f"{len(result.manifest['recipients'])} recipients from the export log; manifest sha256 "
           f"{result.manifest_sha256}; logged as export {result.log_entry.seq if result.log_entry else '-'}")
     return 0
 
@@ -91,11 +95,11 @@ def export_log(args: argparse.Namespace) -> int:
         for entry in check.entries:
             print(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True))
     else:
-        print(f"{'#':>4}  {'WHEN (UTC)':<20}  {'WHO':<12}  {'KIND':<6}  {'SCHOOL':<14}  {'FROM':<10}  "
+        print(f"{'#':>4}  {'WHEN (UTC)':<20}  {'WHO':<12}  {'KIND':<7}  {'SCHOOL':<14}  {'FROM':<10}  "
               f"{'TO':<10}  {'FLAGGED':<7}  {'IDENTIFIED':<10}  {'SESSIONS':>8}  REASON / OUT")
         for x in check.entries:
             what = x.school or (f"staff {x.subject}" if x.subject else "-")
-            print(f"{x.seq:>4}  {x.at:<20}  {x.user:<12}  {x.kind:<6}  {what:<14}  "
+            print(f"{x.seq:>4}  {x.at:<20}  {x.user:<12}  {x.kind:<7}  {what:<14}  "
                   f"{x.period_from or '-':<10}  "
                   f"{x.period_to or '-':<10}  {'only' if x.flagged_only else 'all':<7}  "
                   f"{'YES' if x.identified else 'no':<10}  {x.sessions:>8}  {x.reason or '-'} -> {x.out} "
@@ -181,7 +185,8 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.set_defaults(func=privacy_notice)
 
     p = sub.add_parser("sar", help="subject access request: everything stored about one person")
-    p.add_argument("--staff", required=True, help="the person's staff id (as in the inventory)")
+    p.add_argument("--staff", required=True, help="the person's staff id (as in the inventory), or any of "
+                   "their sign-ins: every recorded form of it is searched")
     p.add_argument("--out", required=True, help="new directory for the files")
     p.add_argument("--reference", help="the request's reference, recorded in the export log")
     add_config_argument(p)

@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterable
 from datetime import datetime
 from pathlib import Path
-from typing import TextIO
+from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
 from monitor.commands.central_verify import verify_against_central
@@ -25,6 +25,9 @@ from monitor.store.filter import SessionFilter
 from monitor.store.postgres.connect import is_central_url
 from monitor.store.sessions import Session
 from monitor.store.sqlite import open_config_store, open_store
+
+if TYPE_CHECKING:
+    from monitor.exports.pseudonyms import Labeller
 
 MAC_LIKE = re.compile(r"^[0-9a-fA-F]{2}([:-]?[0-9a-fA-F]{2}){5}$")
 
@@ -136,7 +139,7 @@ def purge(args: argparse.Namespace) -> int:
     return 0
 
 
-def _table(sessions: Iterable[Session], tz: ZoneInfo, out: TextIO) -> int:
+def _table(sessions: Iterable[Session], tz: ZoneInfo, out: TextIO, labels: Labeller) -> int:
     columns = ("START", "END", "DEVICE", "USER", "SCHOOL", "ZONE", "PERIOD", "PLATFORM", "OBS", "SIGNALS",
                "FLAGS")
     widths = (16, 5, 12, 12, 14, 14, 12, 10, 5, 16, 0)
@@ -148,7 +151,8 @@ def _table(sessions: Iterable[Session], tz: ZoneInfo, out: TextIO) -> int:
         flags = ",".join(f.name for f in s.flags)
         if s.exemption:
             flags = f"exempt:{s.exemption.name}" + (f" ({flags})" if flags else "")
-        cells = (start.strftime("%Y-%m-%d %H:%M"), end.strftime("%H:%M"), s.device, s.owner or "-",
+        device, _, owner = labels(s)
+        cells = (start.strftime("%Y-%m-%d %H:%M"), end.strftime("%H:%M"), device, owner or "-",
                  s.school, s.zone, s.period or "-", s.platform, str(s.observations), ",".join(s.signals),
                  flags or "-")
         print("  ".join(str(c).ljust(w) for c, w in zip(cells, widths, strict=True)).rstrip(), file=out)
@@ -157,6 +161,13 @@ def _table(sessions: Iterable[Session], tz: ZoneInfo, out: TextIO) -> int:
 
 
 def events(args: argparse.Namespace) -> int:
+    """Stored sessions under aliases; with `--identified --reason`, named and entered in the export log."""
+    from monitor.exports.listing import check_listing, listing_labels, log_listing
+    from monitor.exports.log import log_path_for
+    from monitor.exports.pseudonyms import identity
+
+    selects_one = "--user" if args.user else "--device" if args.device else None
+    reason = check_listing(args.identified, args.reason, selects_one)
     config = _config(args)
     tz = ZoneInfo(config.trust.timezone)
     if args.school and config.school(args.school) is None:
@@ -176,22 +187,38 @@ def events(args: argparse.Namespace) -> int:
         limit=args.limit,
     )
     out = sys.stdout
-    with open_config_store(config, create=False) as store:
+    with open_config_store(config, create=False) as store, store.snapshot() as view:
+        if reason is not None:  # logged before the first row is shown
+            entry = log_listing(view, where, log_path_for(config.store_path), reason=reason,
+                                shown=f"stdout (events --format {args.format})")
+            print(f"social-monitor: identified listing of {entry.sessions} sessions, logged as export "
+                  f"{entry.seq}", file=sys.stderr)
+        labels = listing_labels(view, where, args.identified)
         if args.format == "jsonl":
             write = out.write
-            for line in store.ecs_json(where):
-                write(line)
-                write("\n")
+            if labels is identity:
+                for line in view.ecs_json(where):
+                    write(line)
+                    write("\n")
+            else:
+                encode = ecs.make_writer(json_style="compact", csv=False, labelled=True, newline=True)
+                for s in view.sessions(where):
+                    write(encode(s, *labels(s), None))
             return 0
-        rows = store.sessions(where)
+        rows = view.sessions(where)
         if args.format == "csv":
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(ecs.ECS_FIELDS)
-            cells = ecs.csv_cells
-            for s in rows:
-                writer.writerow(cells(s))
+            if labels is identity:
+                cells = ecs.csv_cells
+                for s in rows:
+                    writer.writerow(cells(s))
+            else:
+                encode = ecs.make_writer(json_style=None, csv=True, labelled=True)
+                for s in rows:
+                    writer.writerow(encode(s, *labels(s), None))
         else:
-            _table(rows, tz, out)
+            _table(rows, tz, out, labels)
     return 0
 
 
@@ -219,15 +246,19 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--now", help="pretend it is this ISO time (testing, catching up)")
     p.set_defaults(func=purge)
 
-    p = sub.add_parser("events", help="list stored sessions with ECS and social.* names")
+    p = sub.add_parser("events", help="list stored sessions with ECS and social.* names, under aliases "
+                       "unless --identified --reason")
     add_config_argument(p)
     p.add_argument("--since", help="first sighting at or after this ISO date/time (local time)")
     p.add_argument("--until", help="first sighting before this ISO date/time; a bare date is inclusive")
     p.add_argument("--school", help="school id")
-    p.add_argument("--device", help="asset tag (or MAC of a device without one)")
-    p.add_argument("--user", help="pseudonymous staff id of the device owner")
+    p.add_argument("--device", help="asset tag (or MAC of a device without one; needs --identified)")
+    p.add_argument("--user", help="staff id or sign-in as stored (needs --identified: one person's listing)")
     p.add_argument("--platform", help="platform id, e.g. facebook")
     p.add_argument("--flagged", action="store_true", help="only sessions a policy rule flags")
     p.add_argument("--limit", type=int, help="at most this many sessions")
     p.add_argument("--format", choices=["jsonl", "csv", "table"], default="table")
+    p.add_argument("--identified", action="store_true",
+                   help="asset tags and staff ids instead of aliases (needs --reason; logged as an export)")
+    p.add_argument("--reason", help="why names are needed; recorded in the export log")
     p.set_defaults(func=events)

@@ -41,6 +41,9 @@ class TrustSettings(Strict):
     purpose: str | None = Field(None, description="Why the trust monitors, for staff and exports.")
     data_controller: str | None = Field(None, description="Who answers for the data (privacy notice).")
     contact: str | None = Field(None, description="Where staff ask about monitoring or make a SAR.")
+    lawful_basis: str | None = Field(
+        None, description="The UK GDPR art. 6 basis for this monitoring, in words (privacy notice)."
+    )
 
     @field_validator("timezone")
     @classmethod

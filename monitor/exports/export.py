@@ -47,6 +47,7 @@ from monitor.exports.report import ReportContext, ReportStats, render_report
 from monitor.exports.request import ExportError, ExportRequest, ExportResult, check_identify
 from monitor.exports.reviews import ReviewColumns
 from monitor.exports.sealed import ExportWriter, base_manifest
+from monitor.exports.subjects import Included
 from monitor.store.base import SessionReader, SessionStore
 from monitor.store.chain import ChainHead
 from monitor.store.filter import SessionFilter
@@ -103,7 +104,13 @@ def _export(
     export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(request.out)
     try:
-        n = write_sessions(writer, store.sessions(where), labels=labels, observe=stats.add,
+        included = Included()  # whom it holds, for the log: a SAR lists the exports that included a person
+
+        def observe(s: Any, device: str, owner: str | None) -> None:
+            stats.add(s, device, owner)
+            included.add(s)
+
+        n = write_sessions(writer, store.sessions(where), labels=labels, observe=observe,
                            extra=review_columns)
         manifest = base_manifest(config, "export", user, now)
         manifest.update({
@@ -166,7 +173,8 @@ def _export(
                     flagged_only=request.flagged_only,
                     identified=request.identify,
                     reason=reason,
-                    extra={**({"signed_head": signed.to_dict()} if signed else {}),
+                    extra={"included": included.tokens(log_path),
+                           **({"signed_head": signed.to_dict()} if signed else {}),
                            "reviews": review_columns.reviewed},
                 ))
 

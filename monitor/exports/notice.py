@@ -2,11 +2,15 @@
 
 Transparency is a condition of lawful monitoring of workers (UK GDPR
 articles 13 and 14; the ICO's guidance on monitoring workers): staff must be
-told what is recorded, where, when, why, for how long, who can see it and
-how to ask for their own records. Every fact here is read from the config
-that the daemon runs with: the zones, timetables, exemptions, retention
-period, DPIA reference and contact. The notice is built as sections of
-plain text and rendered to Markdown or HTML, escaping config text in both.
+told what is recorded, where, when, why, on what lawful basis, for how long,
+who can see it and how to exercise their rights. Every fact here is read from
+the config that the daemon runs with (zones, timetables, exemptions, special
+categories, retention period, lawful basis, DPIA reference and contact) or from
+what the software does (`IDENTIFIED_OUTPUTS`, `enforced_retention`,
+`dashboard_dimensions`), and tests/exports/test_notice.py checks each claim
+against that behaviour, so a notice cannot promise what the software does not
+keep. The notice is built as sections of plain text and rendered to Markdown
+or HTML, escaping config text in both.
 """
 
 from __future__ import annotations
@@ -17,11 +21,45 @@ from html import escape
 
 from monitor.config.loader import Config
 from monitor.store.signing import HeadError, public_key_of
+from monitor.tagging.policy import Policy
 
 FLAG_WORDS = {
     "contact_time": "during contact time (lessons, registration and duties with pupils)",
     "pupil_area": "in areas where pupils are present (classrooms, halls, library, ...)",
 }
+
+
+# Every command whose output names a device or a person, and the export log entry it leaves (kind):
+# the notice's "every identified output is in the export log" is this table, and test_notice runs
+# each row and finds its entry. A new command that names people adds its row here.
+IDENTIFIED_OUTPUTS: tuple[tuple[str, str, str], ...] = (
+    ("export --identify --reason", "export", "an audit export with asset tags and staff ids"),
+    ("events --identified --reason", "listing", "a listing of records on the gateway with names"),
+    ("sar --staff", "sar", "a subject access request, given to the person it is about"),
+)
+
+
+@dataclass(frozen=True, slots=True)
+class Retention:
+    """What the software deletes, and after how many days (None: it does not delete it)."""
+
+    sessions_days: int
+    exports_days: int | None
+    export_log_days: int | None
+
+
+def enforced_retention(config: Config) -> Retention:
+    """The periods the purge enforces today. Sessions: `retention_days` (store.purge, daily). Exports
+    and the export log are not deleted by any purge yet: when one deletes them, set their fields here
+    from the config field it enforces (test_notice runs a real purge and fails until this says so)."""
+    return Retention(config.model.retention_days, None, None)
+
+
+def dashboard_dimensions() -> list[str]:
+    """What the dashboard's access counts are broken down by: the labels of the accesses metric."""
+    from monitor.metrics.registry import Metrics
+
+    return [name.replace("_", " ") for name in Metrics().accesses._labelnames]
 
 
 @dataclass(slots=True)
@@ -35,9 +73,10 @@ def notice_sections(config: Config) -> list[Section]:
     """The notice's content, in the order staff read it."""
     trust = config.trust
     policy = config.model.policy
+    rules = Policy(policy)
     sensitive = list(policy.sensitive_categories)
     catalog = config.catalog
-    platforms = sorted((p for p in catalog.platforms.values() if p.category not in sensitive),
+    platforms = sorted((p for p in catalog.platforms.values() if not rules.never_stored(p.category)),
                        key=lambda p: p.name.lower())
     never = {c: sorted(p.name for p in catalog.platforms.values() if p.category == c) for c in sensitive}
     sections = [
@@ -45,6 +84,7 @@ def notice_sections(config: Config) -> list[Section]:
             trust.purpose or "No purpose is stated yet: nothing identifiable is stored until it is.",
             "This monitoring is described in clause 8 of the Social Media Policy. It checks that personal "
             "social-media use keeps to clause 4.3: non-contact time, and areas where pupils are not present.",
+            f"Lawful basis: {(trust.lawful_basis or 'not yet recorded').rstrip('.')}.",
             f"Data protection impact assessment: {trust.dpia_reference or 'not yet recorded'}.",
             f"Data controller: {trust.data_controller or trust.name}.",
         ]),
@@ -66,6 +106,7 @@ def notice_sections(config: Config) -> list[Section]:
             "Accesses to these categories are never stored, not even as a count per person; they are only "
             "counted anonymously for the whole school:",
         ], [f"{c}: {', '.join(names)}" if names else c for c, names in never.items()]),
+        _special_section(config, rules),
     ]
     where = Section("Where", [
         "Each school's network is divided into zones. A zone is a pupil area when pupils are present there "
@@ -100,30 +141,90 @@ def notice_sections(config: Config) -> list[Section]:
         exemptions.paragraphs = ["No exemptions are configured: professional use is recorded and may be "
                                  "flagged, and a flag is then discussed with you."]
     sections.append(exemptions)
-    sections.append(Section("How long records are kept", [
-        f"Records are kept for {config.model.retention_days} days and then deleted automatically. The "
-        "record store is tamper-evident (each record is chained to the one before), so records cannot be "
-        "edited without it being detected.",
+    sections.append(_retention_section(config))
+    sections.append(_who_sees_section())
+    contact = trust.contact or trust.data_controller or trust.name
+    sections.append(Section("Your rights", [
+        "You can ask for a copy of every record held about you and your devices (a subject access "
+        f"request, UK GDPR art. 15). Contact: {contact}. The records are searched under your staff id, "
+        "every sign-in name recorded for you (with or without the domain, in any case) and the devices "
+        "assigned to you; you receive them as a spreadsheet and a data file with a manifest that proves "
+        "they are complete and unaltered, with the list of every export and listing that included you, "
+        "who made it, when and why.",
+        "You can object to this monitoring on grounds relating to your particular situation (art. 21); "
+        "the trust must then stop unless it shows compelling legitimate grounds that override your "
+        f"interests. Contact: {contact}.",
+        "You can ask for inaccurate records to be corrected (art. 16): for example an access attributed "
+        "to you that was someone else's. Records are not edited (the store is tamper-evident); the trust "
+        "corrects the device inventory or sign-in map that attributed them and keeps your correction with "
+        f"your case. Contact: {contact}.",
+        "You may also complain to the Information Commissioner's Office (ico.org.uk).",
+    ]))
+    return sections
+
+
+def _special_section(config: Config, rules: Policy) -> Section:
+    """Categories whose use reveals UK GDPR art. 9 data: counted only, or recorded with the DPIA's reason."""
+    catalog = config.catalog.platforms.values()
+
+    def names(category: str) -> str:
+        return ", ".join(sorted(p.name for p in catalog if p.category == category)) or "no platform listed"
+
+    section = Section("Special category data (UK GDPR art. 9)")
+    counted = sorted(rules.special_categories - rules.sensitive_categories)
+    if counted:
+        section.paragraphs.append(
+            "Using platforms in these categories can reveal special category data (such as political "
+            "opinions, religious beliefs, sex life or sexual orientation). Accesses to them are counted "
+            "anonymously for the whole school and never recorded against a device or a person:")
+        section.bullets += [f"{c}: {names(c)}" for c in counted]
+    if rules.recorded_special:
+        section.paragraphs.append(
+            "The trust records accesses to these special categories, for the reason its impact assessment "
+            "gives; such records reveal special category data and are subject to UK GDPR art. 9:")
+        section.bullets += [f"{c} (recorded: {why}): {names(c)}"
+                            for c, why in sorted(rules.recorded_special.items())]
+    if not section.paragraphs:
+        section.paragraphs.append("No category is marked as revealing special category data in this "
+                                  "configuration.")
+    return section
+
+
+def _retention_section(config: Config) -> Section:
+    kept = enforced_retention(config)
+    paragraphs = [
+        f"Records of accesses are kept for {kept.sessions_days} days and then deleted by the gateway's daily "
+        "purge. The record store is tamper-evident (each record is chained to the one before), so records "
+        "cannot be edited without it being detected.",
+        (f"Exports (reports given to principals and investigators) are deleted after {kept.exports_days} "
+         "days."
+         if kept.exports_days is not None else
+         "Exports already given to principals or investigators are files outside the record store: the "
+         "monitoring software does not delete them. Ask the contact below which are held about you."),
+        (f"The export log is kept for {kept.export_log_days} days." if kept.export_log_days is not None else
+         "The export log is kept without a time limit, so that the trust can always tell you who received "
+         "your data; it records whom each output included only as keyed codes, not names."),
         "The monitoring gateway signs its records and every export with its own key. Anyone can check an "
         "export, on any computer, against this public key (social-monitor verify DIR --public-key KEY): "
         f"{_public_key(config)}.",
-    ]))
-    sections.append(Section("Who can see the records", [
-        "IT staff see only totals per school, zone and platform on the monitoring dashboard, never a "
-        "device or a person.",
+    ]
+    return Section("How long records are kept", paragraphs)
+
+
+def _who_sees_section() -> Section:
+    return Section("Who can see the records", [
+        "IT staff see on the monitoring dashboard only counts of accesses by "
+        f"{', '.join(dashboard_dimensions())}: never a device, a person or an address.",
+        "A listing of records on the gateway (social-monitor events) shows devices and people under aliases "
+        "that change with every listing. Names, or a listing of one person or device, are shown only for a "
+        "reason given in words, and the listing is entered in the export log.",
         "Principals (clause 6.1) and the Executive Team receive periodic reports in which devices and "
         "people appear under aliases that change with every report. Names of devices and staff ids are "
         "revealed only for a stated reason, such as an investigation under clause 3.3.",
-        "Every export of records, with or without names, is entered in an export log: who made it, when, "
-        "for which school and dates, and the reason given. The log is itself tamper-evident.",
-    ]))
-    sections.append(Section("Your right to see your records", [
-        "You can ask for a copy of every record held about you and your devices (a subject access "
-        f"request). Contact: {trust.contact or trust.data_controller or trust.name}. You will receive the "
-        "records as a spreadsheet and a data file, with a manifest that proves they are complete and "
-        "unaltered. You may also complain to the Information Commissioner's Office (ico.org.uk).",
-    ]))
-    return sections
+        "Every export, with or without names, and every output that names a device or a person is entered "
+        "in an export log before it is given: who made it, when, for which school and dates, the reason "
+        "given and whom it included. The log is itself tamper-evident. Outputs that name people:",
+    ], [f"{what} (social-monitor {command})" for command, _, what in IDENTIFIED_OUTPUTS])
 
 
 def _public_key(config: Config) -> str:
@@ -182,4 +283,14 @@ def render_notice(config: Config, fmt: str = "md") -> str:
     return render_markdown(config)
 
 
-__all__ = ["Section", "notice_sections", "render_html", "render_markdown", "render_notice"]
+__all__ = [
+    "IDENTIFIED_OUTPUTS",
+    "Retention",
+    "Section",
+    "dashboard_dimensions",
+    "enforced_retention",
+    "notice_sections",
+    "render_html",
+    "render_markdown",
+    "render_notice",
+]

@@ -149,12 +149,26 @@ _CACHED_JSON = {
 }
 _PYTHON = {"time": "@t", "count": "@v", "int": "@v", "text": "@v", "bool": "@v", "strs": "list(@v)",
            "flags": "[f.to_dict() for f in @v]", "exemption": "(@v.to_dict() if @v else None)"}
-_CSV = {"time": "@t", "count": "@v", "int": "@v", "text": "@v",
-        "bool": "(None if @v is None else TRUE if @v else FALSE)", "strs": "SEMI.join(@v)",
-        "flags": "SEMI.join([f'{f.name} ({f.clause})' for f in @v])", "exemption": "(@v.name if @v else '')"}
+_CSV = {"time": "@t", "count": "@v", "int": "@v", "text": "cell(@v)",
+        "bool": "(None if @v is None else TRUE if @v else FALSE)", "strs": "cell(SEMI.join(@v))",
+        "flags": "SEMI.join([f'{f.name} ({f.clause})' for f in @v])",
+        "exemption": "(cell(@v.name) if @v else '')"}
+
+FORMULA_START = frozenset("=+-@\t\r")  # what a spreadsheet reads as the start of a formula (OWASP)
+
+
+def csv_cell(value: str | None) -> str | None:
+    """A text cell no spreadsheet runs: one starting like a formula gets a leading apostrophe (OWASP's
+    advice on CSV injection). A monitored device chooses its hostnames and a proxy user their
+    sign-in, so `=HYPERLINK(...).youtube.com` must reach the principal's spreadsheet as text."""
+    if value and value[0] in FORMULA_START:
+        return "'" + value
+    return value
+
+
 _NAMESPACE = {"iso_ms": iso_ms, "quote": encode_basestring, "dumps": _dumps, "datetime": datetime,
               "FLAG_LABELS": FLAG_LABELS, "OUTSIDE": OUTSIDE, "NULL": "null", "TRUE": "true",
-              "FALSE": "false", "SEMI": ";"}
+              "FALSE": "false", "SEMI": ";", "cell": csv_cell}
 CACHE_LIMIT = 8192
 
 
@@ -327,6 +341,7 @@ __all__ = [
     "FLAG_LABELS",
     "OUTSIDE",
     "SessionField",
+    "csv_cell",
     "csv_cells",
     "ecs_dict",
     "iso_ms",

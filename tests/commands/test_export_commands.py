@@ -149,3 +149,24 @@ def test_sar_command(trust, tmp_path, capsys):
     assert run(capsys, "verify", str(out))[0] == 0
     code, text, err = run(capsys, "export-log", "--config", str(trust))
     assert "staff S2005" in text and "SAR-2026-003" in text
+
+
+@pytest.mark.parametrize(
+    ("staff", "subject", "recipients"),
+    [
+        ("S2005", "S2005", 1),  # in the identified export made first
+        ("a.patel", "S2002", 1),  # a mapped sign-in is the staff id it maps to
+        ("S1001", "S1001", 0),  # nothing recorded, in no export
+    ],
+)
+def test_sar_command_names_the_subject_forms_and_recipients(trust, tmp_path, capsys, staff, subject,
+                                                            recipients):
+    assert run(capsys, "export", "--config", str(trust), "--school", "ash-secondary", "--from", "2026-11-02",
+               "--to", "2026-11-29", "--identify", "--reason", "INV-7", "--out", str(tmp_path / "x"))[0] == 0
+    code, text, err = run(capsys, "sar", "--config", str(trust), "--staff", staff, "--out",
+                          str(tmp_path / "s"))
+    assert code == 0, err
+    assert f"sessions about {subject} (searched " in text
+    assert f"; {recipients} recipients from the export" in text
+    code, text, _ = run(capsys, "export-log", "--config", str(trust))
+    assert f"staff {subject}" in text

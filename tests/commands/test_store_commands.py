@@ -148,7 +148,8 @@ def test_events_formats_and_filters(tmp_path, config, capsys):
     assert code == 0 and len(rows) == 5
     assert rows[0]["social.platform"] == "facebook" and rows[0]["social.signals"] == ["tls"]
     assert rows[0]["social.flags"][0]["clause"] == "4.3" and rows[0]["event.start"].endswith("Z")
-    code, out, _ = run(capsys, *base, "--format", "csv", "--device", "OAK-0001")
+    code, out, _ = run(capsys, *base, "--format", "csv", "--device", "OAK-0001", "--identified",
+                       "--reason", "test")
     table = list(csv.DictReader(io.StringIO(out)))
     assert len(table) == 3 and table[0]["host.id"] == "OAK-0001"
     code, out, _ = run(capsys, *base, "--since", "2026-09-21T16:00", "--until", "2026-09-21")
@@ -207,3 +208,55 @@ def test_local_time_option(text, end, expected):
 def test_local_time_option_bad_value_is_a_user_error():
     with pytest.raises(UserError, match=r"^'30/09/2026' is not an ISO date or date-time"):
         local_time_option("30/09/2026", LONDON)
+
+
+# --- events: aliases by default, names for a logged reason ------------------------------------------
+
+
+@pytest.mark.parametrize("fmt", ["csv", "jsonl", "table"])
+def test_events_are_pseudonymised_by_default(tmp_path, config, capsys, fmt):
+    fill(tmp_path / "store.db")
+    code, out, _ = run(capsys, "events", "--config", str(config), "--format", fmt)
+    assert code == 0 and "Device 0" in out and "Staff 01" in out
+    for identifying in ("OAK-0000", "OAK-0001", "staff-0001", "3c:52:82:10:00:01"):
+        assert identifying not in out
+    assert not (tmp_path / "store.db.exports.jsonl").exists()  # nothing identified: nothing to log
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--identified"], "--identified shows asset tags and staff ids and needs --reason"),
+        (["--identified", "--reason", "  "], "needs --reason"),
+        (["--user", "staff-0001", "--format", "csv"], "--user selects one person's"),  # the listing
+        (["--device", "OAK-0001"], "--device selects one person's or one device's"),
+        (["--device", "OAK-0001", "--reason", "why"], "add --identified"),
+    ],
+)
+def test_identifying_listing_without_a_reason_is_refused(tmp_path, config, capsys, argv, message):
+    fill(tmp_path / "store.db")
+    code, out, err = run(capsys, "events", "--config", str(config), *argv)
+    assert code == 1 and out == "" and message in err
+    assert not (tmp_path / "store.db.exports.jsonl").exists()
+
+
+@pytest.mark.parametrize(
+    ("argv", "sessions", "school"),
+    [
+        (["--user", "staff-0001"], 6, None),
+        (["--device", "OAK-0001"], 3, None),
+        (["--school", "oak-primary", "--format", "csv"], 5, "oak-primary"),
+        (["--format", "jsonl"], 6, None),
+    ],
+)
+def test_identified_listing_is_logged_with_its_reason(tmp_path, config, capsys, argv, sessions, school):
+    from monitor.exports.log import read_log
+
+    fill(tmp_path / "store.db")
+    code, out, err = run(capsys, "events", "--config", str(config), *argv, "--identified",
+                         "--reason", "case 12 under clause 3.3")
+    assert code == 0 and "OAK-000" in out and "logged as export 1" in err
+    [entry] = read_log(tmp_path / "store.db.exports.jsonl").entries
+    assert (entry.kind, entry.identified, entry.reason, entry.sessions, entry.school) == (
+        "listing", True, "case 12 under clause 3.3", sessions, school)
+    assert entry.extra["included"] and "staff-0001" not in json.dumps(entry.extra)  # whom, keyed hashes

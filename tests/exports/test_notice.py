@@ -126,3 +126,174 @@ def test_pipeline_stores_only_with_dpia_and_purpose(example_data, write_config, 
     not_stored = sample("social_monitor_observations_total", {"source": "sensor", "protocol": "tls",
                                                               "outcome": "not_stored"})
     assert (not_stored or 0) == (0 if stored else 3)
+
+
+# --- each claim the notice makes holds for what the software does -----------------------------------
+
+
+@pytest.fixture
+def live(example_data, write_config, tmp_path):
+    """The example trust with a populated store, through the real CLI."""
+    from tests.export_helpers import populate
+
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    path = write_config(example_data)
+    config = load_config(path)
+    populate(config, config.store_path).close()
+    return config
+
+
+def cli(*argv: str) -> int:
+    from monitor.cli import main
+
+    return main(list(argv))
+
+
+def log_entries(config):
+    from monitor.exports.log import log_path_for, read_log
+
+    return read_log(log_path_for(config.store_path)).entries
+
+
+# how each IDENTIFIED_OUTPUTS row is run, with its reason and without
+RUN = {
+    "export": (["export", "--school", "ash-secondary", "--from", "2026-11-02", "--to", "2026-11-08",
+                "--identify"], ["--reason", "case 7"], "--out"),
+    "listing": (["events", "--identified", "--format", "csv"], ["--reason", "case 7"], None),
+    "sar": (["sar", "--staff", "S2002"], [], "--out"),
+}
+
+
+@pytest.mark.parametrize("row", __import__("monitor.exports.notice", fromlist=["x"]).IDENTIFIED_OUTPUTS,
+                         ids=lambda row: row[1])
+def test_every_identified_output_is_in_the_export_log(live, tmp_path, capsys, row):
+    """The notice lists these as the outputs that name people, each entered in the export log."""
+    command, kind, what = row
+    argv, reason, out = RUN[kind]
+    assert command.split()[0] == argv[0] and f"{what} (social-monitor {command})" in render_notice(live)
+    extra = [out, str(tmp_path / "out")] if out else []
+    if reason:  # without its reason it is refused and nothing is logged
+        assert cli(*argv, *extra, "--config", str(live.path)) == 1
+        assert log_entries(live) == [] and not (tmp_path / "out").exists()
+    capsys.readouterr()
+    assert cli(*argv, *reason, *extra, "--config", str(live.path)) == 0
+    shown = capsys.readouterr().out + "".join(p.read_text() for p in (tmp_path / "out").glob("*.csv"))
+    assert "ASH-LT-0002" in shown
+    [entry] = log_entries(live)
+    assert (entry.kind, entry.identified) == (kind, True) and entry.extra["included"]
+
+
+@pytest.mark.parametrize("fmt", ["table", "csv", "jsonl"])
+def test_a_listing_without_a_reason_names_no_device_or_person(live, capsys, fmt):
+    capsys.readouterr()
+    assert cli("events", "--format", fmt, "--config", str(live.path)) == 0
+    out = capsys.readouterr().out
+    named = {d.asset_tag for d in live.devices} | {d.owner for d in live.devices if d.owner} | {
+        d.mac for d in live.devices}
+    assert "Device 01" in out and not [n for n in named if n in out]
+    assert "aliases that change with every listing" in render_notice(live)
+
+
+def test_the_dashboard_counts_name_no_device_person_or_address(live):
+    """The notice's dimensions are the metric's labels; no metric has a label that could name anyone."""
+    from prometheus_client import generate_latest
+
+    from monitor.exports.notice import dashboard_dimensions
+    from tests.export_helpers import observations
+
+    metrics = Metrics()
+    labels = {name for m in vars(metrics).values() for name in getattr(m, "_labelnames", ())}
+    assert not labels & {"device", "host", "owner", "user", "staff", "ip", "mac", "address", "asset"}
+    pipeline = Pipeline(Tagger(live), metrics=metrics)
+    for o in observations()[:200]:
+        pipeline.submit(o)
+    text = generate_latest(metrics.registry).decode()
+    assert "ash-secondary" in text
+    named = {d.asset_tag for d in live.devices} | {d.owner for d in live.devices if d.owner} | {
+        d.mac for d in live.devices} | {o.client_ip for o in observations()[:200]}
+    assert not [n for n in named if n in text]
+    assert dashboard_dimensions() == [n.replace("_", " ") for n in metrics.accesses._labelnames]
+    assert f"counts of accesses by {', '.join(dashboard_dimensions())}: never a device" in render_notice(live)
+
+
+def test_retention_claims_are_what_the_purge_deletes(live, tmp_path, capsys):
+    """Sessions go after retention_days; exports and the export log stay as long as the notice says."""
+    import os
+
+    from monitor.exports.notice import enforced_retention
+
+    assert cli("export", "--school", "ash-secondary", "--from", "2026-11-02", "--to", "2026-11-08",
+               "--out", str(tmp_path / "old"), "--config", str(live.path)) == 0
+    long_ago = london(2026, 11, 9, 12, 0)
+    for path in (tmp_path / "old", *(tmp_path / "old").iterdir()):
+        os.utime(path, (long_ago, long_ago))
+    kept = enforced_retention(live)
+    assert cli("purge", "--now", "2027-06-01T12:00", "--config", str(live.path)) == 0
+    with open_store(live.store_path, create=False) as store:
+        assert store.count() == 0  # all four weeks are older than retention_days
+    assert kept.sessions_days == live.model.retention_days
+    assert (tmp_path / "old").exists() == (kept.exports_days is None)
+    assert bool(log_entries(live)) == (kept.export_log_days is None)
+    text = render_notice(live)
+    assert f"kept for {live.model.retention_days} days and then deleted by the gateway's daily purge" in text
+    assert ("the monitoring software does not delete them" in text) == (kept.exports_days is None)
+    assert ("kept without a time limit" in text) == (kept.export_log_days is None)
+
+
+@pytest.mark.parametrize(
+    ("basis", "shown"),
+    [
+        ("Public task (UK GDPR art. 6(1)(e)).", "Lawful basis: Public task (UK GDPR art. 6(1)(e))."),
+        ("Legitimate interests <art. 6(1)(f)>", r"Lawful basis: Legitimate interests \<art. 6(1)(f)\>."),
+        (None, "Lawful basis: not yet recorded."),
+    ],
+)
+def test_lawful_basis_is_the_configs(example_data, write_config, basis, shown):
+    example_data["trust"]["lawful_basis"] = basis
+    assert shown in render_notice(load_config(write_config(example_data)), "md")
+
+
+@pytest.mark.parametrize(
+    "right",
+    ["subject access request, UK GDPR art. 15", "object to this monitoring", "(art. 21)",
+     "corrected (art. 16)", "Records are not edited (the store is tamper-evident)", "ico.org.uk"],
+)
+def test_rights_are_stated_with_the_contact(edited, right):
+    rights = render_notice(edited, "md").split("## Your rights", 1)[1]
+    assert right in rights and rights.count("privacy@ash.example") == 3
+
+
+def test_records_are_not_edited_without_it_showing(live):
+    """The rectification and retention claims say records are tamper-evident: an edit breaks the chain."""
+    import sqlite3
+
+    con = sqlite3.connect(live.store_path)
+    con.execute("UPDATE sessions SET owner = 'S2005' WHERE owner = 'S2002'")
+    con.commit()
+    con.close()
+    with open_store(live.store_path, create=False) as store:
+        assert not store.verify().ok
+
+
+@pytest.mark.parametrize(
+    ("record_special", "tinder_stored", "section_says"),
+    [
+        ([], False, "dating: Badoo, Bumble, Grindr, Hinge, Tinder"),
+        ([{"category": "dating", "reason": "DPIA-2027-1 s.4 safeguarding"}], True,
+         "dating (recorded: DPIA-2027-1 s.4 safeguarding): Badoo, Bumble, Grindr, Hinge, Tinder"),
+    ],
+)
+def test_special_categories_are_described_as_tagged(example_data, write_config, record_special, tinder_stored,
+                                                    section_says):
+    example_data["policy"]["record_special"] = record_special
+    config = load_config(write_config(example_data))
+    event = Tagger(config).tag(Observation(london(2026, 11, 30, 12, 30), "10.20.30.10", 50000, "198.51.100.7",
+                                           443, "tcp", "tls", "tinder.com"))
+    assert event.recordable is tinder_stored
+    text = render_notice(config, "md")
+    special = text.split("## Special category data (UK GDPR art. 9)", 1)[1].split("\n## ", 1)[0]
+    recorded = text.split("## What is recorded", 1)[1].split("\n## ", 1)[0]
+    assert section_says in special
+    assert ("Tinder (dating)" in recorded) is tinder_stored
+    assert ("- dating: " in special) is (not tinder_stored)  # listed once: counted only, or recorded
+    assert "- political: Gab, Parler, Truth Social" in special

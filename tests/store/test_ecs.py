@@ -186,3 +186,48 @@ def test_fast_iso_matches_iso_utc_on_random_times():
     rnd = random.Random(3)
     for ts in (rnd.uniform(0, 2e9) for _ in range(3000)):
         assert iso_ms(ts) == iso_utc(ts), ts
+
+
+@pytest.mark.parametrize(
+    ("value", "cell"),
+    [
+        ("=HYPERLINK(\"http://x\",\"y\").youtube.com", "'=HYPERLINK(\"http://x\",\"y\").youtube.com"),
+        ("+1+cmd", "'+1+cmd"),
+        ("-2+3", "'-2+3"),
+        ("@SUM(A1)", "'@SUM(A1)"),
+        ("\tx", "'\tx"),
+        ("\rx", "'\rx"),
+        ("www.youtube.com", "www.youtube.com"),
+        ("a=b", "a=b"),  # only the first character makes a formula
+        ("'=x", "'=x"),
+        ("", ""),
+        (None, None),
+    ],
+)
+def test_csv_cell_neutralises_formulas(value, cell):
+    assert ecs.csv_cell(value) == cell
+
+
+@pytest.mark.parametrize(
+    ("changes", "column", "cell"),
+    [
+        ({"hostnames": ("=1+1.youtube.com", "www.youtube.com")}, "social.hostnames",
+         "'=1+1.youtube.com;www.youtube.com"),
+        ({"hostnames": ("www.youtube.com", "=1+1.youtube.com")}, "social.hostnames",
+         "www.youtube.com;=1+1.youtube.com"),  # mid-cell: text already
+        ({"owner": "@cmd|' /C calc'!A0"}, "user.id", "'@cmd|' /C calc'!A0"),
+        ({"device": "-OAK"}, "host.id", "'-OAK"),
+        ({"zone": "+zone"}, "social.zone", "'+zone"),
+        ({"exemption": Exemption("=team", "why")}, "social.exemption", "'=team"),
+    ],
+)
+def test_csv_rows_carry_no_formula_and_json_keeps_the_value(changes, column, cell):
+    s = session(**changes)
+    row = dict(zip(ECS_FIELDS, ecs.csv_cells(s), strict=True))
+    assert row[column] == cell
+    write = make_writer(json_style="spaced", csv=True, labelled=True)
+    written = write(s, s.device, s.device_mac, s.owner, s.id)
+    assert dict(zip(ECS_FIELDS, written[1], strict=True))[column] == cell
+    raw = json.loads(s.to_json())[column]
+    assert (raw["name"] if isinstance(raw, dict) else ";".join(raw) if isinstance(raw, list) else raw) == (
+        cell[1:] if cell.startswith("'") else cell)
