@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -75,7 +76,8 @@ def _sar(
             nonlocal flagged
             flagged += s.flagged
 
-        n = write_sessions(writer, subject_sessions(config, store, staff_id), observe=count)
+        n = write_sessions(writer, subject_sessions(config, store, staff_id), observe=count,
+                           tz=ZoneInfo(config.trust.timezone))
         devices = sorted(d.asset_tag for d in config.devices if d.owner == staff_id)
         writer.add_text("README.txt", _sar_readme(config, staff_id, devices, n))
         manifest = base_manifest(config, "sar", user, now)
