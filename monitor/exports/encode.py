@@ -18,7 +18,7 @@ from __future__ import annotations
 import csv
 import math
 from collections.abc import Callable, Iterable
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo
 
 from monitor.exports.pseudonyms import Labeller, identity
@@ -41,6 +41,7 @@ class LocalClock:
     def __init__(self, tz: ZoneInfo):
         self.tz = tz
         self._offsets: dict[int, tuple[int, str]] = {}
+        self._days: dict[int, str] = {}
 
     def _offset(self, step: int) -> tuple[int, str]:
         found = self._offsets.get(step)
@@ -57,9 +58,17 @@ class LocalClock:
 
     def text(self, ts: float) -> str:
         whole = math.floor(ts)
-        seconds, suffix = self._offset(whole // OFFSET_STEP)
-        local = datetime(1970, 1, 1) + timedelta(seconds=whole + seconds)
-        return local.isoformat() + suffix
+        offset, suffix = self._offset(whole // OFFSET_STEP)
+        day, rest = divmod(whole + offset, 86400)
+        day_text = self._days.get(day)
+        if day_text is None:
+            day_text = (date(1970, 1, 1) + timedelta(days=day)).isoformat()
+            if len(self._days) >= OFFSET_CACHE:
+                self._days.clear()
+            self._days[day] = day_text
+        hours, rest = divmod(rest, 3600)
+        minutes, seconds = divmod(rest, 60)
+        return f"{day_text}T{hours:02d}:{minutes:02d}:{seconds:02d}{suffix}"
 
 
 SessionEncoder = Callable[[Session, str, str | None, str | None, int | None], tuple[str, tuple]]
