@@ -5,7 +5,8 @@ An export is a directory of four files, written once and never edited:
 * ``sessions.csv`` and ``sessions.jsonl``: the sessions with ECS and
   ``social.*`` names (the same columns as `social-monitor events`);
 * ``report.html``: one self-contained page a principal reads in two minutes
-  (see `monitor.exports.report`);
+  (see `monitor.exports.report`), with the previous period and the weeks
+  before the export as context, read from the same snapshot;
 * ``manifest.json``: the SHA-256 of each file, the period covered, the
   config's fingerprint, the store's chain head at export time, and who ran it
   with which tool version. `monitor.exports.verify` checks a directory against it.
@@ -44,6 +45,7 @@ from monitor.exports.encode import write_sessions
 from monitor.exports.log import LogEntry, append, current_user, log_head
 from monitor.exports.pseudonyms import Labeller, Pseudonymiser, alias_labeller, identity
 from monitor.exports.report import ReportContext, ReportStats, render_report
+from monitor.exports.report_trend import read_history
 from monitor.exports.request import ExportError, ExportRequest, ExportResult, check_identify
 from monitor.exports.reviews import ReviewColumns
 from monitor.exports.sealed import ExportWriter, base_manifest
@@ -153,6 +155,8 @@ def _export(
             zone_order=[z.name for z in school.zones if z.monitored],
             dpia_reference=config.trust.dpia_reference,
             public_key=public_key_text(signing_key.public_key()) if signing_key else None,
+            idle_gap_seconds=config.model.store.idle_gap_seconds,
+            history=read_history(store, school.id, request.first_day, request.last_day, tz),
         )
         writer.add_text("report.html", render_report(context, stats))
         entry = None

@@ -1,10 +1,18 @@
 """The principal's report: one self-contained HTML page, read in two minutes, printable to PDF.
 
-Everything is inline (CSS in the template, charts as SVG built here), so the
-page works offline, fetches nothing (no fonts, scripts or images from
-anywhere) and prints the same as it shows. Every value that came from the
-network or the config (hostnames, zone and period names) is escaped: a
-hostname is attacker-controlled text.
+Everything is inline (CSS in the template, charts as SVG), so the page works
+offline, fetches nothing (no fonts, scripts or images from anywhere) and
+prints the same as it shows. Every value that came from the network or the
+config is escaped (`monitor.exports.report_words.e`).
+
+The page is an ordered list of sections, `SECTIONS`: what a principal reads
+first (summary, what the report does not contain, per-person totals, the
+previous period, charts), then the detail, which starts on a new page when
+printed. A new section is one `Section` entry, placed before `DETAIL` unless it
+is detail itself. The parts live by job: figures in `report_stats`, words in
+`report_words`, charts in `report_charts`, per-person totals in
+`report_people`, the previous period and the trend in `report_trend`, rows in
+`report_detail`.
 
 `ReportStats` is fed one session at a time while the export streams them to
 CSV, so the report costs one pass and memory bounded by the table cap.
@@ -12,27 +20,27 @@ CSV, so the report costs one pass and memory bounded by the table cap.
 
 from __future__ import annotations
 
-from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from datetime import date, timedelta
-from html import escape
+from datetime import date
 from importlib import resources
 from string import Template
 from typing import Any
-from zoneinfo import ZoneInfo
 
-from monitor.config.values import WEEKDAYS
-from monitor.store.ecs import OUTSIDE, report_cells
-from monitor.store.sessions import Session
-
-MAX_ROWS = 2000  # flagged rows in the HTML table; the CSV always has them all
-NUMBER_WORDS = ("no", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
-                "eleven", "twelve")
-
-
-def e(value: Any) -> str:
-    """HTML-escape anything, quotes included (values land in attributes too)."""
-    return escape("" if value is None else str(value), quote=True)
+from monitor.exports.report_charts import bars_svg, heatmap_svg, ordered, trend_svg
+from monitor.exports.report_detail import apart_html, exemptions_html, table_html
+from monitor.exports.report_people import people_html
+from monitor.exports.report_stats import MAX_ROWS, ReportStats
+from monitor.exports.report_trend import TREND_WEEKS, History, comparison_html, trend_bars
+from monitor.exports.report_words import (
+    e,
+    idle_gap_rule,
+    long_date,
+    minutes_text,
+    number,
+    span_words,
+    summary_paragraphs,
+)
 
 
 @dataclass(slots=True)
@@ -58,350 +66,122 @@ class ReportContext:
     zone_order: list[str] = field(default_factory=list)
     dpia_reference: str | None = None
     public_key: str | None = None  # the gateway's signing key: it checks this export anywhere
+    idle_gap_seconds: int = 300  # the store's: how sightings merge into sessions, so how minutes count
+    history: History | None = None  # the previous period and the weeks before, from the same snapshot
 
 
-class ReportStats:
-    """Counts for the summary and the charts, accumulated one session at a time."""
+@dataclass(frozen=True, slots=True)
+class Section:
+    """One section of the page: `render` gives its inner HTML, or "" to leave it out."""
 
-    def __init__(self, tz: ZoneInfo, max_rows: int = MAX_ROWS):
-        self.tz = tz
-        self.max_rows = max_rows
-        self.total = 0
-        self.flagged = 0
-        self.exempt = 0  # would have been flagged, allowed under an exemption (4.1)
-        self.contact = 0  # flagged sessions with the contact-time flag
-        self.pupil = 0  # flagged sessions with the pupil-area flag
-        self.heat: Counter[tuple[str, str]] = Counter()
-        self.by_zone: Counter[str] = Counter()
-        self.by_platform: Counter[str] = Counter()
-        self.by_week: Counter[str] = Counter()
-        self.by_period: Counter[str] = Counter()
-        self.combos: Counter[tuple[str, str, str]] = Counter()
-        self.exemptions: Counter[str] = Counter()
-        self.exemption_reasons: dict[str, str] = {}
-        self.devices: set[str] = set()
-        self.rows: list[dict[str, Any]] = []  # the table's cells by ECS name (`monitor.store.ecs`)
-        self.rows_left_out = 0
-        # listed apart, so a reviewer starts with the rest: flagged but probably teaching (4.1), and
-        # sessions that saw only a platform's widgets, pixels, embeds or CDN (never flagged)
-        self.teaching = 0
-        self.embed_only = 0
-        self.teaching_rows: list[dict[str, Any]] = []
-        self.embed_rows: list[dict[str, Any]] = []
-        self._days: dict[str, tuple[str, str]] = {}
-        # set by an export: each flagged row's review and the reviewed/open counts
-        # (monitor.exports.reviews.ReviewColumns)
-        self.reviews: Any = None
-
-    def _day(self, local_date: str) -> tuple[str, str]:
-        """Weekday name and the Monday of its week, once per date (a month has 30, not 100,000)."""
-        day = date.fromisoformat(local_date)
-        monday = day - timedelta(days=day.weekday())
-        found = self._days[local_date] = (WEEKDAYS[day.weekday()], monday.isoformat())
-        return found
-
-    def _cells(self, s: Session, device: str, owner: str | None) -> dict[str, Any]:
-        cells = report_cells(s, device, None, owner, None, self.tz)
-        if self.reviews is not None:
-            cells["review"] = self.reviews.cell(s)
-        return cells
-
-    def add(self, s: Session, device: str, owner: str | None) -> None:
-        self.total += 1
-        if s.embed_only:
-            self.embed_only += 1
-            if len(self.embed_rows) < self.max_rows:
-                self.embed_rows.append(self._cells(s, device, owner))
-            return
-        if not s.flags:
-            return
-        if s.exemption is not None:
-            self.exempt += 1
-            self.exemptions[s.exemption.name] += 1
-            self.exemption_reasons[s.exemption.name] = s.exemption.reason
-        else:
-            self.flagged += 1
-            names = {f.name for f in s.flags}
-            self.contact += "contact_time" in names
-            self.pupil += "pupil_area" in names
-            weekday, week = self._days.get(s.local_date) or self._day(s.local_date)
-            period = s.period or OUTSIDE
-            platform = s.platform_name or s.platform
-            self.heat[(weekday, period)] += 1
-            self.by_zone[s.zone] += 1
-            self.by_platform[platform] += 1
-            self.by_period[period] += 1
-            self.by_week[week] += 1
-            self.combos[(platform, s.zone, period)] += 1
-            self.devices.add(device)
-            if s.probably_teaching:
-                self.teaching += 1
-                if len(self.teaching_rows) < self.max_rows:
-                    self.teaching_rows.append(self._cells(s, device, owner))
-                return
-        if len(self.rows) >= self.max_rows:
-            self.rows_left_out += 1
-            return
-        self.rows.append(self._cells(s, device, owner))
+    id: str
+    title: str
+    render: Callable[[ReportContext, ReportStats], str]
+    detail: bool = False  # printed after the front part, from a new page
 
 
-# --- words ------------------------------------------------------------------------------------
-
-
-def number(n: int) -> str:
-    return f"{n:,}"
-
-
-def plural(n: int, one: str, many: str | None = None) -> str:
-    return f"{number(n)} {one if n == 1 else (many or one + 's')}"
-
-
-def accesses(n: int) -> str:
-    return plural(n, "access", "accesses")
-
-
-def span_words(first: date, last: date) -> str:
-    days = (last - first).days + 1
-    if days % 7 == 0:
-        weeks = days // 7
-        word = NUMBER_WORDS[weeks] if weeks < len(NUMBER_WORDS) else str(weeks)
-        return f"the {word} week{'s' if weeks != 1 else ''}" if weeks != 1 else "the week"
-    return "the day" if days == 1 else f"the {days} days"
-
-
-def long_date(d: date, with_year: bool = True) -> str:
-    text = f"{d.strftime('%A')} {d.day} {d.strftime('%B')}"
-    return f"{text} {d.year}" if with_year else text
-
-
-def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
-    """The summary in plain words: already-escaped HTML paragraphs."""
-    same_year = ctx.first_day.year == ctx.last_day.year
-    when = (f"In {span_words(ctx.first_day, ctx.last_day)} from {long_date(ctx.first_day, not same_year)} "
-            f"to {long_date(ctx.last_day)}")
-    out = []
-    if ctx.flagged_only:
-        lead = f"{when}, this export lists only flagged accesses at {e(ctx.school)}."
-    else:
-        lead = (f"{when}, {accesses(st.total)} to social media from trust devices at {e(ctx.school)} "
-                f"{'was' if st.total == 1 else 'were'} recorded.")
-    if st.flagged == 0:
-        out.append(f"{lead} <strong>None was flagged</strong> under clause 4.3 of the Social Media Policy.")
-    else:
-        verb = "was" if st.flagged == 1 else "were"
-        parts = []
-        if st.contact:
-            parts.append(f"{number(st.contact)} in contact time")
-        if st.pupil:
-            parts.append(f"{number(st.pupil)} in areas where pupils are present")
-        both = " (an access can be both)" if st.contact and st.pupil and st.contact + st.pupil > st.flagged \
-            else ""
-        out.append(
-            f"{lead} <strong>{accesses(st.flagged)} {verb} flagged</strong> under clause 4.3: "
-            f"{' and '.join(parts)}{both}, from {plural(len(st.devices), 'device')}."
-        )
-        (platform, zone, period), n = st.combos.most_common(1)[0]
-        top_platform = st.by_platform.most_common(1)[0]
-        top_zone = st.by_zone.most_common(1)[0]
-        top_period = st.by_period.most_common(1)[0]
-        out.append(
-            f"Most often the platform was {e(top_platform[0])} ({number(top_platform[1])} of "
-            f"{number(st.flagged)}), the zone {e(top_zone[0])} ({number(top_zone[1])}) and the period "
-            f"{e(top_period[0])} ({number(top_period[1])}). "
-            f"The most common single pattern was {e(platform)} in {e(zone)} during {e(period)} "
-            f"({accesses(n)})."
-        )
-    if st.teaching:
-        one = st.teaching == 1
-        out.append(f"Of the flagged, {accesses(st.teaching)} {'was' if one else 'were'} probably teaching "
-                   f"(a teaching platform in a teaching zone during a lesson) and {'is' if one else 'are'} "
-                   "listed apart.")
-    if st.embed_only:
-        out.append(f"{accesses(st.embed_only)} reached only a platform's widgets, pixels, embedded "
-                   "players or shared CDN: kept, listed apart and not flagged.")
-    if st.exempt:
-        names = ", ".join(f"{e(name)} ({number(n)})" for name, n in st.exemptions.most_common())
-        out.append(f"A further {accesses(st.exempt)} matched a flag but "
-                   f"{'was' if st.exempt == 1 else 'were'} allowed as professional use under clause 4.1: "
-                   f"{names}.")
-    if ctx.identified:
-        out.append(f"Devices and staff are <strong>identified</strong> in this export. Reason given: "
-                   f"{e(ctx.reason)}.")
-    else:
-        out.append("Devices and staff appear under aliases (such as &ldquo;Device 07&rdquo;) that hold only "
-                   "within "
-                   "this export; a new export uses new aliases.")
-    return out
-
-
-# --- charts -----------------------------------------------------------------------------------
-
-
-def _shade(n: int, top: int) -> str:
-    """White to deep red, by share of the busiest cell."""
-    if n == 0 or top == 0:
-        return "#f7f7f7"
-    t = 0.15 + 0.85 * n / top
-    r = round(255 - t * (255 - 178))
-    g = round(245 - t * (245 - 24))
-    b = round(240 - t * (240 - 43))
-    return f"#{r:02x}{g:02x}{b:02x}"
-
-
-def heatmap_svg(st: ReportStats, periods: list[str]) -> str:
-    cols = [p for p in periods] + ([OUTSIDE] if any(p == OUTSIDE for _, p in st.heat) else [])
-    cols += sorted({p for _, p in st.heat if p not in cols})
-    days = list(WEEKDAYS[:5]) + [d for d in WEEKDAYS[5:] if any(w == d for w, _ in st.heat)]
-    if not cols:
-        cols = [OUTSIDE]
-    cell_w, cell_h, left, top_pad = 64, 30, 96, 46
-    width = left + cell_w * len(cols) + 8
-    height = top_pad + cell_h * len(days) + 8
-    top = max(st.heat.values(), default=0)
-    parts = [
-        f'<svg id="chart-heatmap" class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" '
-        f'aria-label="Flagged accesses by weekday and timetable period">',
-        "<title>Flagged accesses by weekday and timetable period</title>",
+def summary_html(ctx: ReportContext, st: ReportStats) -> str:
+    f = st.figures
+    figures = [
+        ("flag", "count-flagged", number(f.flagged), "flagged (clause 4.3)"),
+        ("flag", "minutes-flagged", minutes_text(f.flagged_minutes), "flagged, in minutes of use"),
+        ("", "count-contact", number(f.contact), "in contact time"),
+        ("", "count-pupil", number(f.pupil), "where pupils are present"),
+        ("", "count-exempt", number(st.exempt), "exempt (clause 4.1)"),
+        ("", "count-total", number(f.total), "accesses in this export"),
+        ("", "minutes-total", minutes_text(f.minutes), "of use, all accesses"),
     ]
-    for j, period in enumerate(cols):
-        x = left + j * cell_w + cell_w / 2
-        label = period if len(period) <= 10 else period[:9] + "…"
-        parts.append(f'<text x="{x:.0f}" y="{top_pad - 10}" text-anchor="middle" class="axis">{e(label)}'
-                     f'<title>{e(period)}</title></text>')
-    for i, day in enumerate(days):
-        y = top_pad + i * cell_h
-        parts.append(f'<text x="{left - 8}" y="{y + cell_h / 2 + 4:.0f}" text-anchor="end" class="axis">'
-                     f'{e(day.title())}</text>')
-        for j, period in enumerate(cols):
-            n = st.heat.get((day, period), 0)
-            x = left + j * cell_w
-            fill = _shade(n, top)
-            ink = "#ffffff" if top and n > top * 0.55 else "#222222"
-            parts.append(
-                f'<rect x="{x + 1}" y="{y + 1}" width="{cell_w - 2}" height="{cell_h - 2}" fill="{fill}">'
-                f'<title>{e(day.title())}, {e(period)}: {n}</title></rect>'
-            )
-            if n:
-                parts.append(f'<text x="{x + cell_w / 2:.0f}" y="{y + cell_h / 2 + 4:.0f}" '
-                             f'text-anchor="middle" fill="{ink}" class="cell">{n}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+    boxes = "".join(f'<div class="figure {cls}"><b id="{fid}">{e(value)}</b>{e(words)}</div>'
+                    for cls, fid, value, words in figures)
+    return ("".join(f"<p>{p}</p>" for p in summary_paragraphs(ctx, st))
+            + (st.reviews.summary_html() if st.reviews is not None else "")
+            + f'<div class="figures">{boxes}</div>'
+            + f'<p class="note" id="idle-gap-rule">{e(idle_gap_rule(ctx.idle_gap_seconds))} '
+            + f"Times are the school&rsquo;s local time ({e(ctx.timezone)}).</p>")
 
 
-def bars_svg(
-    chart_id: str, title: str, items: list[tuple[str, int]], empty: str = "No flagged accesses"
-) -> str:
-    bar_h, gap, left, right = 22, 6, 170, 60
-    width = 640
-    rows = items or [(empty, 0)]
-    height = len(rows) * (bar_h + gap) + 10
-    top = max((n for _, n in rows), default=0)
-    span = width - left - right
-    parts = [
-        f'<svg id="{e(chart_id)}" class="chart" role="img" viewBox="0 0 {width} {height}" width="{width}" '
-        f'height="{height}" aria-label="{e(title)}">',
-        f"<title>{e(title)}</title>",
-    ]
-    for i, (label, n) in enumerate(rows):
-        y = 5 + i * (bar_h + gap)
-        shown = label if len(label) <= 24 else label[:23] + "…"
-        parts.append(f'<text x="{left - 8}" y="{y + bar_h / 2 + 4:.0f}" text-anchor="end" class="axis">'
-                     f'{e(shown)}<title>{e(label)}</title></text>')
-        w = 0 if top == 0 else max(2, round(span * n / top))
-        parts.append(f'<rect x="{left}" y="{y}" width="{w}" height="{bar_h}" fill="#b2182b">'
-                     f'<title>{e(label)}: {n}</title></rect>')
-        if items:
-            parts.append(f'<text x="{left + w + 6}" y="{y + bar_h / 2 + 4:.0f}" class="value">'
-                         f'{number(n)}</text>')
-    parts.append("</svg>")
-    return "".join(parts)
+def about_html(ctx: ReportContext, st: ReportStats) -> str:
+    return f"""<p>The trust records that a <strong>trust-owned device</strong> reached a social-media
+  platform: the time, the school and network zone, the timetable period and the platform's hostname (for
+  example <em>www.youtube.com</em>). This report <strong>does not contain</strong>, because nothing
+  records them, messages, posts, pages or videos viewed, web addresses (URLs), searches or any other
+  content. Personal devices and guest Wi-Fi are not recorded, and some categories (such as
+  trade-union and health sites) are never recorded at all.</p>
+  <p>Flags follow clause 4.3 of the Social Media Policy: personal social-media use belongs to non-contact
+  time and to areas where pupils are not present. A flag is a prompt to look, not a finding: professional
+  use (clause 4.1) may be legitimate even when it is not covered by a configured exemption.</p>
+  <p>Records are kept for <strong>{number(ctx.retention_days)} days</strong> and then deleted. Every export,
+  including this one, is entered in the export log. Data protection impact assessment:
+  {e(ctx.dpia_reference or "not set")}.</p>"""
 
 
-def week_items(st: ReportStats, first: date, last: date) -> list[tuple[str, int]]:
-    """Every week of the period, flagged or not (a quiet week is information too)."""
-    monday = first - timedelta(days=first.weekday())
-    items = []
-    while monday <= last:
-        key = monday.isoformat()
-        items.append((f"w/c {monday.day} {monday.strftime('%b %Y')}", st.by_week.get(key, 0)))
-        monday += timedelta(days=7)
-        if len(items) > 60:  # a year or more: the chart would be unreadable, keep the weeks with data
-            items = [(f"w/c {k}", n) for k, n in sorted(st.by_week.items())]
-            break
-    return items
+def people_section(ctx: ReportContext, st: ReportStats) -> str:
+    return ('<p class="note">Flagged accesses (clause 4.3, not exempt) per person within this export, most '
+            "first. Minutes follow the idle-gap rule above.</p>" + people_html(st, ctx.identified))
 
 
-def ordered(counter: Counter[str], order: list[str]) -> list[tuple[str, int]]:
-    """The configured order first (zones as the config lists them), then the rest by count."""
-    known = [(k, counter[k]) for k in order if counter.get(k)]
-    rest = [(k, n) for k, n in counter.most_common() if k not in order]
-    return known + rest
+def previous_section(ctx: ReportContext, st: ReportStats) -> str:
+    return comparison_html(ctx.history, st, ctx.flagged_only)
 
 
-# --- the page ---------------------------------------------------------------------------------
+def charts_html(ctx: ReportContext, st: ReportStats) -> str:
+    bars = trend_bars(ctx.history, st, ctx.first_day, ctx.last_day)
+    context = (f" The first {TREND_WEEKS} weeks, in grey and marked &ldquo;context&rdquo;, are before this "
+               "export and are not part of it; a week the store no longer (or never) held is marked, not "
+               "shown as zero." if ctx.history is not None else "")
+    return f"""<section class="chart-block wide"><h3>Flagged accesses by weekday and period</h3>
+    <p class="note">Darker squares mean more flagged accesses. Times are local ({e(ctx.timezone)}).</p>
+    {heatmap_svg(st, ctx.period_order)}</section>
+  <section class="chart-block"><h3>By zone</h3>
+    {bars_svg("chart-zone", "Flagged accesses by zone", ordered(st.by_zone, ctx.zone_order))}</section>
+  <section class="chart-block"><h3>By platform</h3>
+    {bars_svg("chart-platform", "Flagged accesses by platform", st.by_platform.most_common())}</section>
+  <section class="chart-block wide" id="trend"><h3>By week (flagged accesses and minutes)</h3>
+    <p class="note">{context.strip()}</p>{trend_svg(bars)}</section>"""
 
 
-def table_html(st: ReportStats, identified: bool) -> str:
-    if not st.rows:
-        return '<p id="no-flagged" class="empty">No accesses were flagged or exempted in this period.</p>'
-    return _table("flagged-table", st.rows, identified) + _left_out(st)
+def detail_html(ctx: ReportContext, st: ReportStats) -> str:
+    return ('<p class="note">One row per access session (one device, one platform, one place and period), '
+            "with its minutes. Rows in green matched a flag but are allowed under an exemption (clause "
+            f"4.1). At most {number(MAX_ROWS)} rows per table; sessions.csv has every row.</p>"
+            + table_html(st, ctx.identified) + exemptions_html(st) + apart_html(st, ctx.identified))
 
 
-def _left_out(st: ReportStats) -> str:
-    if not st.rows_left_out:
-        return ""
-    return (f'<p class="note">The table shows the first {number(len(st.rows))} rows; '
-            f'{number(st.rows_left_out)} more are in sessions.csv.</p>')
+DETAIL = "detail"
+SECTIONS: tuple[Section, ...] = (
+    Section("summary", "Summary", summary_html),
+    Section("about", "What this report does and does not contain", about_html),
+    Section("people", "Per person", people_section),
+    Section("previous", "Compared with the previous period", previous_section),
+    Section("charts", "When and where", charts_html),
+    Section(DETAIL, "Detail: flagged accesses", detail_html, detail=True),
+)
 
 
-def apart_html(st: ReportStats, identified: bool) -> str:
-    """The sessions listed apart from the flagged table: probably teaching, and embed-only."""
+def with_section(
+    sections: tuple[Section, ...], section: Section, before: str = DETAIL
+) -> tuple[Section, ...]:
+    """`sections` with `section` placed before the one called `before` (at the end if there is none)."""
+    ids = [s.id for s in sections]
+    at = ids.index(before) if before in ids else len(sections)
+    return (*sections[:at], section, *sections[at:])
+
+
+def sections_html(ctx: ReportContext, st: ReportStats, sections: tuple[Section, ...] = SECTIONS) -> str:
     out = []
-    if st.teaching_rows:
-        out.append(f'<h3>Probably teaching ({number(st.teaching)})</h3><p class="note">Flagged, but a '
-                   "teaching platform in a teaching zone during a lesson: most likely a teacher showing "
-                   "a video or an article (professional use, clause 4.1). Review after the rest.</p>"
-                   + _table("teaching-table", st.teaching_rows, identified))
-    if st.embed_rows:
-        out.append(f'<h3>Embedded content only ({number(st.embed_only)})</h3><p class="note">Not flagged: '
-                   "only a platform's widgets, pixels, embedded players or shared CDN, which ordinary "
-                   "sites load. Not use of the platform.</p>"
-                   + _table("embed-table", st.embed_rows, identified))
-    return "".join(out)
+    for section in sorted(sections, key=lambda s: s.detail):  # front part first, whatever the order given
+        inner = section.render(ctx, st)
+        if not inner:
+            continue
+        classes = "detail" if section.detail else "front"
+        if section.id == "charts":
+            classes += " charts"
+        out.append(f'<section id="{e(section.id)}" class="{classes}" aria-label="{e(section.title)}">'
+                   f"<h2>{e(section.title)}</h2>{inner}</section>")
+    return "\n".join(out)
 
 
-def _table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
-    who = "Device / owner" if identified else "Device / staff alias"
-    reviewed = bool(rows) and "review" in rows[0]
-    head = ("<tr><th>When (local time)</th><th>" + who + "</th><th>Zone</th><th>Period</th><th>Platform"
-            "</th><th>Flags (policy clause)</th><th>Exemption (clause)</th>"
-            + ("<th>Review</th>" if reviewed else "") + "</tr>")
-    body = []
-    for r in rows:
-        cls = "flagged" if r["social.flagged"] else "exempt"
-        owner = r["user.id"]
-        person = e(r["host.id"]) + (f"<br><span class=\"muted\">{e(owner)}</span>" if owner else "")
-        body.append(
-            f'<tr class="{cls}"><td>{e(r["event.start"])}&ndash;{e(r["event.end"])}</td><td>{person}</td>'
-            f'<td>{e(r["social.zone"])}</td><td>{e(r["social.period"])}</td><td>{e(r["social.platform"])}'
-            f'<br><span class="muted host">{e(r["social.hostnames"])}</span></td>'
-            f'<td>{e(r["social.flags"])}</td><td>{e(r["social.exemption"]) or "&mdash;"}</td>'
-            + (f'<td class="review">{e(r["review"]) or "&mdash;"}</td>' if reviewed else "") + "</tr>"
-        )
-    return f'<table id="{table_id}"><thead>{head}</thead><tbody>{"".join(body)}</tbody></table>'
-
-
-
-def exemptions_html(st: ReportStats) -> str:
-    if not st.exemptions:
-        return ""
-    items = "".join(f"<li><strong>{e(name)}</strong> ({number(n)}): {e(st.exemption_reasons.get(name))}</li>"
-                    for name, n in st.exemptions.most_common())
-    return f'<h3>Exemptions applied (clause 4.1)</h3><ul id="exemptions">{items}</ul>'
-
-
-def render_report(ctx: ReportContext, st: ReportStats) -> str:
+def render_report(ctx: ReportContext, st: ReportStats, sections: tuple[Section, ...] = SECTIONS) -> str:
     template = Template(resources.files("monitor").joinpath("data/report.html").read_text(encoding="utf-8"))
     head = ctx.chain_head
     period = f"{long_date(ctx.first_day)} to {long_date(ctx.last_day)}"
@@ -413,22 +193,7 @@ def render_report(ctx: ReportContext, st: ReportStats) -> str:
         period=e(period),
         scope=e(scope),
         identity=e("Identified" if ctx.identified else "Pseudonymised (aliases)"),
-        summary="".join(f"<p>{p}</p>" for p in summary_paragraphs(ctx, st))
-        + (st.reviews.summary_html() if st.reviews is not None else ""),
-        flagged=number(st.flagged),
-        contact=number(st.contact),
-        pupil=number(st.pupil),
-        exempt=number(st.exempt),
-        total=number(st.total),
-        heatmap=heatmap_svg(st, ctx.period_order),
-        by_zone=bars_svg("chart-zone", "Flagged accesses by zone", ordered(st.by_zone, ctx.zone_order)),
-        by_platform=bars_svg("chart-platform", "Flagged accesses by platform", st.by_platform.most_common()),
-        by_week=bars_svg("chart-week", "Flagged accesses by week",
-                         week_items(st, ctx.first_day, ctx.last_day)),
-        table=table_html(st, ctx.identified),
-        exemptions=exemptions_html(st) + apart_html(st, ctx.identified),
-        retention=number(ctx.retention_days),
-        dpia=e(ctx.dpia_reference or "not set"),
+        sections=sections_html(ctx, st, sections),
         created_at=e(ctx.created_at),
         created_by=e(ctx.created_by),
         tool=e(f"social-monitor {ctx.tool_version}"),
@@ -436,8 +201,8 @@ def render_report(ctx: ReportContext, st: ReportStats) -> str:
         head_record=e(head.record_id),
         head_hash=e(head.hash),
         public_key=e(ctx.public_key or "none (this export is not signed)"),
-        timezone=e(ctx.timezone),
     )
 
 
-__all__ = ["ReportContext", "ReportStats", "render_report", "summary_paragraphs"]
+__all__ = ["DETAIL", "SECTIONS", "ReportContext", "ReportStats", "Section", "render_report", "sections_html",
+           "span_words", "summary_paragraphs", "with_section"]

@@ -6,6 +6,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import structlog
 
@@ -76,7 +77,8 @@ def _sar(
             included.add(s)
             seen_on.add(s.device)
 
-        n = write_sessions(writer, find_sessions(store, forms), observe=count, extra=columns)
+        n = write_sessions(writer, find_sessions(store, forms), observe=count, extra=columns,
+                           tz=ZoneInfo(config.trust.timezone))
         n_reviews = sar_reviews(writer, reviews, session_ids)
         writer.add_text("README.txt", _sar_readme(config, forms, sorted(seen_on), n, given))
         manifest = base_manifest(config, "sar", user, now)

@@ -27,8 +27,9 @@ from json.encoder import encode_basestring  # what json.dumps(..., ensure_ascii=
 from typing import Any, Literal
 
 # time: epoch seconds, written as ISO 8601 UTC with milliseconds; count: an int, never null;
-# int, text, bool: may be null; strs: a tuple of strings; flags: a tuple of Flag; exemption: one or null.
-Kind = Literal["time", "count", "int", "text", "bool", "strs", "flags", "exemption"]
+# number: a float, never null; int, text, bool: may be null; strs: a tuple of strings;
+# flags: a tuple of Flag; exemption: one or null.
+Kind = Literal["time", "count", "number", "int", "text", "bool", "strs", "flags", "exemption"]
 
 OUTSIDE = "Outside timetable"  # the report's name for a session outside any period
 FLAG_LABELS = {"contact_time": "Contact time", "pupil_area": "Pupil area"}
@@ -48,6 +49,17 @@ def _csv_list_sql(column: str) -> str:
     """A comma-separated column of fixed tokens as a JSON array."""
     return (f"CASE WHEN {column} = '' THEN json_array() "
             f"ELSE json('[\"' || replace({column}, ',', '\",\"') || '\"]') END")
+
+
+def minutes(first_seen: float, last_seen: float) -> float:
+    """Minutes from first to last sighting, to the hundredth (half up), from the same integer
+    nanoseconds as `event.duration`: SQLite's `_MINUTES_SQL` gives the same float."""
+    nanos = round((last_seen - first_seen) * 1e9)
+    return (nanos + 300_000_000) // 600_000_000 / 100
+
+
+_MINUTES_SQL = ("((CAST(round((last_seen - first_seen) * 1000000000.0) AS INTEGER) + 300000000) "
+                "/ 600000000) / 100.0")
 
 
 @dataclass(frozen=True, slots=True)
@@ -99,6 +111,9 @@ FIELDS: tuple[SessionField, ...] = (
     SessionField("social.roles", "s.roles", "strs", _csv_list_sql("roles"), shared=True),
     SessionField("social.observations", "s.observations", "count", "observations"),
     SessionField("social.hostnames", "s.hostnames", "strs", "json(hostnames)", html="', '.join(v)"),
+    # last, so the columns before it keep their places: first to last sighting, to 0.01 minute
+    SessionField("social.minutes", "minutes(s.first_seen, s.last_seen)", "number", _MINUTES_SQL,
+                 html="f'{v:g}'"),
 )
 
 ECS_FIELDS = tuple(f.name for f in FIELDS)  # the keys of `Session.to_ecs()`, and the CSV columns in order
@@ -138,6 +153,7 @@ _dumps = json.JSONEncoder(ensure_ascii=False).encode  # default separators, as j
 _JSON = {
     "time": '"{@t}"',
     "count": "{@v}",
+    "number": "{@v!r}",
     "int": "{(NULL if @v is None else @v)}",
     "text": "{(NULL if @v is None else quote(@v))}",
     "bool": "{(NULL if @v is None else TRUE if @v else FALSE)}",
@@ -147,9 +163,10 @@ _CACHED_JSON = {
     "flags": "dumps([f.to_dict() for f in @v])",
     "exemption": "dumps(@v.to_dict())",
 }
-_PYTHON = {"time": "@t", "count": "@v", "int": "@v", "text": "@v", "bool": "@v", "strs": "list(@v)",
+_PYTHON = {"time": "@t", "count": "@v", "number": "@v", "int": "@v", "text": "@v", "bool": "@v",
+           "strs": "list(@v)",
            "flags": "[f.to_dict() for f in @v]", "exemption": "(@v.to_dict() if @v else None)"}
-_CSV = {"time": "@t", "count": "@v", "int": "@v", "text": "cell(@v)",
+_CSV = {"time": "@t", "count": "@v", "number": "@v", "int": "@v", "text": "cell(@v)",
         "bool": "(None if @v is None else TRUE if @v else FALSE)", "strs": "cell(SEMI.join(@v))",
         "flags": "SEMI.join([f'{f.name} ({f.clause})' for f in @v])",
         "exemption": "(cell(@v.name) if @v else '')"}
@@ -166,7 +183,8 @@ def csv_cell(value: str | None) -> str | None:
     return value
 
 
-_NAMESPACE = {"iso_ms": iso_ms, "quote": encode_basestring, "dumps": _dumps, "datetime": datetime,
+_NAMESPACE = {"iso_ms": iso_ms, "minutes": minutes, "quote": encode_basestring, "dumps": _dumps,
+              "datetime": datetime,
               "FLAG_LABELS": FLAG_LABELS, "OUTSIDE": OUTSIDE, "NULL": "null", "TRUE": "true",
               "FALSE": "false", "SEMI": ";", "cell": csv_cell}
 CACHE_LIMIT = 8192
@@ -348,6 +366,7 @@ __all__ = [
     "json_line",
     "labelled_ecs_dict",
     "make_writer",
+    "minutes",
     "report_cells",
     "writer_source",
 ]

@@ -3,10 +3,12 @@
 from __future__ import annotations
 
 import json
+from datetime import datetime
+from zoneinfo import ZoneInfo
 
 import pytest
 
-from monitor.exports.encode import write_sessions
+from monitor.exports.encode import EXPORT_FIELDS, LOCAL_FIELDS, LocalClock, write_sessions
 from monitor.exports.pseudonyms import Pseudonymiser, alias_labeller, identity
 from monitor.exports.sealed import ExportWriter
 from monitor.store.ecs import ECS_FIELDS
@@ -43,7 +45,7 @@ def test_session_ids_only_in_identified_exports(store, tmp_path, labeller, ids_s
     assert n == len(data) == len(seen) == 20
     assert [r["social.session_id"] != "" for r in data] == [ids_shown] * 20
     lines = (out / "sessions.jsonl").read_text().splitlines()
-    assert [list(json.loads(line)) for line in lines] == [list(ECS_FIELDS)] * 20
+    assert [list(json.loads(line)) for line in lines] == [list(EXPORT_FIELDS)] * 20
     assert [d for _, d, _ in seen] == [r["host.id"] for r in data]
 
 
@@ -51,7 +53,7 @@ def test_csv_header_is_the_field_table(tmp_path):
     writer = ExportWriter(tmp_path / "out")
     assert write_sessions(writer, []) == 0
     out, _ = writer.seal({})
-    assert (out / "sessions.csv").read_text() == ",".join(ECS_FIELDS) + "\n"
+    assert (out / "sessions.csv").read_text() == ",".join(ECS_FIELDS + LOCAL_FIELDS) + "\n"
     assert (out / "sessions.jsonl").read_text() == ""
 
 
@@ -105,3 +107,43 @@ def test_a_formula_in_a_dns_query_reaches_every_csv_as_text(tmp_path, capsys):
     named = {r["social.hostnames"]: r["user.id"] for r in rows(tmp_path / "named")}
     assert named["www.reddit.com"] == "'@SUM(1+1)*cmd|' /C calc'!A0"
     assert FORMULA_HOST.lower() in [r["social.hostnames"][0] for r in jsonl(tmp_path / "named")]
+
+
+def utc(text: str) -> float:
+    return datetime.fromisoformat(text).timestamp()
+
+
+@pytest.mark.parametrize(
+    ("zone", "moment", "local"),
+    [
+        ("Europe/London", "2026-11-02T11:30:00+00:00", "2026-11-02T11:30:00+00:00"),  # GMT
+        ("Europe/London", "2026-06-01T08:59:59.999+00:00", "2026-06-01T09:59:59+01:00"),  # BST, cut
+        ("Europe/London", "2026-03-29T00:59:59+00:00", "2026-03-29T00:59:59+00:00"),  # a second before BST
+        ("Europe/London", "2026-03-29T01:00:00+00:00", "2026-03-29T02:00:00+01:00"),  # BST starts
+        ("Europe/London", "2026-10-25T00:30:00+00:00", "2026-10-25T01:30:00+01:00"),  # the first 01:30
+        ("Europe/London", "2026-10-25T01:30:00+00:00", "2026-10-25T01:30:00+00:00"),  # the second
+        ("Asia/Kolkata", "2026-11-02T06:00:00+00:00", "2026-11-02T11:30:00+05:30"),  # half-hour offset
+        ("America/St_Johns", "2026-11-02T14:00:00+00:00", "2026-11-02T10:30:00-03:30"),  # negative
+        ("UTC", "1970-01-01T00:00:00+00:00", "1970-01-01T00:00:00+00:00"),
+    ],
+)
+def test_local_clock(zone, moment, local):
+    clock = LocalClock(ZoneInfo(zone))
+    assert clock.text(utc(moment)) == local
+    assert clock.text(utc(moment)) == local  # and again, from the cache
+
+
+def test_local_times_and_minutes_in_both_files(store, tmp_path):
+    sessions = list(store.sessions())[:30]
+    writer = ExportWriter(tmp_path / "out")
+    write_sessions(writer, sessions, tz=ZoneInfo("Europe/London"))
+    out, _ = writer.seal({})
+    london = ZoneInfo("Europe/London")
+    for s, row, record in zip(sessions, rows(out), [json.loads(x) for x in
+                              (out / "sessions.jsonl").read_text().splitlines()], strict=True):
+        start = datetime.fromtimestamp(int(s.first_seen), london).isoformat()
+        assert row["social.local_start"] == record["social.local_start"] == start
+        assert record["social.local_end"] == datetime.fromtimestamp(int(s.last_seen), london).isoformat()
+        minutes = round((s.last_seen - s.first_seen) / 60, 2)
+        assert record["social.minutes"] == float(row["social.minutes"]) == minutes
+        assert record["social.local_start"][:10] == s.local_date  # the school's day, as the store files it

@@ -64,8 +64,8 @@ def csv_text(value) -> str:
 
 
 def test_the_table_names_every_field_once():
-    assert len(set(ECS_FIELDS)) == len(FIELDS) == 27
-    assert ECS_FIELDS[:2] == ("event.start", "event.end") and ECS_FIELDS[-1] == "social.hostnames"
+    assert len(set(ECS_FIELDS)) == len(FIELDS) == 28
+    assert ECS_FIELDS[:2] == ("event.start", "event.end") and ECS_FIELDS[-1] == "social.minutes"
 
 
 @CASES
@@ -153,6 +153,36 @@ def test_sql_projection_is_the_record(tmp_path):
     for s, line in zip(stored, lines, strict=True):
         assert json.loads(line) == s.to_ecs(), s.device
         assert list(json.loads(line)) == list(ECS_FIELDS)
+
+
+@pytest.mark.parametrize(
+    ("seconds", "expected"),
+    [
+        (0.0, 0.0),  # seen once: no time
+        (0.29, 0.0),  # under 0.005 minute rounds down
+        (0.31, 0.01),  # over half a hundredth rounds up
+        (60.0, 1.0),
+        (100.25, 1.67),
+        (7199.999, 120.0),
+        (8 * 3600 + 17.5, 480.29),
+    ],
+)
+def test_minutes_from_first_to_last_sighting(seconds, expected):
+    s = session(first_seen=T0, last_seen=T0 + seconds)
+    assert ecs.minutes(s.first_seen, s.last_seen) == expected
+    assert s.to_ecs()["social.minutes"] == expected and s.to_csv_row()["social.minutes"] == str(expected)
+
+
+def test_sql_minutes_agree_with_python_on_random_durations(tmp_path):
+    rng = random.Random(18)
+    segments = [session(id=None, version=0, record_id=None, device=f"D{i}", first_seen=(t := T0 + rng.random()
+                        * 1e6), last_seen=t + rng.choice([0, 0.3, 17.999, 300]) + rng.random() * 3600)
+                for i in range(300)]
+    with open_store(tmp_path / "s.db") as store:
+        store.write_sessions(segments, now=T0 + 2e6)
+        stored = {s.device: s for s in store.sessions()}
+        got = {json.loads(line)["host.id"]: json.loads(line)["social.minutes"] for line in store.ecs_json()}
+    assert got == {d: ecs.minutes(s.first_seen, s.last_seen) for d, s in stored.items()}
 
 
 def test_adding_a_field_is_one_row(monkeypatch):

@@ -46,6 +46,8 @@ def as_v1(line: str) -> dict:
     record = json.loads(line)
     for name, default in ADDED_SINCE_V1.items():
         assert record.pop(name) == default, name
+    # derived, not stored: the duration in minutes, to the hundredth
+    assert record.pop("social.minutes") == (record["event.duration"] + 300_000_000) // 600_000_000 / 100
     return record
 
 
