@@ -38,6 +38,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from monitor import __version__
 from monitor.config.loader import Config
+from monitor.exports.completeness import DnsOnlyTally, assess
 from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
 from monitor.exports.log import LogEntry, append, current_user, log_head
@@ -48,6 +49,7 @@ from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.store.base import SessionReader, SessionStore
 from monitor.store.chain import ChainHead
 from monitor.store.filter import SessionFilter
+from monitor.store.sessions import Session
 from monitor.store.signing import SignedHead, public_key_text
 
 log = structlog.get_logger("monitor.exports.export")
@@ -96,11 +98,19 @@ def _export(
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))
 
     stats = ReportStats(tz)
+    dns_only = DnsOnlyTally()
     # the log is read before anything is created: an unreadable one leaves nothing behind
     export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(request.out)
     try:
-        n = write_sessions(writer, store.sessions(where), labels=labels, observe=stats.add)
+
+        def observe(s: Session, device: str, owner: str | None) -> None:
+            stats.add(s, device, owner)
+            dns_only.add(s)
+
+        n = write_sessions(writer, store.sessions(where), labels=labels, observe=observe)
+        completeness = assess(store.ledger(since.timestamp(), until.timestamp()), request.first_day,
+                              request.last_day, tz, now, dns_only.count)
         manifest = base_manifest(config, "export", user, now)
         manifest.update({
             "school": {"id": school.id, "name": school.name},
@@ -120,6 +130,7 @@ def _export(
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": export_log_head,
             "signed_head": signed.to_dict() if signed else None,
+            "completeness": completeness.manifest(),  # how much of the period was seen (docs/exports.md)
         })
         context = ReportContext(
             trust=config.trust.name,
@@ -141,6 +152,7 @@ def _export(
             zone_order=[z.name for z in school.zones if z.monitored],
             dpia_reference=config.trust.dpia_reference,
             public_key=public_key_text(signing_key.public_key()) if signing_key else None,
+            completeness=completeness,
         )
         writer.add_text("report.html", render_report(context, stats))
         entry = None

@@ -22,6 +22,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.config.values import WEEKDAYS
+from monitor.exports.completeness import coverage_html, none_flagged_sentence
 from monitor.store.ecs import OUTSIDE, report_cells
 from monitor.store.sessions import Session
 
@@ -58,6 +59,7 @@ class ReportContext:
     zone_order: list[str] = field(default_factory=list)
     dpia_reference: str | None = None
     public_key: str | None = None  # the gateway's signing key: it checks this export anywhere
+    completeness: Any = None  # monitor.exports.completeness.Completeness: how much of the period was seen
 
 
 class ReportStats:
@@ -177,7 +179,7 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
         lead = (f"{when}, {accesses(st.total)} to social media from trust devices at {e(ctx.school)} "
                 f"{'was' if st.total == 1 else 'were'} recorded.")
     if st.flagged == 0:
-        out.append(f"{lead} <strong>None was flagged</strong> under clause 4.3 of the Social Media Policy.")
+        out.append(none_flagged_sentence(lead, ctx.completeness))  # said only of a fully observed period
     else:
         verb = "was" if st.flagged == 1 else "were"
         parts = []
@@ -402,6 +404,7 @@ def render_report(ctx: ReportContext, st: ReportStats) -> str:
         scope=e(scope),
         identity=e("Identified" if ctx.identified else "Pseudonymised (aliases)"),
         summary="".join(f"<p>{p}</p>" for p in summary_paragraphs(ctx, st)),
+        coverage=coverage_html(ctx.completeness),
         flagged=number(st.flagged),
         contact=number(st.contact),
         pupil=number(st.pupil),

@@ -131,6 +131,10 @@ class SessionReader(abc.ABC):
     @abc.abstractmethod
     def session(self, session_id: int) -> Session | None: ...
 
+    def ledger(self, since: float, until: float) -> Any:
+        """The coverage ledger over [since, until) (`monitor.store.coverage.LedgerView`); None: none kept."""
+        return None
+
     @abc.abstractmethod
     def chain_head(self) -> ChainHead: ...
 

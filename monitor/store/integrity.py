@@ -7,7 +7,8 @@ is then held to the record it names: the same session and version, content
 that hashes to that record's digest, no newer version in the log, and no live
 record whose session row is gone. Then the log's own history: every version of
 a session follows the one before as the writer makes them (flags, signals and
-observations only grow), every tombstone is named by a later purge record, and
+observations only grow), every tombstone is named by a later purge record (a blanked coverage
+interval: covered by a later purge's cutoff), and
 the store's last signed head is still on the chain (`monitor.store.anchors`).
 """
 
@@ -17,7 +18,7 @@ import bisect
 import json
 from typing import Any
 
-from monitor.store import anchors
+from monitor.store import anchors, coverage
 from monitor.store.base import VerifyResult
 from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, purged_ranges, walk
 from monitor.store.codec import row_session
@@ -81,7 +82,7 @@ def verify(con: Any, cp: ChainHead | None, head: ChainHead) -> VerifyResult:
     if row:
         return broken("removed", row[1], f"session {row[0]} removed (its record {row[1]} is still in "
                       "the log and was not purged)", row[0])
-    for found in (tombstone_fault(con), succession_fault(con)):
+    for found in (tombstone_fault(con), ledger_fault(con), succession_fault(con)):
         if found is not None:
             return broken(*found)
     signed = anchors.last_signed(con)
@@ -114,6 +115,15 @@ def tombstone_fault(con: Any) -> Fault | None:
                 return ("removed", rid, f"session {sid} removed (record {rid} was blanked, but no purge "
                         "recorded in the chain removed that session)", sid)
     return None
+
+
+def ledger_fault(con: Any) -> Fault | None:
+    """A blanked record of session 0 (a coverage interval) that no later purge's cutoff covers."""
+    found = coverage.unpurged_blank(con)
+    if found is None:
+        return None
+    return ("removed", found[0], f"record {found[0]} blanked: a coverage interval recorded before no "
+            "later purge's cutoff (an outage may have been hidden)", None)
 
 
 _SAME = ("device", "platform", "school", "zone", "period", "local_date")

@@ -15,6 +15,10 @@ A gateway shipping to the trust's central store (`monitor.store.acks`) holds
 back what the central store has not acknowledged: a session with a record
 after the acknowledged one keeps its content until a later purge, and the log
 is never compacted past it.
+
+Coverage intervals (`monitor.store.coverage`) are purged with the sessions:
+those recorded before the cutoff are blanked after the purge record that
+vouches for them; a kept interval is live content, never compacted away.
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from typing import Any
 
 import structlog
 
+from monitor.store import coverage
 from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
 from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, follow, purge_body, record_hash
@@ -50,13 +55,15 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
             log.warning("store_purge_held", path=shown, sessions=held, acknowledged=acked)
         doomed, args = f"{doomed} AND NOT {_UNSHIPPED}", [cutoff, acked]
     ids = [sid for (sid,) in con.execute(doomed, args)]
-    purge_record = _record_purge(con, cutoff, ids, start, now) if ids else None
+    ledger_due = coverage.due_before(con, cutoff, acked)  # coverage intervals go with their time's sessions
+    purge_record = _record_purge(con, cutoff, ids, start, now) if ids or ledger_due else None
+    coverage.blank_before(con, cutoff, acked)
     con.execute(f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", args)
     removed = con.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", args).rowcount
     # this purge's own record stays (it vouches for the tombstones left behind); older ones may go
     first_live = con.execute(
-        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ?)",
-        (PURGE_SESSION, purge_record or -1),
+        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ? OR body NOT "
+        "LIKE '{\"purge\":%')", (PURGE_SESSION, purge_record or -1),  # a kept coverage interval is live
     ).fetchone()[0]
     last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
     through = (first_live - 1) if first_live is not None else last
