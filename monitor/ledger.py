@@ -133,8 +133,9 @@ class CoverageRecorder:
         with self._lock:
             if self._open is not None:
                 now = self.clock()
-                self.sample(now)
-                self._close(now)
+                self.tick(now)  # a boundary passed since the last tick closes its interval first
+                if now > self._open.start:  # nothing of an interval that has only just opened
+                    self._close(now)
                 self._open = None
             self._flush()
 
@@ -154,10 +155,11 @@ class CoverageRecorder:
         if current is None:
             return
         boundary = self._boundary_after(current.start)
-        if now >= boundary:
+        while now >= boundary:  # more than one when the process was stalled (SIGSTOP, a suspended VM)
             self.sample(boundary)
             self._close(boundary)
             self._open = self._new_interval(boundary)
+            boundary += self.interval
         self.sample(now)
         self._flush()
 

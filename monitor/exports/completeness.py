@@ -64,6 +64,7 @@ class Completeness:
     obscured: dict[str, int]
     dns_only: int
     days: list[Day]
+    outages: list[dict[str, Any]] = field(default_factory=list)  # when, what was down (outage_windows)
 
     @property
     def drop_rate(self) -> float:
@@ -95,6 +96,7 @@ class Completeness:
                          for k, n in sorted(self.obscured.items())},
             "dns_only_sessions": self.dns_only,
             "days": [d.to_dict() for d in self.days],
+            "outages": self.outages,
         }
 
 
@@ -113,23 +115,32 @@ def _overlap(interval: Interval, start: float, end: float) -> float:
 
 
 def _day_status(day: date, start: float, end: float, now: float, view: LedgerView | None) -> Day:
-    if end > now:
-        return Day(day, "not-over")
+    if start >= now:
+        return Day(day, "not-over", ["has not begun"])
     if view is None:
         return Day(day, "outside-history", ["this store keeps no coverage ledger"])
     if view.purged_before is not None and start < view.purged_before:
         return Day(day, "purged", ["before the store's retention cutoff"])
-    if view.history_start is None or end <= view.history_start:
+    horizon = min(end, now)
+    if view.history_start is None or horizon <= view.history_start:
         return Day(day, "outside-history", ["before the coverage ledger's first interval"])
-    parts = [(i, _overlap(i, start, end)) for i in view.intervals]
+    parts = [(i, _overlap(i, start, horizon)) for i in view.intervals]
     parts = [(i, s) for i, s in parts if s > 0]
     if any(i.storage_refused for i, _ in parts):
         return Day(day, "not-recorded", ["storage refused by the DPIA gate (trust.dpia_reference or "
                                          "trust.purpose not set)"])
+    reasons = _losses(parts, horizon - start)
+    if end > now:
+        return Day(day, "not-over", reasons)
+    return Day(day, "incomplete" if reasons else "complete", reasons)
+
+
+def _losses(parts: list[tuple[Interval, float]], span: float) -> list[str]:
+    """Why a stretch of `span` seconds, of which `parts` were covered by intervals, was not whole."""
     reasons = []
     covered = sum(s for _, s in parts)
-    if covered < (end - start) - TOLERANCE:
-        reasons.append(f"monitor not running for {_duration(end - start - covered)}")
+    if covered < span - TOLERANCE:
+        reasons.append(f"monitor not running for {_duration(span - covered)}")
     for label in sorted({k for i, _ in parts for k in i.interfaces}):
         up = sum(i.interfaces.get(label, {}).get("up_seconds", 0.0) * s / i.seconds
                  for i, s in parts if i.seconds)
@@ -145,7 +156,40 @@ def _day_status(day: date, start: float, end: float, now: float, view: LedgerVie
         reasons.append(f"{drops:,} packets dropped by the kernel")
     if queue:
         reasons.append(f"{queue:,} observations dropped (writer queue full)")
-    return Day(day, "incomplete" if reasons else "complete", reasons)
+    return reasons
+
+
+def outage_windows(view: LedgerView | None, since: float, until: float, tz: ZoneInfo) -> list[dict[str, Any]]:
+    """When something was not observing, at the ledger's resolution (one interval): gaps in the ledger
+    (the monitor not running), capture interfaces and the proxy down. Consecutive intervals merge."""
+    if view is None or view.history_start is None:
+        return []
+    found: list[dict[str, Any]] = []
+
+    def note(what: str, a: float, b: float, down: float) -> None:
+        last = next((w for w in reversed(found) if w["what"] == what), None)
+        if last is not None and abs(last["_to"] - a) <= TOLERANCE:
+            last["_to"], last["down_seconds"] = b, last["down_seconds"] + down
+        else:
+            found.append({"what": what, "_from": a, "_to": b, "down_seconds": down})
+
+    cursor = max(since, view.history_start, view.purged_before or since)
+    for i in sorted(view.intervals, key=lambda i: i.start):
+        a, b = max(i.start, since), min(i.end, until)
+        if a - cursor > TOLERANCE:
+            note("monitor not running", cursor, a, a - cursor)
+        cursor = max(cursor, b)
+        slack = min(TOLERANCE, i.seconds / 2)  # up time is sampled once a second
+        for label, entry in sorted(i.interfaces.items()):
+            if entry.get("up_seconds", 0.0) < i.seconds - slack:
+                note(f"capture on {label}", a, b, i.seconds - entry.get("up_seconds", 0.0))
+        if i.proxy and i.proxy_up_seconds < i.seconds - slack:
+            note("proxy", a, b, i.seconds - i.proxy_up_seconds)
+    if until - cursor > TOLERANCE:
+        note("monitor not running", cursor, until, until - cursor)
+    return [{"what": w["what"], "from": datetime.fromtimestamp(w["_from"], tz).isoformat(timespec="seconds"),
+             "to": datetime.fromtimestamp(w["_to"], tz).isoformat(timespec="seconds"),
+             "down_seconds": round(w["down_seconds"], 1)} for w in found]
 
 
 def _duration(length: float) -> str:
@@ -199,7 +243,7 @@ def assess(view: LedgerView | None, first: date, last: date, tz: ZoneInfo, now: 
         parse_errors=sum(i.parse_errors for i, _ in parts),
         observations=sum(i.observations for i, _ in parts),
         refused=sum(i.refused for i, _ in parts), queue_dropped=sum(i.queue_dropped for i, _ in parts),
-        obscured=obscured, dns_only=dns_only, days=days,
+        obscured=obscured, dns_only=dns_only, days=days, outages=outage_windows(view, since, until, tz),
     )
 
 
@@ -250,11 +294,14 @@ def coverage_html(c: Completeness | None) -> str:
         f"<strong>{escape(STATUS_WORDS[d.status])}</strong>"
         f"{(' (' + escape('; '.join(d.reasons)) + ')') if d.reasons and d.status != 'complete' else ''}</li>"
         for d in c.days)
+    outages = "".join(f"<li>{escape(w['what'])}: {escape(w['from'])} to {escape(w['to'])} "
+                      f"({escape(_duration(w['down_seconds']))} not observed)</li>" for w in c.outages)
     verdict = ("Every day of the period was fully observed." if c.fully_observed else
                "<strong>Not every day was fully observed</strong>: figures below cover only what was seen.")
     return (f"<section id='coverage' aria-label='Coverage'><h2>Coverage</h2><p>{verdict}</p>"
-            f"<table class='coverage'>{table}</table><ul class='days'>{days}</ul></section>")
+            f"<table class='coverage'>{table}</table><ul class='days'>{days}</ul>"
+            + (f"<h3>Not observed</h3><ul class='outages'>{outages}</ul>" if outages else "") + "</section>")
 
 
 __all__ = ["STATUS_WORDS", "Completeness", "Day", "DnsOnlyTally", "assess", "coverage_html",
-           "none_flagged_sentence"]
+           "none_flagged_sentence", "outage_windows"]

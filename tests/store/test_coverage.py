@@ -1,4 +1,4 @@
-"""The coverage ledger on a real SQLite store: in the sessions' chain, verified, purged with them, read back."""
+"""The coverage ledger on a real SQLite store: in the sessions' chain, verified, purged with them, read."""
 
 from __future__ import annotations
 
@@ -106,7 +106,7 @@ def test_a_kept_interval_is_never_compacted_away(tmp_path):
         con.execute("BEGIN IMMEDIATE")
         result = purge_before(con, now - 10 * DAY, ChainHead(0, GENESIS), now, "s.db")
         con.execute("COMMIT")
-        assert result.records_removed == 1  # the old session's tombstone only: compaction stops at the interval
+        assert result.records_removed == 1  # the old session's tombstone: compaction stops at the interval
         assert con.execute("SELECT body IS NOT NULL FROM records WHERE id = ?", (rid,)).fetchone() == (1,)
         assert store.verify().ok
 
