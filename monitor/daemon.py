@@ -9,6 +9,9 @@ Both processes write to the same store (SQLite in WAL mode, one transaction per
 batch) and count into the same metrics (prometheus-client's multi-process mode),
 so the endpoint shows one picture.
 
+A coverage recorder (`monitor/ledger.py`) writes what was observed, interval by
+interval, into the store's hash chain, so exports can say how complete a period was.
+
 Signals: SIGTERM/SIGINT stop capture, stop the proxy, flush the writer's
 queue, close the store and exit 0. SIGHUP reloads the config: a broken one is
 rejected with its field-path errors (the old one keeps running) and counted.
