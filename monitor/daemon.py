@@ -9,6 +9,9 @@ Both processes write to the same store (SQLite in WAL mode, one transaction per
 batch) and count into the same metrics (prometheus-client's multi-process mode),
 so the endpoint shows one picture.
 
+A coverage recorder (`monitor/ledger.py`) writes what was observed, interval by
+interval, into the store's hash chain, so exports can say how complete a period was.
+
 Signals: SIGTERM/SIGINT stop capture, stop the proxy, flush the writer's
 queue, close the store and exit 0. SIGHUP reloads the config: a broken one is
 rejected with its field-path errors (the old one keeps running) and counted.
@@ -35,12 +38,14 @@ import structlog
 from monitor import __version__
 from monitor.config.loader import Config, load_config
 from monitor.errors import ConfigError, UserError
+from monitor.ledger import CoverageRecorder, Sources, Totals
 from monitor.metrics.registry import Metrics, SensorMetrics, exposition_registry
 from monitor.metrics.server import MetricsServer, load_basic_auth
 from monitor.proxy.supervisor import ProxyChild
 from monitor.sdnotify import Watchdog
 from monitor.sinks import SinkSet, open_sinks
-from monitor.tagging.pipeline import Pipeline
+from monitor.store.coverage import append_to_file
+from monitor.tagging.pipeline import OBSCURED_KINDS, Pipeline
 from monitor.tagging.tagger import Tagger
 
 if TYPE_CHECKING:  # imported where capture starts: a proxy-only daemon needs no scapy
@@ -82,6 +87,7 @@ class Daemon:
         self.sensor_stats: dict[str, int] = {}
         self.writer_failed = False
         self.watchdog = Watchdog(self.dead_components)
+        self.ledger: CoverageRecorder | None = None
 
     # --- life cycle ---------------------------------------------------------------------------
 
@@ -109,6 +115,7 @@ class Daemon:
             tagger = Tagger(config)
             self.pipeline = Pipeline(tagger, sink=self.sinks, metrics=self.metrics)
             self._start_metrics(config)
+            self.ledger = self._ledger(config)  # its first interval opens before capture starts
             if self.options.capture and config.model.capture.enabled:
                 try:
                     self._start_sensor(config)
@@ -122,6 +129,7 @@ class Daemon:
                 self.proxy = ProxyChild(self.options.proxy_listen, config, self.metrics,
                                         self._snapshot(config))
                 self.proxy.start()
+            self.ledger.start()
         except UserError as exc:
             log.error("start_failed", error=str(exc))
             print(f"social-monitor: {exc}", file=sys.stderr)
@@ -174,6 +182,36 @@ class Daemon:
             self.ship_thread = threading.Thread(target=shipper.run,  # type: ignore[union-attr]
                                                 args=(self.stop_event,), name="shipper", daemon=True)
             self.ship_thread.start()
+
+    def _ledger(self, config: Config) -> CoverageRecorder:
+        """The coverage ledger (monitor.ledger): what was up, and the counters' increases, per interval."""
+        registry = exposition_registry(self.metrics)  # the series /metrics serves, every process's
+
+        def sensor() -> tuple[str, bool]:
+            if self.live is not None:
+                return "live", self.live.alive() and not self.sensor_failed
+            if self.sensor_thread is not None:
+                return "file", self.sensor_thread.is_alive()
+            return "off", False
+
+        def school_days(now: float) -> dict[str, bool]:
+            clocks = self.pipeline.tagger.clocks if self.pipeline is not None else {}
+            return {school: clock.at(now).day == "school-day" for school, clock in clocks.items()}
+
+        for school in config.schools:
+            for kind in OBSCURED_KINDS:
+                self.metrics.obscured_flows.labels(school.id, kind)
+        recorder = CoverageRecorder(Sources(
+            totals=lambda: Totals.read(registry.collect()),
+            interfaces=lambda: {k: s.up for k, s in self.live.states().items()} if self.live else {},
+            sensor=sensor,
+            proxy=lambda: None if self.proxy is None else self.proxy.listening,
+            storage_refused=lambda: self.pipeline is not None and self.pipeline.refusal is not None,
+            write=lambda interval: append_to_file(config.store_path, interval, time.time()),
+            school_days=school_days, metrics=self.metrics,
+        ), config.model.store.coverage_interval_seconds)
+        recorder.begin()
+        return recorder
 
     def _start_metrics(self, config: Config) -> None:
         listen = config.model.listen
@@ -354,6 +392,8 @@ class Daemon:
         if self.live is not None:
             for name in self.live.names:
                 self.metrics.capture_up.labels(name).set(0)
+        if self.ledger is not None:
+            self.ledger.stop()  # the last interval ends here: what follows is a gap until the next start
         flushed = True
         if self.sinks is not None:
             flushed = self.sinks.close(timeout=10)

@@ -314,7 +314,8 @@ def test_every_alert_has_severity_summary_description_and_runbook() -> None:
     assert {a["alert"] for a in alerts} >= {
         "SocialMonitorDown", "SocialMonitorSensorNotRunning", "SocialMonitorKernelDrops",
         "SocialMonitorStoreWriteErrors", "SocialMonitorStoreQueueDropping", "SocialMonitorConfigReloadFailed",
-        "SocialMonitorChildRestarting", "SocialMonitorFlaggedAccessSpike",
+        "SocialMonitorChildRestarting", "SocialMonitorFlaggedAccessSpike", "SocialMonitorCaptureLoss",
+        "SocialMonitorUnmonitored",
     }  # fmt: skip
     for alert in alerts:
         assert alert["labels"]["severity"] in {"critical", "warning", "info"}, alert["alert"]
@@ -371,6 +372,12 @@ MUTATIONS = [
     ("restarts", "child_restarts_total[15m])) > 2.5", "child_restarts_total[15m])) > 1.5"),
     ("ship-lag-for", "lag_seconds > 3600\n        for: 15m", "lag_seconds > 3600\n        for: 1m"),
     ("ship-lag-level", "ship_lag_seconds > 3600", "ship_lag_seconds > 5000"),
+    ("loss-level", "rate(social_monitor_packets_total[5m])))\n            > 0.01",
+     "rate(social_monitor_packets_total[5m])))\n            > 0.05"),
+    ("loss-for", "            > 0.01\n        for: 10m", "            > 0.01\n        for: 30m"),
+    ("unmonitored-for", "school_observed) == 1\n        for: 15m", "school_observed) == 1\n        for: 45m"),
+    ("unmonitored-day", "last_over_time(social_monitor_school_day[1h])) == 1",
+     "last_over_time(social_monitor_school_day[1h])) >= 0"),
 ]
 
 

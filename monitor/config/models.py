@@ -300,6 +300,8 @@ class StoreSettings(Strict):
     path: str = Field("var/social-monitor.db", description="SQLite file (relative to the config).")
     idle_gap_seconds: int = Field(300, ge=1, description="Gap that closes an access session.")
     queue_size: int = Field(10000, ge=10, description="Bounded writer queue; overflow is counted.")
+    coverage_interval_seconds: int = Field(300, ge=1, le=3600, description="Length of one interval of the "
+                                           "coverage ledger (what was observed, in the store's chain).")
     central: str | None = Field(None, description="postgresql://ROLE@host/db of the trust's central store "
                                 "(records are shipped there; no password here).")
     central_password_file: str | None = Field(None, description="File holding the central role's password.")

@@ -40,6 +40,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from monitor import __version__
 from monitor.config.loader import Config
+from monitor.exports.completeness import DnsOnlyTally, assess
 from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
 from monitor.exports.log import LogEntry, append, current_user, log_head
@@ -102,6 +103,7 @@ def _export(
 
     stats = ReportStats(tz)
     stats.reviews = review_columns = ReviewColumns(store.reviews(), request.identify)
+    dns_only = DnsOnlyTally()
     # the log is read before anything is created: an unreadable one leaves nothing behind
     export_log_head = log_head(log_path) if log_path is not None else None
     writer = ExportWriter(request.out)
@@ -111,9 +113,12 @@ def _export(
         def observe(s: Any, device: str, owner: str | None) -> None:
             stats.add(s, device, owner)
             included.add(s)
+            dns_only.add(s)
 
         n = write_sessions(writer, store.sessions(where), labels=labels, observe=observe,
                            extra=review_columns)
+        completeness = assess(store.ledger(since.timestamp(), until.timestamp()), request.first_day,
+                              request.last_day, tz, now, dns_only.count)
         manifest = base_manifest(config, "export", user, now)
         manifest.update({
             "school": {"id": school.id, "name": school.name},
@@ -134,6 +139,7 @@ def _export(
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": export_log_head,
             "signed_head": signed.to_dict() if signed else None,
+            "completeness": completeness.manifest(),  # how much of the period was seen (docs/exports.md)
         })
         context = ReportContext(
             trust=config.trust.name,
@@ -157,6 +163,7 @@ def _export(
             public_key=public_key_text(signing_key.public_key()) if signing_key else None,
             idle_gap_seconds=config.model.store.idle_gap_seconds,
             history=read_history(store, school.id, request.first_day, request.last_day, tz),
+            completeness=completeness,
         )
         writer.add_text("report.html", render_report(context, stats))
         entry = None

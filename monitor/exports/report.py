@@ -27,6 +27,7 @@ from importlib import resources
 from string import Template
 from typing import Any
 
+from monitor.exports.completeness import coverage_html
 from monitor.exports.report_charts import bars_svg, heatmap_svg, ordered, trend_svg
 from monitor.exports.report_detail import apart_html, exemptions_html, table_html
 from monitor.exports.report_people import people_html
@@ -66,6 +67,7 @@ class ReportContext:
     zone_order: list[str] = field(default_factory=list)
     dpia_reference: str | None = None
     public_key: str | None = None  # the gateway's signing key: it checks this export anywhere
+    completeness: Any = None  # monitor.exports.completeness.Completeness: how much of the period was seen
     idle_gap_seconds: int = 300  # the store's: how sightings merge into sessions, so how minutes count
     history: History | None = None  # the previous period and the weeks before, from the same snapshot
 
@@ -150,6 +152,7 @@ def detail_html(ctx: ReportContext, st: ReportStats) -> str:
 DETAIL = "detail"
 SECTIONS: tuple[Section, ...] = (
     Section("summary", "Summary", summary_html),
+    Section("coverage", "Coverage", lambda ctx, st: coverage_html(ctx.completeness)),
     Section("about", "What this report does and does not contain", about_html),
     Section("people", "Per person", people_section),
     Section("previous", "Compared with the previous period", previous_section),

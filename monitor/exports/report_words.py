@@ -10,6 +10,8 @@ from datetime import date
 from html import escape
 from typing import TYPE_CHECKING, Any
 
+from monitor.exports.completeness import none_flagged_sentence
+
 if TYPE_CHECKING:
     from monitor.exports.report import ReportContext
     from monitor.exports.report_stats import ReportStats
@@ -83,7 +85,7 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
         lead = (f"{when}, {accesses(st.total)} to social media from trust devices at {e(ctx.school)} "
                 f"{'was' if st.total == 1 else 'were'} recorded.")
     if st.flagged == 0:
-        out.append(f"{lead} <strong>None was flagged</strong> under clause 4.3 of the Social Media Policy.")
+        out.append(none_flagged_sentence(lead, ctx.completeness))  # said only of a fully observed period
     else:
         verb = "was" if st.flagged == 1 else "were"
         parts = []

@@ -154,6 +154,26 @@ class Metrics:
             ["child"],
             registry=r,
         )
+        # the coverage ledger's live side (monitor.ledger): what alerts and the dashboard's coverage row read
+        self.obscured_flows = Counter(
+            "social_monitor_obscured_flows_total",
+            "Flows whose destination is hidden (VPN, encrypted DNS, Tor, Encrypted Client Hello), by kind",
+            ["school", "kind"],
+            registry=r,
+        )
+        self.school_day = Gauge(
+            "social_monitor_school_day", "1 during a school's day by its timetable (term, hours)", ["school"],
+            registry=r, multiprocess_mode="livemax",
+        )
+        self.school_observed = Gauge(
+            "social_monitor_school_observed",
+            "1 while a capture interface or the proxy observes the school's traffic", ["school"],
+            registry=r, multiprocess_mode="livemax",
+        )
+        self.coverage_intervals = Counter(
+            "social_monitor_coverage_intervals_total",
+            "Coverage intervals closed by the daemon, by whether the store took them", ["result"], registry=r,
+        )
         self.up = Gauge(
             "social_monitor_component_up", "1 when a component is running", ["component"], registry=r,
             multiprocess_mode="livemax",
@@ -167,6 +187,8 @@ class Metrics:
         for reason in ("disk_full", "locked", "readonly", "corrupt", "io", "other", "sink"):
             self.store_write_errors.labels(reason)
         self.store_queue_dropped.inc(0)
+        for result in ("written", "failed"):
+            self.coverage_intervals.labels(result)
         self.sensitive_accesses.inc(0)
 
 

@@ -135,6 +135,10 @@ class SessionReader(abc.ABC):
         """The live reviews in the chain, oldest first (`monitor.store.reviews.Review`)."""
         return []
 
+    def ledger(self, since: float, until: float) -> Any:
+        """The coverage ledger over [since, until) (`monitor.store.coverage.LedgerView`); None: none kept."""
+        return None
+
     @abc.abstractmethod
     def chain_head(self) -> ChainHead: ...
 

@@ -8,7 +8,8 @@ that hashes to that record's digest, no newer version in the log, and no live
 record whose session row is gone. Then the log's own history: every version of
 a session follows the one before as the writer makes them (flags, signals and
 observations only grow), every tombstone is named by a later purge record,
-every review names a flagged version of its session (`monitor.store.reviews`), and
+every review names a flagged version of its session (`monitor.store.reviews`), every
+blanked entry of session 0 (a review, a coverage interval) is named by a later purge, and
 the store's last signed head is still on the chain (`monitor.store.anchors`).
 """
 

@@ -18,6 +18,10 @@ A gateway shipping to the trust's central store (`monitor.store.acks`) holds
 back what the central store has not acknowledged: a session with a record
 after the acknowledged one keeps its content until a later purge, and the log
 is never compacted past it.
+
+Coverage intervals (`monitor.store.coverage`) are purged with the sessions:
+those recorded before the cutoff are blanked after the purge record that
+vouches for them; a kept interval is live content, never compacted away.
 """
 
 from __future__ import annotations
@@ -26,7 +30,7 @@ from typing import Any
 
 import structlog
 
-from monitor.store import reviews
+from monitor.store import coverage, reviews
 from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
 from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, follow, purge_body, record_hash
@@ -55,16 +59,17 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
         # ... and one whose review the central store has not acknowledged (monitor.store.reviews)
         doomed, args = f"{doomed} AND NOT {_UNSHIPPED}{reviews.unshipped_clause(con, acked)}", [cutoff, acked]
     ids = [sid for (sid,) in con.execute(doomed, args)]
-    entries = reviews.of_sessions(con, ids)  # a review goes with its session
-    purge_record = _record_purge(con, cutoff, ids, start, now, entries) if ids else None
+    # a review goes with its session; coverage intervals with their time's sessions: the purge names both
+    entries = reviews.of_sessions(con, ids) + coverage.due_ids(con, cutoff, acked)
+    purge_record = _record_purge(con, cutoff, ids, start, now, entries) if ids or entries else None
     con.execute(f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", args)
-    reviews.blank(con, entries)
+    reviews.blank(con, entries)  # the entries of session 0 it names: reviews and coverage intervals
     removed = con.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", args).rowcount
     # this purge's own record stays (it vouches for the tombstones left behind); older ones may go;
     # a live review stays with its session
     first_live = con.execute(
-        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ? OR body LIKE ?)",
-        (PURGE_SESSION, purge_record or -1, reviews.LIKE),
+        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ? OR body NOT "
+        "LIKE '{\"purge\":%')", (PURGE_SESSION, purge_record or -1),  # a kept coverage interval is live
     ).fetchone()[0]
     last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
     through = (first_live - 1) if first_live is not None else last

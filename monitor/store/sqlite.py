@@ -21,7 +21,7 @@ from typing import Any
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from monitor.store import anchors, damage, files, integrity, retention, schema, transactions
+from monitor.store import anchors, coverage, damage, files, integrity, retention, schema, transactions
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
 from monitor.store.chain import GENESIS, ChainHead, Record, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
@@ -390,6 +390,9 @@ class SQLiteSessionStore(SessionStore):
             if owner:
                 owners.add(owner)
         return devices, owners
+
+    def ledger(self, since: float, until: float) -> coverage.LedgerView:
+        return coverage.ledger_view(self._con, since, until)
 
     def session(self, session_id: int) -> Session | None:
         row = self._con.execute(f"{_SELECT_SESSIONS} WHERE id = ?", (session_id,)).fetchone()

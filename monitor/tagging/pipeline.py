@@ -52,6 +52,19 @@ def storage_allowed(tagger: Tagger) -> str | None:
     return None
 
 
+OBSCURED_KINDS = ("ech", "encrypted-dns", "tor", "vpn")
+"""`social.obscured_by` values: the kinds of `social_monitor_obscured_flows_total` and of the ledger."""
+
+
+def obscured_kind(obs: Observation) -> str | None:
+    """How an observation hides its destination: `obscured_by` when the sensor names it, else "ech" for
+    the older boolean mark (a TLS or QUIC hello with Encrypted Client Hello); None when it does not."""
+    kind = getattr(obs, "obscured_by", None)
+    if kind in OBSCURED_KINDS:
+        return str(kind)
+    return "ech" if obs.obscured else None
+
+
 def sink_counts_accesses(sink: Sink | None) -> bool:
     """Whether the sink counts the accesses it stores (the store writer does, on each new session)."""
     return bool(getattr(sink, "counts_accesses", False))
@@ -111,6 +124,8 @@ class Pipeline:
             self._inc(m.observations, obs.source, obs.protocol, "gateway_own")
             return None
         event = self.tagger.tag(obs)
+        if kind := obscured_kind(obs):  # before any early return: a hidden destination has no platform
+            self._inc(m.obscured_flows, event.school or "unknown", kind)
         if event.platform is None:
             self._inc(m.observations, obs.source, obs.protocol, "not_social")
             return None

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 
 import pytest
@@ -274,3 +275,26 @@ def test_own_addresses_are_read_again_on_reload(example_config):
     pipeline.reconfigure(Tagger(example_config))
     assert not pipeline.gateway.owns("203.0.113.9")
     assert pipeline.gateway.owns("127.0.0.1") is pipeline.gateway.loopback_is_own
+
+
+@dataclasses.dataclass(slots=True)
+class NamedHiding(Observation):
+    obscured_by: str | None = None
+
+
+@pytest.mark.parametrize(("obscured", "obscured_by", "host", "counted"), [
+    (True, None, "cloudflare-ech.com", {"ech": 1.0}),  # the older boolean mark: Encrypted Client Hello
+    (True, "vpn", None, {"vpn": 1.0}),  # a kind named by the sensor (no hostname: WireGuard, ESP)
+    (True, "made-up", "cloudflare-ech.com", {"ech": 1.0}),  # an unknown kind never becomes a label
+    (False, None, "www.instagram.com", {}),
+])
+def test_hidden_destinations_are_counted_by_kind(run, obscured, obscured_by, host, counted):
+    base = obs("10.20.1.15", host)
+    # `social.obscured_by` arrives with the bypass recognisers: stand in for it with a subclass
+    observation = NamedHiding(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
+                              obscured_by=obscured_by)
+    observation.obscured = obscured
+    _, metrics = run(observation)
+    found = {s.labels["kind"]: s.value for f in metrics.registry.collect() for s in f.samples
+             if s.name == "social_monitor_obscured_flows_total" and s.value}
+    assert found == counted
