@@ -69,16 +69,19 @@ def body_digest(body: str) -> str:
     return hashlib.sha256(body.encode()).hexdigest()
 
 
-def purge_body(cutoff: float, session_ids: Iterable[int]) -> str:
-    """A purge record's body: the cutoff, and the removed sessions as ranges of ids (canonical JSON)."""
+def purge_body(cutoff: float, session_ids: Iterable[int], held: dict[str, int] | None = None) -> str:
+    """A purge record's body: the cutoff, the removed sessions as ranges of ids, and (when a legal hold
+    kept any) how many sessions past the cutoff each case kept (canonical JSON)."""
     ranges: list[list[int]] = []
     for sid in sorted(set(session_ids)):
         if ranges and ranges[-1][1] == sid - 1:
             ranges[-1][1] = sid
         else:
             ranges.append([sid, sid])
-    return json.dumps({"purge": {"cutoff": float(cutoff), "sessions": ranges}}, sort_keys=True,
-                      separators=(",", ":"))
+    inner: dict[str, object] = {"cutoff": float(cutoff), "sessions": ranges}
+    if held:
+        inner["held"] = dict(held)
+    return json.dumps({"purge": inner}, sort_keys=True, separators=(",", ":"))
 
 
 def purged_ranges(body: str) -> list[tuple[int, int]]:
