@@ -14,7 +14,7 @@ from monitor.errors import ConfigError, UserError
 from tests.conftest import REPO
 
 SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "signing-key",
-               "purge", "ship", "classify", "sense", "export", "export-log", "privacy-notice", "sar",
+               "purge", "hold", "ship", "classify", "sense", "export", "export-log", "privacy-notice", "sar",
                "verify-export"]
 
 

@@ -30,7 +30,7 @@ INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
 class Reclaimed:
     """What a purge gave back: free pages returned to the file system, and whether the WAL emptied."""
 
-    pages: int
+    pages: int  # by how many pages the file shrank
     converted: bool  # the file was rebuilt with VACUUM to allow incremental vacuum (once per store)
     wal_truncated: bool  # False when a reader still held an older snapshot: the next purge retries
 
@@ -61,14 +61,14 @@ def tune(con: Any, *, create: bool, busy_timeout: float) -> str:
 def reclaim(con: Any, shown: str) -> Reclaimed:
     """After a purge has committed: free pages back to the file system, the WAL emptied."""
     converted = False
+    before = int(con.execute("PRAGMA page_count").fetchone()[0])
     if int(con.execute("PRAGMA auto_vacuum").fetchone()[0]) != INCREMENTAL:
         con.execute(f"PRAGMA auto_vacuum = {INCREMENTAL}")
         con.execute("VACUUM")  # rebuilds the file: the only way SQLite changes auto_vacuum
         converted = True
         log.info("store_converted_to_incremental_vacuum", path=shown)
-    free = int(con.execute("PRAGMA freelist_count").fetchone()[0])
     con.execute("PRAGMA incremental_vacuum").fetchall()
-    pages = free - int(con.execute("PRAGMA freelist_count").fetchone()[0])
+    pages = before - int(con.execute("PRAGMA page_count").fetchone()[0])
     busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     if busy:
         log.warning("store_wal_not_truncated", path=shown,
