@@ -94,7 +94,7 @@ def test_bad_holds_are_one_line_and_write_nothing(tmp_path, config, capsys, argv
     db = tmp_path / "store.db"
     with open_store(db, create=False) as store:
         head = store.chain_head()
-    code, out, err = run(capsys, "hold", "--config", str(config), *argv)
+    code, _out, err = run(capsys, "hold", "--config", str(config), *argv)
     assert code != 0 and message in err and "Traceback" not in err, err
     with open_store(db, create=False) as store:
         assert store.chain_head() == head
@@ -103,12 +103,13 @@ def test_bad_holds_are_one_line_and_write_nothing(tmp_path, config, capsys, argv
 
 def test_hold_needs_an_existing_store(tmp_path, config, capsys):
     (tmp_path / "store.db").unlink()
-    code, _, err = run(capsys, "hold", "--config", str(config), "--case", "C", "--staff", "S1", "--reason", "r")
+    code, _, err = run(capsys, "hold", "--config", str(config), "--case", "C", "--staff", "S1",
+                       "--reason", "r")
     assert code != 0 and "no such store" in err
     assert not (tmp_path / "store.db").exists()
 
 
 def test_a_device_held_by_its_mac_is_normalised(tmp_path, config, capsys):
-    code, out, _ = run(capsys, "hold", "--config", str(config), "--case", "C", "--device", "AA-BB-CC-00-11-22",
-                       "--reason", "r")
+    code, out, _ = run(capsys, "hold", "--config", str(config), "--case", "C", "--device",
+                       "AA-BB-CC-00-11-22", "--reason", "r")
     assert code == 0 and "device aa:bb:cc:00:11:22" in out

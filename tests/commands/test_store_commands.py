@@ -207,3 +207,32 @@ def test_local_time_option(text, end, expected):
 def test_local_time_option_bad_value_is_a_user_error():
     with pytest.raises(UserError, match=r"^'30/09/2026' is not an ISO date or date-time"):
         local_time_option("30/09/2026", LONDON)
+
+
+@pytest.mark.parametrize(
+    ("exports", "ages", "gone", "said"),
+    [
+        ({}, {"week-a": 100, "week-b": 10}, ["week-a"], "deleted 1 exports older than 90 days"),
+        ({"retention_days": 7}, {"week-a": 100, "week-b": 10}, ["week-a", "week-b"],
+         "deleted 2 exports older than 7 days"),
+        ({"retention_days": 365}, {"week-a": 100}, [], "deleted 0 exports older than 365 days"),
+    ],
+    ids=["default-retention", "own-retention", "kept"],
+)
+def test_purge_expires_exports_in_the_exports_folder(tmp_path, config, capsys, exports, ages, gone, said):
+    raw = yaml.safe_load(config.read_text())
+    raw["exports"] = {**exports, "log_retention_days": 3650}
+    config.write_text(yaml.safe_dump(raw))
+    fill(tmp_path / "store.db")
+    now = datetime(2027, 3, 1, tzinfo=UTC)
+    for name, days in ages.items():
+        folder = tmp_path / "exports" / "ash" / name
+        folder.mkdir(parents=True)
+        created = datetime.fromtimestamp(now.timestamp() - days * 86400, UTC).isoformat()
+        (folder / "manifest.json").write_text(json.dumps({"format": "social-monitor-export", "kind": "export",
+                                                          "created_at": created}))
+    code, out, err = run(capsys, "purge", "--config", str(config), "--now", now.isoformat())
+    assert code == 0, err
+    assert f"{tmp_path / 'exports'}: {said}" in out
+    assert sorted(p.name for p in (tmp_path / "exports" / "ash").iterdir()) == sorted(set(ages) - set(gone))
+    assert "free pages given back" in out

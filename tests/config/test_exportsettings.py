@@ -34,8 +34,9 @@ def test_defaults_follow_retention_days(exports, retention, kept, log_days):
 @pytest.mark.parametrize(
     ("exports", "retention", "message"),
     [
-        ({"log_retention_days": 30}, 90, "exports.log_retention_days: 30 is shorter than retention_days (90): "
-         "the export log must outlive the exports it records"),
+        ({"log_retention_days": 30}, 90,
+         "exports.log_retention_days: 30 is shorter than retention_days (90): the export log must outlive "
+         "the exports it records"),
         ({"retention_days": 400, "log_retention_days": 365}, 90,
          "exports.log_retention_days: 365 is shorter than exports.retention_days (400): the export log must "
          "outlive the exports it records"),

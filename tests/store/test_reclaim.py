@@ -79,7 +79,8 @@ def test_a_purged_hostname_leaves_the_file(tmp_path, old_file, how, purged_left)
     assert KEPT.encode() in raw_bytes(path)  # the grep sees what is still stored
 
 
-@pytest.mark.parametrize(("create", "secure", "vacuum"), [(True, 1, 2), (False, 1, 2)], ids=["writer", "reader"])
+@pytest.mark.parametrize(("create", "secure", "vacuum"), [(True, 1, 2), (False, 1, 2)],
+                         ids=["writer", "reader"])
 def test_every_connection_sets_secure_delete_and_a_new_file_is_incremental(tmp_path, create, secure, vacuum):
     path = tmp_path / "s.db"
     open_store(path).close()

@@ -279,7 +279,8 @@ def test_the_daily_purge_keeps_held_sessions_and_expires_old_exports(tmp_path):
         folder = tmp_path / "var" / "exports" / name
         folder.mkdir(parents=True)
         (folder / "manifest.json").write_text(json.dumps({
-            "format": "social-monitor-export", "kind": kind, "case": case, "created_at": "2026-01-05T10:00:00Z"}))
+            "format": "social-monitor-export", "kind": kind, "case": case,
+            "created_at": "2026-01-05T10:00:00Z"}))
     config = _config_with_store(tmp_path, db)
     raw = yaml.safe_load(config.path.read_text())
     raw["retention_days"] = 30
