@@ -67,7 +67,9 @@ def reclaim(con: Any, shown: str) -> Reclaimed:
         con.execute("VACUUM")  # rebuilds the file: the only way SQLite changes auto_vacuum
         converted = True
         log.info("store_converted_to_incremental_vacuum", path=shown)
-    con.execute("PRAGMA incremental_vacuum").fetchall()
+    # executescript steps the pragma to its end: Python's execute() stops a statement that returns no
+    # columns after its first step, and incremental_vacuum frees one page per step
+    con.executescript("PRAGMA incremental_vacuum;")
     pages = before - int(con.execute("PRAGMA page_count").fetchone()[0])
     busy = con.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0]
     if busy:

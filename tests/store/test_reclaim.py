@@ -20,10 +20,11 @@ KEPT = "kept-visible-host.example"
 
 
 def fill(path: Path, n: int = 60) -> None:
-    """n old sessions that name PURGED, and one recent one that names KEPT."""
+    """n old sessions that name PURGED, and as many recent ones that name KEPT."""
     with open_store(path) as store:
         store.write([event(T0 + i * 400, device=f"OAK-{i:04d}", hostname=f"{i}.{PURGED}") for i in range(n)])
-        store.write([event(T0 + 100 * DAY, hostname=KEPT, local_date="2026-12-30")])
+        store.write([event(T0 + 100 * DAY + i * 400, device=f"OAK-{i:04d}", hostname=f"{i}.{KEPT}",
+                           local_date="2026-12-30") for i in range(n)])
 
 
 def raw_bytes(path: Path) -> bytes:
@@ -67,11 +68,15 @@ def test_a_purged_hostname_leaves_the_file(tmp_path, old_file, how, purged_left)
     if old_file:
         make_old(path)
     assert PURGED.encode() in raw_bytes(path)  # written, so there is something to find
+    before = path.stat().st_size
     if how == "store":
         with open_store(path, create=False) as store:
             result = store.purge(90, now=T0 + 91 * DAY)
             assert result.sessions_removed == 60
             assert result.reclaimed_pages > 0
+            con = store._con  # type: ignore[attr-defined]
+            assert con.execute("PRAGMA freelist_count").fetchone()[0] == 0  # every free page given back
+            assert path.stat().st_size == before - result.reclaimed_pages * 4096  # the file shrank by them
             assert (PURGED.encode() in raw_bytes(path)) is purged_left  # the -wal too, store still open
     else:
         purge_without_reclaim(path)

@@ -284,8 +284,8 @@ def test_a_legal_hold_ships_as_a_chained_record_and_its_sessions_stay_on_the_gat
     with SQLiteSessionStore(store) as local:
         kept = local.purge(retention_days=1, now=T0 + 86400 * 5)
         assert (kept.sessions_removed, kept.held) == (9, {"INV-1": 1})
-        local.in_transaction(lambda con, start, now: holds.release(con, start, now, case="INV-1", reason="done",
-                                                                   by="dpo"))
+        local.in_transaction(lambda con, start, now: holds.release(
+            con, start, now, case="INV-1", reason="done", by="dpo"))
         assert local.purge(retention_days=1, now=T0 + 86400 * 6).sessions_removed == 1
     assert shipper.ship_once().lag_records == 0
     shipper.close()
