@@ -21,7 +21,7 @@ from monitor.config.values import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
 from monitor.store.acks import mark_shipped
-from monitor.store.base import SessionStore
+from monitor.store.base import SessionStore, StoreError
 from monitor.store.filter import SessionFilter
 from monitor.store.postgres.connect import is_central_url
 from monitor.store.sessions import Session
@@ -124,7 +124,10 @@ def purge(args: argparse.Namespace) -> int:
     days = config.model.retention_days
     if config.model.store.central and config.store_path.exists():  # keep what was never shipped
         mark_shipped(config.store_path)
-    with open_config_store(config, create=False) as store:
+    if not config.store_path.exists():
+        raise StoreError(f"{config.store_path}: no such store (nothing has been recorded yet?)")
+    # a writer: a store from an earlier release is migrated first (a reader's view of it cannot be purged)
+    with open_config_store(config) as store:
         result = store.purge(days, now=now)
         head = store.chain_head()
         held_cases = {h.case for h in store.holds() if h.open}

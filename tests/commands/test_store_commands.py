@@ -236,3 +236,16 @@ def test_purge_expires_exports_in_the_exports_folder(tmp_path, config, capsys, e
     assert f"{tmp_path / 'exports'}: {said}" in out
     assert sorted(p.name for p in (tmp_path / "exports" / "ash").iterdir()) == sorted(set(ages) - set(gone))
     assert "free pages given back" in out
+
+
+def test_purge_migrates_a_store_from_an_earlier_release_first(tmp_path, config, capsys):
+    """A v1 store (tests/data/store) is purged after its migrations, not refused by a reader's view."""
+    shutil.copy(REPO / "tests" / "data" / "store" / "v1-store.db", tmp_path / "store.db")
+    code, out, err = run(capsys, "purge", "--config", str(config), "--now", "2036-01-01T00:00:00Z")
+    assert code == 0 and "removed" in out and "Traceback" not in err, err
+    assert run(capsys, "verify", "--config", str(config))[0] == 0
+
+
+def test_purge_of_a_missing_store_is_one_line(tmp_path, config, capsys):
+    code, _, err = run(capsys, "purge", "--config", str(config))
+    assert code != 0 and "no such store" in err and not (tmp_path / "store.db").exists()
