@@ -22,6 +22,7 @@ ORDER = [
     "hostile_bench.py",
     "store_bench.py",
     "export_bench.py",
+    "purge_bench.py",
     "proxy_bench.py",
     "proxy_instructions.py",
     "central_bench.py",

@@ -20,6 +20,7 @@ COMMAND_MODULES = [
     "monitor.commands.daemon_commands",
     "monitor.commands.config_commands",
     "monitor.commands.store_commands",
+    "monitor.commands.hold_commands",
     "monitor.commands.ship_commands",
     "monitor.commands.central_commands",
     "monitor.commands.capture_commands",

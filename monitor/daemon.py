@@ -350,10 +350,11 @@ class Daemon:
         tagger = Tagger(config)
         tagger.devices.adopt_learned(self.pipeline.tagger.devices)  # DHCP leases seen so far still hold
         self.pipeline.reconfigure(tagger)  # storage gate, the gateway's own addresses, then the tagger
-        from monitor.store.writer import StoreWriter
+        from monitor.store.writer import StoreWriter, daily_upkeep
 
         if self.sinks is not None and isinstance(self.sinks.store, StoreWriter):
             self.sinks.store.retention_days = config.model.retention_days
+            self.sinks.store.upkeep = daily_upkeep(config)  # exports folder and log periods may change
         old_model = self.config.model if self.config else None
         if old_model is not None:
             from monitor.config.listen import metrics_settings

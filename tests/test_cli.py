@@ -14,8 +14,8 @@ from monitor.errors import ConfigError, UserError
 from tests.conftest import REPO
 
 SUBCOMMANDS = ["run", "proxy", "check-config", "explain", "platforms", "events", "verify", "signing-key",
-               "purge", "ship", "central", "classify", "sense", "export", "export-log", "privacy-notice",
-               "sar", "verify-export", "review"]
+               "purge", "hold", "ship", "central", "classify", "sense", "export", "export-log",
+               "privacy-notice", "sar", "verify-export", "review"]
 
 
 def test_help_lists_the_subcommands_in_module_order():

@@ -9,6 +9,7 @@ import sys
 import time
 from zoneinfo import ZoneInfo
 
+from monitor.config.exportsettings import export_retention_days
 from monitor.config.loader import CONFIG_ENV, INSTALLED_CONFIG, Config, config_choice, load_config
 from monitor.config.values import normalise_mac
 from monitor.errors import ConfigError, UserError
@@ -50,6 +51,10 @@ def check_config(args: argparse.Namespace) -> int:
         f"{len(config.devices)} devices, {len(config.staff_periods)} staff periods, "
         f"{len(config.catalog)} platforms ({config.catalog.domain_count} domains)"
     )
+    model = config.model
+    print(f"retention: sessions {model.retention_days} days; exports in {config.exports_folder} "
+          f"{export_retention_days(model.exports, model.retention_days)} days; export log "
+          f"{model.exports.log_retention_days} days, then folded into a summary")
     return 0
 
 

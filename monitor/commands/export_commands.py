@@ -34,6 +34,14 @@ def export(args: argparse.Namespace) -> int:
     from monitor.exports.request import ExportError, ExportRequest, check_identify, expand_out
     from monitor.store.sqlite import open_config_store
 
+    scopes = [name for name in ("school", "device", "staff") if getattr(args, name)]
+    if len(scopes) != 1:
+        raise ExportError("give one of --school ID (an audit export), --device ASSET or --staff ID (an "
+                          "investigation, with --case and --reason)")
+    if scopes[0] != "school":
+        return investigation(args, scopes[0])
+    if args.case:
+        raise ExportError("--case belongs to an investigation export (--device or --staff)")
     # refuse before reading anything: an identified export without a reason writes nothing
     check_identify(args.identify, args.reason)
     config = load_chosen_config(args.config)
@@ -57,6 +65,44 @@ def export(args: argparse.Namespace) -> int:
     print(f"{result.out}: {result.sessions} sessions ({result.flagged} flagged) from {first} to {last}, "
           f"{'identified' if args.identify else 'pseudonymised'}; manifest sha256 {result.manifest_sha256}; "
           f"logged as export {result.log_entry.seq if result.log_entry else '-'}")
+    return 0
+
+
+def investigation(args: argparse.Namespace, scope: str) -> int:
+    """`export --device ASSET` or `--staff ID`: one investigation's scope, identified, with its proof."""
+    from monitor.commands.store_commands import MAC_LIKE
+    from monitor.config.values import normalise_mac
+    from monitor.exports.dates import last_week, parse_day
+    from monitor.exports.investigation import InvestigationRequest, checked, run_investigation
+    from monitor.exports.log import log_path_for
+    from monitor.exports.request import ExportError, expand_out
+    from monitor.store.sqlite import open_config_store
+
+    target = getattr(args, scope).strip()
+    if scope == "device" and MAC_LIKE.match(target):
+        target = normalise_mac(target)  # a device without an asset tag is stored under its MAC
+    request = checked(InvestigationRequest(scope, target, args.case or "", args.reason or "", Path(".")))
+    config = load_chosen_config(args.config)
+    today = _today(config, args.today)
+    first = last = None
+    if args.last_week:
+        if args.from_ or args.to:
+            raise ExportError("--last-week replaces --from and --to: give one or the other")
+        first, last = last_week(today)
+    elif args.from_ or args.to:
+        if not args.from_ or not args.to:
+            raise ExportError("give both --from and --to, or neither (the whole history stored)")
+        first, last = parse_day(args.from_, today), parse_day(args.to, today)
+    stamp = datetime.now(ZoneInfo(config.trust.timezone)).strftime("%Y%m%dT%H%M%S")
+    out = expand_out(args.out, school=target, now=stamp, **{"from": str(first or "start"),
+                                                            "to": str(last or "end")})
+    request = InvestigationRequest(scope, target, request.case, request.reason, out, first, last)
+    with open_config_store(config, create=False) as store:
+        result = run_investigation(config, store, request, log_path=log_path_for(config.store_path),
+                                   signing_key=_signing_key(config))
+    print(f"{result.out}: case {request.case}: {result.sessions} sessions of {scope} {target} "
+          f"({result.flagged} flagged), identified, with their chain records; manifest sha256 "
+          f"{result.manifest_sha256}; logged as export {result.log_entry.seq if result.log_entry else '-'}")
     return 0
 
 
@@ -95,15 +141,17 @@ def export_log(args: argparse.Namespace) -> int:
         for entry in check.entries:
             print(json.dumps(asdict(entry), ensure_ascii=False, sort_keys=True))
     else:
-        print(f"{'#':>4}  {'WHEN (UTC)':<20}  {'WHO':<12}  {'KIND':<7}  {'SCHOOL':<14}  {'FROM':<10}  "
+        print(f"{'#':>4}  {'WHEN (UTC)':<20}  {'WHO':<12}  {'KIND':<13}  {'SCHOOL':<14}  {'FROM':<10}  "
               f"{'TO':<10}  {'FLAGGED':<7}  {'IDENTIFIED':<10}  {'SESSIONS':>8}  REASON / OUT")
         for x in check.entries:
-            what = x.school or (f"staff {x.subject}" if x.subject else "-")
-            print(f"{x.seq:>4}  {x.at:<20}  {x.user:<12}  {x.kind:<7}  {what:<14}  "
+            what = x.school or (f"case {x.extra['case']}" if x.extra.get("case") else None) or (
+                f"staff {x.subject}" if x.subject else "-")
+            where = f"{x.out} (manifest {x.manifest_sha256[:12]})" if x.out else f"chain record " \
+                f"{x.extra.get('record', '-')}"
+            print(f"{x.seq:>4}  {x.at:<20}  {x.user:<12}  {x.kind:<13}  {what:<14}  "
                   f"{x.period_from or '-':<10}  "
                   f"{x.period_to or '-':<10}  {'only' if x.flagged_only else 'all':<7}  "
-                  f"{'YES' if x.identified else 'no':<10}  {x.sessions:>8}  {x.reason or '-'} -> {x.out} "
-                  f"(manifest {x.manifest_sha256[:12]})")
+                  f"{'YES' if x.identified else 'no':<10}  {x.sessions:>8}  {x.reason or '-'} -> {where}")
     if not check.entries:
         print(f"{path}: no exports yet", file=sys.stderr)
     if not check.ok:
@@ -159,9 +207,16 @@ def _public_text(store_path: Path) -> str:
 
 
 def register(sub: argparse._SubParsersAction) -> None:
-    p = sub.add_parser("export", help="write an audit export (CSV, JSON lines, HTML report, manifest)")
-    p.add_argument("--school", required=True, help="school id")
-    p.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD, today, yesterday, N-days-ago)")
+    p = sub.add_parser("export", help="write an audit export (CSV, JSON lines, HTML report, manifest), or "
+                       "an investigation's (--device or --staff, with --case and --reason)")
+    p.add_argument("--school", help="school id: an audit export of the school")
+    p.add_argument("--device", help="asset tag (or MAC): an investigation export of this device only, "
+                   "identified, with the chain record of each session (needs --case and --reason)")
+    p.add_argument("--staff", help="staff id: an investigation export of this person's sessions on any "
+                   "device (needs --case and --reason)")
+    p.add_argument("--case", help="the investigation's case reference, recorded in the export log")
+    p.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD, today, yesterday, N-days-ago); an "
+                   "investigation without --from/--to takes the whole history stored")
     p.add_argument("--to", help="last day, included (same forms as --from)")
     p.add_argument("--last-week", action="store_true", help="Monday to Sunday of last week (for timers)")
     p.add_argument("--today", help=argparse.SUPPRESS)  # pin "today" for tests and catch-up runs
@@ -170,7 +225,8 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="new export directory; may use {school}, {from}, {to}, {now}")
     p.add_argument("--identify", action="store_true",
                    help="show asset tags and staff ids instead of aliases (needs --reason)")
-    p.add_argument("--reason", help="why names are needed; recorded in the export log")
+    p.add_argument("--reason", help="why names are needed; recorded in the export log (required with "
+                   "--identify, --device and --staff)")
     add_config_argument(p)
     p.set_defaults(func=export)
 

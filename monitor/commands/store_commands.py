@@ -15,12 +15,13 @@ from zoneinfo import ZoneInfo
 
 from monitor.commands.central_verify import verify_against_central
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.config.exportsettings import export_retention_days
 from monitor.config.loader import Config
 from monitor.config.values import normalise_mac
 from monitor.errors import UserError
 from monitor.store import ecs
 from monitor.store.acks import mark_shipped
-from monitor.store.base import SessionStore
+from monitor.store.base import SessionStore, StoreError
 from monitor.store.filter import SessionFilter
 from monitor.store.postgres.connect import is_central_url
 from monitor.store.sessions import Session
@@ -126,16 +127,32 @@ def purge(args: argparse.Namespace) -> int:
     days = config.model.retention_days
     if config.model.store.central and config.store_path.exists():  # keep what was never shipped
         mark_shipped(config.store_path)
-    with open_config_store(config, create=False) as store:
+    if not config.store_path.exists():
+        raise StoreError(f"{config.store_path}: no such store (nothing has been recorded yet?)")
+    # a writer: a store from an earlier release is migrated first (a reader's view of it cannot be purged)
+    with open_config_store(config) as store:
         result = store.purge(days, now=now)
         head = store.chain_head()
+        held_cases = {h.case for h in store.holds() if h.open}
+    from monitor.exports.expiry import upkeep
+
+    expired = upkeep(config, held_cases, now)
     cutoff = datetime.fromtimestamp(result.cutoff, tz).isoformat(timespec="seconds")
     line = f"{config.store_path}: removed {result.sessions_removed} sessions last seen before {cutoff} " \
            f"({days} days)"
     if result.checkpoint:
         line += f"; {result.records_removed} records compacted into a checkpoint at record " \
                 f"{result.checkpoint.record_id}"
-    print(f"{line}; chain head {head.record_id}")
+    if result.held:
+        cases = ", ".join(f"case {case}: {n}" for case, n in sorted(result.held.items()))
+        line += f"; kept {sum(result.held.values())} sessions past retention under legal hold ({cases})"
+    print(f"{line}; {result.reclaimed_pages} free pages given back; chain head {head.record_id}")
+    print(f"{config.exports_folder}: deleted {len(expired.removed)} exports older than "
+          f"{export_retention_days(config.model.exports, days)} days"
+          + (f", kept {len(expired.kept_for_hold)} of a case under legal hold" if expired.kept_for_hold
+             else "")
+          + f"; export log: {expired.folded} entries older than {config.model.exports.log_retention_days} "
+          "days folded into a summary")
     return 0
 
 

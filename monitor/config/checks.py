@@ -15,6 +15,7 @@ import ipaddress
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from monitor.config.exportsettings import retention_errors
 from monitor.config.models import InventoryDevice, School, StaffPeriod, Term, TrustFile
 from monitor.config.values import SPECIAL_CATEGORIES
 
@@ -135,7 +136,8 @@ def semantic_errors(model: TrustFile, catalog_ids: set[str], categories: set[str
     references to platforms, categories, schools, zones and periods."""
     from monitor.config.listen import listen_errors  # imports models, as this module does
 
-    errors = network_errors(model) + vlan_errors(model) + calendar_errors(model) + listen_errors(model)
+    errors = network_errors(model) + vlan_errors(model) + calendar_errors(model) + listen_errors(model) + \
+        retention_errors(model.exports, model.retention_days)
     school_ids = {s.id for s in model.schools}
     all_periods = {
         p.name

@@ -81,6 +81,12 @@ class Config:
     def store_path(self) -> Path:
         return self.resolve(self.model.store.path)
 
+    @property
+    def exports_folder(self) -> Path:
+        """Where export folders are kept (and purged): `exports.folder`, else 'exports' beside the store."""
+        folder = self.model.exports.folder
+        return self.resolve(folder) if folder else self.store_path.parent / "exports"
+
     def snapshot(self, directory: Path) -> Path:
         """This checked config, frozen in `directory`: the YAML with every path made absolute
         and copies of the CSV files, so a child process started later reads exactly this
@@ -94,6 +100,7 @@ class Config:
                 shutil.copyfile(self.resolve(holder[key]), copy)
                 holder[key] = str(copy)
         data["store"]["path"] = str(self.store_path)
+        data["exports"]["folder"] = str(self.exports_folder)
         listen = data["listen"]
         for key in ("metrics_tls_cert", "metrics_tls_key", "metrics_tls_client_ca",
                     "metrics_basic_auth_file"):

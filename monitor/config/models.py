@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor.config.exportsettings import ExportSettings
 from monitor.config.values import (
     FLAG_NAMES,
     SLUG_RE,
@@ -410,6 +411,7 @@ class TrustFile(Strict):
     platforms: PlatformSettings = Field(default_factory=PlatformSettings)
     policy: PolicySettings = Field(default_factory=PolicySettings)
     retention_days: int = Field(90, ge=1, le=3650, description="Days sessions are kept.")
+    exports: ExportSettings = Field(default_factory=ExportSettings, description="Exports and the export log.")
     store: StoreSettings = Field(default_factory=StoreSettings)
     listen: ListenSettings = Field(default_factory=ListenSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)

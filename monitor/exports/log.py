@@ -29,6 +29,8 @@ from monitor.store.chain import GENESIS
 from monitor.store.files import make_private_dirs
 from monitor.store.sessions import canonical_json
 
+FOLDED = "folded"  # the kind of a summary entry that stands for the entries folded before it
+
 
 class ExportLogError(UserError):
     """The export log cannot be read or appended: one line naming the file."""
@@ -38,7 +40,7 @@ class ExportLogError(UserError):
 class LogEntry:
     """One export as the log keeps it; `seq`, `prev` and `hash` are set on append."""
 
-    kind: str  # export | sar
+    kind: str  # export | sar | investigation | hold | release | expired | folded
     at: str  # ISO 8601 UTC
     user: str  # the OS user who ran it
     out: str  # the export directory
@@ -120,6 +122,8 @@ def append(path: str | Path, entry: LogEntry) -> LogEntry:
         raise ExportLogError(f"{path}: cannot open the export log: {exc.strerror}") from None
     with os.fdopen(fd, "r+", encoding="utf-8") as fh:
         fcntl.flock(fh, fcntl.LOCK_EX)
+        if _replaced(path, fd):  # folded (monitor.exports.logfold) while this waited: append to the new file
+            return append(path, entry)
         last: LogEntry | None = None
         fh.seek(0)
         for lineno, line in enumerate(fh, 1):
@@ -145,11 +149,32 @@ def append(path: str | Path, entry: LogEntry) -> LogEntry:
     return entry
 
 
+def _replaced(path: Path, fd: int) -> bool:
+    """Whether `path` now names another file than the one open as `fd` (a fold renamed a new log in)."""
+    try:
+        return os.stat(path).st_ino != os.fstat(fd).st_ino
+    except FileNotFoundError:
+        return True
+
+
 @dataclass(slots=True)
 class LogCheck:
     entries: list[LogEntry]
     ok: bool
     problem: str | None = None
+
+
+def _folded_start(numbered: list[tuple[int, LogEntry]]) -> tuple[str, int]:
+    """Where the chain of a log starts: at GENESIS and entry 1, or, once older entries were folded,
+    after the entry a later summary (kind "folded", chained like any entry) says it folded through.
+    A log whose head was cut without a summary naming that cut starts at GENESIS, and so breaks."""
+    first = numbered[0][1]
+    for _, entry in reversed(numbered):
+        folded = entry.extra.get("folded") if entry.kind == FOLDED else None
+        if isinstance(folded, dict) and folded.get("through_seq") == first.seq - 1 and \
+                folded.get("through_hash") == first.prev:
+            return first.prev, first.seq
+    return GENESIS, 1
 
 
 def read_log(path: str | Path) -> LogCheck:
@@ -158,12 +183,12 @@ def read_log(path: str | Path) -> LogCheck:
     if not path.exists():
         return LogCheck([], True)
     entries: list[LogEntry] = []
-    prev = GENESIS
     problem = None
     try:
         numbered = list(_entries(path))
     except OSError as exc:  # root's 0600 log read by the service user, say
         raise ExportLogError(f"{path}: cannot read the export log: {exc.strerror or exc}") from None
+    prev, seq = _folded_start(numbered) if numbered else (GENESIS, 1)
     for lineno, entry in numbered:
         if problem is None:
             if entry.hash != entry.digest():
@@ -171,14 +196,15 @@ def read_log(path: str | Path) -> LogCheck:
             elif entry.prev != prev:
                 problem = f"{path}:{lineno}: entry {entry.seq} does not follow the entry before it " \
                           "(an entry was removed or reordered)"
-            elif entry.seq != len(entries) + 1:
-                problem = f"{path}:{lineno}: entry {entry.seq} out of sequence (expected {len(entries) + 1})"
-        prev = entry.hash
+            elif entry.seq != seq:
+                problem = f"{path}:{lineno}: entry {entry.seq} out of sequence (expected {seq})"
+        prev, seq = entry.hash, entry.seq + 1
         entries.append(entry)
     return LogCheck(entries, problem is None, problem)
 
 
 __all__ = [
+    "FOLDED",
     "ExportLogError",
     "LogCheck",
     "LogEntry",

@@ -14,6 +14,7 @@ from typing import Any
 
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
+from monitor.exports.evidence import EVIDENCE, check_evidence
 from monitor.exports.log import read_log
 from monitor.exports.sealed import FORMAT, MANIFEST, sha256_file, signature_problem
 from monitor.store.signing import HeadError, SignedHead, parse_public_key
@@ -61,6 +62,10 @@ def verify_export(
         if name != MANIFEST and name not in files:
             lines.append(f"{name}: NOT IN MANIFEST (added after the export)")
             ok = False
+    if EVIDENCE in files and (d / EVIDENCE).is_file():  # an investigation: every record recomputed
+        held, line = check_evidence(d, manifest)
+        lines.append(line)
+        ok = held and ok
     ok = _check_signature(manifest, public_key, lines) and ok
     if log_path is not None:
         ok = _check_log(d, Path(log_path), lines) and ok

@@ -48,16 +48,19 @@ from __future__ import annotations
 
 import abc
 import contextlib
-from collections.abc import Iterable, Iterator, Sequence
-from dataclasses import dataclass
-from typing import Any
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
 
 from monitor.errors import UserError
 from monitor.observation import AccessEvent
-from monitor.store.chain import ChainHead
+from monitor.store.chain import ChainHead, Record
 from monitor.store.filter import EVERY_SESSION, SessionFilter
+from monitor.store.holds import Hold
 from monitor.store.sessions import Session, SessionMerger
 from monitor.store.signing import SignedHead
+
+T = TypeVar("T")
 
 
 class StoreError(UserError):
@@ -91,6 +94,8 @@ class PurgeResult:
     sessions_removed: int
     records_removed: int  # tombstones compacted into the checkpoint
     checkpoint: ChainHead | None  # the checkpoint this purge wrote, if any
+    held: dict[str, int] = field(default_factory=dict)  # case -> sessions past the cutoff a legal hold kept
+    reclaimed_pages: int = 0  # free pages given back to the file system after the purge
 
 
 @dataclass(slots=True)
@@ -138,6 +143,10 @@ class SessionReader(abc.ABC):
     def ledger(self, since: float, until: float) -> Any:
         """The coverage ledger over [since, until) (`monitor.store.coverage.LedgerView`); None: none kept."""
         return None
+
+    def evidence(self, where: SessionFilter = EVERY_SESSION) -> Iterator[Record]:
+        """The chain record of each matching session's latest version (an investigation's proof)."""
+        raise StoreError(f"{type(self).__name__} cannot give the chain records of its sessions")
 
     @abc.abstractmethod
     def chain_head(self) -> ChainHead: ...
@@ -189,6 +198,16 @@ class SessionStore(SessionReader):
     def check_heads(self, heads: Iterable[SignedHead], key: Any) -> tuple[int, Any]:
         """How many of `heads` hold under `key` and are still on the chain; the first that does not."""
         raise StoreError(f"{type(self).__name__} cannot check signed heads")
+
+    # --- legal holds (monitor.store.holds) ------------------------------------------------
+
+    def holds(self) -> list[Hold]:
+        """Every hold whose record is still in the chain, open or released."""
+        raise StoreError(f"{type(self).__name__} cannot keep legal holds")
+
+    def in_transaction(self, change: Callable[[Any, ChainHead, float], T]) -> T:
+        """`change(connection, checkpoint, now)` inside one write transaction (placing a hold)."""
+        raise StoreError(f"{type(self).__name__} cannot keep legal holds")
 
     # --- retention ------------------------------------------------------------------------
 

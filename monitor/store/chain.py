@@ -80,14 +80,18 @@ def id_ranges(ids: Iterable[int]) -> list[list[int]]:
     return ranges
 
 
-def purge_body(cutoff: float, session_ids: Iterable[int], entries: Iterable[int] = ()) -> str:
+def purge_body(cutoff: float, session_ids: Iterable[int], entries: Iterable[int] = (),
+               held: dict[str, int] | None = None) -> str:
     """A purge record's body: the cutoff, and the removed sessions as ranges of ids (canonical JSON).
 
-    `entries` are records of session 0 blanked with them (their reviews): named only when there
-    are some, so a purge without any is written as before."""
+    `entries` are records of session 0 blanked with them (their reviews, coverage intervals), and
+    `held` how many sessions past the cutoff each legal hold's case kept: each named only when
+    there are some, so a purge without any is written as before."""
     purge: dict[str, object] = {"cutoff": float(cutoff), "sessions": id_ranges(session_ids)}
     if named := id_ranges(entries):
         purge["entries"] = named
+    if held:
+        purge["held"] = dict(held)
     return json.dumps({"purge": purge}, sort_keys=True, separators=(",", ":"))
 
 

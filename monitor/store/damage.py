@@ -20,8 +20,9 @@ import sqlite3
 import struct
 import time
 from pathlib import Path
+from typing import Any
 
-from monitor.store.base import StoreError
+from monitor.store.base import SessionStore, StoreError
 
 SQLITE_CORRUPT = 11
 SQLITE_NOTADB = 26
@@ -223,9 +224,27 @@ def error_reason(exc: BaseException) -> str:
     return "other"
 
 
+class UnusableStore(SessionStore):
+    """Stands in for a store that was found damaged on opening: it has nothing to give."""
+
+    def __init__(self, error: StoreDamaged, idle_gap: float):
+        self.error = error
+        self.path = error.path
+        self.idle_gap = idle_gap
+
+    def _refuse(self, *args: object, **kw: object) -> Any:
+        raise self.error
+
+    write_sessions = sessions = count = session = chain_head = verify = purge = purge_due = snapshot = _refuse
+
+    def close(self) -> None:
+        pass
+
+
 __all__ = [
     "RECOVERY",
     "StoreDamaged",
+    "UnusableStore",
     "close_keeping_files",
     "error_reason",
     "in_use",

@@ -22,6 +22,11 @@ is never compacted past it.
 Coverage intervals (`monitor.store.coverage`) are purged with the sessions:
 those recorded before the cutoff are blanked after the purge record that
 vouches for them; a kept interval is live content, never compacted away.
+
+A legal hold (`monitor.store.holds`) keeps every session it covers, however old,
+until it is released; the purge record says how many each case kept
+(``"held": {"CASE": n}``), and the record that placed an open hold is never
+compacted away.
 """
 
 from __future__ import annotations
@@ -33,7 +38,8 @@ import structlog
 from monitor.store import coverage, reviews
 from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
-from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, follow, purge_body, record_hash
+from monitor.store.chain import PURGE_SESSION, ChainHead, follow, purge_body
+from monitor.store.holds import append_note, held_clause, open_holds
 from monitor.store.integrity import RECORD_COLUMNS
 
 log = structlog.get_logger("monitor.store.retention")
@@ -50,31 +56,46 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
     the tombstones stay so `verify` keeps reporting the break.
     """
     acked = acknowledged(con)
-    doomed, args = "SELECT id FROM sessions WHERE last_seen < ?", [cutoff]
+    holds = open_holds(con)
+    held_sql, held_args = held_clause(holds)
+    doomed, args = f"SELECT id FROM sessions WHERE last_seen < ? AND NOT {held_sql}", [cutoff, *held_args]
+    held: dict[str, int] = {}
+    for h in holds:  # per case: one session two cases hold counts for each
+        clause, params = held_clause([h])
+        n = con.execute(f"SELECT count(*) FROM sessions WHERE last_seen < ? AND {clause}",
+                        [cutoff, *params]).fetchone()[0]
+        held[h.case] = held.get(h.case, 0) + int(n)
+    if any(held.values()):
+        log.info("store_purge_kept_for_holds", path=shown, held=held)
     if acked is not None:  # shipped: a session the central store does not fully hold waits
-        held = con.execute(f"SELECT count(*) FROM sessions WHERE last_seen < ? AND {_UNSHIPPED}",
-                           (cutoff, acked)).fetchone()[0]
-        if held:
-            log.warning("store_purge_held", path=shown, sessions=held, acknowledged=acked)
+        held_back = con.execute(f"SELECT count(*) FROM sessions WHERE last_seen < ? AND {_UNSHIPPED}",
+                                (cutoff, acked)).fetchone()[0]
+        if held_back:
+            log.warning("store_purge_held", path=shown, sessions=held_back, acknowledged=acked)
         # ... and one whose review the central store has not acknowledged (monitor.store.reviews)
-        doomed, args = f"{doomed} AND NOT {_UNSHIPPED}{reviews.unshipped_clause(con, acked)}", [cutoff, acked]
+        doomed, args = f"{doomed} AND NOT {_UNSHIPPED}{reviews.unshipped_clause(con, acked)}", [*args, acked]
     ids = [sid for (sid,) in con.execute(doomed, args)]
+    held = {case: n for case, n in held.items() if n}
     # a review goes with its session; coverage intervals with their time's sessions: the purge names both
     entries = reviews.of_sessions(con, ids) + coverage.due_ids(con, cutoff, acked)
-    purge_record = _record_purge(con, cutoff, ids, start, now, entries) if ids or entries else None
+    purge_record = (append_note(con, purge_body(cutoff, ids, entries, held), start, now)
+                    if ids or held or entries else None)
     con.execute(f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", args)
     reviews.blank(con, entries)  # the entries of session 0 it names: reviews and coverage intervals
     removed = con.execute(f"DELETE FROM sessions WHERE id IN ({doomed})", args).rowcount
     # this purge's own record stays (it vouches for the tombstones left behind); older ones may go;
     # a live review stays with its session
     first_live = con.execute(
-        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ? OR body NOT "
-        "LIKE '{\"purge\":%')", (PURGE_SESSION, purge_record or -1),  # a kept coverage interval is live
+        "SELECT MIN(id) FROM records WHERE body IS NOT NULL AND (session_id <> ? OR id = ? OR (body NOT "
+        "LIKE '{\"purge\":%' AND body NOT LIKE '{\"hold\":%'))",  # a kept review or interval is live;
+        (PURGE_SESSION, purge_record or -1),  # an open hold's record is kept below, a released one may go
     ).fetchone()[0]
     last = con.execute("SELECT MAX(id) FROM records").fetchone()[0]
     through = (first_live - 1) if first_live is not None else last
     if acked is not None and through is not None:
         through = min(through, acked)  # the central store holds these; the rest waits for it
+    if holds and through is not None:  # an open hold's own record stays in the chain
+        through = min(through, min(h.record_id for h in holds) - 1)
     checkpoint = None
     compacted = 0
     if through is not None and through > start.record_id:
@@ -90,28 +111,11 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
                 (now, cutoff, through, prev, compacted, removed),
             )
             checkpoint = ChainHead(through, prev)
-    return PurgeResult(cutoff, removed, compacted, checkpoint)
+    return PurgeResult(cutoff, removed, compacted, checkpoint, held)
 
 
 # a session with a record the central store has not acknowledged (parameter: the acknowledged record)
 _UNSHIPPED = "EXISTS (SELECT 1 FROM records r WHERE r.session_id = sessions.id AND r.id > ?)"
-
-
-def _record_purge(con: Any, cutoff: float, session_ids: list[int], start: ChainHead, now: float,
-                  entries: list[int]) -> int:
-    """Append the purge's record at the chain's head; returns its id."""
-    row = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone()
-    rid, prev = (row[0] + 1, row[1]) if row else (start.record_id + 1, start.hash)
-    body = purge_body(cutoff, session_ids, entries)
-    digest = body_digest(body)
-    recorded_at = round(now, 6)
-    con.execute(
-        "INSERT INTO records (id, session_id, version, recorded_at, body, body_sha256, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (rid, PURGE_SESSION, 1, recorded_at, body, digest, prev,
-         record_hash(rid, PURGE_SESSION, 1, recorded_at, digest, prev)),
-    )
-    return int(rid)
 
 
 __all__ = ["purge_before"]

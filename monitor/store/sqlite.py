@@ -14,20 +14,22 @@ import itertools
 import os
 import sqlite3
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from monitor.store import anchors, coverage, damage, files, integrity, retention, schema, transactions
+from monitor.store import anchors, damage, files, integrity, reclaim, retention, schema, transactions
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
 from monitor.store.chain import GENESIS, ChainHead, Record, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
+from monitor.store.coverage import LedgerView, ledger_view
 from monitor.store.damage import StoreDamaged
 from monitor.store.ecs import ECS_JSON_SQL
 from monitor.store.filter import EVERY_SESSION, SessionFilter
+from monitor.store.holds import Hold, read_holds
 from monitor.store.reviews import Review, read_reviews
 from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, STORE_FORMAT, Migration
 from monitor.store.sessions import Session, canonical_json, merge_into, within_gap
@@ -37,21 +39,15 @@ log = structlog.get_logger("monitor.store.sqlite")
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 DAY = 86400.0
+T = TypeVar("T")
 _SELECT_SESSIONS = f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions"
 
 
 class SQLiteSessionStore(SessionStore):
     """One SQLite file per gateway: WAL, a busy timeout, synchronous=FULL for evidence."""
 
-    def __init__(
-        self,
-        path: str | Path,
-        *,
-        idle_gap: float = 300.0,
-        create: bool = True,
-        busy_timeout: float = 10.0,
-        migrations: Mapping[int, Migration] = MIGRATIONS,
-    ):
+    def __init__(self, path: str | Path, *, idle_gap: float = 300.0, create: bool = True,
+                 busy_timeout: float = 10.0, migrations: Mapping[int, Migration] = MIGRATIONS):
         """`migrations` is the schema this code writes; a test (or a later release) passes its own."""
         self.path = Path(path)
         self._migrations = migrations
@@ -77,20 +73,9 @@ class SQLiteSessionStore(SessionStore):
             raise StoreError(f"{self._shown}: cannot open store: {exc}") from None
         try:
             con = self._con
-            con.execute(f"PRAGMA busy_timeout = {int(busy_timeout * 1000)}")
-            mode = con.execute("PRAGMA journal_mode = WAL").fetchone()[0]
-            if str(mode).lower() != "wal":
+            mode = reclaim.tune(con, create=create, busy_timeout=busy_timeout)
+            if mode.lower() != "wal":
                 log.warning("store_not_wal", path=self._shown, journal_mode=mode)
-            con.execute("PRAGMA synchronous = FULL")
-            if create:
-                # a writer: 64 MiB of page cache keeps the six session indexes of a million rows in memory
-                con.execute("PRAGMA cache_size = -65536")
-            else:
-                # a reader (events, verify, exports): pages straight from the OS cache, no read() per
-                # page; a month of one school lists in half the time. Writes never go through the map.
-                con.execute("PRAGMA mmap_size = 2147483648")
-            # a reset WAL is cut back to 4 MiB, so one burst does not keep the disk space forever
-            con.execute("PRAGMA journal_size_limit = 4194304")
             self._migrate(create)
         except sqlite3.DatabaseError as exc:
             if damage.is_damage(exc):
@@ -391,8 +376,8 @@ class SQLiteSessionStore(SessionStore):
                 owners.add(owner)
         return devices, owners
 
-    def ledger(self, since: float, until: float) -> coverage.LedgerView:
-        return coverage.ledger_view(self._con, since, until)
+    def ledger(self, since: float, until: float) -> LedgerView:
+        return ledger_view(self._con, since, until)
 
     def session(self, session_id: int) -> Session | None:
         row = self._con.execute(f"{_SELECT_SESSIONS} WHERE id = ?", (session_id,)).fetchone()
@@ -425,15 +410,32 @@ class SQLiteSessionStore(SessionStore):
         return last is None or (time.time() if now is None else now) - float(last) >= DAY
 
     def purge(self, retention_days: int, now: float | None = None) -> PurgeResult:
-        """Remove sessions last seen before now - retention_days (see `monitor.store.retention`)."""
+        """Remove sessions last seen before now - retention_days, except those a legal hold keeps (see
+        `monitor.store.retention`); then give the freed pages back (`monitor.store.reclaim`)."""
         now = time.time() if now is None else now
         with self._writing():
             start = self._checkpoint() or ChainHead(0, GENESIS)
             result = retention.purge_before(self._con, now - retention_days * DAY, start, now, self._shown)
             self._set_meta("last_purge", repr(now))
+        result.reclaimed_pages = reclaim.reclaim(self._con, self._shown).pages
         log.info("store_purged", path=self._shown, sessions=result.sessions_removed,
-                 records_compacted=result.records_removed, cutoff=result.cutoff)
+                 records_compacted=result.records_removed, cutoff=result.cutoff, held=result.held,
+                 pages_reclaimed=result.reclaimed_pages)
         return result
+
+    def in_transaction(self, change: Callable[[Any, ChainHead, float], T]) -> T:
+        """`change(con, checkpoint, now)` in one write transaction: holds (`monitor.store.holds`)."""
+        with self._writing():
+            return change(self._con, self._checkpoint() or ChainHead(0, GENESIS), time.time())
+
+    def holds(self) -> list[Hold]:
+        return read_holds(self._con)
+
+    def evidence(self, where: SessionFilter = EVERY_SESSION) -> Iterator[Record]:
+        """The chain record of each matching session's latest version, in record order."""
+        clause, params = where.sql()
+        yield from self._con.execute(f"SELECT {integrity.RECORD_COLUMNS} FROM records WHERE id IN "
+                                     f"(SELECT record_id FROM sessions{clause}) ORDER BY id", params)
 
 
 def open_store(path: str | Path, *, idle_gap: float = 300.0, create: bool = True,

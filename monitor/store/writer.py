@@ -43,22 +43,35 @@ import sqlite3
 import threading
 import time
 from collections import deque
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
 import structlog
 
 from monitor.config.loader import Config
+from monitor.errors import UserError
 from monitor.metrics.registry import Metrics
 from monitor.observation import AccessEvent, Flag
 from monitor.store.base import SessionStore, StoreError
-from monitor.store.damage import RECOVERY, StoreDamaged, error_reason, is_damage
+from monitor.store.damage import RECOVERY, StoreDamaged, UnusableStore, error_reason, is_damage
 from monitor.store.sessions import Session, SessionMerger
 from monitor.store.signing import SIGN_INTERVAL, key_path_for, load_or_create_key
 from monitor.store.sqlite import open_config_store
 
 log = structlog.get_logger("monitor.store.writer")
 HOUR = 3600.0
+
+
+def daily_upkeep(config: Config) -> Callable[[set[str]], object]:
+    """After the daily purge: exports past their retention go, the export log's old entries fold."""
+
+    def run(held_cases: set[str]) -> object:
+        from monitor.exports.expiry import upkeep
+
+        return upkeep(config, held_cases, time.time())
+
+    return run
 
 
 class StoreWriter:
@@ -90,6 +103,7 @@ class StoreWriter:
         self.retry_initial = retry_initial
         self.retry_max = retry_max
         self.retention_days = retention_days
+        self.upkeep: Callable[[set[str]], object] | None = None  # exports and export log, after each purge
         self.extend_interval = extend_interval
         self.signing_key, self.sign_interval, self._next_sign = signing_key, sign_interval, 0.0
         # A deque, not queue.Queue: append and popleft are atomic under the GIL and cost a tenth
@@ -126,14 +140,12 @@ class StoreWriter:
         try:
             store: SessionStore = open_config_store(config)
         except StoreDamaged as exc:
-            store = _Unusable(exc, config.model.store.idle_gap_seconds)
-        return cls(
-            store,
-            metrics,
-            queue_size=config.model.store.queue_size,
-            retention_days=config.model.retention_days,
-            signing_key=load_or_create_key(key_path_for(config.store_path)),  # created on first start
-        )
+            store = UnusableStore(exc, config.model.store.idle_gap_seconds)
+        writer = cls(store, metrics, queue_size=config.model.store.queue_size,
+                     retention_days=config.model.retention_days,
+                     signing_key=load_or_create_key(key_path_for(config.store_path)))  # made on first start
+        writer.upkeep = daily_upkeep(config)
+        return writer
 
     def start(self) -> StoreWriter:
         self._thread.start()
@@ -343,7 +355,7 @@ class StoreWriter:
 
     def _check_at_start(self) -> None:
         """Every page of the file, once, in this thread (about 5 ms per MB) before the first write."""
-        if isinstance(self.store, _Unusable):
+        if isinstance(self.store, UnusableStore):
             self._found_damaged(self.store.error)
             return
         try:
@@ -378,12 +390,16 @@ class StoreWriter:
         try:
             if self.store.purge_due():
                 self.store.purge(self.retention_days)
+                if self.upkeep is not None:  # exports past their retention, the export log's old entries
+                    self.upkeep({h.case for h in self.store.holds() if h.open})
         except (sqlite3.Error, OSError) as exc:
             if is_damage(exc):
                 self._found_damaged(exc)
                 return
             self.metrics.store_write_errors.labels(reason=error_reason(exc)).inc()
             log.error("store_purge_failed", error=str(exc))
+        except UserError as exc:  # the export log could not be read or written: the next day retries
+            log.error("exports_upkeep_failed", error=str(exc))
 
     def _sign(self, reason: str | None = None) -> None:
         """Sign the chain head when due (or now, for a `reason`): a `chain_head_signed` journal line."""
@@ -430,23 +446,6 @@ class StoreWriter:
                     return
             self._maybe_purge()
             self._sign()
-
-
-class _Unusable(SessionStore):
-    """Stands in for a store that was found damaged on opening: it has nothing to give."""
-
-    def __init__(self, error: StoreDamaged, idle_gap: float):
-        self.error = error
-        self.path = error.path
-        self.idle_gap = idle_gap
-
-    def _refuse(self, *args: object, **kw: object) -> Any:
-        raise self.error
-
-    write_sessions = sessions = count = session = chain_head = verify = purge = purge_due = snapshot = _refuse
-
-    def close(self) -> None:
-        pass
 
 
 @dataclass(slots=True)

@@ -170,3 +170,56 @@ def test_sar_command_names_the_subject_forms_and_recipients(trust, tmp_path, cap
     assert f"; {recipients} recipients from the export" in text
     code, text, _ = run(capsys, "export-log", "--config", str(trust))
     assert f"staff {subject}" in text
+
+
+@pytest.mark.parametrize(
+    ("scope", "target", "column", "period"),
+    [("--device", "ASH-LT-0002", "host.id", []), ("--staff", "S2005", "user.id", []),
+     ("--device", "ASH-LT-0002", "host.id", ["--from", "2026-11-16", "--to", "2026-11-22"])],
+    ids=["device", "staff", "device-one-week"],
+)
+def test_investigation_export_through_the_cli(trust, tmp_path, capsys, scope, target, column, period):
+    out = tmp_path / "inv"
+    code, text, err = run(capsys, "export", "--config", str(trust), scope, target, "--case", "INV-2026-07",
+                          "--reason", "laptop seized under clause 3.3", "--out", str(out), *period)
+    assert code == 0, err
+    rows = [json.loads(x) for x in (out / "sessions.jsonl").read_text().splitlines()]
+    with open_store(tmp_path / "var" / "store.db", create=False) as store:
+        where = SessionFilter(**{"device" if scope == "--device" else "owner": target})
+        if period:
+            since, until = day_bounds(date(2026, 11, 16), date(2026, 11, 22), ZoneInfo("Europe/London"))
+            where = SessionFilter(**{"device": target, "since": since, "until": until})
+        assert len(rows) == store.count(where) > 0
+        total = store.count()
+    assert {r[column] for r in rows} == {target} and len(rows) < total  # only the scope, identified
+    assert f"case INV-2026-07: {len(rows)} sessions" in text
+    code, text, err = run(capsys, "verify-export", str(out), "--config", str(trust))
+    assert code == 0 and "evidence.jsonl:" in text and "matches export log entry" in text, err
+    code, text, err = run(capsys, "verify", "--config", str(trust), "--against", str(out))
+    assert code == 0 and "holds 1 signed head" in text, err
+    code, text, _ = run(capsys, "export-log", "--config", str(trust))
+    assert "investigation" in text and "case INV-2026-07" in text and "YES" in text
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["--device", "ASH-LT-0002", "--reason", "r"], "needs --case REF and --reason TEXT"),
+        (["--device", "ASH-LT-0002", "--case", "C1"], "needs --case REF and --reason TEXT"),
+        (["--device", "ASH-LT-0002", "--school", "ash-secondary", "--case", "C", "--reason", "r"],
+         "give one of --school ID"),
+        (["--staff", "S2005", "--device", "ASH-LT-0002", "--case", "C", "--reason", "r"],
+         "give one of --school"),
+        (["--case", "C", "--reason", "r"], "give one of --school ID"),
+        (["--school", "ash-secondary", "--case", "C", "--last-week"], "--case belongs to an investigation"),
+        (["--staff", "S2005", "--case", "C", "--reason", "r", "--from", "2026-11-02"],
+         "give both --from and --to"),
+    ],
+    ids=["no-case", "no-reason", "school-and-device", "staff-and-device", "no-scope", "case-on-audit",
+         "from-alone"],
+)
+def test_bad_investigation_arguments(trust, tmp_path, capsys, args, message):
+    code, _text, err = run(capsys, "export", "--config", str(trust), "--out", str(tmp_path / "x"), *args)
+    assert code == 1 and message in err, err
+    assert not (tmp_path / "x").exists()
+    assert not (tmp_path / "var" / "store.db.exports.jsonl").exists()

@@ -260,3 +260,45 @@ def test_identified_listing_is_logged_with_its_reason(tmp_path, config, capsys, 
     assert (entry.kind, entry.identified, entry.reason, entry.sessions, entry.school) == (
         "listing", True, "case 12 under clause 3.3", sessions, school)
     assert entry.extra["included"] and "staff-0001" not in json.dumps(entry.extra)  # whom, keyed hashes
+
+
+@pytest.mark.parametrize(
+    ("exports", "ages", "gone", "said"),
+    [
+        ({}, {"week-a": 100, "week-b": 10}, ["week-a"], "deleted 1 exports older than 90 days"),
+        ({"retention_days": 7}, {"week-a": 100, "week-b": 10}, ["week-a", "week-b"],
+         "deleted 2 exports older than 7 days"),
+        ({"retention_days": 365}, {"week-a": 100}, [], "deleted 0 exports older than 365 days"),
+    ],
+    ids=["default-retention", "own-retention", "kept"],
+)
+def test_purge_expires_exports_in_the_exports_folder(tmp_path, config, capsys, exports, ages, gone, said):
+    raw = yaml.safe_load(config.read_text())
+    raw["exports"] = {**exports, "log_retention_days": 3650}
+    config.write_text(yaml.safe_dump(raw))
+    fill(tmp_path / "store.db")
+    now = datetime(2027, 3, 1, tzinfo=UTC)
+    for name, days in ages.items():
+        folder = tmp_path / "exports" / "ash" / name
+        folder.mkdir(parents=True)
+        created = datetime.fromtimestamp(now.timestamp() - days * 86400, UTC).isoformat()
+        (folder / "manifest.json").write_text(json.dumps({"format": "social-monitor-export", "kind": "export",
+                                                          "created_at": created}))
+    code, out, err = run(capsys, "purge", "--config", str(config), "--now", now.isoformat())
+    assert code == 0, err
+    assert f"{tmp_path / 'exports'}: {said}" in out
+    assert sorted(p.name for p in (tmp_path / "exports" / "ash").iterdir()) == sorted(set(ages) - set(gone))
+    assert "free pages given back" in out
+
+
+def test_purge_migrates_a_store_from_an_earlier_release_first(tmp_path, config, capsys):
+    """A v1 store (tests/data/store) is purged after its migrations, not refused by a reader's view."""
+    shutil.copy(REPO / "tests" / "data" / "store" / "v1-store.db", tmp_path / "store.db")
+    code, out, err = run(capsys, "purge", "--config", str(config), "--now", "2036-01-01T00:00:00Z")
+    assert code == 0 and "removed" in out and "Traceback" not in err, err
+    assert run(capsys, "verify", "--config", str(config))[0] == 0
+
+
+def test_purge_of_a_missing_store_is_one_line(tmp_path, config, capsys):
+    code, _, err = run(capsys, "purge", "--config", str(config))
+    assert code != 0 and "no such store" in err and not (tmp_path / "store.db").exists()

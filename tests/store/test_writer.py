@@ -290,3 +290,39 @@ def test_a_commit_that_failed_and_was_retried_counts_once(tmp_path):
 
 def test_the_writer_says_it_counts_what_it_stores(tmp_path):
     assert StoreWriter(open_store(tmp_path / "s.db"), Metrics()).counts_accesses is True
+
+
+def test_the_daily_purge_keeps_held_sessions_and_expires_old_exports(tmp_path):
+    """The daemon's own purge path: a legal hold keeps its sessions, an old export folder goes (one
+    under a held case stays), and the export log says so."""
+    import json
+
+    from monitor.exports.log import log_path_for, read_log
+    from monitor.store import holds
+
+    db = tmp_path / "var" / "store.db"
+    with open_store(db) as store:  # T0 is long past a 30-day retention by the real clock
+        store.write([event(T0, device="OAK-0001"), event(T0 + 9000, device="OAK-0002")])
+        store.in_transaction(lambda con, start, now: holds.place(
+            con, start, now, case="C1", scope="device", target="OAK-0001", reason="r", by="dpo"))
+    for name, kind, case in (("weekly", "export", None), ("inv-held", "investigation", "C1"),
+                             ("inv-done", "investigation", "C0")):
+        folder = tmp_path / "var" / "exports" / name
+        folder.mkdir(parents=True)
+        (folder / "manifest.json").write_text(json.dumps({
+            "format": "social-monitor-export", "kind": kind, "case": case,
+            "created_at": "2026-01-05T10:00:00Z"}))
+    config = _config_with_store(tmp_path, db)
+    raw = yaml.safe_load(config.path.read_text())
+    raw["retention_days"] = 30
+    config.path.write_text(yaml.safe_dump(raw))
+    writer = StoreWriter.from_config(load_config(config.path)).start()
+    deadline = time.monotonic() + 20
+    while (tmp_path / "var" / "exports" / "weekly").exists() and time.monotonic() < deadline:
+        time.sleep(0.05)  # the writer purges in its first pass, then daily
+    assert writer.close(10)
+    with open_store(db, create=False) as store:
+        assert [s.device for s in store.sessions()] == ["OAK-0001"]
+    assert sorted(p.name for p in (tmp_path / "var" / "exports").iterdir()) == ["inv-held"]
+    expired = [x for x in read_log(log_path_for(db)).entries if x.kind == "expired"]
+    assert len(expired) == 1 and len(expired[0].extra["removed"]) == 2

@@ -266,3 +266,33 @@ def test_the_lag_keeps_growing_while_the_central_store_is_unreachable(pg_server,
     assert registry.get_sample_value("social_monitor_ship_lag_records") == waiting
     lag_seconds = registry.get_sample_value("social_monitor_ship_lag_seconds")
     assert (lag_seconds > 80000) == bool(waiting)  # a day after the records were written
+
+
+def test_a_legal_hold_ships_as_a_chained_record_and_its_sessions_stay_on_the_gateway(pg_server, tmp_path):
+    """A hold and its release are session-0 records: the central store takes them, verifies its copy,
+    keeps sessions as before; the gateway's purge keeps what the hold covers until released."""
+    from monitor.store import holds
+
+    name, roles = central_db(pg_server, ["oak"])
+    store = tmp_path / "oak.db"
+    fill(store, 10)
+    with SQLiteSessionStore(store) as local:
+        local.in_transaction(lambda con, start, now: holds.place(
+            con, start, now, case="INV-1", scope="device", target="OAK-0003", reason="r", by="dpo"))
+    shipper = Shipper(store, pg_server.dsn(roles["oak"], name), "oak", batch_size=50)
+    shipper.ship_once()
+    with SQLiteSessionStore(store) as local:
+        kept = local.purge(retention_days=1, now=T0 + 86400 * 5)
+        assert (kept.sessions_removed, kept.held) == (9, {"INV-1": 1})
+        local.in_transaction(lambda con, start, now: holds.release(
+            con, start, now, case="INV-1", reason="done", by="dpo"))
+        assert local.purge(retention_days=1, now=T0 + 86400 * 6).sessions_removed == 1
+    assert shipper.ship_once().lag_records == 0
+    shipper.close()
+    local = local_records(store)
+    with CentralStore(pg_server.dsn(dbname=name)) as admin:
+        assert admin.verify_gateway("oak") == (local[-1][0], None)
+        bodies = [r[4] for r in admin.records("oak") if r[1] == 0]
+        assert [b.split('"action":"')[1].split('"')[0] for b in bodies if b and b.startswith('{"hold"')] == \
+            ["place", "release"]
+        assert admin.count("sessions", "oak") == 10  # session 0 is never a central session
