@@ -173,7 +173,9 @@ def test_a_flow_is_reported_again_after_it_went_idle():
     sensor.on_observation = seen.append
     for ts in (0.0, 10.0, 10.0 + sensor.flows.idle_timeout + 1):
         sensor.feed(1_700_000_000.0 + ts, 1, frame)
-    assert len(seen) == 2
+    # reported, its life to 10 s reported as it ended, reported again
+    assert [(o.timestamp - 1_700_000_000.0, o.continuation) for o in seen] == [
+        (0.0, False), (10.0, True), (311.0, False)]
 
 
 def test_dns_answer_damage_keeps_the_question():
