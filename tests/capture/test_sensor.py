@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from prometheus_client import CollectorRegistry
 from scapy.layers.dhcp import BOOTP, DHCP
@@ -487,13 +489,14 @@ EVERY_10S_20MIN = [float(t) for t in range(10, 1201, 10)]
         (EVERY_10S_20MIN[:-3], "F", [("facebook", "P2", 0.0, 1170.5, 1)]),  # to the FIN
         (EVERY_10S_20MIN[:-3], "R", [("facebook", "P2", 0.0, 1170.5, 1)]),  # to the RST
         (EVERY_10S_20MIN, None, [("facebook", "P2", 0.0, 1200.0, 1)]),  # to the last packet of the file
-        ([float(t) for t in range(60, 1201, 60)], "F", [("facebook", "P2", 0.0, 1200.0, 1)]),  # a minute apart
+        ([float(t) for t in range(60, 1201, 60)], "F", [("facebook", "P2", 0.0, 1200.0, 1)]),  # 1 a minute
         ([10.0, 20.0, 250.0, 475.0], "F", [("facebook", "P2", 0.0, 475.0, 1)]),  # bursts under the idle gap
-        ([10.0, 600.0, 610.0], "F", [("facebook", "P2", 0.0, 10.0, 1)]),  # silent 10 min: the flow ended at 10
+        ([10.0, 600.0, 610.0], "F", [("facebook", "P2", 0.0, 10.0, 1)]),  # silent 10 min: it ended at 10
         ([float(t) for t in range(10, 3001, 10)], "F",  # 10:00 to 10:50, then into the break
          [("facebook", "P2", 0.0, 3240.0, 1), ("facebook", "Break", 3300.0, 3900.0, 0)]),
     ],
-    ids=["fin-at-once", "fin", "rst", "end-of-capture", "sparse", "bursts", "silent-too-long", "across-a-period"],
+    ids=["fin-at-once", "fin", "rst", "end-of-capture", "sparse", "bursts", "silent-too-long",
+         "across-a-period"],
 )
 def test_a_long_tls_flow_keeps_its_session_alive(tmp_path, example_config, times, end, sessions):
     from tests.conftest import london
@@ -504,7 +507,7 @@ def test_a_long_tls_flow_keeps_its_session_alive(tmp_path, example_config, times
     got, reported = sessions_from_capture(tmp_path, example_config, long_tls_flow(start, times, end))
     assert got == sessions
     assert sum(not o.continuation for o in reported) == 1  # one flow, one name: one observation
-    gaps = [b.timestamp - a.timestamp for a, b in zip(reported, reported[1:], strict=False)]
+    gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(reported)]
     assert max(gaps, default=0.0) <= example_config.model.store.idle_gap_seconds
 
 
@@ -549,7 +552,8 @@ def test_flow_lives_are_capped_and_evictions_counted(flows, cap, evicted, contin
     for i in range(flows):
         sensor.feed(t0 + 70 + i * 0.001, 1, _with_port(data, 1024 + i, 36))
     assert len(sensor.flows) == min(flows, cap)
-    assert (registry.get_sample_value("social_monitor_flow_evictions_total", {"table": "flows"}) or 0) == evicted
+    evictions = registry.get_sample_value("social_monitor_flow_evictions_total", {"table": "flows"})
+    assert (evictions or 0) == evicted
     first = sum(not o.continuation for o in out)
     assert first == flows  # every flow reported once, whatever was evicted
     assert sum(o.continuation and o.timestamp >= t0 + 70 for o in out) == continued
