@@ -32,6 +32,7 @@ CONTINUE_EVERY: Final = 60.0  # seconds between a live flow's reports, at most (
 FLOW_TIMEOUT: Final = 300.0  # seconds of silence that end a flow (Zeek's TCP inactivity timeout), at most
 MAX_NAMES_PER_FLOW: Final = 8  # names a flow is continued under (a TLS flow has one or two)
 
+
 def flow_key(proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> tuple:
     """The same key for both directions of a flow: the end with the higher port (or address) first."""
     if sport > dport or (sport == dport and src > dst):
@@ -50,6 +51,7 @@ class FlowLife:
 
     last: float
     reported: float
+    due: float  # `reported` + the table's `every`: a packet before it only moves `last`
     placed: float  # when it was (re)queued at the table's end: the sweep looks at the oldest first
     sightings: list[Observation]  # what it was first reported as, one per name: continued as is
 
@@ -98,7 +100,7 @@ class FlowLives:
             return
         if ts > last:
             life.last = ts
-        if ts - life.reported >= self.every:
+        if ts >= life.due:
             if ts - last >= self.every and last > life.reported:
                 self._continue(life, last)  # the end of the burst before this quiet spell
             self._continue(life, ts)
@@ -122,7 +124,7 @@ class FlowLives:
             return
         ts = obs.timestamp
         lives = self.lives
-        lives[key] = FlowLife(ts, ts, ts, [obs])
+        lives[key] = FlowLife(ts, ts, ts + self.every, ts, [obs])
         if len(lives) > self.cap:
             old_key = next(iter(lives))
             self.end(old_key, lives[old_key].last)
@@ -156,7 +158,7 @@ class FlowLives:
             self.end(key, self.lives[key].last)
 
     def _continue(self, life: FlowLife, at: float) -> None:
-        life.reported = at
+        life.reported, life.due = at, at + self.every
         for obs in life.sightings:
             self.report(replace(obs, timestamp=at, continuation=True))
 

@@ -82,7 +82,7 @@ class Sensor:
         self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
         # continued within the store's idle gap (`store.idle_gap_seconds`), so a flow is one session
         self.flows = FlowLives(self._deliver, flow_cap, idle_gap, on_evict=c.eviction_counter("flows"))
-        self._flow_life, self._continue_every = self.flows.get, self.flows.every
+        self._flow_life = self.flows.get
         self.dns_answers = DnsAnswers(dns_cap, on_evict=c.eviction_counter("dns_answers"))
         self.tcp = TcpReassembly(reassembly_cap, on_evict=c.eviction_counter("tcp_reassembly"),
                                  max_total_bytes=reassembly_bytes,
@@ -118,7 +118,7 @@ class Sensor:
                 if life is not None:
                     if flags & (TCP_FIN | TCP_RST):
                         self.flows.end(flow, ts)  # the report closing it, at the FIN or RST
-                    elif ts - life.reported < self._continue_every:  # most packets: only its last moves
+                    elif ts < life.due:  # most packets: nothing to report, only its last moves
                         if ts > life.last:
                             life.last = ts
                     else:
