@@ -2,11 +2,13 @@
 """Packet sensor benchmark: `social-monitor classify` beside tshark and nDPI on ~1M real packets.
 
   .venv/bin/python bench/sensor_bench.py [--packets 1000000] [--runs 1] [--mix PCAP]
-                                         [--compare SRC_DIR] [--classify-only]
+                                         [--compare SRC_DIR] [--classify-only] [--feed]
 
 --compare runs `classify` from another source tree (e.g. the previous commit, unpacked
 with `git archive HEAD~1 | tar -x -C /tmp/prev`) beside this one, the runs interleaved
-so that load on the machine hits both alike.
+so that load on the machine hits both alike. With --feed it times only the sensor
+(`Sensor.feed` over frames already in memory, no output: CPU seconds of the process,
+best of 3 passes) in each tree, alternately, and prints the ratio.
 
 Builds bench/out/mix.pcap from ../shared/pcaps: every Ethernet capture is
 converted to pcap (editcap), concatenated (mergecap), then copied N times
@@ -103,9 +105,51 @@ def timed(name: str, cmd: list[str], stdout_path: Path, source: Path = ROOT) -> 
         "print(json.dumps({'rc':p.returncode,'wall':w,'cpu':r.ru_utime+r.ru_stime,'rss_mb':r.ru_maxrss/1024}))"
     )]
     env = {**os.environ, "PYTHONPATH": str(source)}
-    result = json.loads(run(helper, env=env).stdout)
+    # run from the tree itself: `python -m` puts the working directory ahead of PYTHONPATH, so from
+    # another tree's directory both sides of --compare would run that tree's code
+    result = json.loads(run(helper, env=env, cwd=source).stdout)
     result["name"] = name
     return result
+
+
+FEED_SCRIPT = """
+import json, sys, time
+from monitor.capture.sensor import Sensor
+from monitor.capture.sources import read_frames
+frames = list(read_frames(sys.argv[1]))
+best, reported = float("inf"), 0
+for _ in range(3):
+    out = []
+    sensor = Sensor(out.append)
+    started = time.process_time()
+    for ts, linktype, frame in frames:
+        sensor.feed(ts, linktype, frame)
+    if hasattr(sensor, "close"):
+        sensor.close()
+    best = min(best, time.process_time() - started)
+    reported = len(out)
+print(json.dumps({"cpu": best, "packets": len(frames), "observations": reported}))
+"""
+
+
+def feed_cpu(mix: Path, source: Path) -> dict:
+    """The sensor alone in `source`'s code: CPU seconds to feed the capture (best of 3 passes)."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    return json.loads(run([sys.executable, "-c", FEED_SCRIPT, str(mix)], env=env, cwd=source).stdout)
+
+
+def compare_feed(mix: Path, other: Path, runs: int) -> None:
+    best: dict[str, dict] = {}
+    for _ in range(runs):  # alternately, so that load on the machine hits both alike
+        for name, source in (("this tree", ROOT), (str(other), other)):
+            r = feed_cpu(mix, source)
+            if name not in best or r["cpu"] < best[name]["cpu"]:
+                best[name] = r
+    for name, r in best.items():
+        print(f"feed {name:<20} {r['cpu']:6.3f} s cpu  {r['packets'] / r['cpu']:>10,.0f} packets/s  "
+              f"{r['observations']:,} observations")
+    ours, theirs = best["this tree"], best[str(other)]
+    print(f"feed: this tree takes {ours['cpu'] / theirs['cpu']:.3f}x the CPU of {other}")
 
 
 def names_found(name: str, path: Path) -> int:
@@ -123,6 +167,7 @@ def main() -> int:
     ap.add_argument("--mix", type=Path, help="an existing capture to time instead of building one")
     ap.add_argument("--compare", type=Path, help="another source tree whose classify runs beside this one")
     ap.add_argument("--classify-only", action="store_true", help="leave out tshark and ndpiReader")
+    ap.add_argument("--feed", action="store_true", help="with --compare: time the sensor alone, in process")
     args = ap.parse_args()
     for tool in ("editcap", "mergecap", "tcprewrite", "capinfos"):
         if shutil.which(tool) is None:
@@ -136,6 +181,8 @@ def main() -> int:
         meta = json.loads((OUT / "mix.json").read_text())
     size_mb = mix.stat().st_size / 1e6
     print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
+    if args.feed and args.compare:
+        compare_feed(mix, args.compare.resolve(), args.runs)
     tools: list[tuple[str, list[str], Path]] = [("classify", [*CLASSIFY, str(mix)], ROOT)]
     if args.compare:
         tools.append(("classify@compare", [*CLASSIFY, str(mix)], args.compare.resolve()))

@@ -239,7 +239,8 @@ class Daemon:
         def learn(binding) -> None:
             pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname, at=binding.at)
 
-        sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics))
+        sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics),
+                        idle_gap=config.model.store.idle_gap_seconds)
         if self.options.pcap:
             self.sensor_thread = threading.Thread(target=self._guard_sensor,
                                                   args=(self._read_files, sensor, self.options.pcap),
@@ -289,6 +290,7 @@ class Daemon:
                     return
                 sensor.feed(ts, linktype, frame)
                 packets += 1
+            sensor.close()  # each file is its own capture: its flows end with it
             self.metrics.packets.labels(f"file:{Path(path).name}"[:64]).inc(packets)
             log.info("capture_file_read", file=str(path), packets=packets,
                      parse_errors=sum(sensor.error_counts.values()))

@@ -52,6 +52,9 @@ class Observation:
     obscured: bool = False  # Encrypted Client Hello: the visible name is only the outer one
     vlan: int | None = None
     encapsulation: str | None = None  # tunnels the packet came through, outermost first: "gre,vxlan"
+    # The same flow (or connection) again, later: it extends the session's last seen and is not
+    # counted as another observation (see docs/capture.md, "A flow's life").
+    continuation: bool = False
 
     @property
     def signal(self) -> str:
@@ -88,6 +91,8 @@ class Observation:
             out["social.attribution"] = self.attribution
         if self.obscured:
             out["social.obscured"] = True
+        if self.continuation:
+            out["social.continuation"] = True
         return out
 
 

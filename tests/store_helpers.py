@@ -29,11 +29,13 @@ def event(
     sensitive: bool = False,
     monitored: bool = True,
     local_date: str = "2026-09-21",
+    continuation: bool = False,
 ) -> AccessEvent:
     obs = Observation(
         timestamp=ts, client_ip="10.10.10.31", client_port=50000, server_ip="157.240.1.35",
         server_port=443, transport="udp" if protocol == "quic" else "tcp", protocol=protocol,
         hostname=hostname or f"www.{platform or 'example'}.com", source=source, client_mac=mac,
+        continuation=continuation,
     )
     return AccessEvent(
         observation=obs, platform=platform, platform_name=(platform or "").title() or None, category="social",

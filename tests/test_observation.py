@@ -53,3 +53,9 @@ def test_event_flagged_and_recordable():
 def test_tunnel_provenance_is_network_encapsulation(encapsulation, field):
     obs = Observation(0.0, "10.0.0.1", 5, "192.0.2.1", 53, "udp", "dns", "x.com", encapsulation=encapsulation)
     assert obs.to_ecs().get("network.encapsulation") == field
+
+
+@pytest.mark.parametrize(("continuation", "field"), [(False, None), (True, True)], ids=["first", "continued"])
+def test_a_continuation_says_so(continuation, field):
+    obs = Observation(0.0, "10.0.0.1", 5, "192.0.2.1", 443, "tcp", "tls", "x.com", continuation=continuation)
+    assert obs.to_ecs().get("social.continuation") == field

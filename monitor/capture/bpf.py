@@ -1,10 +1,14 @@
-"""The kernel pre-filter for live capture: drop what can never carry a name, keep the rest.
+"""The kernel pre-filter for live capture: drop what can never carry a name or end a flow.
 
 What it drops is what costs the most and says nothing: TCP segments with no
-payload that are not a client's SYN (the pure ACKs that are half of all TCP
-packets). It keeps every UDP datagram (gQUIC up to Q043 has no long header, so
-a "long headers only" filter loses it) and every TCP segment with data (the
-second segment of a ClientHello does not start with a handshake record). The
+payload and none of SYN, FIN or RST (the pure ACKs that are half of all TCP
+packets). SYN starts a stream; FIN and RST end a flow's life (its duration,
+docs/capture.md) and the data segments of both directions extend it, so the
+live sensor sees a flow's life from its data: a connection kept open only by
+empty keep-alive ACKs ends, for it, at its last data segment. It keeps every
+UDP datagram (gQUIC up to Q043 has no long header, so a "long headers only"
+filter loses it) and every TCP segment with data (the second segment of a
+ClientHello does not start with a handshake record). The
 sensor then rejects the rest from bytes at about a microsecond a packet.
 
 Classic BPF cannot follow IPv6 extension headers to the TCP header, so IPv6
@@ -25,12 +29,12 @@ from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_LINUX_SLL, LINKT
 
 # IPv4 TCP: payload length = IP total length - IP header - TCP header.
 _TCP4_KEEP = (
-    "(ip and tcp and ((tcp[tcpflags] & tcp-syn) != 0"
+    "(ip and tcp and ((tcp[tcpflags] & (tcp-syn|tcp-fin|tcp-rst)) != 0"
     " or (ip[2:2] - ((ip[0] & 0xf) << 2) - ((tcp[12] & 0xf0) >> 2)) > 0))"
 )
 # IPv6 with TCP right after the fixed header: payload length - TCP header.
 _TCP6_KEEP = (
-    "(ip6 and ip6[6] = 6 and ((ip6[53] & 0x02) != 0"
+    "(ip6 and ip6[6] = 6 and ((ip6[53] & 0x07) != 0"  # FIN 0x01, SYN 0x02, RST 0x04
     " or (ip6[4:2] - ((ip6[52] & 0xf0) >> 2)) > 0))"
 )
 # Anything IPv6 whose first next header is neither TCP nor UDP (extension headers, tunnels).

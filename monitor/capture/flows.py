@@ -1,4 +1,4 @@
-"""Bounded per-flow state: what was already reported, DNS answers, and TCP reassembly.
+"""Bounded per-flow state: each reported flow's life, DNS answers, and TCP reassembly.
 
 Every table here grows with traffic, so every table has a hard cap; when
 full, the oldest entry goes and `flow_evictions{table}` counts it. The tables
@@ -17,54 +17,150 @@ from __future__ import annotations
 import heapq
 from collections import OrderedDict
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Final
 
 from monitor.capture.http import HeadScanner
 from monitor.capture.tls import MAX_CLIENT_HELLO, HelloReader
+from monitor.observation import Observation
 
 MAX_OUT_OF_ORDER: Final = 128  # segments a stream may hold past a hole (a 64 KiB hello is 45 at 1460)
 SEGMENT_OVERHEAD: Final = 160  # bytes of Python objects behind each held segment, charged to the table
 STREAM_BYTES: Final = MAX_CLIENT_HELLO + 5 * 16  # the largest ClientHello and its record headers
 TABLE_BYTES: Final = 32 << 20  # all streams together
+CONTINUE_EVERY: Final = 60.0  # seconds between a live flow's reports, at most (half the idle gap if less)
+FLOW_TIMEOUT: Final = 300.0  # seconds of silence that end a flow (Zeek's TCP inactivity timeout), at most
+MAX_NAMES_PER_FLOW: Final = 8  # names a flow is continued under (a TLS flow has one or two)
 
-class SeenFlows:
-    """One observation per flow, signal and name: later packets of the same flow report nothing."""
 
-    def __init__(self, cap: int = 65536, idle_timeout: float = 300.0,
-                 on_evict: Callable[[], None] | None = None):
+def flow_key(proto: int, src: bytes, sport: int, dst: bytes, dport: int) -> tuple:
+    """The same key for both directions of a flow: the end with the higher port (or address) first."""
+    if sport > dport or (sport == dport and src > dst):
+        return (proto, src, sport, dst, dport)
+    return (proto, dst, dport, src, sport)
+
+
+@dataclass(slots=True)
+class FlowLife:
+    """A flow that produced observations, or for DNS one name asked on one socket: its life so far.
+
+    Zeek's conn.log `duration` is the model: the first packet starts it, every
+    later packet moves `last`, and FIN, RST or `idle_timeout` of silence ends
+    it. `reported` is the time the latest observation of it carried.
+    """
+
+    last: float
+    reported: float
+    due: float  # `reported` + the table's `every`: a packet before it only moves `last`
+    placed: float  # when it was (re)queued at the table's end: the sweep looks at the oldest first
+    sightings: list[Observation]  # what it was first reported as, one per name: continued as is
+
+
+class FlowLives:
+    """One observation per flow and name, then continuations while the flow lives.
+
+    A continuation is the first observation again with a later time and
+    `continuation=True`: the store extends the session with it (its last seen)
+    without counting another observation. One goes out when a packet comes
+    `every` seconds or more after the last report (and, after a quiet spell,
+    one at the end of the burst before it), and a last one when the flow ends
+    (FIN or RST, `idle_timeout` of silence, eviction, or the end of the input)
+    if it went on for `min_step` seconds or more since. With `every` at most
+    half the store's idle gap and `idle_timeout` at most the gap, a flow's
+    reports never leave a gap that would split its session: both follow the
+    store's `idle_gap` (`store.idle_gap_seconds`).
+
+    Bounded: at most `cap` lives (the oldest placed goes, its end reported,
+    `on_evict` counts it) and `MAX_NAMES_PER_FLOW` names each. Each packet
+    costs a dict lookup; the order is kept lazily, so a packet never moves an
+    entry: the sweep requeues a live entry it meets at the front, at most once
+    per `idle_timeout`, and a flow is dropped between one and two timeouts
+    after its last packet (a packet after one timeout finds it ended anyway).
+    """
+
+    def __init__(self, report: Callable[[Observation], object], cap: int = 65536, idle_gap: float = 300.0,
+                 min_step: float = 1.0, on_evict: Callable[[], None] | None = None):
+        self.report = report
         self.cap = cap
-        self.idle_timeout = idle_timeout
-        self._seen: OrderedDict[tuple, float] = OrderedDict()
-        self._last_seen = self._seen.get  # bound once: an OrderedDict's method lookup is slow
+        self.idle_timeout = min(FLOW_TIMEOUT, idle_gap)
+        self.every = min(CONTINUE_EVERY, idle_gap / 2)
+        self.min_step = min_step
+        self.lives: OrderedDict[tuple, FlowLife] = OrderedDict()
+        self.get = self.lives.get  # bound once: the sensor looks every TCP and UDP packet up
         self._on_evict = on_evict
 
     def __len__(self) -> int:
-        return len(self._seen)
+        return len(self.lives)
 
-    def first(self, key: tuple, now: float) -> bool:
-        """True the first time `key` is seen (or again after it went idle)."""
-        seen = self._seen
-        last = self._last_seen(key)
-        seen[key] = now
-        if last is not None:
-            seen.move_to_end(key)  # ordered by last activity
-            if now - last < self.idle_timeout:
-                return False
-        elif len(seen) > self.cap:
-            seen.popitem(last=False)
+    def touch(self, key: tuple, life: FlowLife, ts: float) -> None:
+        """A packet of a known flow at `ts`: extend it, reporting a continuation when one is due."""
+        last = life.last
+        if ts - last >= self.idle_timeout:
+            self.end(key, last)  # silent for the whole timeout: that flow is over
+            return
+        if ts > last:
+            life.last = ts
+        if ts >= life.due:
+            if ts - last >= self.every and last > life.reported:
+                self._continue(life, last)  # the end of the burst before this quiet spell
+            self._continue(life, ts)
+
+    def known(self, key: tuple, protocol: str, name: str, ts: float) -> bool:
+        """Whether `name` was already reported for this live flow (which this sighting extends)."""
+        life = self.get(key)
+        if life is None:
+            return False
+        self.touch(key, life, ts)
+        if key not in self.lives:
+            return False  # it had ended: this is a new sighting
+        return any(o.hostname == name and o.protocol == protocol for o in life.sightings)
+
+    def add(self, key: tuple, obs: Observation) -> None:
+        """Remember a name just reported for a flow, starting its life if it has none."""
+        life = self.get(key)
+        if life is not None:
+            if len(life.sightings) < MAX_NAMES_PER_FLOW:
+                life.sightings.append(obs)
+            return
+        ts = obs.timestamp
+        lives = self.lives
+        lives[key] = FlowLife(ts, ts, ts + self.every, ts, [obs])
+        if len(lives) > self.cap:
+            old_key = next(iter(lives))
+            self.end(old_key, lives[old_key].last)
             if self._on_evict:
                 self._on_evict()
-        return True
+
+    def end(self, key: tuple, ts: float) -> None:
+        """The flow ended at `ts` (FIN, RST, timeout): its last report, and it is forgotten."""
+        life = self.lives.pop(key, None)
+        if life is not None and ts - life.reported >= self.min_step:
+            self._continue(life, ts)
 
     def expire(self, now: float) -> None:
+        """End the flows silent for `idle_timeout`, at their last packet."""
         cutoff = now - self.idle_timeout
-        seen = self._seen
-        while seen:
-            key = next(iter(seen))  # O(1) on an OrderedDict
-            if seen[key] >= cutoff:
+        lives = self.lives
+        while lives:
+            key = next(iter(lives))  # O(1) on an OrderedDict
+            life = lives[key]
+            if life.placed >= cutoff:
                 break
-            del seen[key]
+            if life.last < cutoff:
+                self.end(key, life.last)
+            else:
+                life.placed = now
+                lives.move_to_end(key)
+
+    def close(self) -> None:
+        """The input ended: every flow's last report, at its last packet."""
+        for key in list(self.lives):
+            self.end(key, self.lives[key].last)
+
+    def _continue(self, life: FlowLife, at: float) -> None:
+        life.reported, life.due = at, at + self.every
+        for obs in life.sightings:
+            self.report(replace(obs, timestamp=at, continuation=True))
 
 
 class DnsAnswers:

@@ -190,6 +190,7 @@ class LiveCapture:
         finally:
             self.update_stats()
             self.close()
+            self.sensor.close()  # capture stopped: each live flow's last report
 
     def start(self) -> None:
         """Open now (so the caller can report each interface's state), then capture in a daemon thread."""

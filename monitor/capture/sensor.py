@@ -18,7 +18,7 @@ from typing import Final, cast
 
 from monitor.capture import dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
-from monitor.capture.flows import TABLE_BYTES, DnsAnswers, PendingStream, SeenFlows, TcpReassembly
+from monitor.capture.flows import TABLE_BYTES, DnsAnswers, FlowLives, PendingStream, TcpReassembly, flow_key
 from monitor.capture.fragments import IpFragments
 from monitor.capture.packets import (
     MAX_TUNNELS,
@@ -67,6 +67,7 @@ class Sensor:
         quic_cap: int = 4096,
         fragment_cap: int = 1024,
         fragment_bytes: int = 4 << 20,
+        idle_gap: float = 300.0,
         strict: bool = False,
     ):
         self.on_observation = on_observation
@@ -79,7 +80,9 @@ class Sensor:
         self._errors = {p: c.parse_error_counter(p) for p in ("dns", "tls", "quic", "http", "dhcp", "packet",
                                                                   "fragment", "tunnel")}
         self.error_counts: dict[str, int] = dict.fromkeys(self._errors, 0)
-        self.flows = SeenFlows(flow_cap, on_evict=c.eviction_counter("flows"))
+        # continued within the store's idle gap (`store.idle_gap_seconds`), so a flow is one session
+        self.flows = FlowLives(self._deliver, flow_cap, idle_gap, on_evict=c.eviction_counter("flows"))
+        self._flow_life = self.flows.get
         self.dns_answers = DnsAnswers(dns_cap, on_evict=c.eviction_counter("dns_answers"))
         self.tcp = TcpReassembly(reassembly_cap, on_evict=c.eviction_counter("tcp_reassembly"),
                                  max_total_bytes=reassembly_bytes,
@@ -108,6 +111,18 @@ class Sensor:
             proto, src, dst, sport, dport, start, end, seq, flags, _vlan, _l2, _encap = d
             if ts >= self._next_expiry:
                 self._expire(ts)
+            if proto > 0:  # TCP or UDP (not a fragment): a packet of a reported flow extends it
+                flow = (proto, src, sport, dst, dport) if sport > dport or (sport == dport and src > dst) \
+                    else (proto, dst, dport, src, sport)  # `flow_key`, inline on the hot path
+                life = self._flow_life(flow)
+                if life is not None:
+                    if flags & (TCP_FIN | TCP_RST):
+                        self.flows.end(flow, ts)  # the report closing it, at the FIN or RST
+                    elif ts < life.due:  # most packets: nothing to report, only its last moves
+                        if ts > life.last:
+                            life.last = ts
+                    else:
+                        self.flows.touch(flow, life, ts)
             while True:  # once more only for a reassembled datagram
                 if proto == PROTO_TCP:
                     key = (src, sport, dst, dport)
@@ -392,7 +407,10 @@ class Sensor:
             client, cport, server, sport_ = src, sport, dst, dport
         else:
             client, cport, server, sport_ = dst, dport, src, sport
-        if not self.flows.first((client, cport, server, sport_, transport, protocol, name), ts):
+        key = flow_key(_p, src, sport, dst, dport)
+        if protocol == "dns":
+            key = (*key, name)  # a DNS name lives by its own queries, not by the socket's other names
+        if self.flows.known(key, protocol, name, ts):
             return
         mac = None
         if l2 >= 0 and frame:
@@ -405,10 +423,18 @@ class Sensor:
             client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured, vlan=vlan,
             encapsulation=encapsulation,
         )
+        self.flows.add(key, obs)
+        self._deliver(obs)
+
+    def _deliver(self, obs: Observation) -> None:
         try:
             self.on_observation(obs)
         except Exception as exc:
             raise SinkError(f"observation callback failed: {exc!r}") from exc
+
+    def close(self) -> None:
+        """The input ended (a file read, capture stopped): each live flow's last report."""
+        self.flows.close()
 
     def _error(self, protocol: str) -> None:
         self.error_counts[protocol] += 1

@@ -103,9 +103,11 @@ def classify(args: argparse.Namespace) -> int:
     for path in args.pcap:  # fail before any output on a missing or foreign file
         f, _magic = open_capture(path)
         f.close()
-    row, tagger = _row_maker(_given_config(args.config))
+    config = _given_config(args.config)
+    row, tagger = _row_maker(config)
     writer = _Writer(args.format, sys.stdout)
-    sensor = Sensor(lambda obs: writer.write(row(obs)), on_binding=_tagger_learns(tagger))
+    sensor = Sensor(lambda obs: writer.write(row(obs)), on_binding=_tagger_learns(tagger),
+                    idle_gap=config.model.store.idle_gap_seconds if config else 300.0)
     truncated = []
     bad_times: list[str] = []
     for path in args.pcap:
@@ -117,6 +119,7 @@ def classify(args: argparse.Namespace) -> int:
             feed(ts, linktype, frame)
             if progress is not None and not n & 0x3FFF:
                 progress.update(n)
+        sensor.close()  # each file is its own capture: its flows end with it
         if progress is not None:
             progress.done()
         if stats.truncated:
@@ -164,7 +167,8 @@ def sense(args: argparse.Namespace) -> int:
         writer.write(row(obs))
         sys.stdout.flush()
 
-    sensor = Sensor(write, on_binding=_tagger_learns(tagger))
+    sensor = Sensor(write, on_binding=_tagger_learns(tagger),
+                    idle_gap=config.model.store.idle_gap_seconds if config else 300.0)
 
     def report(capture: LiveCapture) -> None:
         parts = [f"{name}: {capture.packets[name]} packets, {capture.dropped[name]} kernel drops"

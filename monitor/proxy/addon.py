@@ -7,7 +7,8 @@ Both run this class: `addons/social_monitor.py` is a few lines that import it.
 
 Thin by design: it reads the TLS SNI (`tls_clienthello`), the HTTP CONNECT
 target and the Host of plain HTTP requests, builds one `Observation` per
-client connection and hostname (`monitor.proxy.observe`) and hands it to the
+client connection and hostname (`monitor.proxy.observe`), continued while
+the connection stays open (a tick a minute, and its disconnect), and hands it to the
 shared pipeline (`monitor.tagging.pipeline`), whose sink is a writer thread: no I/O
 on mitmproxy's event loop. TLS is passed through untouched (never decrypted)
 unless `social_monitor_decrypt` names the platform. Any failure inside a hook
@@ -30,6 +31,7 @@ import structlog
 from mitmproxy import connection, http, tls
 from mitmproxy.addonmanager import Loader
 from mitmproxy.proxy import layer, layers, mode_specs, server_hooks
+from mitmproxy.utils.asyncio_utils import create_task
 
 from monitor.capture.tls import (
     NeedMore,
@@ -42,6 +44,7 @@ from monitor.config.loader import Config
 from monitor.metrics.registry import Metrics
 from monitor.observation import Observation
 from monitor.proxy.observe import (
+    CONTINUE_EVERY,
     ConnectionState,
     ConnectionTable,
     build_observation,
@@ -89,6 +92,7 @@ class SocialMonitor:
         self._handling_counters: dict[str, Any] = {}
         self._failure_logged: dict[str, tuple[float, int]] = {}  # hook -> (last logged, suppressed since)
         self._evictions_seen = 0
+        self._ticker: asyncio.Task | None = None  # continues open connections; referenced, so kept
 
     # what the hooks run on, swapped whole by the runtime
     @property
@@ -120,6 +124,12 @@ class SocialMonitor:
         if "flow_detail" in ctx.options and ctx.options.flow_detail > 0:
             ctx.options.update(flow_detail=0)
             log.info("proxy_flow_log_disabled", reason="URLs are not recorded (data minimisation)")
+        if self._ticker is None:
+            try:
+                self._ticker = create_task(self._continue_open_connections(),
+                                           name="social-monitor continuations")
+            except RuntimeError:  # no running loop (a test calling the hook directly)
+                self._ticker = None
         try:
             asyncio.get_running_loop().add_signal_handler(signal.SIGHUP, self.reload)
         except (NotImplementedError, RuntimeError, ValueError):  # no loop signals here (tests, Windows)
@@ -143,6 +153,16 @@ class SocialMonitor:
         self.runtime.reload(ProxySettings.from_options(ctx.options), asyncio.get_running_loop())
 
     def done(self) -> None:
+        if self._ticker is not None:
+            self._ticker.cancel()
+            self._ticker = None
+        try:  # the proxy stops: every open connection ends now
+            now = self.clock()
+            for state in self.connections.states():
+                self._continue(state, now)
+        except Exception as exc:
+            self.metrics.addon_errors.labels("done").inc()
+            self._log_failure("done", exc)
         self.runtime.close()
         self.metrics_endpoint.stop()
 
@@ -250,6 +270,38 @@ class SocialMonitor:
             server = state.connect_server
             addrs = (server.peername, server.address) if server is not None else ()
             self._observe(client, state, state.connect_host, "http", addrs, state.user)
+        self._continue(state, self.clock())  # its sessions last until it closed
+
+    # --- a connection's life ------------------------------------------------------------
+
+    def continue_every(self) -> float:
+        """Seconds between continuations: within half the store's idle gap, so a session never splits."""
+        config = self.config
+        return min(CONTINUE_EVERY, config.model.store.idle_gap_seconds / 2) if config else CONTINUE_EVERY
+
+    async def _continue_open_connections(self) -> None:
+        """Every `continue_every()` seconds, each open connection's observations again (fail open)."""
+        while True:
+            await asyncio.sleep(self.continue_every())
+            try:
+                await self.tick()
+            except Exception as exc:
+                self.metrics.addon_errors.labels("tick").inc()
+                self._log_failure("tick", exc)
+
+    async def tick(self, chunk: int = 256) -> None:
+        """Continue the open connections, yielding to the loop every `chunk` of them."""
+        now = self.clock()
+        for i, state in enumerate(self.connections.states()):
+            if i and not i % chunk:
+                await asyncio.sleep(0)  # 65,536 connections must not stall the proxy
+            self._continue(state, now)
+
+    def _continue(self, state: ConnectionState, now: float) -> None:
+        loaded = self.runtime.current
+        if loaded is not None:
+            for obs in state.continuations(now):
+                loaded.pipeline.submit(obs)
 
     # --- helpers ------------------------------------------------------------------------
 
@@ -322,6 +374,7 @@ class SocialMonitor:
             server=server_addrs,
             user=user,
         )
+        state.remember(obs)
         return loaded.pipeline.submit(obs)
 
     def _log_failure(self, hook: str, exc: Exception, every: float = 60.0) -> None:

@@ -4,7 +4,8 @@ The mitmproxy addon (`monitor.proxy.addon`) only wires hooks; everything
 it decides lives here so that it can be tested without a proxy: which name a
 connection or request reached, which addresses it used, who signed in, and
 whether this (connection, hostname) pair was already observed. A page of 200
-requests on one keep-alive connection is one access, not 200.
+requests on one keep-alive connection is one access, not 200; a connection
+that stays open keeps its sessions alive with continuations (docs/proxy.md).
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from monitor.observation import AccessEvent, Observation, Protocol, normalise_ho
 from monitor.tagging.catalog import Catalog
 
 Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) or None
+MAX_CONTINUED = 8  # observations a connection is continued under (one or two in practice)
+CONTINUE_EVERY = 60.0  # seconds between an open connection's continuations, at most
 
 
 @functools.lru_cache(maxsize=65536)
@@ -150,6 +153,23 @@ class ConnectionState:
     pending: tuple[str, float, str | None, Any] | None = None
     handling: str | None = None  # passthrough | decrypted | plain, counted once
     hostnames: set[str] = field(default_factory=set)
+    # what was observed on it (at most MAX_CONTINUED), continued while it stays open
+    observed: list[Observation] = field(default_factory=list)
+    reported: float = 0.0  # the time the latest observation of it carried
+
+    def remember(self, obs: Observation) -> None:
+        """An observation just submitted for this connection: continued while it stays open."""
+        if len(self.observed) < MAX_CONTINUED:
+            self.observed.append(obs)
+        self.reported = max(self.reported, obs.timestamp)
+
+    def continuations(self, now: float, min_step: float = 1.0) -> list[Observation]:
+        """The connection is still open at `now` (or closed then): its observations again, as
+        continuations that extend their sessions, unless one went out under `min_step` ago."""
+        if not self.observed or now - self.reported < min_step:
+            return []
+        self.reported = now
+        return [dataclasses.replace(o, timestamp=now, continuation=True) for o in self.observed]
 
     def first_sighting(self, hostname: str, max_hostnames: int = 256) -> bool:
         """True the first time this connection reaches this hostname, False afterwards."""
@@ -191,6 +211,10 @@ class ConnectionTable:
 
     def drop(self, conn_id: str) -> ConnectionState | None:
         return self._table.pop(conn_id, None)
+
+    def states(self) -> list[ConnectionState]:
+        """The open connections, as a list (the table may change while a caller walks it)."""
+        return list(self._table.values())
 
 
 _EVENT_SLOTS = tuple(f.name for f in dataclasses.fields(AccessEvent))

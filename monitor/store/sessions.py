@@ -67,6 +67,11 @@ class Session:
     id: int | None = None
     version: int = 0
     record_id: int | None = None
+    # Events folded into this segment, continuations too (the writer's accounting; never stored).
+    # `observations` counts only sightings: a continuation (the same flow, later) extends
+    # `last_seen` and adds none, so a session carried over from a flow that began in an
+    # earlier one (a new period or day) can show 0 (docs/capture.md, "A flow's life").
+    events: int = 1
 
     @property
     def key(self) -> str:
@@ -172,7 +177,7 @@ def session_from_event(event: AccessEvent) -> Session:
         local_date=local_date_of(event),
         first_seen=obs.timestamp,
         last_seen=obs.timestamp,
-        observations=1,
+        observations=0 if obs.continuation else 1,
         signals=(obs.signal,),
         hostnames=hostnames,
         flags=tuple(sorted(event.flags, key=_flag_order)),
@@ -213,6 +218,7 @@ def merge_into(target: Session, other: Session) -> Session:
     target.first_seen = min(target.first_seen, other.first_seen)
     target.last_seen = max(target.last_seen, other.last_seen)
     target.observations += other.observations
+    target.events += other.events
     if other.signals != target.signals:
         target.signals = _union(target.signals, other.signals)
     if other.hostnames != target.hostnames:
@@ -276,7 +282,9 @@ class SessionMerger:
         else:
             segments.append(session_from_event(event))
             return True
-        session.observations += 1
+        session.events += 1
+        if not obs.continuation:
+            session.observations += 1
         if ts > session.last_seen:
             session.last_seen = ts
         elif ts < session.first_seen:
@@ -312,7 +320,7 @@ class SessionMerger:
                 break
         else:
             segments.append(session)
-        self.count += session.observations
+        self.count += session.events
 
     def drain(self) -> list[Session]:
         """The merged segments, ordered by first sighting; empties the merger."""

@@ -327,7 +327,7 @@ class StoreWriter:
             for key in [k for k, w in self._written.items() if now - w.at >= self.extend_interval]:
                 del self._written[key]
         with self._cond:
-            self._settled += sum(seg.observations for seg in due)
+            self._settled += sum(seg.events for seg in due)
             self._cond.notify_all()
         return True
 
@@ -344,7 +344,7 @@ class StoreWriter:
 
     def _discard(self, segments: list[Session]) -> None:
         """Segments the damaged store cannot take: counted as a failed write, settled so flush returns."""
-        events = sum(seg.observations for seg in segments)
+        events = sum(seg.events for seg in segments)
         if not events:
             return
         self.discarded += events

@@ -31,7 +31,9 @@ DATA = Raw(b"\x16\x03\x01\x00\x05hello")
 FRAMES = [
     ("ipv4-syn", ETH / V4 / TCP(flags="S"), True),
     ("ipv4-pure-ack", ETH / V4 / TCP(flags="A"), False),
-    ("ipv4-fin-ack", ETH / V4 / TCP(flags="FA"), False),
+    ("ipv4-fin-ack", ETH / V4 / TCP(flags="FA"), True),  # ends a flow's life
+    ("ipv4-rst", ETH / V4 / TCP(flags="R"), True),
+    ("ipv4-push-ack-no-data", ETH / V4 / TCP(flags="PA"), False),
     ("ipv4-data", ETH / V4 / TCP(flags="PA") / DATA, True),
     ("ipv4-options-data", ETH / IP(src="10.0.0.1", dst="10.0.0.2", options=b"\x01" * 4)
      / TCP(flags="PA", options=[("NOP", None)] * 12) / DATA, True),
@@ -40,6 +42,9 @@ FRAMES = [
     ("ipv4-udp", ETH / V4 / UDP(dport=443) / Raw(b"\x0d" + bytes(20)), True),
     ("ipv6-syn", ETH / V6 / TCP(flags="S"), True),
     ("ipv6-pure-ack", ETH / V6 / TCP(flags="A"), False),
+    ("ipv6-fin-ack", ETH / V6 / TCP(flags="FA"), True),
+    ("ipv6-rst-ack", ETH / V6 / TCP(flags="RA"), True),
+    ("ipv6-urg-ack", ETH / V6 / TCP(flags="UA"), False),
     ("ipv6-data", ETH / V6 / TCP(flags="PA") / DATA, True),
     ("ipv6-udp", ETH / V6 / UDP(dport=53) / Raw(bytes(12)), True),
     ("ipv6-extension-header-ack", ETH / V6 / IPv6ExtHdrHopByHop() / TCP(flags="A"), True),

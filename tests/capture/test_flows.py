@@ -9,59 +9,134 @@ from monitor.capture.flows import (
     SEGMENT_OVERHEAD,
     STREAM_BYTES,
     DnsAnswers,
+    FlowLives,
     PendingStream,
-    SeenFlows,
     TcpReassembly,
+    flow_key,
 )
 from monitor.capture.tls import MAX_CLIENT_HELLO
+from monitor.observation import Observation
 
 A, B, C = ("10.0.0.1", 1), ("10.0.0.1", 2), ("10.0.0.1", 3)
 
 
+def _sighting(name: str, ts: float, protocol: str = "tls") -> Observation:
+    return Observation(ts, "10.0.0.1", 50000, "157.240.1.35", 443, "tcp", protocol, name)  # type: ignore[arg-type]
+
+
+def _run(steps: list[tuple], cap: int = 2, idle_gap: float = 300.0) -> tuple[list[tuple[str, float]], int]:
+    """Play steps on a table; the continuations it reported (name, time), and its size after."""
+    out: list[Observation] = []
+    lives = FlowLives(out.append, cap=cap, idle_gap=idle_gap)
+    for step in steps:
+        kind, *args = step
+        if kind == "add":
+            key, ts = args
+            lives.add(key, _sighting(f"{key[1]}.example", ts))
+        elif kind == "pkt":
+            key, ts = args
+            life = lives.get(key)
+            if life is not None:
+                lives.touch(key, life, ts)
+        elif kind == "end":
+            lives.end(*args)
+        elif kind == "expire":
+            lives.expire(*args)
+        else:
+            lives.close()
+    assert all(o.continuation for o in out)
+    return [(o.hostname, o.timestamp) for o in out], len(lives)
+
+
+EVERY_10S = [("pkt", A, float(t)) for t in range(10, 201, 10)]
+
+
 @pytest.mark.parametrize(
-    ("steps", "expected"),
+    ("steps", "reports", "left"),
     [
-        ([(A, 0.0), (A, 1.0)], [True, False]),
-        ([(A, 0.0), (B, 1.0)], [True, True]),
-        ([(A, 0.0), (A, 299.9)], [True, False]),
-        ([(A, 0.0), (A, 300.0)], [True, True]),  # idle for the whole timeout: a new flow
-        ([(A, 0.0), (A, 200.0), (A, 450.0)], [True, False, False]),  # each packet keeps it alive
-        ([(A, 0.0), (B, 1.0), (C, 2.0), (A, 3.0)], [True, True, True, True]),  # cap 2: A was evicted
-        ([(A, 0.0), (B, 1.0), (A, 2.0), (C, 3.0), (A, 4.0)], [True, True, False, True, False]),  # B went
+        ([("add", A, 0.0), *EVERY_10S, ("end", A, 205.0)],
+         [("1.example", 60.0), ("1.example", 120.0), ("1.example", 180.0), ("1.example", 205.0)], 0),
+        ([("add", A, 0.0), ("pkt", A, 0.5), ("close",)], [], 0),  # under a second: nothing to add
+        ([("add", A, 0.0), ("pkt", A, 30.0), ("close",)], [("1.example", 30.0)], 0),  # end of input
+        ([("add", A, 0.0), ("pkt", A, 59.0), ("pkt", A, 200.0)],
+         [("1.example", 59.0), ("1.example", 200.0)], 1),  # a quiet spell: the burst before it ends at 59
+        ([("add", A, 0.0), ("pkt", A, 10.0), ("pkt", A, 400.0)], [("1.example", 10.0)], 0),  # idle: over
+        ([("add", A, 0.0), ("pkt", A, 299.0)], [("1.example", 299.0)], 1),  # just inside the timeout
+        ([("add", A, 0.0), ("pkt", A, 10.0), ("add", B, 11.0), ("add", C, 12.0)],
+         [("1.example", 10.0)], 2),  # cap 2: A evicted, its life reported as it ends
+        ([("add", A, 0.0), ("pkt", A, 10.0), ("add", B, 100.0), ("expire", 311.0)],
+         [("1.example", 10.0)], 1),  # A silent for the timeout: ended at its last packet
+        ([("add", A, 0.0), *EVERY_10S, ("expire", 301.0)],
+         [("1.example", 60.0), ("1.example", 120.0), ("1.example", 180.0)], 1),  # alive: requeued
+        ([("add", A, 0.0), *EVERY_10S, ("expire", 301.0), ("expire", 602.0)],
+         [("1.example", 60.0), ("1.example", 120.0), ("1.example", 180.0), ("1.example", 200.0)], 0),
+        ([("add", A, 0.0), ("pkt", A, 5.0), ("end", B, 6.0)], [], 1),  # another flow's FIN
+        ([("add", A, 0.0), ("pkt", A, 50.0), ("pkt", A, -5.0), ("close",)], [("1.example", 50.0)], 0),
     ],
-    ids=["repeat", "other-key", "just-inside-timeout", "at-timeout", "refreshed", "oldest-evicted",
-         "least-recent-evicted"],
+    ids=["every-minute-then-fin", "short-flow", "end-of-input", "quiet-spell", "idle-ended",
+         "inside-timeout", "evicted-reported", "expired-at-last", "live-requeued", "expired-late",
+         "other-fin", "time-backwards"],
 )
-def test_seen_flows_first(steps, expected):
-    flows = SeenFlows(cap=2)
-    assert [flows.first(key, now) for key, now in steps] == expected
+def test_flow_lives_report_continuations(steps, reports, left):
+    assert _run(steps) == (reports, left)
 
 
 @pytest.mark.parametrize(
-    ("keys", "cap", "evictions", "size"),
-    [([A], 2, 0, 1), ([A, B], 2, 0, 2), ([A, B, C], 2, 1, 2), ([A, B, C], 1, 2, 1), ([A, A, A], 1, 0, 1)],
-    ids=["one", "at-cap", "one-over", "cap-one", "same-key"],
+    ("idle_gap", "times", "reports"),
+    [
+        (300.0, [30.0, 70.0], [70.0]),  # every 60 s
+        (60.0, [29.0, 31.0], [31.0]),  # every half the gap
+        (60.0, [59.0, 61.0], [59.0]),  # a minute of silence ends the flow
+        (600.0, [299.0, 600.0], [299.0]),  # never longer than Zeek's 5 minutes
+    ],
+    ids=["default", "short-gap", "short-gap-idle", "long-gap"],
 )
-def test_seen_flows_cap_counts_evictions(keys, cap, evictions, size):
-    evicted = []
-    flows = SeenFlows(cap=cap, on_evict=lambda: evicted.append(1))
-    for key in keys:
-        flows.first(key, 0.0)
-    assert (len(evicted), len(flows)) == (evictions, size)
+def test_flow_lives_follow_the_idle_gap(idle_gap, times, reports):
+    steps = [("add", A, 0.0), *[("pkt", A, t) for t in times]]
+    assert [ts for _name, ts in _run(steps, idle_gap=idle_gap)[0]] == reports
 
 
 @pytest.mark.parametrize(
-    ("seen_at", "now", "left"),
-    [([0.0, 100.0, 200.0], 350.0, 2), ([0.0, 100.0, 200.0], 301.0, 2), ([0.0, 100.0, 200.0], 600.0, 0),
-     ([0.0, 100.0, 200.0], 299.0, 3)],
-    ids=["oldest-gone", "just-past", "all-gone", "none-yet"],
+    ("steps", "ask", "known"),
+    [
+        ([("tls", "a.example", 0.0)], ("tls", "a.example", 1.0), True),
+        ([("tls", "a.example", 0.0)], ("tls", "b.example", 1.0), False),
+        ([("tls", "a.example", 0.0)], ("dns", "a.example", 1.0), False),
+        ([("tls", "a.example", 0.0)], ("tls", "a.example", 300.0), False),  # ended: a new sighting
+        ([("tls", f"n{i}.example", 0.0) for i in range(9)], ("tls", "n8.example", 1.0), False),  # 8 a flow
+        ([("tls", f"n{i}.example", 0.0) for i in range(9)], ("tls", "n7.example", 1.0), True),
+    ],
+    ids=["same-name", "other-name", "other-protocol", "after-timeout", "past-name-cap", "within-name-cap"],
 )
-def test_seen_flows_expire(seen_at, now, left):
-    flows = SeenFlows(idle_timeout=300.0)
-    for i, at in enumerate(seen_at):
-        flows.first(("k", i), at)
-    flows.expire(now)
-    assert len(flows) == left
+def test_flow_lives_known(steps, ask, known):
+    lives = FlowLives(lambda o: None)
+    for protocol, name, ts in steps:
+        if not lives.known(A, protocol, name, ts):
+            lives.add(A, _sighting(name, ts, protocol))
+    assert lives.known(A, *ask) is known
+
+
+@pytest.mark.parametrize(
+    ("flows", "cap", "evictions", "size"),
+    [(1, 2, 0, 1), (2, 2, 0, 2), (3, 2, 1, 2), (3, 1, 2, 1), (10_000, 100, 9_900, 100)],
+    ids=["one", "at-cap", "one-over", "cap-one", "flood"],
+)
+def test_flow_lives_cap_counts_evictions(flows, cap, evictions, size):
+    evicted: list[int] = []
+    lives = FlowLives(lambda o: None, cap=cap, on_evict=lambda: evicted.append(1))
+    for i in range(flows):
+        lives.add(("k", i), _sighting("a.example", float(i)))
+    assert (len(evicted), len(lives)) == (evictions, size)
+
+
+@pytest.mark.parametrize(
+    ("src", "sport", "dst", "dport"),
+    [(b"\x0a\0\0\1", 50000, b"\x9d\xf0\1\x23", 443), (b"\x0a\0\0\1", 53, b"\x0a\0\0\2", 53),
+     (b"\x0a\0\0\2", 5353, b"\x0a\0\0\1", 5353)],
+    ids=["client-server", "same-port", "same-port-reversed"],
+)
+def test_flow_key_is_the_same_both_ways(src, sport, dst, dport):
+    assert flow_key(6, src, sport, dst, dport) == flow_key(6, dst, dport, src, sport)
 
 
 ADDR = bytes([23, 45, 67, 89])

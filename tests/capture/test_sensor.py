@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 import pytest
 from prometheus_client import CollectorRegistry
 from scapy.layers.dhcp import BOOTP, DHCP
@@ -173,7 +175,9 @@ def test_a_flow_is_reported_again_after_it_went_idle():
     sensor.on_observation = seen.append
     for ts in (0.0, 10.0, 10.0 + sensor.flows.idle_timeout + 1):
         sensor.feed(1_700_000_000.0 + ts, 1, frame)
-    assert len(seen) == 2
+    # reported, its life to 10 s reported as it ended, reported again
+    assert [(o.timestamp - 1_700_000_000.0, o.continuation) for o in seen] == [
+        (0.0, False), (10.0, True), (311.0, False)]
 
 
 def test_dns_answer_damage_keeps_the_question():
@@ -403,3 +407,179 @@ def test_tcp_fast_open_request_continued_after_the_syn(cuts, order):
               tcp_frame(head[a:b], seq=1000 + a, dport=80),
               tcp_frame(head[b:], seq=1000 + b, dport=80)]
     assert [o.hostname for o in observe([frames[i] for i in order])] == ["tfo.example.org"]
+
+
+# -- a flow's life: continuations, through the real pipeline and store ---------------------------
+
+TEACHER = "10.20.10.41"  # ash-sci1-teacher in the example trust: classrooms, P2 is 09:55-10:55
+FB_SERVER = "157.240.1.35"
+
+
+def long_tls_flow(start: float, times: list[float], end: str | None) -> list[tuple[float, bytes]]:
+    """A scapy-built TLS connection: handshake at `start`, a server record at each of `times`
+    (seconds after it), then FIN or RST (or nothing: the capture just stops)."""
+    up = Ether(src="3c:52:82:20:00:02") / IP(src=TEACHER, dst=FB_SERVER)
+    down = Ether(dst="3c:52:82:20:00:02") / IP(src=FB_SERVER, dst=TEACHER)
+    packets = [up / TCP(sport=51000, dport=443, flags="S", seq=99),
+               up / TCP(sport=51000, dport=443, flags="PA", seq=100)
+               / Raw(tls_records(client_hello("www.facebook.com")))]
+    for packet in packets:
+        packet.time = start
+    for at in times:
+        packet = down / TCP(sport=443, dport=51000, flags="PA") / Raw(b"\x17\x03\x03\x00\x10" + bytes(16))
+        packet.time = start + at
+        packets.append(packet)
+    if end is not None:
+        packet = (up / TCP(sport=51000, dport=443, flags=end + "A"))
+        packet.time = start + times[-1] + 0.5
+        packets.append(packet)
+    return [(float(p.time), bytes(p)) for p in packets]
+
+
+def repeated_dns(start: float, seconds: float, every: float = 0.1) -> list[tuple[float, bytes]]:
+    """One socket asking for the same name every `every` seconds, each answered."""
+    query = bytes(Ether() / IP(src=TEACHER, dst="10.20.0.1") / UDP(sport=40000, dport=53) / DNS(
+        id=7, qd=DNSQR(qname="www.facebook.com")))
+    answer = bytes(Ether() / IP(src="10.20.0.1", dst=TEACHER) / UDP(sport=53, dport=40000) / DNS(
+        id=7, qr=1, qd=DNSQR(qname="www.facebook.com"), an=DNSRR(rrname="www.facebook.com", rdata=FB_SERVER)))
+    frames = []
+    for i in range(round(seconds / every)):
+        frames += [(start + i * every, query), (start + i * every + 0.01, answer)]
+    return frames
+
+
+def sessions_from_capture(tmp_path, config, frames: list[tuple[float, bytes]]) -> tuple[list, list]:
+    """The capture written to a file, read back and fed to the sensor, its observations tagged and
+    stored in a real SQLite store: the sessions stored, and what the sensor reported."""
+    from monitor.capture.sources import read_frames
+    from monitor.store.sqlite import open_store
+    from monitor.store.writer import StoreWriter
+    from monitor.tagging.gateway import NO_ADDRESSES
+    from monitor.tagging.pipeline import Pipeline
+    from monitor.tagging.tagger import Tagger
+
+    pcap = tmp_path / "flow.pcap"
+    pcapgen.write_pcap(pcap, frames)
+    writer = StoreWriter(open_store(tmp_path / "s.db"), Metrics(), max_delay=0.01).start()
+    pipeline = Pipeline(Tagger(config), sink=writer, metrics=Metrics(), gateway=NO_ADDRESSES)
+    reported = []
+
+    def submit(obs):
+        reported.append(obs)
+        return pipeline.submit(obs)
+
+    sensor = Sensor(submit, idle_gap=config.model.store.idle_gap_seconds)
+    for ts, linktype, frame in read_frames(pcap):
+        sensor.feed(ts, linktype, frame)
+    sensor.close()
+    assert writer.flush(10) and writer.close(5)
+    with open_store(tmp_path / "s.db") as store:
+        assert store.verify().ok
+        return [(s.platform, s.period, round(s.first_seen - frames[0][0], 1),
+                 round(s.last_seen - frames[0][0], 1), s.observations) for s in store.sessions()], reported
+
+
+EVERY_10S_20MIN = [float(t) for t in range(10, 1201, 10)]
+
+
+@pytest.mark.parametrize(
+    ("times", "end", "sessions"),
+    [
+        (EVERY_10S_20MIN, "F", [("facebook", "P2", 0.0, 1200.0, 1)]),  # the FIN came under a second later
+        (EVERY_10S_20MIN[:-3], "F", [("facebook", "P2", 0.0, 1170.5, 1)]),  # to the FIN
+        (EVERY_10S_20MIN[:-3], "R", [("facebook", "P2", 0.0, 1170.5, 1)]),  # to the RST
+        (EVERY_10S_20MIN, None, [("facebook", "P2", 0.0, 1200.0, 1)]),  # to the last packet of the file
+        ([float(t) for t in range(60, 1201, 60)], "F", [("facebook", "P2", 0.0, 1200.0, 1)]),  # 1 a minute
+        ([10.0, 20.0, 250.0, 475.0], "F", [("facebook", "P2", 0.0, 475.0, 1)]),  # bursts under the idle gap
+        ([10.0, 600.0, 610.0], "F", [("facebook", "P2", 0.0, 10.0, 1)]),  # silent 10 min: it ended at 10
+        ([float(t) for t in range(10, 3001, 10)], "F",  # 10:00 to 10:50, then into the break
+         [("facebook", "P2", 0.0, 3240.0, 1), ("facebook", "Break", 3300.0, 3900.0, 0)]),
+    ],
+    ids=["fin-at-once", "fin", "rst", "end-of-capture", "sparse", "bursts", "silent-too-long",
+         "across-a-period"],
+)
+def test_a_long_tls_flow_keeps_its_session_alive(tmp_path, example_config, times, end, sessions):
+    from tests.conftest import london
+
+    start = london(2026, 11, 30, 10, 0)
+    if len(times) == 300:  # the period-crossing row runs 10:00 to 11:05 (P2 ends 10:55)
+        times = [float(t) for t in range(10, 3901, 10)]
+    got, reported = sessions_from_capture(tmp_path, example_config, long_tls_flow(start, times, end))
+    assert got == sessions
+    assert sum(not o.continuation for o in reported) == 1  # one flow, one name: one observation
+    gaps = [b.timestamp - a.timestamp for a, b in itertools.pairwise(reported)]
+    assert max(gaps, default=0.0) <= example_config.model.store.idle_gap_seconds
+
+
+@pytest.mark.parametrize(
+    ("seconds", "sessions", "reports"),
+    [(480.0, [("facebook", "P2", 0.0, 479.9, 1)], 9), (0.5, [("facebook", "P2", 0.0, 0.0, 1)], 1)],
+    ids=["8-minutes", "half-a-second"],
+)
+def test_dns_asked_every_tenth_of_a_second_extends_the_session(tmp_path, example_config, seconds,
+                                                               sessions, reports):
+    from tests.conftest import london
+
+    got, reported = sessions_from_capture(tmp_path, example_config,
+                                          repeated_dns(london(2026, 11, 30, 10, 0), seconds))
+    assert got == sessions
+    assert len(reported) == reports  # the first, one a minute and the last (a second or more on): not 4,800
+
+
+def _with_port(frame: bytes, port: int, at: int = 34) -> bytes:
+    """The frame with its TCP client port (at 34 behind Ethernet/IPv4; 36 in a reply) changed."""
+    return frame[:at] + port.to_bytes(2, "big") + frame[at + 2 :]
+
+
+@pytest.mark.parametrize(
+    ("flows", "cap", "evicted", "continued"),
+    [(100, 1000, 0, 100), (1000, 1000, 0, 1000), (3000, 1000, 2000, 1000), (5000, 10, 4990, 10)],
+    ids=["few", "at-cap", "three-times-the-cap", "flood"],
+)
+def test_flow_lives_are_capped_and_evictions_counted(flows, cap, evicted, continued):
+    """A device opening many named flows: the table holds `cap`, each eviction is counted and its
+    flow's life so far reported; a minute later only the flows still held are continued."""
+    registry = CollectorRegistry()
+    out: list = []
+    sensor = Sensor(out.append, counters=SensorMetrics(Metrics(registry)), flow_cap=cap)
+    hello = tcp_frame(tls_records(client_hello("www.facebook.com")))
+    data = tcp_frame(b"\x17\x03\x03\x00\x01\x00", reverse=True)  # the server's reply
+    t0 = 1_700_000_000.0
+    for i in range(flows):
+        sensor.feed(t0 + i * 0.001, 1, _with_port(hello, 1024 + i))
+    for i in range(flows):
+        sensor.feed(t0 + 2 + i * 0.001, 1, _with_port(data, 1024 + i, 36))  # lives 2 s: evicted ones report
+    for i in range(flows):
+        sensor.feed(t0 + 70 + i * 0.001, 1, _with_port(data, 1024 + i, 36))
+    assert len(sensor.flows) == min(flows, cap)
+    evictions = registry.get_sample_value("social_monitor_flow_evictions_total", {"table": "flows"})
+    assert (evictions or 0) == evicted
+    first = sum(not o.continuation for o in out)
+    assert first == flows  # every flow reported once, whatever was evicted
+    assert sum(o.continuation and o.timestamp >= t0 + 70 for o in out) == continued
+
+
+@pytest.mark.parametrize(
+    ("times", "most"),
+    [
+        ([i * 0.001 for i in range(20_000)], 0),  # a packet a millisecond for 20 s: nothing more
+        ([i * 59.9 for i in range(40)], 19),  # just under a minute apart: every other packet
+        ([i * 60.0 for i in range(40)], 39),  # a minute apart: each one, never more
+        ([i * 299.0 for i in range(10)], 9),  # silent just under the timeout each time: each one
+        ([(i % 2) * 120.0 for i in range(100)], 1),  # time going back and forth: once
+    ],
+    ids=["dense", "just-under-a-minute", "a-minute", "quiet-spells", "back-and-forth"],
+)
+def test_a_flow_reports_at_most_once_a_minute(times, most):
+    """Whatever the timing a device chooses, reports stay bounded by the packets and the minutes."""
+    out: list = []
+    sensor = Sensor(out.append)
+    hello = tcp_frame(tls_records(client_hello("www.facebook.com")))
+    data = tcp_frame(b"\x17\x03\x03\x00\x01\x00", reverse=True)
+    t0 = 1_700_000_000.0
+    sensor.feed(t0, 1, hello)
+    for at in times[1:]:
+        sensor.feed(t0 + at, 1, data)
+    continued = [o for o in out if o.continuation]
+    assert len(continued) == most
+    assert len(sensor.flows) == 1

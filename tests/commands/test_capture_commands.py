@@ -3,12 +3,14 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 from pathlib import Path
 
 import pytest
@@ -126,3 +128,33 @@ def test_sense_says_which_interfaces_it_captures_and_keeps_going(interfaces, sai
               if line.rstrip().endswith((" capturing", ", retrying"))]
     assert states == said
     assert process.returncode == 0
+
+
+@pytest.mark.parametrize(
+    ("idle_gap", "rows", "last"),
+    [(None, 21, 1200.0), (300, 21, 1200.0), (60, 41, 1200.0), (20, 121, 1200.0)],
+    ids=["no-config", "default-gap", "one-minute-gap", "twenty-second-gap"],
+)
+def test_classify_continues_a_long_flow_until_the_file_ends(tmp_path, capsys, write_config, example_data,
+                                                           idle_gap, rows, last):
+    """A TLS connection with a server record every 10 s for 20 minutes: one observation, then a
+    continuation at least every half idle gap (a minute at most), the last at the end of the file."""
+    from tests.pcapgen import write_pcap
+
+    t0 = 1_790_000_000.0
+    frames = [(t0, tcp_frame(tls_records(client_hello("www.instagram.com"))))]
+    reply = tcp_frame(b"\x17\x03\x03\x00\x01\x00", reverse=True)
+    frames += [(t0 + t, reply) for t in range(10, 1201, 10)]
+    path = tmp_path / "long.pcap"
+    write_pcap(path, frames)
+    args = ["classify", str(path)]
+    if idle_gap is not None:
+        example_data["store"]["idle_gap_seconds"] = idle_gap
+        args[1:1] = ["--config", str(write_config(example_data))]
+    assert main(args) == 0
+    out = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert [row.get("social.continuation", False) for row in out] == [False] + [True] * (rows - 1)
+    assert {row["tls.client.server_name"] for row in out} == {"www.instagram.com"}
+    times = [datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00")).timestamp() - t0 for row in out]
+    assert times[-1] == last
+    assert max(b - a for a, b in itertools.pairwise(times)) == min(60.0, (idle_gap or 300) / 2)

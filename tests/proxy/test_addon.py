@@ -547,3 +547,67 @@ def test_repeated_hook_failures_are_all_counted_but_logged_once_a_minute(addon, 
             addon.tls_clienthello(hello("www.tiktok.com", client(port=port)))
     assert sample(addon, "social_monitor_addon_errors_total", {"hook": "tls_clienthello"}) == 50
     assert [e["event"] for e in logs].count("addon_hook_failed") == 1
+
+
+# --- a connection's life ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("steps", "expected"),
+    [
+        # (seconds after the hello, what happens): "tick" (the periodic task) or "close"
+        ([(30, "close")], [(0, False), (30, True)]),
+        ([(0.5, "close")], [(0, False)]),  # closed within a second: nothing to add
+        ([(60, "tick"), (120, "tick"), (150, "close")], [(0, False), (60, True), (120, True), (150, True)]),
+        ([(60, "tick"), (60.5, "close")], [(0, False), (60, True)]),  # the tick just said so
+        ([(60, "close"), (120, "tick")], [(0, False), (60, True)]),  # closed: no longer continued
+    ],
+    ids=["closed-after-30s", "short", "open-two-minutes", "close-right-after-tick", "tick-after-close"],
+)
+def test_an_open_connection_is_continued_until_it_closes(addon, sink, steps, expected):
+    import asyncio
+
+    c = client()
+    addon.tls_clienthello(hello("www.tiktok.com", c))
+    for after, what in steps:
+        addon.clock = lambda after=after: NOON + after
+        if what == "tick":
+            asyncio.run(addon.tick())
+        else:
+            addon.client_disconnected(c)
+    assert [(e.observation.timestamp - NOON, e.observation.continuation) for e in sink.events] == expected
+    assert {e.platform for e in sink.events} == {"tiktok"}
+
+
+@pytest.mark.parametrize(("connections", "chunk"), [(1, 256), (1000, 256), (1000, 1)],
+                         ids=["one", "many", "tiny"])
+def test_a_tick_continues_every_open_connection_and_yields(addon, sink, connections, chunk):
+    import asyncio
+
+    for port in range(connections):
+        addon.tls_clienthello(hello("www.tiktok.com", client(port=port + 1)))
+    addon.clock = lambda: NOON + 60
+    yields = 0
+
+    async def run() -> None:
+        nonlocal yields
+        task = asyncio.ensure_future(addon.tick(chunk))
+        while not task.done():
+            yields += 1
+            await asyncio.sleep(0)
+
+    asyncio.run(run())
+    assert sum(e.observation.continuation for e in sink.events) == connections
+    assert yields >= connections // chunk  # the loop ran between chunks
+
+
+@pytest.mark.parametrize(("gap", "every"), [(300, 60.0), (60, 30.0), (1, 0.5)],
+                         ids=["default", "minute", "tiny"])
+def test_continuations_follow_the_idle_gap(tmp_path: Path, gap, every):
+    text = TEST_CONFIG.read_text().replace("store:\n", f"store:\n  idle_gap_seconds: {gap}\n")
+    (tmp_path / "config.yaml").write_text(text)
+    shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp_path / "devices.csv")
+    a = SM.SocialMonitor(sink_factory=lambda config: RecordingSink())
+    with taddons.context(a) as tctx:
+        tctx.configure(a, social_monitor_config=str(tmp_path / "config.yaml"))
+        assert a.continue_every() == every

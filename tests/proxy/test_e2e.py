@@ -14,6 +14,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import ssl
 import subprocess
 import sys
@@ -88,9 +89,12 @@ LAUNCHERS = {
 
 
 def start_proxy(tmp: Path, origins: Origins, *extra: str, env: dict[str, str] | None = None,
-                launcher: str = "script") -> Proxy:
+                launcher: str = "script", idle_gap: int | None = None) -> Proxy:
     shutil.copy(TEST_CONFIG.parent / "devices.csv", tmp / "devices.csv")
     shutil.copy(TEST_CONFIG, tmp / "config.yaml")
+    if idle_gap is not None:
+        gap = f"store:\n  idle_gap_seconds: {idle_gap}\n"
+        (tmp / "config.yaml").write_text((tmp / "config.yaml").read_text().replace("store:\n", gap, 1))
     port, metrics_port = free_port(), free_port()
     cmd = [
         *LAUNCHERS[launcher],
@@ -355,3 +359,45 @@ def test_sighup_reloads_the_config_without_dropping_connections(tmp_path: Path, 
     with open_store(tmp_path / "store.db", create=False) as store:
         zones = sorted((s.zone, s.observations) for s in store.sessions())
     assert zones == [("loopback-class", 1), ("loopback-renamed", 1)], output
+
+
+def _continuations(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    rows = [json.loads(x) for x in path.read_text().splitlines() if x.strip()]
+    return [x for x in rows if x.get("social.continuation")]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("launcher", LAUNCHERS)
+def test_a_long_lived_connection_keeps_its_session_alive(tmp_path: Path, origins: Origins, launcher: str):
+    """A TLS connection held open through the proxy for 4 s, with a 2 s idle gap (a tick a second):
+    continued while open, and its session lasts until it closed, with one observation."""
+    events = tmp_path / "events.jsonl"
+    proxy = start_proxy(tmp_path, origins, "--set", f"social_monitor_events_jsonl={events}",
+                        launcher=launcher, idle_gap=2)
+    try:
+        with socket.create_connection(("127.0.0.1", proxy.port), timeout=10) as raw:
+            raw.sendall(b"CONNECT www.tiktok.com:443 HTTP/1.1\r\nHost: www.tiktok.com:443\r\n\r\n")
+            assert raw.recv(4096).startswith(b"HTTP/1.1 200")
+            verify = ssl.create_default_context(cafile=str(origins.ca))  # passed through: the origin's CA
+            with verify.wrap_socket(raw, server_hostname="www.tiktok.com") as tls_socket:
+                opened = time.time()
+                deadline = time.monotonic() + 10
+                while not _continuations(events) and time.monotonic() < deadline:
+                    time.sleep(0.1)
+                open_for = time.time() - opened
+                assert _continuations(events), "no continuation while the connection was open"
+                time.sleep(max(0.0, 4.0 - open_for))
+                tls_socket.sendall(b"GET /late HTTP/1.1\r\nHost: www.tiktok.com\r\nConnection: close\r\n\r\n")
+                assert tls_socket.recv(4096).startswith(b"HTTP/1.1 200")
+        time.sleep(0.5)  # the proxy sees the client leave
+    finally:
+        output = proxy.stop()
+    assert proxy.proc.returncode == 0, output
+    assert "Traceback" not in output, output
+    with open_store(tmp_path / "store.db", create=False) as store:
+        sessions = list(store.sessions())
+        assert store.verify().ok
+    assert [(s.platform, s.observations) for s in sessions] == [("tiktok", 1)], output
+    assert sessions[0].last_seen - sessions[0].first_seen >= 3.5  # until it closed, not its first second

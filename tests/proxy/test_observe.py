@@ -4,7 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from monitor.observation import Observation
 from monitor.proxy.observe import (
+    MAX_CONTINUED,
     ConnectionState,
     ConnectionTable,
     build_observation,
@@ -157,3 +159,31 @@ def test_same_second_tagger_is_exact_and_bounded():
                                               "flags", "owner", "asset_tag")}
     assert len(memo._memo) <= 2
     assert memo.catalog is tagger.catalog and memo.config is tagger.config
+
+
+def _seen(name: str, at: float) -> Observation:
+    return Observation(at, "10.0.0.1", 50000, "157.240.1.1", 443, "tcp", "tls", name, source="proxy")
+
+
+@pytest.mark.parametrize(
+    ("names", "asked", "expected"),
+    [
+        (["www.tiktok.com"], [60.0], [[60.0]]),
+        (["www.tiktok.com"], [0.5], [[]]),  # under a second after the observation
+        (["www.tiktok.com"], [60.0, 60.5, 120.0], [[60.0], [], [120.0]]),
+        (["www.tiktok.com", "v16.tiktokcdn.com"], [60.0], [[60.0, 60.0]]),
+        ([f"n{i}.tiktok.com" for i in range(20)], [60.0], [[60.0] * MAX_CONTINUED]),  # bounded
+        ([], [60.0], [[]]),  # nothing observed: nothing to continue
+    ],
+    ids=["one", "too-soon", "ticks", "two-names", "capped", "none"],
+)
+def test_connection_continuations(names, asked, expected):
+    state = ConnectionState()
+    for name in names:
+        state.remember(_seen(name, 0.0))
+    got = []
+    for now in asked:
+        out = state.continuations(now)
+        assert all(o.continuation and o.source == "proxy" for o in out)
+        got.append([o.timestamp for o in out])
+    assert got == expected

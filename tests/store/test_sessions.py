@@ -44,6 +44,17 @@ CASES = [
     ("an unmonitored zone is never stored", [event(T0, monitored=False)], []),
     ("a sensitive category is never stored", [event(T0, sensitive=True)], []),
     ("no platform is never stored", [event(T0, platform=None)], []),
+    ("a flow's continuations extend without counting",
+     [event(T0), event(T0 + 200, continuation=True), event(T0 + 400, continuation=True)], [(1, ("tls",))]),
+    ("a continuation and a new flow: two observations",
+     [event(T0), event(T0 + 200, continuation=True), event(T0 + 260)], [(2, ("tls",))]),
+    ("a continuation alone opens a session of no observations",
+     [event(T0, continuation=True)], [(0, ("tls",))]),
+    ("a flow carried into the next period opens a session there",
+     [event(T0), event(T0 + 60, period="Break", period_kind="non-contact", flags=(), continuation=True)],
+     [(1, ("tls",)), (0, ("tls",))]),
+    ("a continuation past the idle gap is a session of its own",
+     [event(T0), event(T0 + GAP + 1, continuation=True)], [(1, ("tls",)), (0, ("tls",))]),
 ]
 
 
