@@ -63,9 +63,11 @@ def two_schools(server, tmp_path: Path, keys: dict) -> tuple[str, dict[str, str]
 
     jsmith (staff S1002) is seen at both: at oak as S1002 on their laptop OAK-LT-0002 (and once on it with
     nobody signed in), at elm signed in on the staff room PC as `TRUST\\jsmith` and `jsmith@trust.example`
-    (stored as typed). Others: S1001 at oak, S2002 at elm. Session ids 1.. at each gateway, so they repeat.
+    (stored as typed). Others: S1001 at oak, S2002 at elm. Session ids 1.. at each gateway, so they repeat;
+    elm's session 1 is reviewed.
     Returns the database, the gateway roles, and a reader role."""
     from monitor.store.postgres.shipper import Shipper
+    from monitor.store.reviews import append_review
     from monitor.store.signing import public_key_text
 
     plan = {
@@ -85,6 +87,9 @@ def two_schools(server, tmp_path: Path, keys: dict) -> tuple[str, dict[str, str]
             for day, device, owner in rows:
                 store.write([event(T0 + day * DAY, device=device, owner=owner, school=schools[gateway],
                                    local_date=f"2026-09-{21 + day}")])
+        if gateway == "elm":  # elm's session 1 is reviewed; oak's session 1 is not
+            append_review(path, 1, "no action", "spoke to J", "checked", "dpo", "root", T0 + 6 * DAY)
+        with SQLiteSessionStore(path) as store:
             store.sign_head(keys[gateway], "interval")
         shipper = Shipper(path, server.dsn(roles[gateway], name), gateway)
         shipper.ship_once()

@@ -100,13 +100,18 @@ def test_sources_name_each_gateways_cursor_and_signed_head(reader, trust):
         assert source.to_dict()["cursor"] == {"record_id": source.cursor.record_id, "hash": source.cursor.hash}
 
 
-@pytest.mark.parametrize("gateways", [["oak"], ["elm"]])
-def test_one_gateway_reads_only_its_sessions_and_has_one_chain(trust, gateways):
+@pytest.mark.parametrize(("gateways", "reviewed"), [(["oak"], []), (["elm"], [(1, "no action")])])
+def test_one_gateway_reads_only_its_sessions_reviews_and_chain(trust, gateways, reviewed):
     server, name, _, role, _ = trust
     with CentralReader(server.dsn(role, name), gateways) as r:
         assert {s.gateway for s in r.sessions()} == set(gateways)
         assert r.chain_head() == r.sources()[0].cursor
-        assert r.reviews() == []
+        assert [(x.session_id, x.outcome) for x in r.reviews()] == reviewed
+
+
+def test_reviews_are_kept_per_gateway(reader):
+    found = reader.reviews_by_gateway()
+    assert {g: [(r.session_id, r.by) for r in rs] for g, rs in found.items()} == {"elm": [(1, "dpo")]}
 
 
 def test_a_trust_wide_read_has_no_single_chain_head(reader):
