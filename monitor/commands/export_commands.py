@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.commands.trust_commands import add_central_argument
 from monitor.config.loader import Config
 from monitor.errors import UserError
 
@@ -37,6 +38,9 @@ def export(args: argparse.Namespace) -> int:
     # refuse before reading anything: an identified export without a reason writes nothing
     check_identify(args.identify, args.reason)
     config = load_chosen_config(args.config)
+    trust_wide = args.scope == "trust"
+    if trust_wide == bool(args.school):
+        raise ExportError("give --school ID, or --scope trust for every school (from the central store)")
     today = _today(config, args.today)
     if args.last_week:
         if args.from_ or args.to:
@@ -47,10 +51,14 @@ def export(args: argparse.Namespace) -> int:
             raise ExportError("give --from DATE and --to DATE (both included), or --last-week")
         first, last = parse_day(args.from_, today), parse_day(args.to, today)
     stamp = datetime.now(ZoneInfo(config.trust.timezone)).strftime("%Y%m%dT%H%M%S")
-    out = expand_out(args.out, school=args.school, now=stamp, **{"from": first.isoformat(),
+    out = expand_out(args.out, school=args.school or "trust", now=stamp, **{"from": first.isoformat(),
                                                                   "to": last.isoformat()})
-    request = ExportRequest(school=args.school, first_day=first, last_day=last, out=out,
+    request = ExportRequest(school=args.school or "trust", first_day=first, last_day=last, out=out,
                             flagged_only=args.flagged_only, identify=args.identify, reason=args.reason)
+    if trust_wide or args.central:  # from the trust's central store (monitor.commands.trust_commands)
+        from monitor.commands.trust_commands import central_export
+
+        return central_export(args, config, request, lambda: _signing_key(config))
     with open_config_store(config, create=False) as store:
         result = run_export(config, store, request, log_path=log_path_for(config.store_path),
                             signing_key=_signing_key(config))
@@ -66,6 +74,10 @@ def sar(args: argparse.Namespace) -> int:
     from monitor.store.sqlite import open_config_store
 
     config = load_chosen_config(args.config)
+    if args.central:  # every gateway's records, from the trust's central store
+        from monitor.commands.trust_commands import central_sar
+
+        return central_sar(args, config, lambda: _signing_key(config))
     with open_config_store(config, create=False) as store:
         result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
                          log_path=log_path_for(config.store_path), signing_key=_signing_key(config))
@@ -160,7 +172,9 @@ def _public_text(store_path: Path) -> str:
 
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write an audit export (CSV, JSON lines, HTML report, manifest)")
-    p.add_argument("--school", required=True, help="school id")
+    p.add_argument("--school", help="school id (or --scope trust)")
+    p.add_argument("--scope", choices=["school", "trust"], default="school",
+                   help="trust: every school, from the central store (clause 6.1; implies --central)")
     p.add_argument("--from", dest="from_", help="first day (YYYY-MM-DD, today, yesterday, N-days-ago)")
     p.add_argument("--to", help="last day, included (same forms as --from)")
     p.add_argument("--last-week", action="store_true", help="Monday to Sunday of last week (for timers)")
@@ -171,6 +185,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--identify", action="store_true",
                    help="show asset tags and staff ids instead of aliases (needs --reason)")
     p.add_argument("--reason", help="why names are needed; recorded in the export log")
+    add_central_argument(p)
     add_config_argument(p)
     p.set_defaults(func=export)
 
@@ -189,6 +204,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "their sign-ins: every recorded form of it is searched")
     p.add_argument("--out", required=True, help="new directory for the files")
     p.add_argument("--reference", help="the request's reference, recorded in the export log")
+    add_central_argument(p)
     add_config_argument(p)
     p.set_defaults(func=sar)
 

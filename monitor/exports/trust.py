@@ -56,7 +56,7 @@ class GatewayReviewColumns(ReviewColumns):
     """`ReviewColumns` for sessions of several gateways: a ``social.gateway`` column first, and each
     session's review looked up in its own gateway's chain (session ids repeat across gateways)."""
 
-    columns = (GATEWAY_COLUMN, *COLUMNS)
+    columns = (GATEWAY_COLUMN, *COLUMNS)  # type: ignore[assignment]  # one column more than the base
 
     def __init__(self, reviews: dict[str, list[Review]], identified: bool):
         super().__init__((), identified)
@@ -150,7 +150,8 @@ def run_trust_export(
             "school": None if school is None else {"id": school.id, "name": school.name},
             "schools": sorted(schools),
             "period": {"from": request.first_day.isoformat(), "to": request.last_day.isoformat(),
-                       "timezone": config.trust.timezone, "start": since.isoformat(), "end": until.isoformat()},
+                       "timezone": config.trust.timezone, "start": since.isoformat(),
+                       "end": until.isoformat()},
             "flagged_only": request.flagged_only,
             "identified": request.identify,
             "reason": reason,

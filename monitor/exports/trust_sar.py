@@ -149,7 +149,8 @@ def run_trust_sar(
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started
-    log.info("trust_sar_written", sessions=n, gateways=len(at_gateways), out=str(out), seconds=round(seconds, 3))
+    log.info("trust_sar_written", sessions=n, gateways=len(at_gateways), out=str(out),
+             seconds=round(seconds, 3))
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)
 
 

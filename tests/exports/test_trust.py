@@ -57,7 +57,7 @@ def test_an_export_from_the_central_store_covers_its_scope(example_config, trust
         counted[r[GATEWAY_COLUMN]] = counted.get(r[GATEWAY_COLUMN], 0) + 1
     assert counted == gateways
     assert result.manifest["schools"] == schools
-    assert set(result.manifest["sources"]) == {"oak", "elm"}  # the whole snapshot's cursors, whatever the scope
+    assert set(result.manifest["sources"]) == {"oak", "elm"}  # every cursor, whatever the scope
     ok, lines = verify_export(result.out, log_path=tmp_path / "log.jsonl")
     assert ok, lines
 
@@ -82,7 +82,8 @@ def test_the_manifest_names_each_gateways_cursor_and_signed_head(example_config,
     ("identify", "user_ids", "session_ids"),
     [
         (False, {"Staff 01", "Staff 02", "Staff 03", "Staff 04", "Staff 05", ""}, {""}),
-        (True, {"S1001", "S1002", "S2002", "TRUST\\jsmith", "jsmith@trust.example", ""}, {"1", "2", "3", "4"}),
+        (True, {"S1001", "S1002", "S2002", "TRUST\\jsmith", "jsmith@trust.example", ""},
+         {"1", "2", "3", "4"}),
     ],
     ids=["pseudonymised by default", "identified"],
 )
@@ -98,7 +99,8 @@ def test_pseudonymised_unless_identified(example_config, trust, tmp_path, identi
 def test_a_review_belongs_to_its_own_gateways_session(example_config, trust, tmp_path):
     """Session 1 exists at both gateways; only elm's was reviewed."""
     result = _export(example_config, trust, tmp_path, identify=True, reason="check")
-    status = {(r[GATEWAY_COLUMN], r["social.session_id"]): r["social.review.status"] for r in rows(result.out)}
+    status = {(r[GATEWAY_COLUMN], r["social.session_id"]): r["social.review.status"]
+              for r in rows(result.out)}
     assert status[("elm", "1")] == "reviewed" and status[("oak", "1")] == "open"
     assert result.manifest["reviews"] == {"reviewed": 1, "open": 6}
     lines = jsonl(result.out)

@@ -21,8 +21,8 @@ from tests.export_helpers import rows
 
 KEYS = {"oak": Ed25519PrivateKey.from_private_bytes(bytes(range(32))),
         "elm": Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))}
-JSMITH = {("oak", "OAK-LT-0002", "S1002"), ("oak", "OAK-LT-0002", ""), ("elm", "ASH-PC-0001", "TRUST\\jsmith"),
-          ("elm", "ASH-PC-0001", "jsmith@trust.example")}
+JSMITH = {("oak", "OAK-LT-0002", "S1002"), ("oak", "OAK-LT-0002", ""),
+          ("elm", "ASH-PC-0001", "TRUST\\jsmith"), ("elm", "ASH-PC-0001", "jsmith@trust.example")}
 
 
 @pytest.fixture(scope="module")
@@ -47,8 +47,8 @@ def trust(pg_server, tmp_path_factory):
 def test_a_trust_wide_sar_finds_a_person_at_every_school(example_config, trust, tmp_path, asked, subject,
                                                           found):
     with CentralReader(trust) as reader:
-        result = run_trust_sar(example_config, reader, asked, tmp_path / "sar", log_path=tmp_path / "log.jsonl",
-                               user="dpo", reference="SAR-1")
+        result = run_trust_sar(example_config, reader, asked, tmp_path / "sar",
+                               log_path=tmp_path / "log.jsonl", user="dpo", reference="SAR-1")
     data = rows(result.out)
     assert {(r[GATEWAY_COLUMN], r["host.id"], r["user.id"]) for r in data} == found
     assert result.manifest["subject"] == subject
@@ -67,7 +67,8 @@ def test_the_sar_lists_the_reviews_of_the_persons_sessions_at_their_gateway(exam
         result = run_trust_sar(example_config, reader, "jsmith", tmp_path / "sar")
     reviews = [json.loads(x) for x in (result.out / "reviews.jsonl").read_text().splitlines()]
     assert [(r["gateway"], r["session"], r["note"]) for r in reviews] == [("elm", 1, "spoke to J")]
-    reviewed = {(r[GATEWAY_COLUMN], r["social.session_id"]): r["social.review.status"] for r in rows(result.out)}
+    reviewed = {(r[GATEWAY_COLUMN], r["social.session_id"]): r["social.review.status"]
+                for r in rows(result.out)}
     assert reviewed[("elm", "1")] == "reviewed" and reviewed[("oak", "1")] == "open"
 
 

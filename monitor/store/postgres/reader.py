@@ -182,7 +182,8 @@ class CentralReader(SessionReader):
 
     def count(self, where: SessionFilter = EVERY_SESSION) -> int:
         clause, params = where_sql(where, self.gateways)
-        n = int(self.con.execute(f"SELECT count(*) FROM {_SESSIONS}{clause}", params).fetchone()[0])
+        row = self.con.execute(f"SELECT count(*) FROM {_SESSIONS}{clause}", params).fetchone()
+        n = int(row[0]) if row else 0
         return n if where.limit is None else min(n, where.limit)
 
     def devices_and_owners(self, where: SessionFilter = EVERY_SESSION) -> tuple[set[str], set[str]]:

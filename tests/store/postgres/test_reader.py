@@ -1,4 +1,4 @@
-"""The central store read as one trust: two real gateways shipped into a real server, read as a reader role."""
+"""The central store read as one trust: two real gateways shipped to a real server, read as a reader."""
 
 from __future__ import annotations
 
@@ -97,7 +97,8 @@ def test_sources_name_each_gateways_cursor_and_signed_head(reader, trust):
         with SQLiteSessionStore(tmp / f"{gateway}.db", create=False) as local:
             assert source.cursor == local.chain_head()
         assert source.signed_head is not None and source.signed_head["record_id"] == source.cursor.record_id
-        assert source.to_dict()["cursor"] == {"record_id": source.cursor.record_id, "hash": source.cursor.hash}
+        assert source.to_dict()["cursor"] == {"record_id": source.cursor.record_id,
+                                              "hash": source.cursor.hash}
 
 
 @pytest.mark.parametrize(("gateways", "reviewed"), [(["oak"], []), (["elm"], [(1, "no action")])])
@@ -179,8 +180,8 @@ def test_a_server_that_is_not_there_is_one_line(tmp_path):
     ("where", "clause", "params"),
     [
         (SessionFilter(), " WHERE gateway_id = ANY(%s)", [["oak"]]),
-        (SessionFilter(school="s", flagged=True), " WHERE gateway_id = ANY(%s) AND school = %s AND flagged = %s",
-         [["oak"], "s", True]),
+        (SessionFilter(school="s", flagged=True),
+         " WHERE gateway_id = ANY(%s) AND school = %s AND flagged = %s", [["oak"], "s", True]),
         (SessionFilter(owner="o", device="d"), " WHERE gateway_id = ANY(%s) AND device = %s AND owner = %s",
          [["oak"], "d", "o"]),
         (SessionFilter(since=5, until=9.5),
