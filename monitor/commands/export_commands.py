@@ -12,6 +12,7 @@ from typing import Any
 from zoneinfo import ZoneInfo
 
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.commands.trust_commands import add_central_argument
 from monitor.config.loader import Config
 from monitor.errors import UserError
 
@@ -35,10 +36,14 @@ def export(args: argparse.Namespace) -> int:
     from monitor.store.sqlite import open_config_store
 
     scopes = [name for name in ("school", "device", "staff") if getattr(args, name)]
-    if len(scopes) != 1:
+    trust_wide = args.scope == "trust"
+    if trust_wide and scopes:
+        raise ExportError(f"--scope trust covers every school: drop --{scopes[0]}")
+    if not trust_wide and len(scopes) != 1:
         raise ExportError("give one of --school ID (an audit export), --device ASSET or --staff ID (an "
-                          "investigation, with --case and --reason)")
-    if scopes[0] != "school":
+                          "investigation, with --case and --reason), or --scope trust for every school "
+                          "(from the central store)")
+    if scopes and scopes[0] != "school":
         return investigation(args, scopes[0])
     if args.case:
         raise ExportError("--case belongs to an investigation export (--device or --staff)")
@@ -55,10 +60,14 @@ def export(args: argparse.Namespace) -> int:
             raise ExportError("give --from DATE and --to DATE (both included), or --last-week")
         first, last = parse_day(args.from_, today), parse_day(args.to, today)
     stamp = datetime.now(ZoneInfo(config.trust.timezone)).strftime("%Y%m%dT%H%M%S")
-    out = expand_out(args.out, school=args.school, now=stamp, **{"from": first.isoformat(),
+    out = expand_out(args.out, school=args.school or "trust", now=stamp, **{"from": first.isoformat(),
                                                                   "to": last.isoformat()})
-    request = ExportRequest(school=args.school, first_day=first, last_day=last, out=out,
+    request = ExportRequest(school=args.school or "trust", first_day=first, last_day=last, out=out,
                             flagged_only=args.flagged_only, identify=args.identify, reason=args.reason)
+    if trust_wide or args.central:  # from the trust's central store (monitor.commands.trust_commands)
+        from monitor.commands.trust_commands import central_export
+
+        return central_export(args, config, request, lambda: _signing_key(config))
     with open_config_store(config, create=False) as store:
         result = run_export(config, store, request, log_path=log_path_for(config.store_path),
                             signing_key=_signing_key(config))
@@ -112,6 +121,10 @@ def sar(args: argparse.Namespace) -> int:
     from monitor.store.sqlite import open_config_store
 
     config = load_chosen_config(args.config)
+    if args.central:  # every gateway's records, from the trust's central store
+        from monitor.commands.trust_commands import central_sar
+
+        return central_sar(args, config, lambda: _signing_key(config))
     with open_config_store(config, create=False) as store:
         result = run_sar(config, store, args.staff, Path(args.out), reference=args.reference,
                          log_path=log_path_for(config.store_path), signing_key=_signing_key(config))
@@ -209,7 +222,9 @@ def _public_text(store_path: Path) -> str:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("export", help="write an audit export (CSV, JSON lines, HTML report, manifest), or "
                        "an investigation's (--device or --staff, with --case and --reason)")
-    p.add_argument("--school", help="school id: an audit export of the school")
+    p.add_argument("--school", help="school id: an audit export of the school (or --scope trust)")
+    p.add_argument("--scope", choices=["school", "trust"], default="school",
+                   help="trust: every school, from the central store (clause 6.1; implies --central)")
     p.add_argument("--device", help="asset tag (or MAC): an investigation export of this device only, "
                    "identified, with the chain record of each session (needs --case and --reason)")
     p.add_argument("--staff", help="staff id: an investigation export of this person's sessions on any "
@@ -227,6 +242,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="show asset tags and staff ids instead of aliases (needs --reason)")
     p.add_argument("--reason", help="why names are needed; recorded in the export log (required with "
                    "--identify, --device and --staff)")
+    add_central_argument(p)
     add_config_argument(p)
     p.set_defaults(func=export)
 
@@ -245,6 +261,7 @@ def register(sub: argparse._SubParsersAction) -> None:
                    "their sign-ins: every recorded form of it is searched")
     p.add_argument("--out", required=True, help="new directory for the files")
     p.add_argument("--reference", help="the request's reference, recorded in the export log")
+    add_central_argument(p)
     add_config_argument(p)
     p.set_defaults(func=sar)
 

@@ -15,6 +15,7 @@ from zoneinfo import ZoneInfo
 
 from monitor.commands.central_verify import verify_against_central
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
+from monitor.commands.trust_commands import add_central_argument
 from monitor.config.exportsettings import export_retention_days
 from monitor.config.loader import Config
 from monitor.config.values import normalise_mac
@@ -203,6 +204,10 @@ def events(args: argparse.Namespace) -> int:
         platform=args.platform,
         limit=args.limit,
     )
+    if args.central:  # every gateway's sessions, from the trust's central store
+        from monitor.commands.trust_commands import central_events
+
+        return central_events(args, config, where, reason)
     out = sys.stdout
     with open_config_store(config, create=False) as store, store.snapshot() as view:
         if reason is not None:  # logged before the first row is shown
@@ -278,4 +283,5 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--identified", action="store_true",
                    help="asset tags and staff ids instead of aliases (needs --reason; logged as an export)")
     p.add_argument("--reason", help="why names are needed; recorded in the export log")
+    add_central_argument(p)
     p.set_defaults(func=events)

@@ -306,8 +306,11 @@ class StoreSettings(Strict):
     central: str | None = Field(None, description="postgresql://ROLE@host/db of the trust's central store "
                                 "(records are shipped there; no password here).")
     central_password_file: str | None = Field(None, description="File holding the central role's password.")
+    central_reader: str | None = Field(None, description="postgresql://ROLE@host/db of a role in "
+                                       "social_monitor_reader: trust-wide events, export and sar --central "
+                                       "(password from $SOCIAL_MONITOR_CENTRAL_PASSWORD, never here).")
 
-    @field_validator("central")
+    @field_validator("central", "central_reader")
     @classmethod
     def _central_url(cls, value: str | None) -> str | None:
         if value is not None:
