@@ -189,3 +189,72 @@ def test_bad_embeds_in_the_data_file_name_their_place(embeds, message):
 def test_catalog_coverage_from_public_domain_lists(hostname, platform, role):
     match = default_catalog().match(hostname)
     assert (match.platform.id if match else None, match.role if match else None) == (platform, role)
+
+
+@pytest.mark.parametrize(
+    ("hostname", "platform", "role"),
+    [
+        # one row per domain family added from Disconnect's entities.json and DuckDuckGo's
+        # Tracker Radar (see the data file's [disconnect-ent], [ddg-ent] and [ddg-gb])
+        ("view.atdmt.com", "facebook", "tracker"),  # Atlas ad server tag
+        ("www.atlassolutions.com", "facebook", "tracker"),
+        ("fbthirdpartypixel.net", "facebook", "tracker"),
+        ("sdk.accountkit.com", "facebook", "widget"),  # login SDK other apps embed
+        ("instagr.com", "instagram", "platform"),
+        ("platform.instagram.com", "instagram", "widget"),  # embeds.js on other sites
+        ("www.instagram.com", "instagram", "platform"),  # ...while the site itself stays the platform
+        ("twitter.fr", "twitter", "platform"),
+        ("api.twttr.net", "twitter", "platform"),
+        ("img.youtube.com", "youtube", "cdn"),  # thumbnails other sites hotlink
+        ("www.youtube.com", "youtube", "platform"),
+        ("v16.musicallycdn.com", "tiktok", "platform"),
+        ("www.iesdouyin.com", "douyin", "platform"),
+        ("lf1.douyinstatic.com", "douyin", "platform"),
+        ("www.linkedinmobileapp.com", "linkedin", "platform"),
+        ("x.adsymptotic.com", "linkedin", "tracker"),
+        ("www.pinterest.com.vn", "pinterest", "platform"),
+        ("pinterest.hu", "pinterest", "platform"),
+        ("log.pinterest.com", "pinterest", "tracker"),
+        ("www.bitstrips.com", "snapchat", "platform"),
+        ("tr6.snapchat.com", "snapchat", "tracker"),
+        ("intg.snapchat.com", "snapchat", "tracker"),
+        ("www.snapchat.com", "snapchat", "platform"),
+        ("alb.reddit.com", "reddit", "tracker"),  # Reddit Pixel beacon
+        ("pixel-config.reddit.com", "reddit", "tracker"),
+        ("www.reddit.com", "reddit", "platform"),
+        ("assets.tumblr.com", "tumblr", "cdn"),
+        ("staff.tumblr.com", "tumblr", "platform"),
+        ("discord.app", "discord", "platform"),
+        ("assets.twitch.tv", "twitch", "cdn"),
+        ("www.twitch.tv", "twitch", "platform"),
+        ("a.quora.com", "quora", "tracker"),  # Quora Pixel
+        ("q.quora.com", "quora", "tracker"),
+        ("www.quora.com", "quora", "platform"),
+        ("vkforms.ru", "vk", "platform"),
+        ("app123.vk-apps.com", "vk", "platform"),
+        ("videopress.com", "wordpress", "embed"),
+        # company-wide or other products' domains in those lists stay unclaimed
+        ("www.meta.com", None, None),
+        ("www.oculus.com", None, None),
+        ("reactjs.org", None, None),
+        ("grok.com", None, None),
+        ("www.bytedance.com", None, None),  # ByteDance-wide, shared with its other apps
+        ("sf1-cdn-tos.ipstatp.com", None, None),
+        ("log.snssdk.com", None, None),
+        ("www.slideshare.net", None, None),
+        ("www.redditinc.com", None, None),
+        ("mail.ru", None, None),
+        ("vk.company", None, None),
+        ("akismet.com", None, None),
+        ("tlgrm.eu", None, None),
+        # shared parents are never claimed
+        ("googleapis.com", None, None),
+        ("www.gstatic.com", None, None),
+        ("akamaized.net", None, None),
+        ("amazonaws.com", None, None),
+        ("d1.cloudfront.net", None, None),
+    ],
+)
+def test_catalog_coverage_from_tracker_lists(hostname, platform, role):
+    match = default_catalog().match(hostname)
+    assert (match.platform.id if match else None, match.role if match else None) == (platform, role)
