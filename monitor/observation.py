@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Protocol = Literal["dns", "tls", "quic", "http"]
-Transport = Literal["tcp", "udp"]
+# The last four carry no name: a VPN's own protocol, recognised from its packets (capture/bypass.py).
+Protocol = Literal["dns", "tls", "quic", "http", "wireguard", "openvpn", "ipsec", "softether"]
+Transport = Literal["tcp", "udp", "esp"]
 Source = Literal["sensor", "proxy"]
 # How the hostname was tied to this flow: read from the flow itself, or
 # inferred from an earlier DNS answer for the server address (a weaker signal).
 Attribution = Literal["direct", "dns-answer"]
 PeriodKind = Literal["contact", "non-contact", "closed"]
+# What a flow that hides its destination uses to hide it (docs/capture.md).
+ObscuredBy = Literal["encrypted-dns", "vpn", "tor", "ech"]
 
 
 def normalise_hostname(name: str) -> str:
@@ -49,7 +52,8 @@ class Observation:
     client_mac: str | None = None
     user: str | None = None  # proxy-authenticated user, where the school enables it
     attribution: Attribution = "direct"
-    obscured: bool = False  # Encrypted Client Hello: the visible name is only the outer one
+    obscured: bool = False  # the visible name (if any) is not the destination: set with obscured_by
+    obscured_by: ObscuredBy | None = None  # how: ECH, a resolver, a VPN or Tor (no platform is guessed)
     vlan: int | None = None
     encapsulation: str | None = None  # tunnels the packet came through, outermost first: "gre,vxlan"
 
@@ -71,6 +75,8 @@ class Observation:
         }
         if self.protocol == "dns":
             out["dns.question.name"] = self.hostname
+        elif not self.hostname:
+            pass  # a VPN's packets, or a hello without a name: nothing to show
         elif self.protocol in ("tls", "quic"):
             out["tls.client.server_name"] = self.hostname
         else:
@@ -86,8 +92,10 @@ class Observation:
         out["event.module"] = self.source
         if self.attribution != "direct":
             out["social.attribution"] = self.attribution
-        if self.obscured:
+        if self.obscured or self.obscured_by:
             out["social.obscured"] = True
+        if self.obscured_by:
+            out["social.obscured_by"] = self.obscured_by
         return out
 
 
@@ -206,6 +214,7 @@ __all__ = [
     "Attribution",
     "Exemption",
     "Flag",
+    "ObscuredBy",
     "Observation",
     "PeriodKind",
     "Protocol",
