@@ -162,9 +162,11 @@ class AccessEvent:
 
     @property
     def recordable(self) -> bool:
-        """Only trust devices reaching an in-scope, non-sensitive platform are ever stored."""
+        """Only trust devices reaching an in-scope, non-sensitive platform, or a hidden destination
+        (`obscured_by`, stored with no platform), are ever stored."""
         return (
-            self.trust_device and self.platform is not None and not self.sensitive and self.monitored
+            self.trust_device and (self.platform is not None or self.observation.obscured_by is not None)
+            and not self.sensitive and self.monitored
         )
 
     def to_ecs(self) -> dict[str, Any]:

@@ -44,6 +44,7 @@ _WG_SIZES: Final = {1: 148, 2: 92, 3: 64}
 # OpenVPN (ssl_pkt.h): opcode << 3 | key id. A hard reset carries key id 0.
 _OVPN_CLIENT_RESET: Final = frozenset({7 << 3, 10 << 3})  # P_CONTROL_HARD_RESET_CLIENT_V2, _V3
 _OVPN_SERVER_RESET: Final = 8 << 3  # P_CONTROL_HARD_RESET_SERVER_V2
+_TCP_RESETS: Final = _OVPN_CLIENT_RESET | {_OVPN_SERVER_RESET}
 # Bytes between the session id and the ack array: none; tls-auth's HMAC (MD5, SHA-1, SHA-256,
 # SHA-512) with its packet id and time (8 bytes); tls-crypt's packet id, time and tag (8 + 32).
 _OVPN_AUTH: Final = (0, 16 + 8, 20 + 8, 32 + 8, 64 + 8)
@@ -158,9 +159,9 @@ def hello_kind(info: ClientHelloInfo, transport: str, server_port: int,
 def udp_protocol(buf: bytes, start: int, end: int, sport: int, dport: int) -> str | None:
     """The VPN protocol a UDP payload `buf[start:end]` is, or None. Only looks further than the
     first byte when it is one these protocols begin with, or the ports are IKE's."""
-    if sport in IKE_PORTS or dport in IKE_PORTS:
-        if ike(buf, start, end) or (4500 in (sport, dport) and esp_in_udp(buf, start, end)):
-            return "ipsec"
+    if (sport in IKE_PORTS or dport in IKE_PORTS) and (
+            ike(buf, start, end) or (4500 in (sport, dport) and esp_in_udp(buf, start, end))):
+        return "ipsec"
     first = buf[start]
     if first not in FIRST_BYTES:
         return None
@@ -173,9 +174,9 @@ def udp_protocol(buf: bytes, start: int, end: int, sport: int, dport: int) -> st
     return "openvpn" if openvpn_reset(buf, start, end) else None
 
 
-def tcp_protocol(buf: bytes, start: int, end: int) -> str | None:
+def tcp_protocol(buf: bytes | bytearray, start: int, end: int) -> str | None:
     """OpenVPN over TCP: each packet has a 2-byte length before it; a connection opens with a reset."""
-    if end - start < 16 or buf[start + 2] not in _OVPN_CLIENT_RESET and buf[start + 2] != _OVPN_SERVER_RESET:
+    if end - start < 16 or buf[start + 2] not in _TCP_RESETS:
         return None
     if (buf[start] << 8) | buf[start + 1] != end - start - 2:
         return None
@@ -191,10 +192,11 @@ def wireguard(buf: bytes, start: int, end: int) -> bool:
     kind = buf[start]
     if kind in _WG_SIZES:
         return n == _WG_SIZES[kind] and buf[start + 4 : start + 8] != b"\0\0\0\0"
-    return n % 16 == 0 and buf[start + 4 : start + 8] != b"\0\0\0\0" and buf[start + 14] == buf[start + 15] == 0
+    index = buf[start + 4 : start + 8]
+    return n % 16 == 0 and index != b"\0\0\0\0" and buf[start + 14] == buf[start + 15] == 0  # counter < 2**48
 
 
-def openvpn_reset(buf: bytes, start: int, end: int) -> bool:
+def openvpn_reset(buf: bytes | bytearray, start: int, end: int) -> bool:
     """An OpenVPN hard reset: its length is fixed by the ack array and the auth mode.
 
     Client: opcode, session id (8), auth, ack count 0, message packet id 0 (an OpenVPN 2.6
@@ -204,9 +206,9 @@ def openvpn_reset(buf: bytes, start: int, end: int) -> bool:
     n = end - start
     first = buf[start]
     for auth in _OVPN_AUTH:
-        if auth == 40 and buf[start + 9 : start + 13] == b"\0\0\0\1":
-            if first in _OVPN_CLIENT_RESET and n in (54, 60) or first == _OVPN_SERVER_RESET and n >= 66:
-                return True
+        if auth == 40 and buf[start + 9 : start + 13] == b"\0\0\0\1" and (
+                (first in _OVPN_CLIENT_RESET and n in (54, 60)) or (first == _OVPN_SERVER_RESET and n >= 66)):
+            return True
         if first in _OVPN_CLIENT_RESET:
             for tail in (0, 6):
                 if n == 9 + auth + 5 + tail and buf[start + 9 + auth : start + 14 + auth] == b"\0\0\0\0\0":

@@ -428,9 +428,9 @@ class Sensor:
             timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
             server_ip=packed_ip_text(server),
             server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
-            hostname=name,
-            client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured or obscured_by is not None,
-            obscured_by=cast(ObscuredBy, obscured_by), vlan=vlan, encapsulation=encapsulation,
+            hostname=name, client_mac=mac, attribution=cast(Attribution, attribution), vlan=vlan,
+            encapsulation=encapsulation,
+            obscured=obscured or obscured_by is not None, obscured_by=cast(ObscuredBy, obscured_by),
         )
         try:
             self.on_observation(obs)

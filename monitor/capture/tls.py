@@ -161,7 +161,7 @@ def _protocols(msg: bytes, pos: int, end: int) -> tuple[str, ...]:
         return ()
     stop = min(end, pos + 2 + ((msg[pos] << 8) | msg[pos + 1]))
     pos += 2
-    names = []
+    names: list[str] = []
     while pos < stop and len(names) < 16:
         length = msg[pos]
         if length == 0 or pos + 1 + length > stop:

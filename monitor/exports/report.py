@@ -60,6 +60,9 @@ class ReportContext:
     public_key: str | None = None  # the gateway's signing key: it checks this export anywhere
 
 
+HIDDEN_KINDS = {"encrypted-dns": "encrypted DNS", "vpn": "VPN", "tor": "Tor", "ech": "encrypted hello"}
+
+
 class ReportStats:
     """Counts for the summary and the charts, accumulated one session at a time."""
 
@@ -86,6 +89,9 @@ class ReportStats:
         # sessions that saw only a platform's widgets, pixels, embeds or CDN (never flagged)
         self.teaching = 0
         self.embed_only = 0
+        # destination hidden (VPN, encrypted DNS, Tor, ECH): no platform, never flagged, counted by kind
+        self.hidden: Counter[str] = Counter()
+        self.hidden_contact = 0
         self.teaching_rows: list[dict[str, Any]] = []
         self.embed_rows: list[dict[str, Any]] = []
         self._days: dict[str, tuple[str, str]] = {}
@@ -99,6 +105,11 @@ class ReportStats:
 
     def add(self, s: Session, device: str, owner: str | None) -> None:
         self.total += 1
+        if not s.platform:
+            for kind in s.obscured_by or ("unknown",):
+                self.hidden[kind] += 1
+            self.hidden_contact += s.period_kind == "contact"
+            return
         if s.embed_only:
             self.embed_only += 1
             if len(self.embed_rows) < self.max_rows:
@@ -210,6 +221,10 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
     if st.embed_only:
         out.append(f"{accesses(st.embed_only)} reached only a platform's widgets, pixels, embedded "
                    "players or shared CDN: kept, listed apart and not flagged.")
+    if st.hidden:
+        kinds = ", ".join(f"{e(HIDDEN_KINDS.get(k, k))} {number(n)}" for k, n in sorted(st.hidden.items()))
+        out.append(f"Destination hidden: {accesses(sum(st.hidden.values()))} ({kinds}), "
+                   f"{number(st.hidden_contact)} in contact time; no platform can be named, none is flagged.")
     if st.exempt:
         names = ", ".join(f"{e(name)} ({number(n)})" for name, n in st.exemptions.most_common())
         out.append(f"A further {accesses(st.exempt)} matched a flag but "

@@ -60,6 +60,13 @@ class Metrics:
             "Accesses to platforms of a sensitive category (never stored; no label names them)",
             registry=r,
         )
+        # Flows that hide their destination (monitor/capture/bypass.py): one per flow, from any device
+        self.obscured_flows = Counter(
+            "social_monitor_obscured_flows_total",
+            "Flows that hide their destination (encrypted DNS, VPN, Tor, ECH), by school, zone and kind",
+            ["school", "zone", "kind"],
+            registry=r,
+        )
         # Signals: one per observation (a proxied HTTPS visit is 3: CONNECT, TLS hello, proxy)
         self.observations = Counter(
             "social_monitor_observations_total",

@@ -321,6 +321,7 @@ class SocialMonitor:
             client=client.peername,
             server=server_addrs,
             user=user,
+            bypass=getattr(loaded.pipeline.tagger.config, "bypass_catalog", None),
         )
         return loaded.pipeline.submit(obs)
 
