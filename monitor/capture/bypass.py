@@ -117,7 +117,7 @@ def default_catalog() -> BypassCatalog:
 def tor_shaped(name: str) -> bool:
     """Tor's client SNI: "www." + 4..25 random base32 characters + ".com" (tortls.c,
     `crypto_random_hostname(4, 25, "www.", ".com")`; ".net" in its certificates). Real names of
-    that shape hold words: the label must hold a digit, or run five consonants together."""
+    that shape hold words: the label must hold a digit, or run six consonants together."""
     if len(name) < 12 or not name.startswith("www.") or not name.endswith((".com", ".net")):
         return False
     label = name[4:-4]
@@ -128,7 +128,7 @@ def tor_shaped(name: str) -> bool:
     run = 0
     for ch in label:
         run = 0 if ch in _VOWELS else run + 1
-        if run >= 5:
+        if run >= 6:
             return True
     return False
 
