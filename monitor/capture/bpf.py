@@ -37,8 +37,8 @@ _TCP6_KEEP = (
 )
 # Anything IPv6 whose first next header is neither TCP nor UDP (extension headers, tunnels).
 _IP6_OTHER = "(ip6 and ip6[6] != 6)"
-# IPv4 tunnels (IP-in-IP, 6in4, GRE, MPLS in IP), IPsec ESP (a VPN: bypass.py) and fragments (a later one, or a first one with
-# more to come): their inner headers are not at fixed offsets.
+# IPv4 tunnels (IP-in-IP, 6in4, GRE, MPLS in IP) and fragments (a later one, or a first one with
+# more to come): their inner headers are not at fixed offsets. IPsec ESP (50): a VPN (bypass.py).
 _IP4_OTHER = ("(ip and (ip proto 4 or ip proto 41 or ip proto 47 or ip proto 50 or ip proto 137"
               " or (ip[6:2] & 0x3fff) != 0))")
 # MPLS (unicast, multicast) and PPPoE sessions, on the link types where `ether proto` is defined.

@@ -104,12 +104,12 @@ class ReportStats:
         return found
 
     def add(self, s: Session, device: str, owner: str | None) -> None:
-        self.total += 1
-        if not s.platform:
+        if not s.platform:  # not an access to social media: counted apart, never a platform
             for kind in s.obscured_by or ("unknown",):
                 self.hidden[kind] += 1
             self.hidden_contact += s.period_kind == "contact"
             return
+        self.total += 1
         if s.embed_only:
             self.embed_only += 1
             if len(self.embed_rows) < self.max_rows:

@@ -121,8 +121,9 @@ MARKED = [  # (id, frames, protocol, obscured_by, hostname)
     ("doq-port", [quic("dns.example", 853)], "quic", "encrypted-dns", "dns.example"),
     ("private-relay-quic", [quic("mask.icloud.com")], "quic", "vpn", "mask.icloud.com"),
     ("private-relay-tls", [tls("mask-h2.icloud.com")], "tls", "vpn", "mask-h2.icloud.com"),
-    ("softether-ddns-http", [tcp_frame(b"POST /ddns/ddns.aspx HTTP/1.1\r\nHost: x.ddns.softether-network.net\r\n"
-                                       b"\r\n", dport=80)], "http", "vpn", "x.ddns.softether-network.net"),
+    ("softether-ddns-http", [tcp_frame(b"POST /ddns/ddns.aspx HTTP/1.1\r\n"
+                                       b"Host: x.ddns.softether-network.net\r\n\r\n", dport=80)],
+     "http", "vpn", "x.ddns.softether-network.net"),
     ("tor", [tls("www.q4cyamnc6mtokjurvdclt.com")], "tls", "tor", "www.q4cyamnc6mtokjurvdclt.com"),
     ("ech", [tls("cloudflare-ech.com", ech=True)], "tls", "ech", "cloudflare-ech.com"),
 ]
@@ -168,10 +169,11 @@ def test_a_tor_shaped_name_the_client_looked_up_is_not_tor():
 
 
 def test_both_directions_of_a_tunnel_are_one_observation():
-    out = udp_frame(wg(WireguardTransport(receiver_index=6, counter=1, encrypted_encapsulated_packet=bytes(16))),
-                    sport=40000, dport=51820)
-    back = bytes(Ether() / IP(src=SERVER4, dst=CLIENT4) / UDP(sport=51820, dport=40000)
-                 / Raw(wg(WireguardTransport(receiver_index=7, counter=1, encrypted_encapsulated_packet=bytes(16)))))
+    def data(index: int) -> bytes:
+        return wg(WireguardTransport(receiver_index=index, counter=1, encrypted_encapsulated_packet=bytes(16)))
+
+    out = udp_frame(data(6), sport=40000, dport=51820)
+    back = bytes(Ether() / IP(src=SERVER4, dst=CLIENT4) / UDP(sport=51820, dport=40000) / Raw(data(7)))
     seen = observe([back, out, back])
     assert [(o.client_ip, o.client_port, o.server_ip, o.server_port) for o in seen] == [
         (CLIENT4, 40000, SERVER4, 51820)]
@@ -245,7 +247,8 @@ def classify(pcap: Path) -> list[dict]:
 
 
 def ends(row: dict) -> frozenset:
-    return frozenset({(row["source.ip"], row["source.port"]), (row["destination.ip"], row["destination.port"])})
+    return frozenset({(row["source.ip"], row["source.port"]),
+                      (row["destination.ip"], row["destination.port"])})
 
 
 needs_shared = pytest.mark.skipif(not BYPASS.is_dir(), reason="shared captures not present")
@@ -318,7 +321,7 @@ def test_esp_and_wireguard_reach_the_sensor_through_the_kernel_filter(netns_veth
             subprocess.run(["ip", "netns", "exec", ns, "tcpreplay", "-q", "--topspeed", "-i", replay_on,
                             str(pcap)], check=True, capture_output=True, timeout=120)
         deadline = time.monotonic() + 10
-        while time.monotonic() < deadline and not {"wireguard", "ipsec"} <= {o.protocol for o in seen} | set():
+        while time.monotonic() < deadline and not {"wireguard", "ipsec"} <= {o.protocol for o in seen}:
             time.sleep(0.1)
         time.sleep(0.5)
     finally:

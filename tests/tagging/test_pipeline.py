@@ -274,3 +274,50 @@ def test_own_addresses_are_read_again_on_reload(example_config):
     pipeline.reconfigure(Tagger(example_config))
     assert not pipeline.gateway.owns("203.0.113.9")
     assert pipeline.gateway.owns("127.0.0.1") is pipeline.gateway.loopback_is_own
+
+
+# --- flows that hide their destination (issue 16) ------------------------------------------------
+
+
+def hidden(client: str, kind: str, protocol: str = "wireguard", host: str = "", mac: str | None = None):
+    transport = "tcp" if protocol in ("tls", "http") else "udp"
+    return Observation(LESSON, client, 40000, "198.51.100.9", 51820, transport, protocol, host,  # type: ignore[arg-type]
+                       client_mac=mac, obscured=True, obscured_by=kind)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("observation", "stored", "school", "zone", "kind", "expected_outcome"),
+    [
+        (hidden("10.20.10.41", "vpn"), True, "ash-secondary", "classrooms", "vpn", "recorded"),
+        (hidden("10.20.10.41", "encrypted-dns", "tls", "dns.google"), True, "ash-secondary", "classrooms",
+         "encrypted-dns", "recorded"),
+        (hidden("10.20.10.41", "tor", "tls", "www.ct7ctrgb6cr7.com"), True, "ash-secondary", "classrooms",
+         "tor", "recorded"),
+        (hidden("10.20.10.99", "vpn"), False, "ash-secondary", "classrooms", "vpn", "not_trust_device"),
+        (hidden("10.20.99.7", "vpn", mac="3c:52:82:20:00:05"), False, "ash-secondary", "guest-wifi", "vpn",
+         "unmonitored_zone"),
+        (hidden("203.0.113.5", "ech", "tls", "cloudflare-ech.com"), False, "unknown", "unknown", "ech",
+         "not_trust_device"),
+    ],
+)
+def test_a_hidden_destination_is_counted_by_school_zone_and_kind(run, observation, stored, school, zone, kind,
+                                                                 expected_outcome):
+    received, metrics = run(observation)
+    assert bool(received) == stored
+    value = metrics.registry.get_sample_value
+    assert value("social_monitor_obscured_flows_total", {"school": school, "zone": zone, "kind": kind}) == 1
+    assert outcome(metrics, protocol=observation.protocol)[expected_outcome] == 1
+    if stored:
+        event = received[0]
+        assert (event.platform, event.flagged, event.recordable) == (None, False, True)
+        assert event.school == school and event.zone == zone and event.period_kind == "contact"
+    # never an access to a platform, never flagged
+    exposition = [s for family in metrics.registry.collect() for s in family.samples
+                  if s.name.startswith(("social_monitor_accesses", "social_monitor_flagged"))]
+    assert [s for s in exposition if s.value] == []
+
+
+def test_an_unmarked_nameless_observation_is_not_social(run):
+    nameless = Observation(LESSON, "10.20.10.41", 40000, "198.51.100.9", 9, "udp", "wireguard", "")
+    received, metrics = run(nameless)
+    assert received == [] and outcome(metrics, protocol="wireguard")["not_social"] == 1
