@@ -170,7 +170,8 @@ def test_a_tor_shaped_name_the_client_looked_up_is_not_tor():
 
 def test_both_directions_of_a_tunnel_are_one_observation():
     def data(index: int) -> bytes:
-        return wg(WireguardTransport(receiver_index=index, counter=1, encrypted_encapsulated_packet=bytes(16)))
+        return wg(WireguardTransport(receiver_index=index, counter=1,
+                                     encrypted_encapsulated_packet=bytes(16)))
 
     out = udp_frame(data(6), sport=40000, dport=51820)
     back = bytes(Ether() / IP(src=SERVER4, dst=CLIENT4) / UDP(sport=51820, dport=40000) / Raw(data(7)))

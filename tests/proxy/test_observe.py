@@ -181,5 +181,6 @@ def test_build_observation_marks_a_vpn_service_with_the_catalog(bypass_given, ki
     from monitor.proxy.observe import build_observation
 
     obs = build_observation(timestamp=1.0, hostname="mask.icloud.com", protocol="tls",
-                            client=("10.0.0.5", 5000), server=[("17.0.0.1", 443)], bypass=default_catalog() if bypass_given else None)
+                            client=("10.0.0.5", 5000), server=[("17.0.0.1", 443)],
+                            bypass=default_catalog() if bypass_given else None)
     assert (obs.obscured_by, obs.obscured, obs.source) == (kind, kind is not None, "proxy")
