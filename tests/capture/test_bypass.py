@@ -4,6 +4,8 @@ the kernel filter into a network namespace."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import os
 import shutil
@@ -29,6 +31,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import wrpcap
 
+from monitor import cli
 from monitor.capture import bypass
 from monitor.capture.sensor import Sensor
 from tests.capture_helpers import (
@@ -242,9 +245,22 @@ def test_the_catalog_names_its_sources():
 
 
 def classify(pcap: Path) -> list[dict]:
-    proc = subprocess.run([sys.executable, "-m", "monitor", "classify", "--format", "jsonl", str(pcap)],
+    """`social-monitor classify --format jsonl PCAP`, in this process (the CLI's own entry point)."""
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        assert cli.main(["classify", "--format", "jsonl", str(pcap)]) == 0
+    return [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(not (BYPASS / "wireguard.pcap").exists(), reason="shared captures not present")
+def test_the_classify_command_prints_obscured_by():
+    proc = subprocess.run([sys.executable, "-m", "monitor", "classify", "--format", "jsonl",
+                           str(BYPASS / "wireguard.pcap")],
                           capture_output=True, text=True, timeout=300, check=True)
-    return [json.loads(line) for line in proc.stdout.splitlines()]
+    rows = [json.loads(line) for line in proc.stdout.splitlines()]
+    assert {(r["network.protocol"], r["social.obscured_by"]) for r in rows} == {("wireguard", "vpn")}
+    assert len(rows) == 2  # two flows, one observation each
 
 
 def ends(row: dict) -> frozenset:
