@@ -43,7 +43,7 @@ DHCP_PORTS: Final = frozenset({67, 68})
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _HTTP_REQUEST_START = http.request_start  # any other method token and a space: tried as HTTP too
 _BYPASS_FIRST: Final = bypass.FIRST_BYTES  # a VPN's first byte: only these go to bypass.udp_protocol
-_IKE_PORTS: Final = bypass.IKE_PORTS
+_SPECIAL_PORTS: Final = DNS_PORTS | DHCP_PORTS | bypass.IKE_PORTS
 _OVPN_TCP: Final = frozenset({7 << 3, 8 << 3, 10 << 3})  # OpenVPN resets after TCP's 2-byte length
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
@@ -157,13 +157,14 @@ class Sensor:
                 break
             if end - start < 8:
                 return
-            if sport in DNS_PORTS or dport in DNS_PORTS:
+            special = sport in _SPECIAL_PORTS or dport in _SPECIAL_PORTS  # DNS, DHCP, IKE: two lookups
+            if special and (sport in DNS_PORTS or dport in DNS_PORTS):
                 self._dns(ts, frame, frame[start:end], d, "udp")
-            elif sport in DHCP_PORTS and dport in DHCP_PORTS:
+            elif special and sport in DHCP_PORTS and dport in DHCP_PORTS:
                 self._dhcp(ts, frame[start:end])
             else:
                 first = frame[start]
-                if first in _BYPASS_FIRST or sport in _IKE_PORTS or dport in _IKE_PORTS:
+                if special or first in _BYPASS_FIRST:
                     protocol = bypass.udp_protocol(frame, start, end, sport, dport)
                     if protocol is not None:
                         self._tunnel(ts, frame, d, "udp", protocol)
