@@ -50,6 +50,7 @@ from monitor.tagging.tagger import Tagger
 
 if TYPE_CHECKING:  # imported where capture starts: a proxy-only daemon needs no scapy
     from monitor.capture.live import InterfaceState, LiveCapture
+    from monitor.capture.sensor import Sensor
 from monitor.tempdirs import owned_tempdir, reap_stale
 
 log = structlog.get_logger("social_monitor.daemon")
@@ -82,6 +83,7 @@ class Daemon:
         self.runtime_dir: Path | None = None
         self.snapshots = 0
         self.sensor_failed = False
+        self.sensor: Sensor | None = None
         self.proxy: ProxyChild | None = None
         self.metrics_server: MetricsServer | None = None
         self.sensor_stats: dict[str, int] = {}
@@ -239,8 +241,9 @@ class Daemon:
         def learn(binding) -> None:
             pipeline.tagger.devices.learn(binding.ip, binding.mac, binding.hostname, at=binding.at)
 
-        sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics),
-                        idle_gap=config.model.store.idle_gap_seconds)
+        sensor = self.sensor = Sensor(pipeline.submit, learn, SensorMetrics(self.metrics),
+                                      idle_gap=config.model.store.idle_gap_seconds,
+                                      bypass_catalog=pipeline.tagger.config.bypass_catalog)
         if self.options.pcap:
             self.sensor_thread = threading.Thread(target=self._guard_sensor,
                                                   args=(self._read_files, sensor, self.options.pcap),
@@ -352,6 +355,8 @@ class Daemon:
         tagger = Tagger(config)
         tagger.devices.adopt_learned(self.pipeline.tagger.devices)  # DHCP leases seen so far still hold
         self.pipeline.reconfigure(tagger)  # storage gate, the gateway's own addresses, then the tagger
+        if self.sensor is not None:
+            self.sensor.bypass = config.bypass_catalog  # one attribute: old or new names, never half
         from monitor.store.writer import StoreWriter, daily_upkeep
 
         if self.sinks is not None and isinstance(self.sinks.store, StoreWriter):

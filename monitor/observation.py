@@ -13,13 +13,16 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-Protocol = Literal["dns", "tls", "quic", "http"]
-Transport = Literal["tcp", "udp"]
+# The last four carry no name: a VPN's own protocol, recognised from its packets (capture/bypass.py).
+Protocol = Literal["dns", "tls", "quic", "http", "wireguard", "openvpn", "ipsec", "softether"]
+Transport = Literal["tcp", "udp", "esp"]
 Source = Literal["sensor", "proxy"]
 # How the hostname was tied to this flow: read from the flow itself, or
 # inferred from an earlier DNS answer for the server address (a weaker signal).
 Attribution = Literal["direct", "dns-answer"]
 PeriodKind = Literal["contact", "non-contact", "closed"]
+# What a flow that hides its destination uses to hide it (docs/capture.md).
+ObscuredBy = Literal["encrypted-dns", "vpn", "tor", "ech"]
 
 
 def normalise_hostname(name: str) -> str:
@@ -49,7 +52,8 @@ class Observation:
     client_mac: str | None = None
     user: str | None = None  # proxy-authenticated user, where the school enables it
     attribution: Attribution = "direct"
-    obscured: bool = False  # Encrypted Client Hello: the visible name is only the outer one
+    obscured: bool = False  # the visible name (if any) is not the destination: set with obscured_by
+    obscured_by: ObscuredBy | None = None  # how: ECH, a resolver, a VPN or Tor (no platform is guessed)
     vlan: int | None = None
     encapsulation: str | None = None  # tunnels the packet came through, outermost first: "gre,vxlan"
     # The same flow (or connection) again, later: it extends the session's last seen and is not
@@ -74,6 +78,8 @@ class Observation:
         }
         if self.protocol == "dns":
             out["dns.question.name"] = self.hostname
+        elif not self.hostname:
+            pass  # a VPN's packets, or a hello without a name: nothing to show
         elif self.protocol in ("tls", "quic"):
             out["tls.client.server_name"] = self.hostname
         else:
@@ -89,8 +95,10 @@ class Observation:
         out["event.module"] = self.source
         if self.attribution != "direct":
             out["social.attribution"] = self.attribution
-        if self.obscured:
+        if self.obscured or self.obscured_by:
             out["social.obscured"] = True
+        if self.obscured_by:
+            out["social.obscured_by"] = self.obscured_by
         if self.continuation:
             out["social.continuation"] = True
         return out
@@ -159,9 +167,11 @@ class AccessEvent:
 
     @property
     def recordable(self) -> bool:
-        """Only trust devices reaching an in-scope, non-sensitive platform are ever stored."""
+        """Only trust devices reaching an in-scope, non-sensitive platform, or a hidden destination
+        (`obscured_by`, stored with no platform), are ever stored."""
         return (
-            self.trust_device and self.platform is not None and not self.sensitive and self.monitored
+            self.trust_device and (self.platform is not None or self.observation.obscured_by is not None)
+            and not self.sensitive and self.monitored
         )
 
     def to_ecs(self) -> dict[str, Any]:
@@ -211,6 +221,7 @@ __all__ = [
     "Attribution",
     "Exemption",
     "Flag",
+    "ObscuredBy",
     "Observation",
     "PeriodKind",
     "Protocol",

@@ -17,9 +17,13 @@ CLIENT4, SERVER4 = "192.168.1.10", "31.13.86.36"
 CLIENT6, SERVER6 = "2001:db8::10", "2a03:2880:f10c:83:face:b00c:0:25de"
 
 
-def client_hello(sni: str | None, *, ech: bool = False, padding: int = 0) -> bytes:
+def client_hello(sni: str | None, *, ech: bool = False, padding: int = 0,
+                 alpn: tuple[str, ...] = ()) -> bytes:
     """A TLS 1.3-style ClientHello handshake message (4-byte header included)."""
     exts = b""
+    if alpn:
+        names = b"".join(bytes([len(p)]) + p.encode() for p in alpn)
+        exts += b"\x00\x10" + (len(names) + 2).to_bytes(2, "big") + len(names).to_bytes(2, "big") + names
     if sni is not None:
         name = sni.encode()
         entry = b"\x00" + len(name).to_bytes(2, "big") + name

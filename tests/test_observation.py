@@ -59,3 +59,23 @@ def test_tunnel_provenance_is_network_encapsulation(encapsulation, field):
 def test_a_continuation_says_so(continuation, field):
     obs = Observation(0.0, "10.0.0.1", 5, "192.0.2.1", 443, "tcp", "tls", "x.com", continuation=continuation)
     assert obs.to_ecs().get("social.continuation") == field
+
+
+@pytest.mark.parametrize(
+    ("protocol", "hostname", "obscured_by", "expected"),
+    [("wireguard", "", "vpn", {"social.obscured": True, "social.obscured_by": "vpn"}),
+     ("tls", "", "encrypted-dns", {"social.obscured": True, "social.obscured_by": "encrypted-dns"}),
+     ("tls", "dns.google", "encrypted-dns", {"tls.client.server_name": "dns.google",
+                                             "social.obscured_by": "encrypted-dns"}),
+     ("tls", "www.facebook.com", None, {"tls.client.server_name": "www.facebook.com"})],
+)
+def test_to_ecs_of_a_hidden_destination(protocol, hostname, obscured_by, expected):
+    from monitor.observation import Observation
+
+    obs = Observation(1.0, "10.0.0.5", 40000, "198.51.100.9", 51820, "udp", protocol, hostname,
+                      obscured=obscured_by is not None, obscured_by=obscured_by)
+    out = obs.to_ecs()
+    assert {k: out[k] for k in expected} == expected
+    names = {"tls.client.server_name", "url.domain", "dns.question.name"}
+    assert bool(names & set(out)) == bool(hostname)  # a name-less flow shows no empty name field
+    assert ("social.obscured_by" in out) == (obscured_by is not None)

@@ -17,7 +17,9 @@ frames (the offsets differ; `vlan` in a filter shifts them only for what
 follows it). Tunnels pass whole for the same reason: every UDP tunnel
 already passes as UDP (VXLAN 4789, Geneve 6081, GTP-U 2152, Teredo 3544,
 AYIYA 5072, GRE over UDP 4754), and GRE (IP protocol 47), MPLS in IP (137),
-IP-in-IP, 6in4 and every IPv4 fragment are kept by protocol; on Ethernet
+IP-in-IP, 6in4 and every IPv4 fragment are kept by protocol, as is IPsec ESP (50),
+whose packets carry no port but say a VPN is in use (`bypass.py`; IPv6 ESP passes
+with the other next headers); WireGuard, OpenVPN, IKE and NAT-T are UDP; on Ethernet
 and Linux cooked links, MPLS and PPPoE session frames by EtherType (checked
 with `ether proto`, which unlike `mpls` and `pppoes` does not shift the
 offsets of the terms after it).
@@ -40,8 +42,8 @@ _TCP6_KEEP = (
 # Anything IPv6 whose first next header is neither TCP nor UDP (extension headers, tunnels).
 _IP6_OTHER = "(ip6 and ip6[6] != 6)"
 # IPv4 tunnels (IP-in-IP, 6in4, GRE, MPLS in IP) and fragments (a later one, or a first one with
-# more to come): their inner headers are not at fixed offsets.
-_IP4_OTHER = ("(ip and (ip proto 4 or ip proto 41 or ip proto 47 or ip proto 137"
+# more to come): their inner headers are not at fixed offsets. IPsec ESP (50): a VPN (bypass.py).
+_IP4_OTHER = ("(ip and (ip proto 4 or ip proto 41 or ip proto 47 or ip proto 50 or ip proto 137"
               " or (ip[6:2] & 0x3fff) != 0))")
 # MPLS (unicast, multicast) and PPPoE sessions, on the link types where `ether proto` is defined.
 _ETHERTYPES = "ether proto 0x8847 or ether proto 0x8848 or ether proto 0x8864"

@@ -56,6 +56,7 @@ VLAN_ETHERTYPES: Final = frozenset({0x8100, 0x88A8, 0x9100, 0x9200})
 
 PROTO_TCP: Final = 6
 PROTO_UDP: Final = 17
+PROTO_ESP: Final = 50  # IPsec ESP: no ports; returned with ports 0 and its payload (bypass.py)
 PROTO_FRAGMENT: Final = -1  # see Decoded
 PROTO_TOO_DEEP: Final = -2  # more tunnels or headers than the caps allow: counted, never read
 # IPv6 headers that come before the transport: hop-by-hop, routing, fragment, AH,
@@ -218,6 +219,8 @@ def _walk(buf: bytes, at: int, value: int, off: int, end: int, src: bytes, dst: 
                 if tunnels > MAX_TUNNELS:
                     return _TOO_DEEP
                 continue
+            elif value == PROTO_ESP:
+                return (PROTO_ESP, src, dst, 0, 0, off, end, 0, 0, vlan, l2, encap)
             elif value == 137:  # MPLS in IP (RFC 4023): a tunnel; the outer MAC and VLAN are not the client's
                 at, value, vlan, l2 = AT_ETHERTYPE, ETHERTYPE_MPLS, None, -1
                 continue

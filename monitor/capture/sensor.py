@@ -16,12 +16,13 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final, cast
 
-from monitor.capture import dhcp, dns, http, quic, tls
+from monitor.capture import bypass, dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
 from monitor.capture.flows import TABLE_BYTES, DnsAnswers, FlowLives, PendingStream, TcpReassembly, flow_key
 from monitor.capture.fragments import IpFragments
 from monitor.capture.packets import (
     MAX_TUNNELS,
+    PROTO_ESP,
     PROTO_FRAGMENT,
     PROTO_TCP,
     PROTO_TOO_DEEP,
@@ -35,12 +36,15 @@ from monitor.capture.packets import (
     resume,
 )
 from monitor.capture.packets import mac_text as _mac
-from monitor.observation import Attribution, Observation, Protocol, Transport
+from monitor.observation import Attribution, ObscuredBy, Observation, Protocol, Transport
 
 DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
 DHCP_PORTS: Final = frozenset({67, 68})
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _HTTP_REQUEST_START = http.request_start  # any other method token and a space: tried as HTTP too
+_BYPASS_FIRST: Final = bypass.FIRST_BYTES  # a VPN's first byte: only these go to bypass.udp_protocol
+_SPECIAL_PORTS: Final = DNS_PORTS | DHCP_PORTS | bypass.IKE_PORTS
+_OVPN_TCP: Final = frozenset({7 << 3, 8 << 3, 10 << 3})  # OpenVPN resets after TCP's 2-byte length
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
 ObservationSink = Callable[[Observation], object]  # what it returns (the tagged event, if any) is unused
@@ -69,8 +73,10 @@ class Sensor:
         fragment_bytes: int = 4 << 20,
         idle_gap: float = 300.0,
         strict: bool = False,
+        bypass_catalog: bypass.BypassCatalog | None = None,
     ):
         self.on_observation = on_observation
+        self.bypass = bypass_catalog if bypass_catalog is not None else bypass.default_catalog()
         # strict: let an unexpected exception out instead of counting it (fuzz tests use this
         # to tell a parser bug from a counted malformed packet).
         self.strict = strict
@@ -146,6 +152,8 @@ class Sensor:
                             self._dns_over_tcp(ts, frame, d)
                         elif _HTTP_REQUEST_START(frame, start, end):
                             self._tcp_payload(ts, frame, d, key, None)
+                        elif end - start > 15 and frame[start + 2] in _OVPN_TCP:
+                            self._tunnel(ts, frame, d, "tcp", bypass.tcp_protocol(frame, start, end))
                         return
                     self._tcp_payload(ts, frame, d, key, pending)
                     return
@@ -158,16 +166,24 @@ class Sensor:
                             continue
                     elif proto == PROTO_TOO_DEEP:
                         self._error("tunnel")
+                    elif proto == PROTO_ESP and bypass.esp_packet(frame, start, end):
+                        self._tunnel(ts, frame, d, "esp", "ipsec")
                     return
                 break
             if end - start < 8:
                 return
-            if sport in DNS_PORTS or dport in DNS_PORTS:
+            special = sport in _SPECIAL_PORTS or dport in _SPECIAL_PORTS  # DNS, DHCP, IKE: two lookups
+            if special and (sport in DNS_PORTS or dport in DNS_PORTS):
                 self._dns(ts, frame, frame[start:end], d, "udp")
-            elif sport in DHCP_PORTS and dport in DHCP_PORTS:
+            elif special and sport in DHCP_PORTS and dport in DHCP_PORTS:
                 self._dhcp(ts, frame[start:end])
             else:
                 first = frame[start]
+                if special or first in _BYPASS_FIRST:
+                    protocol = bypass.udp_protocol(frame, start, end, sport, dport)
+                    if protocol is not None:
+                        self._tunnel(ts, frame, d, "udp", protocol)
+                        return
                 if first & 0x80:
                     if first & 0x40 or frame[start + 1 : start + 3] == b"Q0":
                         self._quic_long(ts, frame, frame[start:end], d)
@@ -248,7 +264,8 @@ class Sensor:
                     pending.need = len(stream) + 1  # a method token whose space is still to come
                     return
                 if not starts:
-                    self.tcp.drop(key)  # neither TLS nor HTTP: nothing to read here
+                    self.tcp.drop(key)  # neither TLS nor HTTP: nothing to read here, unless a VPN's
+                    self._tunnel(ts, frame, d, "tcp", bypass.tcp_protocol(stream, 0, len(stream)))
                     return
                 reader = pending.reader = http.HeadScanner()
         if isinstance(reader, tls.HelloReader):
@@ -300,7 +317,7 @@ class Sensor:
             return
         self.tcp.drop(key)
         if host:
-            self._emit(ts, frame, d, True, "tcp", "http", host)
+            self._emit(ts, frame, d, True, "tcp", "http", host, obscured_by=self.bypass.kind_of(host))
 
     def _hold(self, ts: float, key: tuple, seq: int, data: bytes | bytearray,
               reader: tls.HelloReader | http.HeadScanner) -> PendingStream:
@@ -390,8 +407,12 @@ class Sensor:
 
     def _hello(self, ts: float, frame: bytes, d: tuple, transport: str, protocol: str,
                info: tls.ClientHelloInfo) -> None:
-        if info.server_name:
-            self._emit(ts, frame, d, True, transport, protocol, info.server_name, obscured=info.encrypted)
+        kind = bypass.hello_kind(info, transport, d[4], self.bypass)
+        if kind == "tor" and self.dns_answers.name_for(d[2], ts) == info.server_name:
+            kind = None  # a name the client looked up: a real site, not Tor's random one
+        if info.server_name or kind:
+            self._emit(ts, frame, d, True, transport, protocol, info.server_name or "", obscured_by=kind,
+                       obscured=info.encrypted)
         if info.encrypted or not info.server_name:
             # No readable real name: fall back to what DNS said this server address is.
             name = self.dns_answers.name_for(d[2], ts)
@@ -400,8 +421,15 @@ class Sensor:
 
     # -- output -------------------------------------------------------------------------------
 
+    def _tunnel(self, ts: float, frame: bytes, d: tuple, transport: str, protocol: str | None) -> None:
+        """A VPN's packets: one name-less observation per flow, whichever end sent this one."""
+        if protocol is not None:
+            from_client = bypass.sender_is_client(d[1], d[3], d[2], d[4])
+            self._emit(ts, frame, d, from_client, transport, protocol, "", obscured_by="vpn")
+
     def _emit(self, ts: float, frame: bytes, d: tuple, from_client: bool, transport: str,
-              protocol: str, name: str, *, obscured: bool = False, attribution: str = "direct") -> None:
+              protocol: str, name: str, *, obscured_by: str | None = None, obscured: bool = False,
+              attribution: str = "direct") -> None:
         _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2, encapsulation = d
         if from_client:
             client, cport, server, sport_ = src, sport, dst, dport
@@ -419,9 +447,9 @@ class Sensor:
             timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
             server_ip=packed_ip_text(server),
             server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
-            hostname=name,
-            client_mac=mac, attribution=cast(Attribution, attribution), obscured=obscured, vlan=vlan,
+            hostname=name, client_mac=mac, attribution=cast(Attribution, attribution), vlan=vlan,
             encapsulation=encapsulation,
+            obscured=obscured or obscured_by is not None, obscured_by=cast(ObscuredBy, obscured_by),
         )
         self.flows.add(key, obs)
         self._deliver(obs)

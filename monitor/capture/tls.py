@@ -16,6 +16,7 @@ from typing import Final
 CONTENT_HANDSHAKE: Final = 0x16
 HANDSHAKE_CLIENT_HELLO: Final = 0x01
 EXT_SERVER_NAME: Final = 0x0000
+EXT_ALPN: Final = 0x0010  # application-layer protocol negotiation: "dot", "doq" name a resolver
 EXT_ENCRYPTED_CLIENT_HELLO: Final = 0xFE0D  # draft-ietf-tls-esni
 EXT_ENCRYPTED_SERVER_NAME: Final = 0xFFCE  # the older ESNI drafts
 MAX_CLIENT_HELLO: Final = 1 << 16  # no real ClientHello is larger; bounds reassembly
@@ -34,6 +35,9 @@ class ClientHelloInfo:
     server_name: str | None
     # Encrypted Client Hello (or ESNI): the visible name is the outer one, not the real server.
     encrypted: bool
+    alpn: tuple[str, ...] = ()  # the protocols offered, in order (bypass.py reads "dot" and "doq")
+    # Encrypted Client Hello proper (not the withdrawn ESNI drafts, which no server answers since 2020)
+    ech: bool = False
 
 
 def looks_like_client_hello(data: bytes) -> bool:
@@ -130,7 +134,8 @@ def parse_client_hello(msg: bytes) -> ClientHelloInfo:
         raise TLSParseError("extensions run past the message")
     pos += 2
     name = None
-    encrypted = False
+    encrypted = ech = False
+    alpn: tuple[str, ...] = ()
     while pos + 4 <= ext_end:
         etype = (msg[pos] << 8) | msg[pos + 1]
         elen = (msg[pos + 2] << 8) | msg[pos + 3]
@@ -141,11 +146,29 @@ def parse_client_hello(msg: bytes) -> ClientHelloInfo:
             name = _server_name(msg[pos : pos + elen])
         elif etype == EXT_ENCRYPTED_CLIENT_HELLO:
             # ECHClientHello: type 0 is the outer hello (the visible SNI is the public name).
-            encrypted = elen > 0 and msg[pos] == 0
+            encrypted = ech = elen > 0 and msg[pos] == 0
         elif etype == EXT_ENCRYPTED_SERVER_NAME:
             encrypted = True
+        elif etype == EXT_ALPN:
+            alpn = _protocols(msg, pos, pos + elen)
         pos += elen
-    return ClientHelloInfo(name, encrypted)
+    return ClientHelloInfo(name, encrypted, alpn, ech)
+
+
+def _protocols(msg: bytes, pos: int, end: int) -> tuple[str, ...]:
+    """The ALPN protocol names (RFC 7301); a malformed list yields what was read before it."""
+    if end - pos < 2:
+        return ()
+    stop = min(end, pos + 2 + ((msg[pos] << 8) | msg[pos + 1]))
+    pos += 2
+    names: list[str] = []
+    while pos < stop and len(names) < 16:
+        length = msg[pos]
+        if length == 0 or pos + 1 + length > stop:
+            break
+        names.append(msg[pos + 1 : pos + 1 + length].decode("ascii", "replace"))
+        pos += 1 + length
+    return tuple(names)
 
 
 def _server_name(ext: bytes) -> str | None:

@@ -18,6 +18,7 @@ from pathlib import Path
 import yaml
 from pydantic import ValidationError
 
+from monitor.capture.bypass import default_catalog as default_bypass_catalog
 from monitor.config.checks import (
     LoginRow,
     StaffRow,
@@ -60,6 +61,10 @@ class Config:
         self.catalog = catalog
         self.fingerprint = fingerprint
         self.logins = logins or {}  # lower-cased proxy login -> staff id
+        extra = model.bypass
+        # the names of resolvers and VPN services: the data file's, and the trust's own additions
+        self.bypass_catalog = default_bypass_catalog().extended(
+            {"encrypted-dns": extra.encrypted_dns, "vpn": extra.vpn})
 
     @property
     def trust(self) -> TrustSettings:

@@ -17,6 +17,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import Field, field_validator, model_validator
 
+from monitor.config.bypass import BypassSettings
 from monitor.config.exportsettings import ExportSettings
 from monitor.config.values import (
     FLAG_NAMES,
@@ -418,6 +419,7 @@ class TrustFile(Strict):
     store: StoreSettings = Field(default_factory=StoreSettings)
     listen: ListenSettings = Field(default_factory=ListenSettings)
     capture: CaptureSettings = Field(default_factory=CaptureSettings)
+    bypass: BypassSettings = Field(default_factory=BypassSettings)
     gateway: GatewaySettings | None = Field(None, description="This gateway, as the central store knows it.")
 
     @model_validator(mode="after")

@@ -93,6 +93,9 @@ class ReportStats:
         self.teaching_rows: list[dict[str, Any]] = []
         self.embed_rows: list[dict[str, Any]] = []
         self._days: dict[str, tuple[str, str]] = {}
+        # destination hidden (VPN, encrypted DNS, Tor, ECH): no platform, never flagged, counted by kind
+        self.hidden: Counter[str] = Counter()
+        self.hidden_contact = 0
         # set by an export: each flagged row's review and the reviewed/open counts
         # (monitor.exports.reviews.ReviewColumns)
         self.reviews: Any = None
@@ -128,6 +131,11 @@ class ReportStats:
         return cells
 
     def add(self, s: Session, device: str, owner: str | None) -> None:
+        if not s.platform:  # not an access to social media: counted apart, never a platform
+            for kind in s.obscured_by or ("unknown",):
+                self.hidden[kind] += 1
+            self.hidden_contact += s.period_kind == "contact"
+            return
         spent = minutes(s.first_seen, s.last_seen)
         self.figures.total += 1
         self.figures.minutes += spent

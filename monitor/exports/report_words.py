@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from monitor.exports.completeness import none_flagged_sentence
 
+HIDDEN_KINDS = {"encrypted-dns": "encrypted DNS", "vpn": "VPN", "tor": "Tor", "ech": "encrypted hello"}
+
 if TYPE_CHECKING:
     from monitor.exports.report import ReportContext
     from monitor.exports.report_stats import ReportStats
@@ -119,6 +121,10 @@ def summary_paragraphs(ctx: ReportContext, st: ReportStats) -> list[str]:
     if st.embed_only:
         out.append(f"{accesses(st.embed_only)} reached only a platform's widgets, pixels, embedded "
                    "players or shared CDN: kept, listed apart and not flagged.")
+    if st.hidden:
+        kinds = ", ".join(f"{e(HIDDEN_KINDS.get(k, k))} {number(n)}" for k, n in sorted(st.hidden.items()))
+        out.append(f"Destination hidden: {accesses(sum(st.hidden.values()))} ({kinds}), "
+                   f"{number(st.hidden_contact)} in contact time; no platform can be named, none is flagged.")
     if st.exempt:
         names = ", ".join(f"{e(name)} ({number(n)})" for name, n in st.exemptions.most_common())
         out.append(f"A further {accesses(st.exempt)} matched a flag but "

@@ -60,6 +60,13 @@ class Metrics:
             "Accesses to platforms of a sensitive category (never stored; no label names them)",
             registry=r,
         )
+        # Flows that hide their destination (monitor/capture/bypass.py): one per flow, from any device
+        self.obscured_flows = Counter(
+            "social_monitor_obscured_flows_total",
+            "Flows that hide their destination (encrypted DNS, VPN, Tor, ECH), by school, zone and kind",
+            ["school", "zone", "kind"],
+            registry=r,
+        )
         # Signals: one per observation (a proxied HTTPS visit is 3: CONNECT, TLS hello, proxy)
         self.observations = Counter(
             "social_monitor_observations_total",
@@ -155,12 +162,6 @@ class Metrics:
             registry=r,
         )
         # the coverage ledger's live side (monitor.ledger): what alerts and the dashboard's coverage row read
-        self.obscured_flows = Counter(
-            "social_monitor_obscured_flows_total",
-            "Flows whose destination is hidden (VPN, encrypted DNS, Tor, Encrypted Client Hello), by kind",
-            ["school", "kind"],
-            registry=r,
-        )
         self.school_day = Gauge(
             "social_monitor_school_day", "1 during a school's day by its timetable (term, hours)", ["school"],
             registry=r, multiprocess_mode="livemax",

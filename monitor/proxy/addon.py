@@ -373,6 +373,7 @@ class SocialMonitor:
             client=client.peername,
             server=server_addrs,
             user=user,
+            bypass=getattr(loaded.pipeline.tagger.config, "bypass_catalog", None),
         )
         state.remember(obs)
         return loaded.pipeline.submit(obs)

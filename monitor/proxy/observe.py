@@ -16,9 +16,10 @@ import ipaddress
 from collections import OrderedDict
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, cast
 
-from monitor.observation import AccessEvent, Observation, Protocol, normalise_hostname
+from monitor.capture.bypass import DOT_PORT, BypassCatalog
+from monitor.observation import AccessEvent, ObscuredBy, Observation, Protocol, normalise_hostname
 from monitor.tagging.catalog import Catalog
 
 Address = tuple[Any, ...] | None  # mitmproxy's (host, port[, flowinfo, scope]) or None
@@ -122,12 +123,17 @@ def build_observation(
     client: Address,
     server: Iterable[Address],
     user: str | None = None,
+    bypass: BypassCatalog | None = None,
 ) -> Observation:
-    """One Observation from what a proxy hook saw; the hostname must already be normalised."""
+    """One Observation from what a proxy hook saw; the hostname must already be normalised.
+
+    With the config's `bypass` catalog, a CONNECT or hello naming a resolver or VPN service, or TLS
+    to DNS-over-TLS's port, is marked `obscured_by` as the sensor marks it."""
     client_ip, client_port = endpoint(client)
     server_ip, server_port = endpoint(*server)
     if not server_port:
         server_port = 443 if protocol == "tls" else 80
+    hidden = hidden_by_name(hostname, protocol, server_port, bypass) if bypass is not None else None
     return Observation(
         timestamp=timestamp,
         client_ip=client_ip,
@@ -139,7 +145,17 @@ def build_observation(
         hostname=hostname,
         source="proxy",
         user=user,
+        obscured_by=hidden,
+        obscured=hidden is not None,
     )
+
+
+def hidden_by_name(hostname: str, protocol: str, port: int, bypass: BypassCatalog) -> ObscuredBy | None:
+    """What the proxy can tell from a name and port: a listed resolver or VPN service, or DoT."""
+    kind = bypass.kind_of(hostname)
+    if kind is None and protocol == "tls" and port == DOT_PORT:
+        kind = "encrypted-dns"
+    return cast(ObscuredBy | None, kind)
 
 
 @dataclass(slots=True)

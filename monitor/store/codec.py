@@ -93,7 +93,7 @@ def session_row(s: Session) -> tuple[Any, ...]:
         s.local_date, s.first_seen, s.last_seen, s.observations, ",".join(s.signals),
         encode_hostnames(s.hostnames), encode_flags(s.flags), int(s.flagged),
         encode_exemption(s.exemption),
-        s.version, s.record_id, ",".join(s.roles), int(s.probably_teaching),
+        s.version, s.record_id, ",".join(s.roles), int(s.probably_teaching), ",".join(s.obscured_by),
     )
 
 
@@ -102,7 +102,7 @@ def row_session(row: Sequence[Any]) -> Session:
     (sid, _key, device, device_mac, asset_tag, device_kind, owner, platform, platform_name, category,
      school, zone, zone_kind, pupil_area, period, period_kind, week, local_date, first_seen, last_seen,
      observations, signals, hostnames, flags, _flagged, exemption, version, record_id, roles,
-     probably_teaching) = row
+     probably_teaching, obscured_by) = row
     return Session(
         device=device,
         platform=platform,
@@ -129,6 +129,7 @@ def row_session(row: Sequence[Any]) -> Session:
         zone_kind=zone_kind,
         roles=tuple(roles.split(",")) if roles else (),
         probably_teaching=bool(probably_teaching),
+        obscured_by=tuple(obscured_by.split(",")) if obscured_by else (),
         id=sid,
         version=version,
         record_id=record_id,

@@ -32,6 +32,7 @@ from typing import Any, Literal
 Kind = Literal["time", "count", "number", "int", "text", "bool", "strs", "flags", "exemption"]
 
 OUTSIDE = "Outside timetable"  # the report's name for a session outside any period
+HIDDEN = "Destination hidden"  # the report's name for a session with no platform (social.obscured_by)
 FLAG_LABELS = {"contact_time": "Contact time", "pupil_area": "Pupil area"}
 
 
@@ -87,8 +88,8 @@ FIELDS: tuple[SessionField, ...] = (
     SessionField("host.type", "s.device_kind", "text", "device_kind"),
     SessionField("user.id", "s.owner", "text", "owner", label="owner", html="v"),
     SessionField("social.session_id", "s.id", "int", "id", label="session_id"),
-    SessionField("social.platform", "s.platform", "text", "platform", shared=True,
-                 html="s.platform_name or v"),
+    SessionField("social.platform", "s.platform or None", "text", "NULLIF(platform, '')", shared=True,
+                 html="s.platform_name or v or HIDDEN"),
     SessionField("social.platform_name", "s.platform_name", "text", "platform_name", shared=True),
     SessionField("social.category", "s.category", "text", "category", shared=True),
     SessionField("social.school", "s.school", "text", "school", shared=True),
@@ -109,6 +110,7 @@ FIELDS: tuple[SessionField, ...] = (
                  _json_bool_sql("probably_teaching"), shared=True),
     SessionField("social.signals", "s.signals", "strs", _csv_list_sql("signals"), shared=True),
     SessionField("social.roles", "s.roles", "strs", _csv_list_sql("roles"), shared=True),
+    SessionField("social.obscured_by", "s.obscured_by", "strs", _csv_list_sql("obscured_by"), shared=True),
     SessionField("social.observations", "s.observations", "count", "observations"),
     SessionField("social.hostnames", "s.hostnames", "strs", "json(hostnames)", html="', '.join(v)"),
     # last, so the columns before it keep their places: first to last sighting, to 0.01 minute
@@ -185,8 +187,8 @@ def csv_cell(value: str | None) -> str | None:
 
 _NAMESPACE = {"iso_ms": iso_ms, "minutes": minutes, "quote": encode_basestring, "dumps": _dumps,
               "datetime": datetime,
-              "FLAG_LABELS": FLAG_LABELS, "OUTSIDE": OUTSIDE, "NULL": "null", "TRUE": "true",
-              "FALSE": "false", "SEMI": ";", "cell": csv_cell}
+              "FLAG_LABELS": FLAG_LABELS, "OUTSIDE": OUTSIDE, "HIDDEN": HIDDEN, "NULL": "null",
+              "TRUE": "true", "FALSE": "false", "SEMI": ";", "cell": csv_cell}
 CACHE_LIMIT = 8192
 
 
@@ -357,6 +359,7 @@ __all__ = [
     "ECS_JSON_SQL",
     "FIELDS",
     "FLAG_LABELS",
+    "HIDDEN",
     "OUTSIDE",
     "SessionField",
     "csv_cell",

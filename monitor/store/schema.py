@@ -128,6 +128,13 @@ MIGRATIONS: dict[int, Migration] = {
         ),
         read_defaults={"roles": "''", "probably_teaching": "0"},
     ),
+    # Traffic that hides its destination (issue 16): how a session's flows hid it (encrypted-dns, vpn,
+    # tor, ech), comma-separated like signals. Such a session may have no platform (''). Rows
+    # written before keep '': nothing was recognised then, and their records still verify.
+    3: Migration(
+        ("ALTER TABLE sessions ADD COLUMN obscured_by TEXT NOT NULL DEFAULT ''",),
+        read_defaults={"obscured_by": "''"},
+    ),
 }
 
 SCHEMA_VERSION = max(MIGRATIONS)
@@ -137,7 +144,7 @@ SESSION_COLUMNS = (
     "id", "session_key", "device", "device_mac", "asset_tag", "device_kind", "owner", "platform",
     "platform_name", "category", "school", "zone", "zone_kind", "pupil_area", "period", "period_kind",
     "week", "local_date", "first_seen", "last_seen", "observations", "signals", "hostnames", "flags",
-    "flagged", "exemption", "version", "record_id", "roles", "probably_teaching",
+    "flagged", "exemption", "version", "record_id", "roles", "probably_teaching", "obscured_by",
 )
 
 

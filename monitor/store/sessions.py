@@ -48,7 +48,7 @@ class Session:
     first_seen: float  # epoch seconds, UTC
     last_seen: float
     observations: int = 1
-    signals: tuple[str, ...] = ()  # sorted subset of dns, http, proxy, quic, tls
+    signals: tuple[str, ...] = ()  # sorted subset of dns, http, proxy, quic, tls (and a VPN's protocol)
     hostnames: tuple[str, ...] = ()  # sorted, at most MAX_HOSTNAMES
     flags: tuple[Flag, ...] = ()
     exemption: Exemption | None = None
@@ -64,6 +64,8 @@ class Session:
     zone_kind: str | None = None
     roles: tuple[str, ...] = ()  # sorted roles of the domains seen: platform, embed, widget, tracker, cdn
     probably_teaching: bool = False  # flagged, but likely a teacher showing it in a lesson (4.1)
+    # sorted kinds of hiding seen (encrypted-dns, ech, tor, vpn); with platform '' the destination is hidden
+    obscured_by: tuple[str, ...] = ()
     id: int | None = None
     version: int = 0
     record_id: int | None = None
@@ -122,6 +124,8 @@ class Session:
             # added in store schema 2: left out while unset, so records written before still verify
             **({"roles": list(self.roles)} if self.roles else {}),
             **({"probably_teaching": True} if self.probably_teaching else {}),
+            # added in store schema 3, likewise
+            **({"obscured_by": list(self.obscured_by)} if self.obscured_by else {}),
         }
 
     def to_ecs(self) -> dict[str, Any]:
@@ -194,6 +198,7 @@ def session_from_event(event: AccessEvent) -> Session:
         zone_kind=event.zone_kind,
         roles=(event.role,) if event.role else (),
         probably_teaching=event.probably_teaching,
+        obscured_by=(obs.obscured_by,) if obs.obscured_by else (),
     )
 
 
@@ -230,6 +235,8 @@ def merge_into(target: Session, other: Session) -> Session:
     if other.roles != target.roles and other.roles:
         target.roles = _union(target.roles, other.roles)
     target.probably_teaching = target.probably_teaching or other.probably_teaching
+    if other.obscured_by != target.obscured_by and other.obscured_by:
+        target.obscured_by = _union(target.obscured_by, other.obscured_by)
     for name in ("owner", "asset_tag", "device_mac", "device_kind", "platform_name", "category",
                  "zone_kind", "week", "pupil_area"):
         if getattr(target, name) is None and getattr(other, name) is not None:
@@ -248,7 +255,8 @@ class SessionMerger:
 
     def __init__(self, idle_gap: float):
         self.idle_gap = float(idle_gap)
-        # keyed by (device, platform, school, zone, period, local date, owner); recordable: platform is set
+        # keyed by (device, platform, school, zone, period, local date, owner); recordable: platform is
+        # set, or the destination is hidden (platform '')
         self._open: dict[tuple[str | None, ...], list[Session]] = {}
         self.count = 0
 
@@ -304,6 +312,9 @@ class SessionMerger:
             session.roles = _union(session.roles, (role,))
         if event.probably_teaching:
             session.probably_teaching = True
+        hidden = obs.obscured_by
+        if hidden and hidden not in session.obscured_by:
+            session.obscured_by = _union(session.obscured_by, (hidden,))
         if session.owner is None and event.owner is not None:
             session.owner = event.owner
         return True

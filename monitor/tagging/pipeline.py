@@ -16,6 +16,10 @@ Two families count two different things (docs/deploy.md, "What an access is"):
   the session's row (exactly once across the sensor and proxy processes); any
   other access by this process's `AccessCounter` (`monitor.tagging.counting`).
 
+A flow that hides its destination (`Observation.obscured_by`: a VPN, encrypted DNS, Tor, ECH)
+usually has no platform: it is counted in `social_monitor_obscured_flows_total{school, zone, kind}`
+and, from a trust device, stored as a session with no platform, never flagged.
+
 The gateway's own traffic (its upstream lookups, `monitor.tagging.gateway`) is
 neither: it is counted as `outcome="gateway_own"` and goes no further.
 """
@@ -125,10 +129,12 @@ class Pipeline:
             return None
         event = self.tagger.tag(obs)
         if kind := obscured_kind(obs):  # before any early return: a hidden destination has no platform
-            self._inc(m.obscured_flows, event.school or "unknown", kind)
+            self._inc(m.obscured_flows, event.school or "unknown", event.zone or "unknown", kind)
         if event.platform is None:
-            self._inc(m.observations, obs.source, obs.protocol, "not_social")
-            return None
+            if obs.obscured_by is None:
+                self._inc(m.observations, obs.source, obs.protocol, "not_social")
+                return None
+            return self._hidden(event)
         if event.sensitive:
             # a sensitive category is counted without any label naming it, once per session
             self._inc(m.observations, obs.source, obs.protocol, "sensitive")
@@ -143,6 +149,13 @@ class Pipeline:
         self._inc(m.observations, obs.source, obs.protocol, outcome)
         if outcome != "recorded" or not self._store_counts:
             self._count_access(event, flagged)
+        return event
+
+    def _hidden(self, event: AccessEvent) -> AccessEvent:
+        """A flow that hides its destination: counted by school, zone and kind, stored (a trust device
+        in a monitored zone) as a session with no platform, never flagged: no platform is guessed."""
+        obs = event.observation  # counted in obscured_flows by `submit`, as every hidden destination is
+        self._inc(self.metrics.observations, obs.source, obs.protocol, self._hand_on(event))
         return event
 
     def _hand_on(self, event: AccessEvent) -> str:

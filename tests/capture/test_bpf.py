@@ -12,6 +12,7 @@ from scapy.contrib.gtp import GTP_U_Header
 from scapy.contrib.mpls import MPLS
 from scapy.layers.inet import GRE, ICMP, IP, TCP, UDP
 from scapy.layers.inet6 import IPv6, IPv6ExtHdrFragment, IPv6ExtHdrHopByHop
+from scapy.layers.ipsec import ESP
 from scapy.layers.l2 import ARP, Dot1Q, Ether
 from scapy.layers.ppp import PPP, PPPoE
 from scapy.layers.vxlan import VXLAN
@@ -71,6 +72,10 @@ FRAMES = [
     ("ipv4-first-fragment", ETH / IP(src="10.0.0.1", dst="10.0.0.2", flags="MF") / TCP(flags="A")
      / Raw(bytes(16)), True),
     ("ipv6-fragment", ETH / V6 / IPv6ExtHdrFragment(offset=0, m=1) / TCP(flags="A") / Raw(bytes(16)), True),
+    # IPsec ESP (protocol 50): no port, but it says a VPN is in use (bypass.py)
+    ("ipsec-esp", ETH / V4 / ESP(spi=0x1234, seq=1, data=bytes(32)), True),
+    ("ipsec-esp-ipv6", ETH / V6 / ESP(spi=0x1234, seq=1, data=bytes(32)), True),
+    ("wireguard", ETH / V4 / UDP(sport=40000, dport=51820) / Raw(b"\x04" + bytes(47)), True),
     ("arp", ETH / ARP(), False),
     ("icmp", ETH / V4 / ICMP(), False),
 ]

@@ -91,7 +91,7 @@ TAMPERING = [
      "INSERT INTO sessions SELECT 50, session_key, device, device_mac, asset_tag, device_kind, owner, "
      "platform, platform_name, category, school, zone, zone_kind, pupil_area, period, period_kind, week, "
      "local_date, first_seen, last_seen, observations, signals, hostnames, flags, flagged, exemption, "
-     "version, 999, roles, probably_teaching FROM sessions WHERE id = 1", "session 50 inserted"),
+     "version, 999, roles, probably_teaching, obscured_by FROM sessions WHERE id = 1", "session 50 inserted"),
 ]
 
 

@@ -244,6 +244,14 @@ def session(
          ["3 accesses were flagged", "3 in areas where pupils are present", "during Outside timetable"]),
         ([session("2026-11-02", "P2", "offices", "linkedin", (CONTACT,), Exemption("mkt", "posts", "4.1"))],
          ["None was flagged", "A further 1 access matched a flag", "mkt (1)"]),
+        ([Session(device="D2", platform="", school="ash-secondary", zone="classrooms", period="P2",
+                  local_date="2026-11-02", first_seen=1.79e9, last_seen=1.79e9, period_kind="contact",
+                  obscured_by=("vpn",))] * 2
+         + [Session(device="D3", platform="", school="ash-secondary", zone="library", period=None,
+                    local_date="2026-11-02", first_seen=1.79e9, last_seen=1.79e9,
+                    obscured_by=("encrypted-dns",))],
+         ["609 accesses", "None was flagged", "Destination hidden: 3 accesses (encrypted DNS 1, VPN 2), "
+          "2 in contact time; no platform can be named, none is flagged."]),
         ([session("2026-11-02", "P1", '<b>"zone"</b>', "<i>x</i>", (CONTACT,))],
          ["&lt;b&gt;&quot;zone&quot;&lt;/b&gt;", "&lt;I&gt;X&lt;/I&gt;"]),
     ],

@@ -611,3 +611,23 @@ def test_continuations_follow_the_idle_gap(tmp_path: Path, gap, every):
     with taddons.context(a) as tctx:
         tctx.configure(a, social_monitor_config=str(tmp_path / "config.yaml"))
         assert a.continue_every() == every
+
+
+# --- destinations the proxy can tell are hidden (issue 16) ----------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("sni", "server", "kind", "platform"),
+    [("mask-h2.icloud.com", ("17.253.1.1", 443), "vpn", None),  # iCloud Private Relay's TLS fallback
+     ("dns.google", ("8.8.8.8", 443), "encrypted-dns", None),
+     ("resolver.example", ("192.0.2.53", 853), "encrypted-dns", None),  # DNS over TLS, by its port
+     ("www.tiktok.com", ("93.184.216.34", 443), None, "tiktok")],
+)
+def test_a_hidden_destination_through_the_proxy(addon, sink, sni, server, kind, platform):
+    addon.tls_clienthello(hello(sni, server=server))
+    assert [(e.platform, e.observation.obscured_by) for e in sink.events] == [(platform, kind)]
+    assert not (kind and sink.events[0].flagged)  # a hidden destination is never flagged
+    counted = sample(addon, "social_monitor_obscured_flows_total",
+                     {"school": sink.events[0].school or "unknown", "zone": sink.events[0].zone or "unknown",
+                      "kind": kind or "none"})
+    assert counted == (1.0 if kind else 0.0)

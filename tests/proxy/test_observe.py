@@ -187,3 +187,30 @@ def test_connection_continuations(names, asked, expected):
         assert all(o.continuation and o.source == "proxy" for o in out)
         got.append([o.timestamp for o in out])
     assert got == expected
+
+
+# --- what the proxy can tell of a hidden destination (issue 16) -----------------------------------
+
+
+@pytest.mark.parametrize(
+    ("hostname", "protocol", "port", "kind"),
+    [("dns.google", "tls", 443, "encrypted-dns"), ("mask-h2.icloud.com", "tls", 443, "vpn"),
+     ("resolver.example", "tls", 853, "encrypted-dns"), ("resolver.example", "http", 853, None),
+     ("www.facebook.com", "tls", 443, None), ("x.ddns.softether-network.net", "http", 80, "vpn")],
+)
+def test_hidden_by_name(hostname, protocol, port, kind):
+    from monitor.capture.bypass import default_catalog
+    from monitor.proxy.observe import hidden_by_name
+
+    assert hidden_by_name(hostname, protocol, port, default_catalog()) == kind
+
+
+@pytest.mark.parametrize(("bypass_given", "kind"), [(True, "vpn"), (False, None)])
+def test_build_observation_marks_a_vpn_service_with_the_catalog(bypass_given, kind):
+    from monitor.capture.bypass import default_catalog
+    from monitor.proxy.observe import build_observation
+
+    obs = build_observation(timestamp=1.0, hostname="mask.icloud.com", protocol="tls",
+                            client=("10.0.0.5", 5000), server=[("17.0.0.1", 443)],
+                            bypass=default_catalog() if bypass_given else None)
+    assert (obs.obscured_by, obs.obscured, obs.source) == (kind, kind is not None, "proxy")

@@ -46,6 +46,9 @@ SESSIONS = {
     "no session id yet": session(id=None),
     "no platform name": session(platform_name=None, category=None),
     "zero duration": session(last_seen=T0 + 0.25, observations=1),
+    "destination hidden": session(platform="", platform_name=None, category=None, flags=(), hostnames=(),
+                                  signals=("wireguard",), obscured_by=("vpn",)),
+    "hidden two ways, on a platform": session(obscured_by=("ech", "encrypted-dns")),
 }
 CASES = pytest.mark.parametrize("s", list(SESSIONS.values()), ids=list(SESSIONS))
 
@@ -64,7 +67,7 @@ def csv_text(value) -> str:
 
 
 def test_the_table_names_every_field_once():
-    assert len(set(ECS_FIELDS)) == len(FIELDS) == 28
+    assert len(set(ECS_FIELDS)) == len(FIELDS) == 29
     assert ECS_FIELDS[:2] == ("event.start", "event.end") and ECS_FIELDS[-1] == "social.minutes"
 
 
@@ -134,11 +137,24 @@ def test_labels_replace_only_their_field(labels, changed):
         (session(exemption=Exemption("it-team", "admin")), "social.exemption", "it-team"),
         (session(), "social.exemption", ""),
         (session(), "social.hostnames", "m.facebook.com, www.facebook.com"),
+        (session(platform="", platform_name=None, obscured_by=("vpn",)), "social.platform",
+         "Destination hidden"),
         (session(exemption=EXEMPT), "social.flagged", False),
     ],
 )
 def test_report_cells(s, field, text):
     assert ecs.report_cells(s, s.device, None, s.owner, None, LONDON)[field] == text
+
+
+@pytest.mark.parametrize(
+    ("s", "platform", "obscured_by"),
+    [(session(), "facebook", []),
+     (session(platform="", platform_name=None, obscured_by=("vpn",)), None, ["vpn"]),
+     (session(obscured_by=("ech",)), "facebook", ["ech"])],
+)
+def test_a_hidden_destination_has_no_platform_in_the_record(s, platform, obscured_by):
+    record = s.to_ecs()
+    assert (record["social.platform"], record["social.obscured_by"]) == (platform, obscured_by)
 
 
 def test_sql_projection_is_the_record(tmp_path):

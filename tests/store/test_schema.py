@@ -38,7 +38,7 @@ def _seed_v2(con, now: float) -> None:
 
 NEXT = SCHEMA_VERSION + 1  # a release after this one
 # what sessions gained since schema 1, and the value a row written by release 1 reads back with
-ADDED_SINCE_V1 = {"social.probably_teaching": False, "social.roles": []}
+ADDED_SINCE_V1 = {"social.probably_teaching": False, "social.roles": [], "social.obscured_by": []}
 
 
 def as_v1(line: str) -> dict:
@@ -235,6 +235,25 @@ def test_migrated_v1_records_still_verify_and_new_roles_are_chained(v1_copy):
         assert store.verify().ok
         new = [s for s in store.sessions() if s.platform == "tiktok" and s.first_seen == T0 + 9000]
     assert [s.roles for s in new] == [("platform",)]
+
+
+# --- schema 3: how a session's flows hid their destination (issue 16) -------------------------------
+
+
+def test_v1_rows_gain_obscured_by_empty_and_still_verify(v1_copy):
+    with open_store(v1_copy) as store:
+        assert store.verify().ok
+        assert {s.obscured_by for s in store.sessions()} == {()}
+    con = sqlite3.connect(v1_copy)
+    assert {v for (v,) in con.execute("SELECT obscured_by FROM sessions")} == {""}
+    con.close()
+    assert 3 in versions(v1_copy)
+
+
+def test_a_reader_of_a_v1_file_sees_obscured_by_without_migrating_it(v1_copy):
+    with open_store(v1_copy, create=False) as store:
+        assert {s.obscured_by for s in store.sessions()} == {()}
+    assert versions(v1_copy) == [1]
 
 
 @pytest.mark.parametrize(

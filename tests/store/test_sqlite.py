@@ -176,3 +176,42 @@ def test_records_since_reads_the_chain_in_order(tmp_path, after, limit, ids):
         records = store.records_since(after, limit)  # type: ignore[attr-defined]
     assert [r[0] for r in records] == ids
     assert all(len(r) == 8 for r in records)
+
+
+# --- a destination hidden (issue 16): stored with no platform, obscured_by chained --------------------
+
+
+def _hidden_event(ts: float, kind: str, protocol: str = "wireguard"):
+    from tests.store_helpers import event
+
+    e = event(ts, platform=None, flags=(), protocol=protocol, hostname="")
+    e.observation.hostname = ""
+    e.observation.obscured, e.observation.obscured_by = True, kind  # type: ignore[assignment]
+    return e
+
+
+@pytest.mark.parametrize(
+    ("kinds", "stored"),
+    [(("vpn",), ("vpn",)), (("vpn", "encrypted-dns", "vpn"), ("encrypted-dns", "vpn")), (("tor",), ("tor",))],
+)
+def test_obscured_by_round_trips_and_verifies(tmp_path, kinds, stored):
+    from tests.store_helpers import T0
+
+    with open_store(tmp_path / "s.db") as store:
+        store.write([_hidden_event(T0 + i, kind) for i, kind in enumerate(kinds)], now=T0 + 100)
+        sessions = list(store.sessions())
+        assert store.verify().ok
+    assert [(s.platform, s.obscured_by, s.flags, s.hostnames) for s in sessions] == [("", stored, (), ())]
+    assert sessions[0].body()["obscured_by"] == list(stored)
+
+
+def test_obscured_by_of_a_later_batch_merges_into_the_open_session(tmp_path):
+    from tests.store_helpers import T0
+
+    with open_store(tmp_path / "s.db") as store:
+        store.write([_hidden_event(T0, "vpn")], now=T0 + 1)
+        store.write([_hidden_event(T0 + 30, "encrypted-dns", "tls")], now=T0 + 31)
+        sessions = list(store.sessions())
+        assert store.verify().ok
+    assert [(s.obscured_by, s.signals, s.observations) for s in sessions] == [
+        (("encrypted-dns", "vpn"), ("tls", "wireguard"), 2)]

@@ -277,11 +277,6 @@ def test_own_addresses_are_read_again_on_reload(example_config):
     assert pipeline.gateway.owns("127.0.0.1") is pipeline.gateway.loopback_is_own
 
 
-@dataclasses.dataclass(slots=True)
-class NamedHiding(Observation):
-    obscured_by: str | None = None
-
-
 @pytest.mark.parametrize(("obscured", "obscured_by", "host", "counted"), [
     (True, None, "cloudflare-ech.com", {"ech": 1.0}),  # the older boolean mark: Encrypted Client Hello
     (True, "vpn", None, {"vpn": 1.0}),  # a kind named by the sensor (no hostname: WireGuard, ESP)
@@ -290,11 +285,56 @@ class NamedHiding(Observation):
 ])
 def test_hidden_destinations_are_counted_by_kind(run, obscured, obscured_by, host, counted):
     base = obs("10.20.1.15", host)
-    # `social.obscured_by` arrives with the bypass recognisers: stand in for it with a subclass
-    observation = NamedHiding(**{f.name: getattr(base, f.name) for f in dataclasses.fields(base)},
-                              obscured_by=obscured_by)
+    observation = dataclasses.replace(base, obscured_by=obscured_by)
     observation.obscured = obscured
     _, metrics = run(observation)
     found = {s.labels["kind"]: s.value for f in metrics.registry.collect() for s in f.samples
              if s.name == "social_monitor_obscured_flows_total" and s.value}
     assert found == counted
+
+
+# --- flows that hide their destination (issue 16) ------------------------------------------------
+
+
+def hidden(client: str, kind: str, protocol: str = "wireguard", host: str = "", mac: str | None = None):
+    transport = "tcp" if protocol in ("tls", "http") else "udp"
+    return Observation(LESSON, client, 40000, "198.51.100.9", 51820, transport, protocol, host,  # type: ignore[arg-type]
+                       client_mac=mac, obscured=True, obscured_by=kind)  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize(
+    ("observation", "stored", "school", "zone", "kind", "expected_outcome"),
+    [
+        (hidden("10.20.10.41", "vpn"), True, "ash-secondary", "classrooms", "vpn", "recorded"),
+        (hidden("10.20.10.41", "encrypted-dns", "tls", "dns.google"), True, "ash-secondary", "classrooms",
+         "encrypted-dns", "recorded"),
+        (hidden("10.20.10.41", "tor", "tls", "www.ct7ctrgb6cr7.com"), True, "ash-secondary", "classrooms",
+         "tor", "recorded"),
+        (hidden("10.20.10.99", "vpn"), False, "ash-secondary", "classrooms", "vpn", "not_trust_device"),
+        (hidden("10.20.99.7", "vpn", mac="3c:52:82:20:00:05"), False, "ash-secondary", "guest-wifi", "vpn",
+         "unmonitored_zone"),
+        (hidden("203.0.113.5", "ech", "tls", "cloudflare-ech.com"), False, "unknown", "unknown", "ech",
+         "not_trust_device"),
+    ],
+)
+def test_a_hidden_destination_is_counted_by_school_zone_and_kind(run, observation, stored, school, zone, kind,
+                                                                 expected_outcome):
+    received, metrics = run(observation)
+    assert bool(received) == stored
+    value = metrics.registry.get_sample_value
+    assert value("social_monitor_obscured_flows_total", {"school": school, "zone": zone, "kind": kind}) == 1
+    assert outcome(metrics, protocol=observation.protocol)[expected_outcome] == 1
+    if stored:
+        event = received[0]
+        assert (event.platform, event.flagged, event.recordable) == (None, False, True)
+        assert event.school == school and event.zone == zone and event.period_kind == "contact"
+    # never an access to a platform, never flagged
+    exposition = [s for family in metrics.registry.collect() for s in family.samples
+                  if s.name.startswith(("social_monitor_accesses", "social_monitor_flagged"))]
+    assert [s for s in exposition if s.value] == []
+
+
+def test_an_unmarked_nameless_observation_is_not_social(run):
+    nameless = Observation(LESSON, "10.20.10.41", 40000, "198.51.100.9", 9, "udp", "wireguard", "")
+    received, metrics = run(nameless)
+    assert received == [] and outcome(metrics, protocol="wireguard")["not_social"] == 1
