@@ -200,9 +200,10 @@ class Daemon:
             clocks = self.pipeline.tagger.clocks if self.pipeline is not None else {}
             return {school: clock.at(now).day == "school-day" for school, clock in clocks.items()}
 
-        for school in config.schools:
-            for kind in OBSCURED_KINDS:
-                self.metrics.obscured_flows.labels(school.id, kind)
+        for school in config.schools:  # every series from zero, so increase() sees the first flow
+            for zone in school.zones:
+                for kind in OBSCURED_KINDS:
+                    self.metrics.obscured_flows.labels(school.id, zone.name, kind)
         recorder = CoverageRecorder(Sources(
             totals=lambda: Totals.read(registry.collect()),
             interfaces=lambda: {k: s.up for k, s in self.live.states().items()} if self.live else {},
