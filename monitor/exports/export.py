@@ -44,6 +44,7 @@ from monitor.exports.completeness import DnsOnlyTally, assess
 from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
 from monitor.exports.log import LogEntry, append, current_user, log_head
+from monitor.exports.minimise import Minimiser
 from monitor.exports.pseudonyms import Labeller, Pseudonymiser, alias_labeller, identity
 from monitor.exports.report import ReportContext, ReportStats, render_report
 from monitor.exports.report_trend import read_history
@@ -97,9 +98,11 @@ def _export(
     head = store.chain_head()  # the first read: the snapshot the whole export comes from
     signed = sign(head) if sign is not None else None
     labels: Labeller = identity
+    minimise = None  # a pseudonymised export's times to the minute, no own timetable, small exemptions unnamed
     if not request.identify:
         devices, owners = store.devices_and_owners(where)
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))
+        minimise = Minimiser.for_school(config, school, tz)
 
     stats = ReportStats(tz)
     stats.reviews = review_columns = ReviewColumns(store.reviews(), request.identify)
@@ -115,8 +118,9 @@ def _export(
             included.add(s)
             dns_only.add(s)
 
-        n = write_sessions(writer, store.sessions(where), labels=labels, observe=observe,
-                           extra=review_columns)
+        sessions = store.sessions(where)
+        n = write_sessions(writer, sessions if minimise is None else map(minimise, sessions), labels=labels,
+                           observe=observe, extra=review_columns, tz=tz)
         completeness = assess(store.ledger(since.timestamp(), until.timestamp()), request.first_day,
                               request.last_day, tz, now, dns_only.count)
         manifest = base_manifest(config, "export", user, now)
@@ -133,6 +137,7 @@ def _export(
             "identified": request.identify,
             "reason": reason,
             "pseudonymised": not request.identify,
+            "minimised": minimise.manifest() if minimise is not None else None,
             "sessions": n,
             "flagged": stats.flagged,
             "reviews": {"reviewed": review_columns.reviewed, "open": review_columns.open},
@@ -162,7 +167,7 @@ def _export(
             dpia_reference=config.trust.dpia_reference,
             public_key=public_key_text(signing_key.public_key()) if signing_key else None,
             idle_gap_seconds=config.model.store.idle_gap_seconds,
-            history=read_history(store, school.id, request.first_day, request.last_day, tz),
+            history=read_history(store, school.id, request.first_day, request.last_day, tz, minimise),
             completeness=completeness,
         )
         writer.add_text("report.html", render_report(context, stats))
