@@ -98,7 +98,7 @@ def _export(
     head = store.chain_head()  # the first read: the snapshot the whole export comes from
     signed = sign(head) if sign is not None else None
     labels: Labeller = identity
-    minimise = None  # a pseudonymised export's times to the minute, no own timetable, small exemptions unnamed
+    minimise = None  # pseudonymised: times to the minute, no own timetable, small exemptions unnamed
     if not request.identify:
         devices, owners = store.devices_and_owners(where)
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))

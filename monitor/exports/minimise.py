@@ -13,7 +13,12 @@ Three things were (docs/exports.md, "What an alias protects against"):
   pseudonymised export shows the school timetable's kind of the period (as configured when it is
   made), the same for everyone;
 * **a small exemption**: "head's account" names its one holder. An exemption covering fewer than
-  `MIN_GROUP` people of the school is shown as "exempt (clause 4.1)".
+  `MIN_GROUP` people of the school is shown as "exempt (clause 4.1)"; if the small exemptions
+  together cover fewer than `MIN_GROUP` people, that label would mark them out, so then no
+  exemption of the school is named;
+* **a rare device**: the only tablet in a school of laptops is its owner's, in every export. Unless
+  every kind of device the school's staff own is owned by `MIN_GROUP` people or more, `host.type`
+  is empty for every session (an "other" would mark the same few out).
 
 The `Minimiser` rewrites each session an export reads, before it is written or counted, so the
 CSV, the JSON lines and the report agree. Sessions are decoded afresh per row (they belong to the
@@ -34,7 +39,7 @@ from monitor.store.sessions import Session
 from monitor.tagging.timetable import SchoolClock
 
 MINUTE = 60  # seconds: the finest time a pseudonymised export shows
-MIN_GROUP = 5  # an exemption is named only if it covers at least this many people of the school
+MIN_GROUP = 5  # an exemption or device kind is named only if at least this many people of the school have it
 WITHHELD_REASON = "[withheld: this exemption covers fewer than 5 people; named in identified exports only]"
 
 
@@ -43,21 +48,41 @@ def to_minute(ts: float) -> float:
     return float(math.floor(ts / MINUTE) * MINUTE)
 
 
-def people_covered(rule: ExemptionRule, devices: list[InventoryDevice], school: str) -> int:
-    """How many people of `school` the rule can cover, counted from the inventory.
+def people_covered(rule: ExemptionRule, devices: list[InventoryDevice], school: str) -> set[str]:
+    """The people of `school` the rule can cover, from the inventory.
 
     A rule's people are the owners of the school's devices in its groups (any device if it names
     none), and of those only the staff it names if it names any. Zones, periods and platforms do
     not narrow the people (anyone may be there), and the zone is in every row anyway. Someone with
     no device in the inventory is not counted: the count errs towards the neutral label."""
     if rule.schools and school not in rule.schools:
-        return 0
+        return set()
     groups = set(rule.groups)
     people = {d.owner for d in devices
               if d.school == school and d.owner and (not groups or groups.intersection(d.groups))}
     if rule.staff:
         people &= set(rule.staff)
-    return len(people)
+    return people
+
+
+def exemptions_named(rules: list[ExemptionRule], devices: list[InventoryDevice], school: str
+                     ) -> frozenset[str]:
+    """The exemptions a pseudonymised export of `school` names: those covering `MIN_GROUP` people or
+    more, unless the rest together cover fewer (then the neutral label would single them out)."""
+    covered = {r.name: people_covered(r, devices, school) for r in rules}
+    unnamed = set().union(*(p for p in covered.values() if len(p) < MIN_GROUP))
+    if 0 < len(unnamed) < MIN_GROUP:
+        return frozenset()
+    return frozenset(name for name, people in covered.items() if len(people) >= MIN_GROUP)
+
+
+def device_kinds_shown(devices: list[InventoryDevice], school: str) -> bool:
+    """Whether `host.type` can be shown: every kind the school's staff own is owned by `MIN_GROUP` or more."""
+    owners: dict[str, set[str]] = {}
+    for d in devices:
+        if d.school == school and d.owner:
+            owners.setdefault(d.kind, set()).add(d.owner)
+    return all(len(people) >= MIN_GROUP for people in owners.values())
 
 
 def neutral(exemption: Exemption) -> Exemption:
@@ -72,20 +97,20 @@ class Minimiser:
 
     clock: SchoolClock
     named: frozenset[str]  # exemptions covering `MIN_GROUP` or more people of the school
-    _kinds: dict[tuple[str, str], str | None] = field(default_factory=dict)
+    show_device_kind: bool  # `host.type` shown (`device_kinds_shown`)
+    _period_kinds: dict[tuple[str, str], str | None] = field(default_factory=dict)
     _neutral: dict[Exemption, Exemption] = field(default_factory=dict)
 
     @classmethod
     def for_school(cls, config: Config, school: School, tz: ZoneInfo) -> Minimiser:
-        named = frozenset(r.name for r in config.model.policy.exemptions
-                          if people_covered(r, config.devices, school.id) >= MIN_GROUP)
-        return cls(SchoolClock(school, tz), named)
+        named = exemptions_named(config.model.policy.exemptions, config.devices, school.id)
+        return cls(SchoolClock(school, tz), named, device_kinds_shown(config.devices, school.id))
 
     def school_kind(self, local_date: str, period: str) -> str | None:
         key = (local_date, period)
-        if key not in self._kinds:  # one lookup per period of a day, whatever the sessions
-            self._kinds[key] = self.clock.period_kind(date.fromisoformat(local_date), period)
-        return self._kinds[key]
+        if key not in self._period_kinds:  # one lookup per period of a day, whatever the sessions
+            self._period_kinds[key] = self.clock.period_kind(date.fromisoformat(local_date), period)
+        return self._period_kinds[key]
 
     def __call__(self, s: Session) -> Session:
         s.first_seen = to_minute(s.first_seen)
@@ -94,6 +119,8 @@ class Minimiser:
             kind = self.school_kind(s.local_date, s.period)
             if kind is not None:
                 s.period_kind = kind
+        if not self.show_device_kind:
+            s.device_kind = None
         exemption = s.exemption
         if exemption is not None and exemption.name not in self.named:
             label = self._neutral.get(exemption)
@@ -105,7 +132,9 @@ class Minimiser:
     def manifest(self) -> dict[str, object]:
         """What was left out, for `manifest.json` (`minimised`)."""
         return {"times": "truncated to the minute", "period_kind": "the school timetable's",
-                "exemptions_named": sorted(self.named), "exemption_min_people": MIN_GROUP}
+                "exemptions_named": sorted(self.named), "device_kinds": self.show_device_kind,
+                "min_people": MIN_GROUP}
 
 
-__all__ = ["MINUTE", "MIN_GROUP", "WITHHELD_REASON", "Minimiser", "neutral", "people_covered", "to_minute"]
+__all__ = ["MINUTE", "MIN_GROUP", "WITHHELD_REASON", "Minimiser", "device_kinds_shown", "exemptions_named",
+           "neutral", "people_covered", "to_minute"]
