@@ -14,7 +14,9 @@ An export is a directory of four files, written once and never edited:
 Data protection shapes the defaults. Devices and staff appear as aliases
 ("Device 07", "Staff 03") numbered in the order of an HMAC-SHA256 under a
 random key that is never saved: stable within one export (the same laptop is
-always "Device 07" in it), unlinkable across exports. `identify=True` reveals
+always "Device 07" in it), numbered afresh for the next, and the rows minimised
+(`monitor.exports.minimise`: times to the minute, no facts from the config that
+single a person out; docs/exports.md says what that does not prevent). `identify=True` reveals
 asset tags and staff ids, and needs a reason. Every export, identified or
 not, is appended to the export log (`monitor.exports.log`). The files are
 private from their first byte and the directory appears only when complete
