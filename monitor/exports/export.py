@@ -14,7 +14,9 @@ An export is a directory of four files, written once and never edited:
 Data protection shapes the defaults. Devices and staff appear as aliases
 ("Device 07", "Staff 03") numbered in the order of an HMAC-SHA256 under a
 random key that is never saved: stable within one export (the same laptop is
-always "Device 07" in it), unlinkable across exports. `identify=True` reveals
+always "Device 07" in it), numbered afresh for the next, and the rows minimised
+(`monitor.exports.minimise`: times to the minute, no facts from the config that
+single a person out; docs/exports.md says what that does not prevent). `identify=True` reveals
 asset tags and staff ids, and needs a reason. Every export, identified or
 not, is appended to the export log (`monitor.exports.log`). The files are
 private from their first byte and the directory appears only when complete
@@ -44,6 +46,7 @@ from monitor.exports.completeness import DnsOnlyTally, assess
 from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
 from monitor.exports.log import LogEntry, append, current_user, log_head
+from monitor.exports.minimise import Minimiser
 from monitor.exports.pseudonyms import Labeller, Pseudonymiser, alias_labeller, identity
 from monitor.exports.report import ReportContext, ReportStats, render_report
 from monitor.exports.report_trend import read_history
@@ -97,9 +100,11 @@ def _export(
     head = store.chain_head()  # the first read: the snapshot the whole export comes from
     signed = sign(head) if sign is not None else None
     labels: Labeller = identity
+    minimise = None  # pseudonymised: times to the minute, no own timetable, small exemptions unnamed
     if not request.identify:
         devices, owners = store.devices_and_owners(where)
         labels = alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}, key=key))
+        minimise = Minimiser.for_school(config, school, tz)
 
     stats = ReportStats(tz)
     stats.reviews = review_columns = ReviewColumns(store.reviews(), request.identify)
@@ -115,8 +120,9 @@ def _export(
             included.add(s)
             dns_only.add(s)
 
-        n = write_sessions(writer, store.sessions(where), labels=labels, observe=observe,
-                           extra=review_columns)
+        sessions = store.sessions(where)
+        n = write_sessions(writer, sessions if minimise is None else map(minimise, sessions), labels=labels,
+                           observe=observe, extra=review_columns, tz=tz)
         completeness = assess(store.ledger(since.timestamp(), until.timestamp()), request.first_day,
                               request.last_day, tz, now, dns_only.count)
         manifest = base_manifest(config, "export", user, now)
@@ -133,6 +139,7 @@ def _export(
             "identified": request.identify,
             "reason": reason,
             "pseudonymised": not request.identify,
+            "minimised": minimise.manifest() if minimise is not None else None,
             "sessions": n,
             "flagged": stats.flagged,
             "reviews": {"reviewed": review_columns.reviewed, "open": review_columns.open},
@@ -162,7 +169,7 @@ def _export(
             dpia_reference=config.trust.dpia_reference,
             public_key=public_key_text(signing_key.public_key()) if signing_key else None,
             idle_gap_seconds=config.model.store.idle_gap_seconds,
-            history=read_history(store, school.id, request.first_day, request.last_day, tz),
+            history=read_history(store, school.id, request.first_day, request.last_day, tz, minimise),
             completeness=completeness,
         )
         writer.add_text("report.html", render_report(context, stats))

@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from html import escape
 
 from monitor.config.loader import Config
+from monitor.exports.minimise import MIN_GROUP
 from monitor.store.signing import HeadError, public_key_of
 from monitor.tagging.policy import Policy
 
@@ -221,6 +222,10 @@ def _who_sees_section() -> Section:
         "Principals (clause 6.1) and the Executive Team receive periodic reports in which devices and "
         "people appear under aliases that change with every report. Names of devices and staff ids are "
         "revealed only for a stated reason, such as an investigation under clause 3.3.",
+        "In those reports times are to the minute, your own timetable is not shown (only the school's), "
+        f"and an exemption that covers fewer than {MIN_GROUP} people is not named. An alias hides your "
+        "name, not what you did: someone given reports of overlapping periods, or who knows where and "
+        "when you work, may still recognise you, which is why reports go only to those who need them.",
         "Every export, with or without names, and every output that names a device or a person is entered "
         "in an export log before it is given: who made it, when, for which school and dates, the reason "
         "given and whom it included. The log is itself tamper-evident. Outputs that name people:",

@@ -1,4 +1,4 @@
-"""Aliases for devices and staff ("Device 07", "Staff 03"): stable within one export, unlinkable across.
+"""Aliases for devices and staff ("Device 07", "Staff 03"): stable within one export, numbered afresh.
 
 An export shows each session's device, MAC and owner through a *labeller*:
 `identity` for an identified export, `alias_labeller` for a pseudonymised one
@@ -19,12 +19,13 @@ Labeller = Callable[[Session], tuple[str, str | None, str | None]]
 
 
 class Pseudonymiser:
-    """Short readable aliases, stable within one export and unlinkable across exports.
+    """Short readable aliases, stable within one export and numbered afresh for each.
 
     Values are numbered in the order of their HMAC-SHA256 under a random key
     that lives only in this object, so the numbering carries no information
     (not the order of the inventory, not who was seen first) and a second
-    export numbers the same people differently. Values met later than the
+    export numbers the same people differently (the numbers alone link nothing; what else
+    does is in docs/exports.md, "What an alias protects against"). Values met later than the
     construction (a device seen only by MAC) get the next free numbers.
     """
 

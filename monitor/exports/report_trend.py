@@ -9,6 +9,7 @@ period before its oldest session is marked as not held, never shown as zero.
 from __future__ import annotations
 
 from collections import Counter, defaultdict
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from zoneinfo import ZoneInfo
@@ -20,6 +21,7 @@ from monitor.exports.report_words import e, long_date, minutes_text, number
 from monitor.store.base import SessionReader
 from monitor.store.ecs import minutes
 from monitor.store.filter import SessionFilter
+from monitor.store.sessions import Session
 
 TREND_WEEKS = 8  # weeks of context before the export's first week
 MAX_TREND_BARS = 60  # a year's export: the weeks with data, not an unreadable chart
@@ -47,8 +49,10 @@ def monday_of(day: date) -> date:
     return day - timedelta(days=day.weekday())
 
 
-def read_history(store: SessionReader, school: str, first: date, last: date, tz: ZoneInfo) -> History:
-    """The previous period ([first - n days, first - 1]) and `TREND_WEEKS` weeks before the export."""
+def read_history(store: SessionReader, school: str, first: date, last: date, tz: ZoneInfo,
+                 minimise: Callable[[Session], Session] | None = None) -> History:
+    """The previous period ([first - n days, first - 1]) and `TREND_WEEKS` weeks before the export;
+    `minimise` rewrites each session as the export's own (a pseudonymised export's minutes)."""
     days = (last - first).days + 1
     prev_first, prev_last = first - timedelta(days=days), first - timedelta(days=1)
     context_first = min(prev_first, monday_of(first) - timedelta(weeks=TREND_WEEKS))
@@ -60,7 +64,8 @@ def read_history(store: SessionReader, school: str, first: date, last: date, tz:
     previous = history.previous
     previous.total = store.count(SessionFilter(school=school, since=prev_since, until=until))
     prev_start = prev_since.timestamp()
-    for s in store.sessions(SessionFilter(school=school, since=since, until=until, flagged=True)):
+    flagged = store.sessions(SessionFilter(school=school, since=since, until=until, flagged=True))
+    for s in flagged if minimise is None else map(minimise, flagged):
         spent = minutes(s.first_seen, s.last_seen)
         monday = monday_of(date.fromisoformat(s.local_date)).isoformat()
         history.context_weeks[monday] += 1

@@ -105,7 +105,9 @@ FIELDS: tuple[SessionField, ...] = (
     SessionField("social.flags", "s.flags", "flags", "json(flags)", shared=True,
                  html="'; '.join(f'{FLAG_LABELS.get(f.name, f.name)} ({f.clause})' for f in v)"),
     SessionField("social.exemption", "s.exemption", "exemption", "json(exemption)", shared=True,
-                 html="((f'{v.name} ({v.clause})' if v.clause else v.name) if v else '')"),
+                 # a neutral label ("exempt (clause 4.1)", monitor.exports.minimise) already names its clause
+                 html="((f'{v.name} ({v.clause})' if v.clause and v.clause not in v.name else v.name) "
+                      "if v else '')"),
     SessionField("social.probably_teaching", "s.probably_teaching", "bool",
                  _json_bool_sql("probably_teaching"), shared=True),
     SessionField("social.signals", "s.signals", "strs", _csv_list_sql("signals"), shared=True),

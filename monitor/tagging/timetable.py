@@ -152,6 +152,15 @@ class SchoolClock:
     def day_status(self, day: date) -> str:
         return self._plan_for_day(day).status
 
+    def period_kind(self, day: date, period: str) -> str | None:
+        """The school timetable's kind of a named period on a day (None if it has no such period):
+        the same for every person, whatever their own timetable says."""
+        plan = self._plan_for_day(day)
+        for name, kind in zip(plan.names, plan.kinds, strict=True):
+            if name == period:
+                return kind
+        return None
+
     def at(self, timestamp: float) -> When:
         local = datetime.fromtimestamp(timestamp, self.tz)
         plan = self._plan_for_day(local.date())

@@ -260,3 +260,27 @@ def test_export_on_a_full_disk_is_one_line_and_leaves_nothing(config_file, tmp_p
     assert "exit=1" in done.stdout and "left: " not in done.stdout, done.stdout  # no folder, no file
     log = config_file.parent.parent / "store.db.exports.jsonl"
     assert not log.exists() or all(f"{out}" not in line for line in log.read_text().splitlines())
+
+
+@pytest.mark.parametrize(("identify", "local_start"), [
+    (True, "2027-06-14T11:30:42+01:00"),  # British Summer Time: the school's clock, not UTC
+    (False, "2027-06-14T11:30:00+01:00"),  # and to the minute under aliases
+])
+def test_local_times_are_the_schools_in_summer(example_config, tmp_path, identify, local_start):
+    from datetime import date
+
+    from monitor.store.sessions import Session
+    from monitor.store.sqlite import open_store
+    from tests.conftest import london
+
+    start = london(2027, 6, 14, 11, 30, 42)
+    with open_store(tmp_path / "store.db") as store:
+        store.write_sessions([Session(device="ASH-LT-0002", platform="youtube", school="ash-secondary",
+                                      zone="classrooms", period="P3", local_date="2027-06-14",
+                                      first_seen=start, last_seen=start + 60, owner="S2002")])
+        day = date(2027, 6, 14)
+        request = ExportRequest("ash-secondary", day, day, tmp_path / "out", identify=identify,
+                                reason="check" if identify else None)
+        run_export(example_config, store, request)
+    [row] = rows(tmp_path / "out")
+    assert row["social.local_start"] == local_start

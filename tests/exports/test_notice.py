@@ -297,3 +297,21 @@ def test_special_categories_are_described_as_tagged(example_data, write_config, 
     assert ("Tinder (dating)" in recorded) is tinder_stored
     assert ("- dating: " in special) is (not tinder_stored)  # listed once: counted only, or recorded
     assert "- political: Gab, Parler, Truth Social" in special
+
+
+def test_reports_to_the_minute_and_small_exemptions_unnamed(live, tmp_path):
+    """The notice's account of what an alias hides is what a pseudonymised export's manifest records."""
+    import json
+
+    from monitor.exports.minimise import MIN_GROUP
+
+    out = tmp_path / "weekly"
+    assert cli("export", "--config", str(live.path), "--school", "ash-secondary", "--from", "2026-11-02",
+               "--to", "2026-11-08", "--out", str(out)) == 0
+    minimised = json.loads((out / "manifest.json").read_text())["minimised"]
+    assert (minimised["times"], minimised["period_kind"], minimised["min_people"]) == (
+        "truncated to the minute", "the school timetable's", MIN_GROUP)
+    notice = render_notice(live)
+    assert "times are to the minute, your own timetable is not shown" in notice
+    assert f"an exemption that covers fewer than {MIN_GROUP} people is not named" in notice
+    assert "reports of overlapping periods" in notice

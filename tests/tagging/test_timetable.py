@@ -142,3 +142,14 @@ def test_staff_timetable_beats_school(example_config, clocks):
     assert staff.kind_for("S2003", tuesday) == "non-contact"
     # someone without a row: no opinion, the school's timetable stands
     assert staff.kind_for("S9999", when) is None
+
+
+@pytest.mark.parametrize(("school", "day", "period", "kind"), [
+    ("ash-secondary", date(2026, 11, 30), "P1", "contact"),  # Week B Monday: S2002's own row says free
+    ("ash-secondary", date(2026, 11, 25), "Staff CPD", "non-contact"),  # Week A Wednesday
+    ("ash-secondary", date(2026, 11, 18), "Staff CPD", None),  # Week B Wednesday has P5 instead
+    ("ash-secondary", date(2026, 11, 28), "P1", None),  # a Saturday: no periods
+    ("oak-primary", date(2026, 11, 30), "Lunch", "non-contact"),
+])
+def test_period_kind_is_the_schools_for_everyone(clocks, school, day, period, kind):
+    assert clocks[school].period_kind(day, period) == kind
