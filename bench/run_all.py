@@ -15,6 +15,7 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = [
+    "startup_bench.py",
     "tagging_bench.py",
     "tls_parse_bench.py",
     "sensor_bench.py",
