@@ -85,7 +85,7 @@ def build_parser(command: str | None = ALL) -> argparse.ArgumentParser:
     for module in modules:
         scratch = argparse.ArgumentParser(prog=parser.prog).add_subparsers()
         importlib.import_module(module).register(scratch)
-        sub.choices.update(scratch.choices)  # type: ignore[union-attr]
+        sub.choices.update(scratch.choices)
     return parser
 
 
