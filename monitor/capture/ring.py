@@ -68,6 +68,11 @@ class RingSize:
     retire_ms: int = 20
     frame_bytes: int = 2048  # nominal (V3 packs frames of any length); the kernel checks the sum
 
+    @classmethod
+    def of_megabytes(cls, megabytes: int) -> RingSize:
+        """A ring of about `megabytes` MiB in blocks of 1 MiB (at least 2 blocks)."""
+        return cls(blocks=max(2, megabytes))
+
     def request(self) -> bytes:
         """struct tpacket_req3 for PACKET_RX_RING."""
         frames = self.block_bytes * self.blocks // self.frame_bytes

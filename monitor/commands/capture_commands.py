@@ -151,6 +151,7 @@ class _Progress:
 
 def sense(args: argparse.Namespace) -> int:
     from monitor.capture.live import InterfaceState, LiveCapture
+    from monitor.capture.ring import RingSize
     from monitor.capture.sensor import Sensor
 
     config = _given_config(args.config)
@@ -179,7 +180,7 @@ def sense(args: argparse.Namespace) -> int:
 
     capture = LiveCapture(sensor, interfaces_named, extra_filter=args.filter, use_filter=not args.no_filter,
                           stats_interval=args.stats_interval, on_stats=report, on_change=changed,
-                          ring=not args.no_ring)
+                          ring=not args.no_ring, ring_size=RingSize.of_megabytes(args.ring_mb))
     capture.open()
     methods = ", ".join(sorted(set(capture.method.values()))) or "not yet open"
     print(f"social-monitor sense: capturing on {', '.join(interfaces_named)}"
@@ -206,5 +207,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--no-filter", action="store_true", help="no kernel pre-filter (parse every packet)")
     s.add_argument("--no-ring", action="store_true",
                    help="read each packet with recvmsg instead of the memory-mapped TPACKET_V3 ring")
+    s.add_argument("--ring-mb", type=int, default=64,
+                   help="size of each interface's ring in MiB (kernel memory, held while capturing)")
     s.add_argument("--stats-interval", type=float, default=10.0, help="seconds between counter lines")
     s.set_defaults(func=_unwrap_sink_errors(sense))

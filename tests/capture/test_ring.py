@@ -47,6 +47,13 @@ def test_ring_request_is_a_tpacket_req3(size, fields):
     assert struct.unpack("IIIIIII", size.request()) == fields
 
 
+@pytest.mark.parametrize(("megabytes", "blocks"), [(64, 64), (128, 128), (1, 2), (0, 2)],
+                         ids=["default", "larger", "at-least-two-blocks", "zero-is-two-blocks"])
+def test_ring_of_megabytes_is_that_many_one_mib_blocks(megabytes, blocks):
+    size = RingSize.of_megabytes(megabytes)
+    assert (size.blocks, size.block_bytes) == (blocks, 1 << 20)
+
+
 @pytest.mark.parametrize(
     ("status", "tci", "tpid", "expected"),
     [
