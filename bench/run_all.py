@@ -15,10 +15,12 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 ORDER = [
+    "startup_bench.py",
     "tagging_bench.py",
     "tls_parse_bench.py",
     "sensor_bench.py",
     "sensor_live_bench.py",
+    "sensor_live_bench.py --compare-ring",
     "hostile_bench.py",
     "store_bench.py",
     "export_bench.py",
@@ -32,13 +34,15 @@ ORDER = [
 def main() -> int:
     only = set(sys.argv[1:])
     failed = []
-    for name in ORDER:
+    for entry in ORDER:
+        name, *options = entry.split()
         script = HERE / name
         if not script.exists() or (only and name not in only and script.stem not in only):
             continue
+        name = entry
         print(f"\n=== {name} ===", flush=True)
         started = time.monotonic()
-        code = subprocess.call([sys.executable, str(script)])
+        code = subprocess.call([sys.executable, str(script), *options])
         print(f"=== {name}: exit {code}, {time.monotonic() - started:.0f} s ===", flush=True)
         if code:
             failed.append(name)

@@ -17,6 +17,10 @@ line. The sensor's callbacks (observations, DHCP bindings) run in the capture
 thread, so they must hand work over (a queue) rather than block. Packets read
 and kernel drops (PACKET_STATISTICS, kept across reopenings) go to the
 sensor's `CaptureCounters` every `stats_interval`.
+
+Each interface is read through a memory-mapped TPACKET_V3 ring (`monitor.capture.ring`) unless
+`ring=False`, or unless the kernel cannot give one (then `LiveInterface`, a `recvmsg` per packet,
+and one log line); `method` says which each interface uses.
 """
 
 from __future__ import annotations
@@ -29,12 +33,17 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
+import structlog
+
 from monitor.backoff import Backoff
 from monitor.capture.bpf import capture_filter
 from monitor.capture.links import default_route_interface, link_state
+from monitor.capture.ring import RingInterface, RingSize, RingUnavailable
 from monitor.capture.sensor import Sensor
 from monitor.capture.sources import LiveInterface
 from monitor.errors import UserError
+
+log = structlog.get_logger("monitor.capture")
 
 DEFAULT_ROUTE: Final = "default"
 """The label of the one interface captured when none is named: whichever carries the default route."""
@@ -73,7 +82,7 @@ class _Slot:
     label: str
     device: str | None
     backoff: Backoff
-    source: LiveInterface | None = None
+    source: LiveInterface | RingInterface | None = None
     up: bool | None = None  # None until the first attempt
     reason: str = ""
     detail: str = ""
@@ -81,6 +90,7 @@ class _Slot:
     opened_at: float = 0.0
     down_since: float = 0.0
     dropped_before: int = 0  # kernel drops on sockets already closed
+    freezes_before: int = 0  # ring full, on rings already closed
 
     def state(self, down_seconds: float | None = None) -> InterfaceState:
         return InterfaceState(self.label, self.device, bool(self.up), self.reason, self.detail, down_seconds)
@@ -92,7 +102,7 @@ class LiveCapture:
                  on_stats: Callable[[LiveCapture], None] | None = None,
                  on_change: Callable[[InterfaceState], None] | None = None,
                  backoff: tuple[float, float] = (0.5, 9.0), poll_seconds: float = 0.5,
-                 route_check_seconds: float = 2.0):
+                 route_check_seconds: float = 2.0, ring: bool = True, ring_size: RingSize | None = None):
         if interfaces and follow_default_route:
             raise ValueError("name interfaces or follow the default route, not both")
         if not interfaces and not follow_default_route:
@@ -107,6 +117,10 @@ class LiveCapture:
         self.route_check_seconds = route_check_seconds
         self.on_stats = on_stats
         self.on_change = on_change
+        self.ring = ring
+        self.ring_size = ring_size
+        self.method: dict[str, str] = {}  # label -> "ring" or "recvmsg", once opened
+        self.freezes: dict[str, int] = dict.fromkeys(self.names, 0)
         self.packets: dict[str, int] = dict.fromkeys(self.names, 0)
         self.dropped: dict[str, int] = dict.fromkeys(self.names, 0)
         self._published: dict[str, int] = {}
@@ -171,19 +185,26 @@ class LiveCapture:
                     slot = by_fd.get(fd)
                     if slot is None or slot.source is None:
                         continue  # closed by this round's tick
-                    recv = slot.source.recv
+                    source = slot.source
                     count = 0
                     failure: OSError | None = None
-                    for _ in range(_BURST):
+                    if isinstance(source, RingInterface):
                         try:
-                            ts, linktype, frame = recv()
-                        except (BlockingIOError, InterruptedError):
-                            break
+                            count = source.drain(feed, _BURST)
                         except OSError as exc:  # ENETDOWN: the link went down or away
                             failure = exc
-                            break
-                        count += 1
-                        feed(ts, linktype, frame)
+                    else:
+                        recv = source.recv
+                        for _ in range(_BURST):
+                            try:
+                                ts, linktype, frame = recv()
+                            except (BlockingIOError, InterruptedError):
+                                break
+                            except OSError as exc:  # ENETDOWN: the link went down or away
+                                failure = exc
+                                break
+                            count += 1
+                            feed(ts, linktype, frame)
                     packets[slot.label] += count
                     if failure is not None:
                         self._lost(slot, failure, now)
@@ -238,6 +259,7 @@ class LiveCapture:
         for slot in self._slots:
             dropped = slot.dropped_before + (slot.source.statistics()[1] if slot.source is not None else 0)
             self.dropped[slot.label] = dropped
+            self.freezes[slot.label] = slot.freezes_before + getattr(slot.source, "freezes", 0)
             counters.dropped_setter(slot.label)(dropped)
         if self.on_stats is not None:
             self.on_stats(self)
@@ -277,8 +299,7 @@ class LiveCapture:
             self._down(slot, reason, _DETAILS[reason], now)
             return
         try:
-            _forget_stale_index(slot.device)
-            slot.source = LiveInterface(slot.device, self._bpf)
+            slot.source = self._open_source(slot)
         except UserError as exc:
             self._down(slot, "error", str(exc), now)
             return
@@ -289,6 +310,22 @@ class LiveCapture:
         down_seconds = round(now - slot.down_since, 1) if slot.up is False else None
         slot.up, slot.reason, slot.detail = True, "", ""
         self._emit(slot.state(down_seconds))
+
+    def _open_source(self, slot: _Slot) -> LiveInterface | RingInterface:
+        """The ring when asked for and the kernel gives one; else a socket read a packet at a time."""
+        assert slot.device is not None
+        if self.ring:
+            try:
+                source: LiveInterface | RingInterface = RingInterface(slot.device, self._bpf,
+                                                                      size=self.ring_size)
+                self.method[slot.label] = "ring"
+                return source
+            except RingUnavailable as exc:
+                if self.method.get(slot.label) != "recvmsg":
+                    log.warning("capture_ring_unavailable", interface=slot.label, detail=str(exc))
+        _forget_stale_index(slot.device)
+        self.method[slot.label] = "recvmsg"
+        return LiveInterface(slot.device, self._bpf)
 
     def _lost(self, slot: _Slot, error: OSError, now: float) -> None:
         """A socket failed: say why in the kernel's terms (the link is down, or gone), then retry."""
@@ -314,6 +351,7 @@ class LiveCapture:
         if source is None:
             return
         slot.dropped_before += source.statistics()[1]
+        slot.freezes_before += getattr(source, "freezes", 0)
         self._by_fd = {fd: s for fd, s in self._by_fd.items() if s is not slot}
         self._fds = list(self._by_fd)
         source.close()

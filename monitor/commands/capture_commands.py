@@ -154,6 +154,7 @@ class _Progress:
 
 def sense(args: argparse.Namespace) -> int:
     from monitor.capture.live import InterfaceState, LiveCapture
+    from monitor.capture.ring import RingSize
     from monitor.capture.sensor import Sensor
 
     config = _given_config(args.config)
@@ -172,6 +173,7 @@ def sense(args: argparse.Namespace) -> int:
 
     def report(capture: LiveCapture) -> None:
         parts = [f"{name}: {capture.packets[name]} packets, {capture.dropped[name]} kernel drops"
+                 + (f", ring full {capture.freezes[name]} times" if capture.freezes[name] else "")
                  for name in capture.names]
         errors = sum(sensor.error_counts.values())
         print(f"social-monitor sense: {'; '.join(parts)}; {errors} parse errors", file=sys.stderr, flush=True)
@@ -181,10 +183,13 @@ def sense(args: argparse.Namespace) -> int:
         print(f"social-monitor sense: {state.interface} {said}", file=sys.stderr, flush=True)
 
     capture = LiveCapture(sensor, interfaces_named, extra_filter=args.filter, use_filter=not args.no_filter,
-                          stats_interval=args.stats_interval, on_stats=report, on_change=changed)
+                          stats_interval=args.stats_interval, on_stats=report, on_change=changed,
+                          ring=not args.no_ring, ring_size=RingSize.of_megabytes(args.ring_mb))
     capture.open()
+    methods = ", ".join(sorted(set(capture.method.values()))) or "not yet open"
     print(f"social-monitor sense: capturing on {', '.join(interfaces_named)}"
-          f" ({'no pre-filter' if args.no_filter else 'kernel pre-filter'})", file=sys.stderr, flush=True)
+          f" ({'no pre-filter' if args.no_filter else 'kernel pre-filter'}; read by {methods})",
+          file=sys.stderr, flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: capture.request_stop())
     capture.run()
@@ -204,5 +209,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format")
     s.add_argument("--filter", default=None, help="extra BPF expression, ANDed with the pre-filter")
     s.add_argument("--no-filter", action="store_true", help="no kernel pre-filter (parse every packet)")
+    s.add_argument("--no-ring", action="store_true",
+                   help="read each packet with recvmsg instead of the memory-mapped TPACKET_V3 ring")
+    s.add_argument("--ring-mb", type=int, default=64,
+                   help="size of each interface's ring in MiB (kernel memory, held while capturing)")
     s.add_argument("--stats-interval", type=float, default=10.0, help="seconds between counter lines")
     s.set_defaults(func=_unwrap_sink_errors(sense))

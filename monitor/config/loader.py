@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import hashlib
 import os
-import shutil
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -96,6 +95,8 @@ class Config:
         """This checked config, frozen in `directory`: the YAML with every path made absolute
         and copies of the CSV files, so a child process started later reads exactly this
         config even after someone has saved a broken edit of the original."""
+        import shutil  # here, not at the top: it imports bz2 and lzma, and every command loads a config
+
         directory.mkdir(parents=True, exist_ok=True)
         data = self.model.model_dump(mode="json")
         for section, key in (("devices", "inventory"), ("devices", "logins"), (None, "staff_timetables")):

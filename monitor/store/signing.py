@@ -41,7 +41,6 @@ from typing import Any
 
 import structlog
 from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from monitor.errors import UserError
@@ -59,6 +58,14 @@ class HeadError(UserError):
     """A signed head, a key or a head file that cannot be used: one line naming it."""
 
 
+def _serialization() -> Any:
+    """cryptography's key serialization, imported on first use: commands that only read the store
+    (events, platforms) need no PEM or raw key handling, and it costs ~10 ms to import."""
+    from cryptography.hazmat.primitives import serialization
+
+    return serialization
+
+
 def key_path_for(store_path: str | Path) -> Path:
     """Where a store's signing key lives: beside it, in the service's state directory."""
     path = Path(store_path)
@@ -67,7 +74,7 @@ def key_path_for(store_path: str | Path) -> Path:
 
 def public_key_text(key: Ed25519PublicKey) -> str:
     """The public key as one short line anyone can copy: ``ed25519:`` and the raw key in base64."""
-    raw = key.public_bytes(serialization.Encoding.Raw, serialization.PublicFormat.Raw)
+    raw = key.public_bytes(_serialization().Encoding.Raw, _serialization().PublicFormat.Raw)
     return KEY_PREFIX + base64.b64encode(raw).decode()
 
 
@@ -84,7 +91,7 @@ def parse_public_key(text: str, where: str = "--public-key") -> Ed25519PublicKey
         where, data = str(path), path.read_bytes()
         if data.lstrip().startswith(b"-----BEGIN"):
             try:
-                key = serialization.load_pem_public_key(data)
+                key = _serialization().load_pem_public_key(data)
             except ValueError as exc:
                 raise HeadError(f"{where}: not a PEM public key: {exc}") from None
             if not isinstance(key, Ed25519PublicKey):
@@ -112,7 +119,7 @@ def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
     except OSError as exc:
         raise HeadError(f"{path}: cannot read the signing key: {exc.strerror or exc}") from None
     try:
-        key = serialization.load_pem_private_key(data, password=None)
+        key = _serialization().load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise HeadError(f"{path}: not a usable signing key: {exc}") from None
     if not isinstance(key, Ed25519PrivateKey):
@@ -122,8 +129,8 @@ def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
 
 def _create_key(path: Path, replace_existing: bool = False) -> Ed25519PrivateKey:
     key = Ed25519PrivateKey.generate()
-    pem = key.private_bytes(serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8,
-                            serialization.NoEncryption())
+    pem = key.private_bytes(_serialization().Encoding.PEM, _serialization().PrivateFormat.PKCS8,
+                            _serialization().NoEncryption())
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0), 0o600)

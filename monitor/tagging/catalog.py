@@ -200,7 +200,8 @@ def parse_embeds(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 def default_platforms() -> list[Platform]:
     """The catalog shipped with the package."""
     text = resources.files("monitor").joinpath("data/platforms.yaml").read_text("utf-8")
-    return parse_platforms(yaml.safe_load(text), "monitor/data/platforms.yaml")
+    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ten times faster at start-up
+    return parse_platforms(yaml.load(text, Loader=loader), "monitor/data/platforms.yaml")
 
 
 def default_catalog() -> Catalog:
