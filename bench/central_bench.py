@@ -39,9 +39,11 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +62,23 @@ PLAIN = ("CREATE TABLE plain_records (gateway_id TEXT, seq BIGINT, session_id BI
          "recorded_at DOUBLE PRECISION, body TEXT, body_sha256 TEXT, prev_hash TEXT, hash TEXT)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (a server backend: the server runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ship(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any) -> None:
     shipper = Shipper(store, dsn, gateway, batch_size=batch)
     start.wait()
+    client = time.process_time()
     report = shipper.ship_once()
+    client = time.process_time() - client
+    end = time.perf_counter()
+    assert shipper._central is not None
+    server = cpu_seconds(shipper._central.con.info.backend_pid)  # a backend of its own, started for this
     shipper.close()
-    done.put((gateway, report.sent, time.perf_counter()))
+    done.put((gateway, report.sent, end, server, client))
 
 
 def _copy(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any) -> None:
@@ -74,16 +87,35 @@ def _copy(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any)
     rows = local_records(Path(store))
     con = psycopg.connect(dsn, autocommit=True)
     start.wait()
+    client = time.process_time()
     for first in range(0, len(rows), batch):
         with con.transaction(), con.cursor().copy("COPY plain_records FROM STDIN") as copy:
             for r in rows[first:first + batch]:
                 copy.write_row((gateway, *r))
+    client = time.process_time() - client
+    end = time.perf_counter()
+    server = cpu_seconds(con.info.backend_pid)
     con.close()
-    done.put((gateway, len(rows), time.perf_counter()))
+    done.put((gateway, len(rows), end, server, client))
 
 
-def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> tuple[int, float]:
-    """Run one process per job, release them together; (records, seconds until the last finished)."""
+@dataclass(frozen=True)
+class Race:
+    records: int
+    seconds: float  # from the start signal until the last process finished
+    server_cpu: float  # CPU seconds of the server backends doing it
+    client_cpu: float  # CPU seconds of the shipping processes (reading SQLite, preparing, sending)
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+    def cpu_us(self) -> tuple[float, float]:
+        return 1e6 * self.server_cpu / self.records, 1e6 * self.client_cpu / self.records
+
+
+def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> Race:
+    """Run one process per job, release them together."""
     start, done = mp.Event(), mp.Queue()  # type: ignore[var-annotated]
     procs = [mp.Process(target=target, args=(*job, batch, start, done)) for job in jobs]
     for p in procs:
@@ -94,7 +126,8 @@ def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> tuple[in
     results = [done.get(timeout=3600) for _ in procs]
     for p in procs:
         p.join()
-    return sum(r[1] for r in results), max(r[2] for r in results) - t0
+    return Race(sum(r[1] for r in results), max(r[2] for r in results) - t0, sum(r[3] for r in results),
+                sum(r[4] for r in results))
 
 
 def main() -> int:
@@ -125,17 +158,23 @@ def main() -> int:
                     admin.register_gateway(g, f"{name}_{g}")
                 admin.con.execute(PLAIN)
             ship_jobs = [(str(stores[g]), server.dsn(f"{name}_{g}", name), g) for g in gateways]
-            shipped, ship_s = _race(_ship, ship_jobs, args.batch)
+            ship = _race(_ship, ship_jobs, args.batch)
             copy_jobs = [(str(stores[g]), server.dsn(dbname=name), g) for g in gateways]
-            copied, copy_s = _race(_copy, copy_jobs, args.batch)
+            copy = _race(_copy, copy_jobs, args.batch)
             with CentralStore(server.dsn(dbname=name)) as admin:
-                assert admin.count("records") == shipped, "the central store holds every record shipped"
+                assert admin.count("records") == ship.records, "the central store holds every record shipped"
                 sessions = admin.count("sessions")
-            print(f"ship (checked, partitioned, sessions kept): {shipped} records from {len(gateways)} "
-                  f"gateways in {ship_s:.2f} s = {shipped / ship_s:,.0f} records/s ({sessions} sessions)")
-            print(f"plain COPY (no checks, one table):          {copied} records in {copy_s:.2f} s = "
-                  f"{copied / copy_s:,.0f} records/s")
-            print(f"ship / COPY: {shipped / ship_s / (copied / copy_s):.2f}")
+            print(f"ship (checked, partitioned, sessions kept): {ship.records} records from {len(gateways)} "
+                  f"gateways in {ship.seconds:.2f} s = {ship.per_second:,.0f} records/s ({sessions} sessions)")
+            print(f"plain COPY (no checks, one table):          {copy.records} records in {copy.seconds:.2f} s = "
+                  f"{copy.per_second:,.0f} records/s")
+            print(f"ship / COPY: {ship.per_second / copy.per_second:.2f}")
+            # wall time follows whatever else the machine runs; CPU per record does not (much)
+            for label, race in (("ship", ship), ("COPY", copy)):
+                server_us, client_us = race.cpu_us()
+                print(f"{label} CPU per record: server {server_us:.1f} us + shippers {client_us:.1f} us = "
+                      f"{server_us + client_us:.1f} us: {2e6 / (server_us + client_us):,.0f} records/s "
+                      "on 2 cores of its own")
     finally:
         pg.remove_server(server)
     return 0
