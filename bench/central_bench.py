@@ -165,9 +165,10 @@ def main() -> int:
                 assert admin.count("records") == ship.records, "the central store holds every record shipped"
                 sessions = admin.count("sessions")
             print(f"ship (checked, partitioned, sessions kept): {ship.records} records from {len(gateways)} "
-                  f"gateways in {ship.seconds:.2f} s = {ship.per_second:,.0f} records/s ({sessions} sessions)")
-            print(f"plain COPY (no checks, one table):          {copy.records} records in {copy.seconds:.2f} s = "
-                  f"{copy.per_second:,.0f} records/s")
+                  f"gateways in {ship.seconds:.2f} s = {ship.per_second:,.0f} records/s "
+                  f"({sessions} sessions)")
+            print(f"plain COPY (no checks, one table):          {copy.records} records in "
+                  f"{copy.seconds:.2f} s = {copy.per_second:,.0f} records/s")
             print(f"ship / COPY: {ship.per_second / copy.per_second:.2f}")
             # wall time follows whatever else the machine runs; CPU per record does not (much)
             for label, race in (("ship", ship), ("COPY", copy)):

@@ -145,7 +145,8 @@ BEGIN
                 USING g.gateway_id, x.held_ids, x.held_versions, x.held_seqs, x.held_starts, x.held_bodies;
         END IF;
         IF x.moved IS NOT NULL THEN  -- rare: each probes every month's index, by the session's id
-            DELETE FROM sessions WHERE gateway_id = g.gateway_id AND session_id = ANY (x.moved) AND seq < g.lo;
+            DELETE FROM sessions
+                WHERE gateway_id = g.gateway_id AND session_id = ANY (x.moved) AND seq < g.lo;
         END IF;
     END LOOP;
     RETURN NULL;

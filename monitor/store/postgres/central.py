@@ -169,8 +169,9 @@ class CentralStore:
         """Send records of the gateway's chain in one transaction; returns the central cursor after it.
 
         Idempotent: records the central store already holds (up to its cursor, read under a lock per
-        gateway) are skipped, so a batch sent again after a lost acknowledgement adds nothing. A batch that does not continue
-        the chain raises psycopg.errors.RaiseException with the database's reason, and nothing is kept."""
+        gateway) are skipped, so a batch sent again after a lost acknowledgement adds nothing. A batch
+        that does not continue the chain raises psycopg.errors.RaiseException with the database's reason,
+        and nothing is kept."""
         starts = [session_start(r) for r in records]
         self.ensure_months(starts)
         with self.con.transaction():

@@ -59,13 +59,14 @@ def test_a_later_version_arriving_after_its_month_holds_many_rows_updates_its_se
     with CentralStore(pg_server.dsn(roles["oak"], name)) as oak:
         oak.ingest("oak", records[:200])
         with psycopg.connect(pg_server.dsn(dbname=name), autocommit=True) as owner:  # a long history
-            owner.execute("""INSERT INTO sessions SELECT 'oak', 1000000 + i, 1, i, first_seen, last_seen, school,
-                device, owner, platform, zone, flagged, body FROM sessions, generate_series(1, 200) i
+            owner.execute("""INSERT INTO sessions SELECT 'oak', 1000000 + i, 1, i, first_seen, last_seen,
+                school, device, owner, platform, zone, flagged, body
+                FROM sessions, generate_series(1, 20000) i
                 WHERE session_id = 1""")
             owner.execute("ANALYZE sessions")
         oak.ingest("oak", records[200:])
     rows = _sessions(pg_server, name)
-    assert len(rows) == 200 + 200
+    assert len(rows) == 200 + 20000
     assert {r[1] for r in rows if r[0] <= 200} == {2}  # every session at its newest version
 
 
@@ -79,9 +80,11 @@ def test_sessions_already_held_are_updated_by_index_probes_never_a_scan(pg_serve
     with psycopg.connect(pg_server.dsn(dbname=name)) as con:
         held = con.execute("SELECT array_agg(session_id), array_agg(version + 1), array_agg(seq + 1000), "
                            "array_agg(first_seen), array_agg(body) FROM sessions").fetchone()
-        plan = con.execute("EXPLAIN (FORMAT JSON) " + arrival.UPDATE_HELD.replace("$1", "'oak'").replace(
-            "$2", "%s").replace("$3", "%s").replace("$4", "%s").replace("$5", "%s").replace("$6", "%s::jsonb[]"),
-            (held[0], held[1], held[2], held[3], [json.dumps(b) for b in held[4]])).fetchone()[0]
+        statement = arrival.UPDATE_HELD.replace("$1", "'oak'").replace("$6", "%s::jsonb[]")
+        for n in range(2, 6):
+            statement = statement.replace(f"${n}", "%s")
+        plan = con.execute("EXPLAIN (FORMAT JSON) " + statement,
+                           (*held[:4], [json.dumps(b) for b in held[4]])).fetchone()[0]
     text = json.dumps(plan)
     assert "sessions_pkey" in text and "Seq Scan" not in text and "Index Scan" not in text
 
@@ -94,8 +97,8 @@ def test_sessions_already_held_are_updated_by_index_probes_never_a_scan(pg_serve
     ],
     ids=["older-version-json", "newest-version-jsonb"],
 )
-def test_a_wrong_partition_time_is_refused_on_either_path_and_no_session_is_kept(pg_server, tmp_path,
-                                                                                monkeypatch, tampered, reason):
+def test_a_wrong_partition_time_is_refused_on_either_path_and_no_session_is_kept(
+        pg_server, tmp_path, monkeypatch, tampered, reason):
     """Bodies are parsed as jsonb (a session's newest version here) or json (the rest): both are checked,
     and a refused batch leaves ``sessions`` as it was."""
     name, roles = central_db(pg_server, ["oak"])
