@@ -14,25 +14,18 @@ extended once: two chained records per session), then, in the same run:
 2. COPY (the peer): one process per gateway COPYs the same rows in the same batch
    sizes into a plain unpartitioned table with no trigger, no check and no index.
 
-Reports records/s in total for each and the ratio. The issue's target is 50,000/s
-in total. On the 2-core reference machine (shared with other work, PostgreSQL 15,
-2026-11-30), 10 gateways x 20,000 records, the code before and after the arrival-path
-changes run alternately twice with this same command (commit 866bc1d vs this one):
-before 18,542 and 23,337 records/s, after 36,181 and 34,339 records/s (plain COPY
-187,000-245,000 records/s in the same runs; ship/COPY 0.10 -> 0.15).
-What changed: the record hash is spelled out inline in the arrival trigger (it was a
-per-row call of two non-inlinable functions, each with its own SET); the trigger sets
-extra_float_digits and work_mem once per statement (its sorts no longer spill); the
-client sends each record's session_start, computed once, and the trigger checks it
-against the body instead of the INSERT recomputing it; only each session's latest
-version is parsed as jsonb; partition months are looked up per day, not per record.
-Still below the target. Per 5,000-record batch the server spends ~30 ms inserting
-(partition routing, ON CONFLICT, row-level security) and ~100 ms in the trigger:
-~47 ms on the chain check (hash 10, body digest 8, JSON parse of first_seen 23, links 4)
-and ~48 ms keeping ``sessions`` (2,500 jsonb rows, four indexes); the shippers' own
-Python (json.loads of each body for its partition time, COPY rows) shares the same two
-cores. A larger --batch does not help (20,000: 24,291/s, no overlap left between
-client and server work).
+Reports records/s in total for each and the ratio, and the CPU each spent per record
+(the server backends' from /proc, the shipping processes' own): on a machine shared
+with other work the wall clock follows the other work, CPU per record much less.
+The issue's target is 50,000/s in total.
+
+On the 2-core reference machine (shared, load average 2-9, PostgreSQL 15, 2026-11-30),
+10 gateways x 20,000 records, schema 3 and schema 4 run alternately twice with this
+command (a checkout of commit ebeeaa6 with this script, and this tree): before 15,024
+and 18,601 records/s, 52.7 and 53.1 us of CPU per record; after 35,922 and 35,727
+records/s, 36.6 and 35.5 us (54,600-56,300 records/s on two cores of its own); plain
+COPY 47,000-116,000 records/s, ~7 us. What changed and where the time goes:
+docs/central.md, "Throughput"; monitor/store/postgres/arrival.py.
 """
 
 from __future__ import annotations
