@@ -31,6 +31,7 @@ REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
 
 import psycopg  # noqa: E402
+from psycopg.types.string import TextLoader  # noqa: E402
 
 from monitor.store.postgres.central import CentralStore  # noqa: E402
 from tests import pg_server as pg  # noqa: E402
@@ -91,6 +92,7 @@ def list_rows(dsn: str, out: Path) -> int:
     """Stream the month through a server-side cursor, one line per session (as `events` prints one)."""
     n = 0
     with psycopg.connect(dsn) as con, con.cursor(name="month") as cur, out.open("w") as f:
+        con.adapters.register_loader("jsonb", TextLoader)  # a listing prints no body: not parsed per row
         cur.itersize = 5000
         cur.execute(QUERY)
         for row in cur:
