@@ -14,34 +14,29 @@ extended once: two chained records per session), then, in the same run:
 2. COPY (the peer): one process per gateway COPYs the same rows in the same batch
    sizes into a plain unpartitioned table with no trigger, no check and no index.
 
-Reports records/s in total for each and the ratio. The issue's target is 50,000/s
-in total. On the 2-core reference machine (shared with other work, PostgreSQL 15,
-2026-11-30), 10 gateways x 20,000 records, the code before and after the arrival-path
-changes run alternately twice with this same command (commit 866bc1d vs this one):
-before 18,542 and 23,337 records/s, after 36,181 and 34,339 records/s (plain COPY
-187,000-245,000 records/s in the same runs; ship/COPY 0.10 -> 0.15).
-What changed: the record hash is spelled out inline in the arrival trigger (it was a
-per-row call of two non-inlinable functions, each with its own SET); the trigger sets
-extra_float_digits and work_mem once per statement (its sorts no longer spill); the
-client sends each record's session_start, computed once, and the trigger checks it
-against the body instead of the INSERT recomputing it; only each session's latest
-version is parsed as jsonb; partition months are looked up per day, not per record.
-Still below the target. Per 5,000-record batch the server spends ~30 ms inserting
-(partition routing, ON CONFLICT, row-level security) and ~100 ms in the trigger:
-~47 ms on the chain check (hash 10, body digest 8, JSON parse of first_seen 23, links 4)
-and ~48 ms keeping ``sessions`` (2,500 jsonb rows, four indexes); the shippers' own
-Python (json.loads of each body for its partition time, COPY rows) shares the same two
-cores. A larger --batch does not help (20,000: 24,291/s, no overlap left between
-client and server work).
+Reports records/s in total for each and the ratio, and the CPU each spent per record
+(the server backends' from /proc, the shipping processes' own): on a machine shared
+with other work the wall clock follows the other work, CPU per record much less.
+The issue's target is 50,000/s in total.
+
+On the 2-core reference machine (shared, load average 2-9, PostgreSQL 15, 2026-11-30),
+10 gateways x 20,000 records, schema 3 and schema 4 run alternately twice with this
+command (a checkout of commit ebeeaa6 with this script, and this tree): before 15,024
+and 18,601 records/s, 52.7 and 53.1 us of CPU per record; after 35,922 and 35,727
+records/s, 36.6 and 35.5 us (54,600-56,300 records/s on two cores of its own); plain
+COPY 47,000-116,000 records/s, ~7 us. What changed and where the time goes:
+docs/central.md, "Throughput"; monitor/store/postgres/arrival.py.
 """
 
 from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import os
 import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -60,12 +55,23 @@ PLAIN = ("CREATE TABLE plain_records (gateway_id TEXT, seq BIGINT, session_id BI
          "recorded_at DOUBLE PRECISION, body TEXT, body_sha256 TEXT, prev_hash TEXT, hash TEXT)")
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU a process has used (a server backend: the server runs on this machine)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
 def _ship(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any) -> None:
     shipper = Shipper(store, dsn, gateway, batch_size=batch)
     start.wait()
+    client = time.process_time()
     report = shipper.ship_once()
+    client = time.process_time() - client
+    end = time.perf_counter()
+    assert shipper._central is not None
+    server = cpu_seconds(shipper._central.con.info.backend_pid)  # a backend of its own, started for this
     shipper.close()
-    done.put((gateway, report.sent, time.perf_counter()))
+    done.put((gateway, report.sent, end, server, client))
 
 
 def _copy(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any) -> None:
@@ -74,16 +80,35 @@ def _copy(store: str, dsn: str, gateway: str, batch: int, start: Any, done: Any)
     rows = local_records(Path(store))
     con = psycopg.connect(dsn, autocommit=True)
     start.wait()
+    client = time.process_time()
     for first in range(0, len(rows), batch):
         with con.transaction(), con.cursor().copy("COPY plain_records FROM STDIN") as copy:
             for r in rows[first:first + batch]:
                 copy.write_row((gateway, *r))
+    client = time.process_time() - client
+    end = time.perf_counter()
+    server = cpu_seconds(con.info.backend_pid)
     con.close()
-    done.put((gateway, len(rows), time.perf_counter()))
+    done.put((gateway, len(rows), end, server, client))
 
 
-def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> tuple[int, float]:
-    """Run one process per job, release them together; (records, seconds until the last finished)."""
+@dataclass(frozen=True)
+class Race:
+    records: int
+    seconds: float  # from the start signal until the last process finished
+    server_cpu: float  # CPU seconds of the server backends doing it
+    client_cpu: float  # CPU seconds of the shipping processes (reading SQLite, preparing, sending)
+
+    @property
+    def per_second(self) -> float:
+        return self.records / self.seconds
+
+    def cpu_us(self) -> tuple[float, float]:
+        return 1e6 * self.server_cpu / self.records, 1e6 * self.client_cpu / self.records
+
+
+def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> Race:
+    """Run one process per job, release them together."""
     start, done = mp.Event(), mp.Queue()  # type: ignore[var-annotated]
     procs = [mp.Process(target=target, args=(*job, batch, start, done)) for job in jobs]
     for p in procs:
@@ -94,7 +119,8 @@ def _race(target: Any, jobs: list[tuple[str, str, str]], batch: int) -> tuple[in
     results = [done.get(timeout=3600) for _ in procs]
     for p in procs:
         p.join()
-    return sum(r[1] for r in results), max(r[2] for r in results) - t0
+    return Race(sum(r[1] for r in results), max(r[2] for r in results) - t0, sum(r[3] for r in results),
+                sum(r[4] for r in results))
 
 
 def main() -> int:
@@ -125,17 +151,24 @@ def main() -> int:
                     admin.register_gateway(g, f"{name}_{g}")
                 admin.con.execute(PLAIN)
             ship_jobs = [(str(stores[g]), server.dsn(f"{name}_{g}", name), g) for g in gateways]
-            shipped, ship_s = _race(_ship, ship_jobs, args.batch)
+            ship = _race(_ship, ship_jobs, args.batch)
             copy_jobs = [(str(stores[g]), server.dsn(dbname=name), g) for g in gateways]
-            copied, copy_s = _race(_copy, copy_jobs, args.batch)
+            copy = _race(_copy, copy_jobs, args.batch)
             with CentralStore(server.dsn(dbname=name)) as admin:
-                assert admin.count("records") == shipped, "the central store holds every record shipped"
+                assert admin.count("records") == ship.records, "the central store holds every record shipped"
                 sessions = admin.count("sessions")
-            print(f"ship (checked, partitioned, sessions kept): {shipped} records from {len(gateways)} "
-                  f"gateways in {ship_s:.2f} s = {shipped / ship_s:,.0f} records/s ({sessions} sessions)")
-            print(f"plain COPY (no checks, one table):          {copied} records in {copy_s:.2f} s = "
-                  f"{copied / copy_s:,.0f} records/s")
-            print(f"ship / COPY: {shipped / ship_s / (copied / copy_s):.2f}")
+            print(f"ship (checked, partitioned, sessions kept): {ship.records} records from {len(gateways)} "
+                  f"gateways in {ship.seconds:.2f} s = {ship.per_second:,.0f} records/s "
+                  f"({sessions} sessions)")
+            print(f"plain COPY (no checks, one table):          {copy.records} records in "
+                  f"{copy.seconds:.2f} s = {copy.per_second:,.0f} records/s")
+            print(f"ship / COPY: {ship.per_second / copy.per_second:.2f}")
+            # wall time follows whatever else the machine runs; CPU per record does not (much)
+            for label, race in (("ship", ship), ("COPY", copy)):
+                server_us, client_us = race.cpu_us()
+                print(f"{label} CPU per record: server {server_us:.1f} us + shippers {client_us:.1f} us = "
+                      f"{server_us + client_us:.1f} us: {2e6 / (server_us + client_us):,.0f} records/s "
+                      "on 2 cores of its own")
     finally:
         pg.remove_server(server)
     return 0

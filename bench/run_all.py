@@ -28,6 +28,8 @@ ORDER = [
     "proxy_bench.py",
     "proxy_instructions.py",
     "central_bench.py",
+    "central_lag_bench.py",  # about 80 s
+    "central_month_bench.py",  # 5M sessions generated in SQL first: several minutes
 ]
 
 

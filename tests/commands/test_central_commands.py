@@ -23,9 +23,9 @@ def _key(tmp_path) -> str:
 
 def test_migrate_creates_the_schema_once(owner_url, capsys):
     assert main(["central", "migrate", "--url", owner_url]) == 0
-    assert "applied schema version(s) 1, 2, 3; now at 3" in capsys.readouterr().out
+    assert "applied schema version(s) 1, 2, 3, 4; now at 4" in capsys.readouterr().out
     assert main(["central", "migrate", "--url", owner_url]) == 0
-    assert "already at schema version 3" in capsys.readouterr().out
+    assert "already at schema version 4" in capsys.readouterr().out
 
 
 def test_a_registered_gateway_ships_and_verifies(pg_server, pg_database, owner_url, write_config,

@@ -10,6 +10,7 @@ whole central chain again with the same pure code the gateway uses
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 from collections.abc import Iterable, Mapping, Sequence
@@ -27,6 +28,9 @@ from monitor.store.postgres.schema import GATEWAY_ROLE, migrate
 from monitor.store.signing import SignedHead
 
 ROLE_NAME = re.compile(r"^[a-z_][a-z0-9_]{0,62}$")
+_FIRST_SEEN = re.compile(r'"first_seen":(-?[0-9][0-9.eE+-]*)[,}]')
+# binary COPY: no number printed by the client and parsed again by the server
+_STAGING_TYPES = ["int8", "int8", "int4", "float8", "text", "text", "text", "text", "float8"]
 # session_start comes from the client, computed once per record there (it needs the partitions before
 # it sends); the arrival trigger checks it against the body, so a wrong one is refused, not stored
 _STAGING = ("CREATE TEMP TABLE IF NOT EXISTS ship_staging (seq BIGINT, session_id BIGINT, version INTEGER, "
@@ -35,7 +39,13 @@ _STAGING = ("CREATE TEMP TABLE IF NOT EXISTS ship_staging (seq BIGINT, session_i
 _INSERT = ("INSERT INTO records (gateway_id, seq, session_id, version, recorded_at, body, body_sha256, "
            "prev_hash, hash, session_start) SELECT %s, seq, session_id, version, recorded_at, body, "
            "body_sha256, prev_hash, hash, to_timestamp(session_start) FROM ship_staging "
-           "ON CONFLICT DO NOTHING")
+           "WHERE seq > coalesce((SELECT last_seq FROM gateways WHERE gateway_id = %s), 0)")
+# the arrival trigger's copy of the batch (its transition table) stays in memory: at the default 4MB a
+# batch of 5,000 spills to a temporary file and is read back from disk
+_WORK_MEM = "SET LOCAL work_mem = '64MB'"
+# one batch of a gateway at a time (a daemon's shipper and `ship --once` may overlap): the second reads
+# the cursor the first left, after it, and sends only what follows (cheaper than ON CONFLICT per row)
+_LOCK = "SELECT pg_advisory_xact_lock(hashtext('social_monitor_ship'), hashtext(%s))"
 _DAY = 86400.0
 
 
@@ -67,10 +77,19 @@ def month_of(timestamp: float) -> str:
 
 
 def session_start(record: Record) -> float:
-    """The record's partition time, as `SESSION_START_SQL` computes it: its session's first sighting,
-    else (a purged body, or a purge record, which names no session) when it was recorded."""
+    """The record's partition time, as the arrival check computes it: its session's first sighting,
+    else (a purged body, or a record of session 0, which names no session) when it was recorded.
+
+    A session's body names ``first_seen`` once, at its top level, so that one is read without parsing
+    the whole body (a fifth of the shipper's time otherwise); anything else is parsed. Either way the
+    central store checks the result against the body and refuses a batch it does not match."""
     body = record[4]
-    first_seen = json.loads(body).get("first_seen") if body is not None else None
+    if body is None:
+        return float(record[3])
+    if record[1] != 0 and body.count('"first_seen":') == 1 and (found := _FIRST_SEEN.search(body)):
+        with contextlib.suppress(ValueError):  # not a number after all: parsed below, as any other body
+            return float(found.group(1))
+    first_seen = json.loads(body).get("first_seen")
     return float(first_seen) if first_seen is not None else float(record[3])
 
 
@@ -149,18 +168,22 @@ class CentralStore:
     def ingest(self, gateway_id: str, records: Sequence[Record]) -> ChainHead:
         """Send records of the gateway's chain in one transaction; returns the central cursor after it.
 
-        Idempotent: records the central store already holds are skipped (ON CONFLICT DO NOTHING), so
-        a batch sent again after a lost acknowledgement adds nothing. A batch that does not continue
-        the chain raises psycopg.errors.RaiseException with the database's reason, and nothing is kept."""
+        Idempotent: records the central store already holds (up to its cursor, read under a lock per
+        gateway) are skipped, so a batch sent again after a lost acknowledgement adds nothing. A batch
+        that does not continue the chain raises psycopg.errors.RaiseException with the database's reason,
+        and nothing is kept."""
         starts = [session_start(r) for r in records]
         self.ensure_months(starts)
         with self.con.transaction():
             cur = self.con.cursor()
             cur.execute(_STAGING)
-            with cur.copy("COPY ship_staging FROM STDIN") as copy:
+            cur.execute(_WORK_MEM)
+            cur.execute(_LOCK, (gateway_id,))
+            with cur.copy("COPY ship_staging FROM STDIN (FORMAT BINARY)") as copy:
+                copy.set_types(_STAGING_TYPES)
                 for r, start in zip(records, starts, strict=True):
                     copy.write_row((r[0], r[1], r[2], r[3], r[4], r[5], r[6], r[7], start))
-            cur.execute(_INSERT, (gateway_id,))
+            cur.execute(_INSERT, (gateway_id, gateway_id))
         return self.cursor(gateway_id).last
 
     def receive_head(self, gateway_id: str, head: SignedHead) -> bool:

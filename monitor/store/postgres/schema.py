@@ -10,7 +10,8 @@ the gateway's chain exactly from the central cursor: consecutive ids, each
 body hashing to its digest. The same trigger keeps ``gateways`` (the cursor)
 and ``sessions`` (one row per session, its latest version, as the gateway's
 store has) in step, inside the inserting transaction, so a batch is all or
-nothing.
+nothing. Schema 4 (`monitor.store.postgres.arrival`) rewrote that trigger so its
+cost per batch stays flat as the history grows.
 
 Records and sessions are partitioned by month of the session's first
 sighting (UTC), so retention drops whole partitions; `central_ensure_month`
@@ -28,33 +29,17 @@ import time
 from typing import Any
 
 from monitor.store.chain import GENESIS
-from monitor.store.postgres import heads, retention
+from monitor.store.postgres import arrival, heads, retention
+from monitor.store.postgres.arrival import py_float_sql, record_hash_sql
 from monitor.store.schema import Migration, check_migrations, run_steps
 
 GATEWAY_ROLE = "social_monitor_gateway"  # group role: every gateway's login role is a member
 READER_ROLE = "social_monitor_reader"  # group role: the exporting role reads, nothing else
 MIGRATION_LOCK = 0x534D_4D49  # pg_advisory_xact_lock key: one migrator at a time
 
-# Python's repr of a float, from float8's shortest round-trip text (extra_float_digits = 1, PG 12+):
-# the two agree for every timestamp (an integral value gains ".0"); anything else is refused.
-def _py_float_sql(v: str) -> str:
-    return f"(CASE WHEN {v}::text ~ '^-?[0-9]+$' THEN {v}::text || '.0' ELSE {v}::text END)"
-
-
-def record_hash_sql(seq: str, session_id: str, version: str, recorded_at: str, body_sha256: str,
-                    prev_hash: str) -> str:
-    """`monitor.store.chain.record_hash`, byte for byte, as an SQL expression over the named columns:
-    spelled out inline in the arrival trigger (a function call per row, with its own SET, cost more
-    than the hash itself); needs extra_float_digits = 1."""
-    return (f"encode(sha256(convert_to('{{\"body_sha256\":\"' || {body_sha256} || '\",\"id\":' || {seq} "
-            f"|| ',\"prev\":\"' || {prev_hash} || '\",\"recorded_at\":' || {_py_float_sql(recorded_at)} "
-            f"|| ',\"session_id\":' || {session_id} || ',\"version\":' || {version} "
-            "|| '}', 'UTF8')), 'hex')")
-
-
 _PY_FLOAT = f"""CREATE FUNCTION central_py_float(v double precision) RETURNS text
 LANGUAGE sql IMMUTABLE STRICT SET extra_float_digits = 1 AS $$
-    SELECT {_py_float_sql("v")}
+    SELECT {py_float_sql("v")}
 $$"""
 
 # the same hash for one record, callable (checks by hand, tests)
@@ -278,6 +263,7 @@ MIGRATIONS: dict[int, Migration] = {
     )),
     2: heads.migration(),
     3: retention.migration(),
+    4: arrival.migration(),
 }
 
 SCHEMA_VERSION = check_migrations(MIGRATIONS)

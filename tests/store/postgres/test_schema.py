@@ -43,7 +43,7 @@ def test_a_schema_1_database_is_upgraded_to_receive_signed_heads(admin):
     first = {1: schema.MIGRATIONS[1]}
     assert schema.migrate(admin.con, first) == [1]
     admin.con.execute("INSERT INTO gateways (gateway_id, role_name) VALUES ('oak', 'nobody_oak')")
-    assert admin.migrate() == [2, 3]
+    assert admin.migrate() == list(range(2, schema.SCHEMA_VERSION + 1))
     columns = {r[0] for r in admin.con.execute(
         "SELECT column_name FROM information_schema.columns WHERE table_name = 'chain_heads'")}
     assert {"record_id", "head"} <= columns
