@@ -233,3 +233,19 @@ def test_a_released_sessions_review_becomes_a_tombstone(pg_server, tmp_path):
         assert owner.con.execute("SELECT count(*) FROM held_records").fetchone()[0] == 0
         assert _held_reviews(owner) == []
         assert owner.verify_gateway("oak") == (len(records), None)
+
+
+def test_a_held_sessions_evidence_is_read_from_its_held_copy(central, pg_server):
+    from monitor.store.filter import SessionFilter
+    from monitor.store.postgres.reader import CentralReader
+    from tests.central_helpers import reader_role
+
+    owner, _ = central
+    retention.open_hold(owner.con, "HR-7", "investigation", device="OAK-0002")
+    retention.purge(owner.con, 60, NOW)
+    name = owner.con.info.dbname
+    with CentralReader(pg_server.dsn(reader_role(pg_server, name), name)) as reader:
+        where = SessionFilter(device="OAK-0002")
+        sessions = [(s.record_id, s.first_seen < T0 + 30 * DAY) for s in reader.sessions(where)]
+        evidence = [r[0] for _, r in reader.gateway_evidence(where)]
+    assert [rid for rid, _ in sessions] == evidence and sum(held for _, held in sessions) == 2
