@@ -106,6 +106,10 @@ def investigation(args: argparse.Namespace, scope: str) -> int:
     out = expand_out(args.out, school=target, now=stamp, **{"from": str(first or "start"),
                                                             "to": str(last or "end")})
     request = InvestigationRequest(scope, target, request.case, request.reason, out, first, last)
+    if args.central:  # every gateway's records, from the trust's central store
+        from monitor.commands.trust_commands import central_investigation
+
+        return central_investigation(args, config, request, lambda: _signing_key(config))
     with open_config_store(config, create=False) as store:
         result = run_investigation(config, store, request, log_path=log_path_for(config.store_path),
                                    signing_key=_signing_key(config))

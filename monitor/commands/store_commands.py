@@ -51,9 +51,16 @@ def _config(args: argparse.Namespace) -> Config:
 
 def verify(args: argparse.Namespace) -> int:
     path = Path(args.path) if args.path else None
+    central = [a for a in args.against or () if a == "central" or is_central_url(a)]
+    if args.central:
+        central.append("central" if args.central == "config" else args.central)
     if path is not None and path.is_dir():  # an export directory: check it against its manifest
         from monitor.commands.export_commands import print_verify
 
+        if central:  # an export from the central store: its sources against the central store now
+            from monitor.commands.central_verify import verify_export_against_central
+
+            return verify_export_against_central(path, args.config, args.public_key, central)
         return print_verify(path, args.config, args.public_key)
     if path is not None:
         store = open_store(path, create=False)
@@ -65,10 +72,9 @@ def verify(args: argparse.Namespace) -> int:
     shown = str(store_path)
     with store:
         result = store.verify()
+        if result.ok and central:
+            return verify_against_central(store, store_path, central, _config(args), result.summary())
         if result.ok and args.against:
-            central = [a for a in args.against if a == "central" or is_central_url(a)]
-            if central:
-                return verify_against_central(store, store_path, central, _config(args), result.summary())
             return _verify_against(store, store_path, args.against, args.public_key, result.summary())
     if result.ok:
         print(f"{shown}: {result.summary()}")
@@ -252,6 +258,10 @@ def register(sub: argparse._SubParsersAction) -> None:
                    help="a signed chain head kept off the box (an export, journal lines, or the central "
                    "store's latest head for this gateway: 'central' for store.central, or a URL): the "
                    "store must still hold it and every record before it; repeatable")
+    p.add_argument("--central", nargs="?", const="config", metavar="URL",
+                   help="as --against central (alone: the config's store.central_reader, else store.central) "
+                   "or --against URL; for an export from the central store, checks each gateway's chain "
+                   "still runs through the cursor and signed head its manifest names")
     p.add_argument("--public-key", help="the gateway's public key (ed25519:..., or a file); default: the "
                    "key beside the store")
     add_config_argument(p)

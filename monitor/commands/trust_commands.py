@@ -153,6 +153,27 @@ def central_export(args: argparse.Namespace, config: Config, request: Any, signi
     return 0
 
 
+# --- export --device/--staff --central: an investigation across every gateway -------------------------
+
+
+def central_investigation(args: argparse.Namespace, config: Config, request: Any,
+                          signing_key: Callable[[], Any]) -> int:
+    from monitor.exports.log import log_path_for
+    from monitor.exports.trust_investigation import run_trust_investigation
+
+    reader = open_reader(config, args.central)
+    result = _run(reader, lambda: run_trust_investigation(config, reader, request, log_path=log_path_for(
+        config.store_path), signing_key=signing_key()))
+    m = result.manifest
+    at = m["gateways_in_sessions"]
+    print(f"{result.out}: case {request.case}: {result.sessions} sessions of {request.scope} "
+          f"{request.target} ({result.flagged} flagged) from the central store, recorded by {len(at)} of "
+          f"{len(m['sources'])} gateways ({', '.join(at) or 'none'}), identified, with their chain "
+          f"records; manifest sha256 {result.manifest_sha256}; "
+          f"logged as export {result.log_entry.seq if result.log_entry else '-'}")
+    return 0
+
+
 # --- sar --central ------------------------------------------------------------------------------
 
 
@@ -178,5 +199,5 @@ def central_sar(args: argparse.Namespace, config: Config, signing_key: Callable[
     return 0
 
 
-__all__ = ["CENTRAL_HELP", "add_central_argument", "central_events", "central_export", "central_params",
-           "central_sar", "open_reader"]
+__all__ = ["CENTRAL_HELP", "add_central_argument", "central_events", "central_export",
+           "central_investigation", "central_params", "central_sar", "open_reader"]

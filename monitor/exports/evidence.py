@@ -33,6 +33,26 @@ def write_evidence(fh: Any, records: Iterable[Record]) -> int:
     return n
 
 
+def write_gateway_evidence(fh: Any, rows: Iterable[tuple[str, Record]]) -> int:
+    """As `write_evidence`, each line naming the gateway whose chain holds it (from the central store)."""
+    n = 0
+    for gateway, record in rows:
+        line = {**dict(zip(FIELDS, record, strict=True)), "gateway": gateway}
+        fh.write(json.dumps(line, ensure_ascii=False, sort_keys=True) + "\n")
+        n += 1
+    return n
+
+
+def _head_of(manifest: dict[str, Any]) -> Any:
+    """The last record id each evidence line may name: the chain head, or (from the central store) the
+    cursor of the line's gateway in the manifest's sources."""
+    sources = manifest.get("sources")
+    if isinstance(sources, dict):
+        return lambda gateway: int(sources[gateway]["cursor"]["record_id"]) if gateway in sources else -1
+    head_id = int((manifest.get("chain_head") or {}).get("record_id") or 0)
+    return lambda _gateway: head_id
+
+
 def record_problem(line: dict[str, Any], head_id: int) -> str | None:
     """Why one evidence line is not a record of the chain the manifest anchors, or None."""
     try:
@@ -51,28 +71,37 @@ def record_problem(line: dict[str, Any], head_id: int) -> str | None:
 
 
 def check_evidence(directory: Path, manifest: dict[str, Any]) -> tuple[bool, str]:
-    """Every record holds, one per session exported, and each is the session exported beside it."""
-    head_id = int((manifest.get("chain_head") or {}).get("record_id") or 0)
-    ids: list[int] = []
+    """Every record holds, one per session exported, and each is the session exported beside it (sessions
+    keyed by gateway and id when the export came from the central store: ids repeat across gateways)."""
+    head_of = _head_of(manifest)
+    ids: list[tuple[str, int]] = []
     try:
         with (directory / EVIDENCE).open(encoding="utf-8") as fh:
             for lineno, text in enumerate(fh, 1):
                 line = json.loads(text)
+                gateway = line.get("gateway") or ""
+                head_id = head_of(gateway)
+                if head_id < 0:
+                    return False, f"{EVIDENCE}:{lineno}: gateway {gateway!r} is not in the manifest's sources"
                 if problem := record_problem(line, head_id):
-                    return False, f"{EVIDENCE}:{lineno}: {problem}"
+                    where = f" of gateway {gateway}" if gateway else ""
+                    return False, f"{EVIDENCE}:{lineno}: {problem}{where}"
                 body = json.loads(line["body"])
                 if body.get("id", line["session_id"]) != line["session_id"]:
                     return False, f"{EVIDENCE}:{lineno}: record {line['record_id']} is not session " \
                                   f"{line['session_id']}'s"
-                ids.append(int(line["session_id"]))
+                ids.append((gateway, int(line["session_id"])))
         with (directory / "sessions.jsonl").open(encoding="utf-8") as fh:
-            exported = sorted(int(json.loads(t)["social.session_id"]) for t in fh if t.strip())
+            rows = [json.loads(t) for t in fh if t.strip()]
+            exported = sorted((r.get("social.gateway") or "", int(r["social.session_id"])) for r in rows)
     except (OSError, ValueError, KeyError, TypeError) as exc:
         return False, f"{EVIDENCE}: cannot be checked: {exc}"
     if sorted(ids) != exported:
         return False, f"{EVIDENCE}: {len(ids)} records for {len(exported)} sessions exported: they differ"
+    bound = "its gateway's central cursor" if isinstance(manifest.get("sources"), dict) else \
+        f"the chain head (record {head_of('')})"
     return True, f"{EVIDENCE}: {len(ids)} chain records, each hash recomputed, one per session exported, " \
-                 f"all at or before the chain head (record {head_id})"
+                 f"all at or before {bound}"
 
 
-__all__ = ["EVIDENCE", "check_evidence", "record_problem", "write_evidence"]
+__all__ = ["EVIDENCE", "check_evidence", "record_problem", "write_evidence", "write_gateway_evidence"]

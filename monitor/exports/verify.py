@@ -71,8 +71,12 @@ def verify_export(
         ok = _check_log(d, Path(log_path), lines) and ok
     head = manifest.get("chain_head") or {}
     verdict = "export ok" if ok else "export FAILED verification"
-    lines.append(f"{d}: {verdict}: {len(files)} files; store chain head at export: record "
-                 f"{head.get('record_id')} {str(head.get('hash'))[:16]}…")
+    anchor = f"store chain head at export: record {head.get('record_id')} {str(head.get('hash'))[:16]}…"
+    if isinstance(sources := manifest.get("sources"), dict):  # from the central store: a cursor per gateway
+        anchor = "central cursors at export: " + ("; ".join(
+            f"{g} record {(s.get('cursor') or {}).get('record_id')}" for g, s in sorted(sources.items())
+            if isinstance(s, dict)) or "no gateway")
+    lines.append(f"{d}: {verdict}: {len(files)} files; {anchor}")
     return ok, lines
 
 

@@ -85,3 +85,68 @@ def test_verify_against_central_without_an_anchor_is_one_line(pg_server, write_c
     assert main(["verify", "--config", config, "--against", "central"]) == 1
     err = capsys.readouterr().err.strip().splitlines()[-1]
     assert error in err and "Traceback" not in err
+
+
+# --- verify DIR --against central: a trust export's sources against the central store now ----------------
+
+WEEK = ["--from", "2026-09-21", "--to", "2026-09-27"]
+
+
+@pytest.fixture
+def trust_export(pg_server, tmp_path, example_data, write_config, capsys):
+    """A trust-wide export of two gateways (oak, elm) from a real central store; the office's config,
+    the export directory, the owner's connection and the reader's URL."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    from tests.central_helpers import two_schools
+
+    keys = {"oak": Ed25519PrivateKey.from_private_bytes(bytes(range(32))),
+            "elm": Ed25519PrivateKey.from_private_bytes(bytes(range(1, 33)))}
+    name, _, reader = two_schools(pg_server, tmp_path, keys)
+    (tmp_path / "var").mkdir()
+    example_data["store"] = {"path": str(tmp_path / "var" / "office.db"),
+                             "central_reader": pg_server.url(reader, name)}
+    config = str(write_config(example_data))
+    out = tmp_path / "ceo"
+    assert main(["export", "--scope", "trust", *WEEK, "--out", str(out), "--config", config]) == 0
+    capsys.readouterr()
+    with CentralStore(pg_server.dsn(dbname=name)) as owner:
+        yield config, out, owner, pg_server.url(reader, name)
+
+
+def _change_record(owner) -> None:
+    owner.con.execute("UPDATE records SET body = replace(body, 'OAK-LT-0001', 'OAK-LT-0009') "
+                      "WHERE gateway_id = 'oak' AND seq = 3")
+
+
+@pytest.mark.parametrize(
+    ("how", "tamper", "code", "said"),
+    [
+        ("against-central", None, 0, "sources: oak: central chain intact through record 4"),
+        ("central-url", None, 0, "the sources of 2 gateways hold against the central store"),
+        ("against-central", _change_record, 1, "sources: oak: central chain broken at record 3"),
+        ("central-url", _change_record, 1, "sources of 2 gateways do NOT hold"),
+    ],
+)
+def test_verify_a_trust_export_against_the_central_store(trust_export, capsys, how, tamper, code, said):
+    config, out, owner, url = trust_export
+    if tamper:
+        tamper(owner)
+    anchor = ["--against", "central"] if how == "against-central" else ["--central", url]
+    got = main(["verify", str(out), *anchor, "--config", config])
+    text = "".join(capsys.readouterr())
+    assert got == code and said in text, text
+    assert "manifest.json: signed" in text  # the files and the signature were checked as before
+    if tamper:
+        assert "sources: elm: central chain intact" in text
+
+
+def test_a_gateways_export_has_no_sources_to_check(trust_export, capsys):
+    import json
+
+    config, out, _, _ = trust_export
+    manifest = json.loads((out / "manifest.json").read_text())
+    del manifest["sources"]
+    (out / "manifest.json").write_text(json.dumps(manifest))
+    assert main(["verify", str(out), "--against", "central", "--config", config]) == 1
+    assert "not an export from the central store" in capsys.readouterr().err

@@ -135,3 +135,32 @@ def test_sar_central_finds_the_person_at_both_schools(config, tmp_path, capsys, 
     assert code == 0, err
     assert "5 sessions about S1002 from the central store, recorded by 2 of 2 gateways (elm, oak;" in text
     assert read_log(read_log_path(config)).entries[-1].kind == "sar"
+
+
+@pytest.mark.parametrize(
+    ("scope", "target", "said"),
+    [
+        ("--device", "OAK-LT-0002", "3 sessions of device OAK-LT-0002 (3 flagged) from the central store, "
+                                    "recorded by 1 of 2 gateways (oak)"),
+        ("--staff", "S1002", "2 sessions of staff S1002 (2 flagged) from the central store, recorded by 1 of "
+                             "2 gateways (oak)"),
+    ],
+)
+def test_investigation_from_the_central_store_is_logged_and_verifies_against_it(config, tmp_path, capsys,
+                                                                               scope, target, said):
+    out = tmp_path / "case"
+    code, text, err = run(capsys, "export", scope, target, "--case", "HR-2026-014", "--reason",
+                          "disciplinary investigation", "--central", "--out", str(out), "--config", config)
+    assert code == 0, err
+    assert said in text and "case HR-2026-014" in text
+    entry = read_log(read_log_path(config)).entries[-1]
+    assert (entry.kind, entry.extra["case"]) == ("investigation", "HR-2026-014")
+    code, text, err = run(capsys, "verify", str(out), "--against", "central", "--config", config)
+    assert code == 0, err
+    assert "evidence.jsonl: " in text and "sources: oak: central chain intact" in text
+
+
+def test_investigation_from_the_central_store_needs_a_case(config, tmp_path, capsys):
+    code, _, err = run(capsys, "export", "--device", "OAK-LT-0002", "--reason", "x", "--central", "--out",
+                       str(tmp_path / "case"), "--config", config)
+    assert code == 1 and "needs --case REF" in err and not (tmp_path / "case").exists()

@@ -28,7 +28,7 @@ import psycopg
 from monitor.errors import UserError
 from monitor.observation import Exemption, Flag
 from monitor.store.base import SessionReader
-from monitor.store.chain import GENESIS, PURGE_SESSION, ChainHead
+from monitor.store.chain import GENESIS, PURGE_SESSION, ChainHead, Record
 from monitor.store.filter import EVERY_SESSION, SessionFilter, epoch
 from monitor.store.postgres.connect import shown
 from monitor.store.reviews import LIKE, Review, parse_review
@@ -45,6 +45,14 @@ _REVIEWS = f"""SELECT gateway_id, seq, recorded_at, body FROM (
     SELECT gateway_id, seq, session_id, recorded_at, body FROM records
     UNION ALL SELECT gateway_id, seq, session_id, recorded_at, body FROM held_records) r
     WHERE session_id = {PURGE_SESSION} AND body LIKE %s AND gateway_id = ANY(%s) ORDER BY gateway_id, seq"""
+_RECORD = "seq, session_id, version, recorded_at, body, body_sha256, prev_hash, hash"
+# the record of each session's latest version, live or held (`evidence`)
+_EVIDENCE = f"""SELECT s.gateway_id, {', '.join('r.' + c for c in _RECORD.split(', '))}
+    FROM (SELECT gateway_id, seq, first_seen, session_id FROM {_SESSIONS}{{clause}}) s
+    JOIN (SELECT gateway_id, {_RECORD} FROM records
+          UNION ALL SELECT gateway_id, {_RECORD} FROM held_records) r
+      ON r.gateway_id = s.gateway_id AND r.seq = s.seq
+    ORDER BY s.first_seen, s.gateway_id, s.session_id"""
 _SOURCES = """SELECT g.gateway_id, g.last_seq, g.last_hash, g.last_recorded_at, g.public_key,
     (SELECT h.head FROM chain_heads h WHERE h.gateway_id = g.gateway_id ORDER BY h.seq DESC LIMIT 1)
     FROM gateways g WHERE g.gateway_id = ANY(%s) ORDER BY g.gateway_id"""
@@ -205,6 +213,19 @@ class CentralReader(SessionReader):
         rows = self.con.execute(f"SELECT gateway_id, seq, body FROM {_SESSIONS} WHERE gateway_id = %s AND "
                                 "session_id = %s", (gateway, session_id)).fetchall()
         return [body_session(body, gw, seq) for gw, seq, body in rows]
+
+    def gateway_evidence(self, where: SessionFilter = EVERY_SESSION) -> Iterator[tuple[str, Record]]:
+        """The chain record of each session's latest version, as the central store holds it, with its
+        gateway, in the order of `sessions` (an investigation export's evidence)."""
+        clause, params = where_sql(where, self.gateways)
+        cur = self.con.cursor(name=f"evidence_{next(self._names)}")
+        cur.itersize = FETCH
+        try:
+            cur.execute(_EVIDENCE.format(clause=clause), params)
+            for gateway, *record in cur:
+                yield gateway, tuple(record)
+        finally:
+            cur.close()
 
     def reviews(self) -> list[Any]:
         """The reviews of the one gateway read; across several, `reviews_by_gateway` (ids repeat)."""

@@ -6,7 +6,9 @@ delete, no bloat) once the whole month is older than the retention period. Three
 things happen first, in the same transaction:
 
 - sessions under an open legal hold (``holds``: a case, a device or a person, and a
-  reason) are copied with all their records to ``held_sessions`` / ``held_records``;
+  reason) are copied with all their records to ``held_sessions`` / ``held_records``, and
+  so are their reviews (session-0 records naming the session in their body), in this
+  month or, when a review was written later, in the month it was recorded in;
 - every other record leaves a **tombstone**, its chain header without its body
   (``record_tombstones``), so each gateway's chain still verifies link by link
   after its content is gone, as a gateway's own purge leaves tombstones;
@@ -24,6 +26,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from monitor.store.chain import PURGE_SESSION
+from monitor.store.reviews import LIKE, parse_review
 from monitor.store.schema import Migration
 
 MONTH = re.compile(r"^records_(\d{4})_(\d{2})$")
@@ -187,6 +191,7 @@ def drop_month(con: Any, month: str) -> MonthDropped:
         con.execute(f"""INSERT INTO held_records SELECT r.* FROM {records} r JOIN held_sessions hs
                         ON hs.gateway_id = r.gateway_id AND hs.session_id = r.session_id
                         ON CONFLICT DO NOTHING""")
+        _keep_reviews(con, records)
         gone = con.execute(
             f"""INSERT INTO record_tombstones SELECT {_HEADER} FROM {records} r WHERE NOT EXISTS (
                     SELECT 1 FROM held_records k WHERE k.gateway_id = r.gateway_id AND k.seq = r.seq)
@@ -213,9 +218,54 @@ def _release_expired(con: Any, cutoff: datetime) -> int:
                     {"cutoff": cutoff})
         released = con.execute(f"DELETE FROM held_sessions WHERE (gateway_id, session_id) IN ({free})",
                                {"cutoff": cutoff}).rowcount
+        _free_reviews(con)
         if released:
             _log(con, "release-expired", {"sessions": released, "cutoff": cutoff.isoformat()})
     return released
+
+
+def _reviews_of_held(con: Any, table: str) -> list[tuple[str, int]]:
+    """(gateway, record) of every review in `table` whose session is in ``held_sessions``.
+
+    A review is a session-0 record: its session is named only in its body, which is parsed here
+    (`parse_review`), not cast in SQL, so one malformed body cannot stop a purge; it is left out."""
+    found: dict[tuple[str, int], list[int]] = {}
+    for gateway, seq, at, body in con.execute(
+            f"SELECT gateway_id, seq, recorded_at, body FROM {table} WHERE session_id = {PURGE_SESSION} "
+            "AND body LIKE %s", (LIKE,)):
+        try:
+            found.setdefault((gateway, parse_review(seq, at, body).session_id), []).append(seq)
+        except ValueError:
+            continue
+    if not found:
+        return []
+    gateways, sessions = zip(*found, strict=True)
+    held = con.execute("SELECT gateway_id, session_id FROM held_sessions WHERE (gateway_id, session_id) IN "
+                       "(SELECT * FROM unnest(%s::text[], %s::bigint[]))", (list(gateways), list(sessions)))
+    return [(g, seq) for g, sid in held for seq in found[(g, sid)]]
+
+
+def _keep_reviews(con: Any, records: str) -> None:
+    """Copy the month's reviews of held sessions (held now, or in an earlier month) to ``held_records``."""
+    if kept := _reviews_of_held(con, records):
+        gateways, seqs = (list(x) for x in zip(*kept, strict=True))
+        con.execute(f"""INSERT INTO held_records SELECT r.* FROM {records} r WHERE (r.gateway_id, r.seq) IN (
+                            SELECT * FROM unnest(%s::text[], %s::bigint[])) ON CONFLICT DO NOTHING""",
+                    (gateways, seqs))
+
+
+def _free_reviews(con: Any) -> None:
+    """Held reviews whose session is no longer held become tombstones, as their session's records did."""
+    kept = set(_reviews_of_held(con, "held_records"))
+    rows = con.execute(f"SELECT gateway_id, seq FROM held_records WHERE session_id = {PURGE_SESSION}")
+    free = [(g, seq) for g, seq in rows if (g, seq) not in kept]
+    if not free:
+        return
+    gateways, seqs = (list(x) for x in zip(*free, strict=True))
+    match = "(gateway_id, seq) IN (SELECT * FROM unnest(%s::text[], %s::bigint[]))"
+    con.execute(f"INSERT INTO record_tombstones SELECT {_HEADER} FROM held_records WHERE {match} "
+                "ON CONFLICT DO NOTHING", (gateways, seqs))
+    con.execute(f"DELETE FROM held_records WHERE {match}", (gateways, seqs))
 
 
 # the chain as the central store holds it: live records, held copies, and tombstones of dropped ones

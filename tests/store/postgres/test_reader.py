@@ -211,3 +211,18 @@ def test_body_session_round_trips(edit):
     body = {**s.body(), **edit}
     back = body_session(body, "oak", 40)
     assert (back.body(), back.gateway, back.record_id) == (body, "oak", 40)
+
+
+@pytest.mark.parametrize(
+    "where",
+    [SessionFilter(), SessionFilter(owner="S1002"), SessionFilter(device="ASH-PC-0001"),
+     SessionFilter(since=T0 + 2 * DAY), SessionFilter(platform="twitter")],
+    ids=["all", "owner", "device", "since", "none"],
+)
+def test_gateway_evidence_is_each_sessions_record_in_session_order(reader, where):
+    from monitor.store.chain import body_digest
+
+    sessions = [(s.gateway, s.record_id, s.id) for s in reader.sessions(where)]
+    evidence = list(reader.gateway_evidence(where))
+    assert [(g, r[0], r[1]) for g, r in evidence] == sessions
+    assert all(body_digest(r[4]) == r[5] for _, r in evidence)

@@ -162,3 +162,90 @@ def test_a_database_that_took_records_before_schema_3_upgrades_and_purges(pg_ser
         assert owner.migrate() == list(range(3, schema.SCHEMA_VERSION + 1))
         assert [m.month for m in retention.purge(owner.con, 60, NOW).months] == ["2026_09"]
         assert owner.verify_gateway("oak") == (len(records), None)
+
+
+def _reviewed_central(pg_server, tmp_path, review_at: float):
+    """oak's store with its first OAK-0002 session reviewed at `review_at`, shipped; the owner connection."""
+    from monitor.store.reviews import append_review
+
+    name, roles = central_db(pg_server, ["oak"])
+    path = tmp_path / "oak.db"
+    _gateway_store(path)
+    with SQLiteSessionStore(path) as store:
+        session = next(s for s in store.sessions() if s.device == "OAK-0002")
+    append_review(path, session.id, "no action", "checked", "investigation", "dpo", "root", review_at)
+    records = local_records(path)
+    with CentralStore(pg_server.dsn(roles["oak"], name)) as oak:
+        oak.ingest("oak", records)
+    return CentralStore(pg_server.dsn(SUPERUSER, name)), records, session.id
+
+
+def _held_reviews(owner: CentralStore) -> list[int]:
+    from monitor.store.reviews import LIKE, parse_review
+
+    rows = owner.con.execute("SELECT seq, recorded_at, body FROM held_records WHERE session_id = 0 AND "
+                             "body LIKE %s", (LIKE,)).fetchall()
+    return [parse_review(*row).session_id for row in rows]
+
+
+@pytest.mark.parametrize(
+    ("review_at", "held_device", "nows", "kept"),
+    [
+        (T0 + 6 * 3600, "OAK-0002", [NOW], 1),  # reviewed in the session's own month
+        (T0 + 30 * DAY, "OAK-0002", [NOW, datetime(2027, 1, 15, tzinfo=UTC)], 1),  # reviewed a month later
+        (T0 + 30 * DAY, "OAK-0002", [NOW], 0),  # its review's month is not dropped yet: still live
+        (T0 + 6 * 3600, "OAK-0001", [NOW], 0),  # another device's session held, not the reviewed one
+    ],
+    ids=["same-month", "later-month", "later-month-still-live", "not-held"],
+)
+def test_a_held_sessions_review_is_kept_when_its_month_is_dropped(pg_server, tmp_path, review_at,
+                                                                  held_device, nows, kept):
+    owner, records, session_id = _reviewed_central(pg_server, tmp_path, review_at)
+    with owner:
+        retention.open_hold(owner.con, "HR-7", "investigation", device=held_device)
+        for now in nows:
+            retention.purge(owner.con, 60, now)
+        assert _held_reviews(owner) == [session_id] * kept
+        assert owner.verify_gateway("oak") == (len(records), None)
+
+
+def test_a_held_review_is_kept_for_the_trust_reader_after_the_drop(pg_server, tmp_path):
+    from monitor.store.postgres.reader import CentralReader
+    from tests.central_helpers import reader_role
+
+    owner, _, session_id = _reviewed_central(pg_server, tmp_path, T0 + 6 * 3600)
+    with owner:
+        retention.open_hold(owner.con, "HR-7", "investigation", device="OAK-0002")
+        retention.purge(owner.con, 60, NOW)
+        name = owner.con.info.dbname
+    with CentralReader(pg_server.dsn(reader_role(pg_server, name), name)) as reader:
+        reviews = reader.reviews_by_gateway()["oak"]
+        assert [(r.session_id, r.outcome) for r in reviews] == [(session_id, "no action")]
+
+
+def test_a_released_sessions_review_becomes_a_tombstone(pg_server, tmp_path):
+    owner, records, _ = _reviewed_central(pg_server, tmp_path, T0 + 6 * 3600)
+    with owner:
+        retention.open_hold(owner.con, "HR-7", "investigation", device="OAK-0002")
+        retention.purge(owner.con, 60, NOW)
+        retention.release_hold(owner.con, "HR-7", "closed")
+        assert retention.purge(owner.con, 60, NOW).released == 2
+        assert owner.con.execute("SELECT count(*) FROM held_records").fetchone()[0] == 0
+        assert _held_reviews(owner) == []
+        assert owner.verify_gateway("oak") == (len(records), None)
+
+
+def test_a_held_sessions_evidence_is_read_from_its_held_copy(central, pg_server):
+    from monitor.store.filter import SessionFilter
+    from monitor.store.postgres.reader import CentralReader
+    from tests.central_helpers import reader_role
+
+    owner, _ = central
+    retention.open_hold(owner.con, "HR-7", "investigation", device="OAK-0002")
+    retention.purge(owner.con, 60, NOW)
+    name = owner.con.info.dbname
+    with CentralReader(pg_server.dsn(reader_role(pg_server, name), name)) as reader:
+        where = SessionFilter(device="OAK-0002")
+        sessions = [(s.record_id, s.first_seen < T0 + 30 * DAY) for s in reader.sessions(where)]
+        evidence = [r[0] for _, r in reader.gateway_evidence(where)]
+    assert [rid for rid, _ in sessions] == evidence and sum(held for _, held in sessions) == 2
