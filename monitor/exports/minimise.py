@@ -126,8 +126,10 @@ class Minimiser:
         s.last_seen = to_minute(s.last_seen)
         if s.period is not None:  # everyone's, so a row from anyone's own timetable cannot show
             kind = self.school_kind(s.local_date, s.period)
-            if kind is not None or self.clock is None:
+            if kind is not None:
                 s.period_kind = kind
+            elif self.clock is None:  # no timetable of the school's to show instead: none at all
+                s.period_kind = ""
         if not self.show_device_kind:
             s.device_kind = None
         exemption = s.exemption

@@ -145,7 +145,7 @@ def test_minimiser(minimiser, given, field, shown):
 
 @pytest.mark.parametrize(("given", "field", "shown"), [
     (session(school="closed-school"), "first_seen", london(2026, 11, 27, 13, 20)),
-    (session(school="closed-school"), "period_kind", None),  # no timetable to give everyone's kind
+    (session(school="closed-school"), "period_kind", ""),  # no timetable to give everyone's kind
     (session(school="closed-school"), "device_kind", None),
     (session(school="closed-school", exemption=Exemption("big", "posts", "4.1")), "exemption",
      Exemption("exempt (clause 4.1)", WITHHELD_REASON, "4.1")),
