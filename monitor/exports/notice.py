@@ -37,6 +37,11 @@ IDENTIFIED_OUTPUTS: tuple[tuple[str, str, str], ...] = (
     ("export --identify --reason", "export", "an audit export with asset tags and staff ids"),
     ("events --identified --reason", "listing", "a listing of records on the gateway with names"),
     ("sar --staff", "sar", "a subject access request, given to the person it is about"),
+    ("classify --config --identified --reason", "listing",
+     "tagged accesses read from a capture file, with the device and member of staff the inventory gives "
+     "each"),
+    ("explain --identified --reason", "listing",
+     "one access explained, with the device and member of staff the inventory gives its address"),
 )
 
 

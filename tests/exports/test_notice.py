@@ -162,22 +162,32 @@ def log_entries(config):
     return read_log(log_path_for(config.store_path)).entries
 
 
-# how each IDENTIFIED_OUTPUTS row is run, with its reason and without
+# how each IDENTIFIED_OUTPUTS row is run (by its command), with its reason and without
 RUN = {
     "export": (["export", "--school", "ash-secondary", "--from", "2026-11-02", "--to", "2026-11-08",
                 "--identify"], ["--reason", "case 7"], "--out"),
-    "listing": (["events", "--identified", "--format", "csv"], ["--reason", "case 7"], None),
+    "events": (["events", "--identified", "--format", "csv"], ["--reason", "case 7"], None),
     "sar": (["sar", "--staff", "S2002"], [], "--out"),
+    "classify": (["classify", "--identified", "{pcap}"], ["--reason", "case 7"], None),
+    "explain": (["explain", "--identified", "--client", "10.20.10.41", "--mac", "3c:52:82:20:00:02", "--host",
+                 "www.facebook.com", "--at", "2026-11-02T10:05"], ["--reason", "case 7"], None),
 }
 
 
 @pytest.mark.parametrize("row", __import__("monitor.exports.notice", fromlist=["x"]).IDENTIFIED_OUTPUTS,
-                         ids=lambda row: row[1])
+                         ids=lambda row: row[0].split()[0])
 def test_every_identified_output_is_in_the_export_log(live, tmp_path, capsys, row):
     """The notice lists these as the outputs that name people, each entered in the export log."""
+    from scapy.utils import wrpcap
+
+    from tests.capture_helpers import inventory_hello
+
     command, kind, what = row
-    argv, reason, out = RUN[kind]
-    assert command.split()[0] == argv[0] and f"{what} (social-monitor {command})" in render_notice(live)
+    argv, reason, out = RUN[command.split()[0]]
+    pcap = tmp_path / "laptop.pcap"  # ASH-LT-0002 reaches Facebook from a classroom
+    wrpcap(str(pcap), [inventory_hello("3c:52:82:20:00:02", "10.20.10.41", "www.facebook.com")])
+    argv = [str(pcap) if a == "{pcap}" else a for a in argv]
+    assert f"{what} (social-monitor {command})" in render_notice(live)
     extra = [out, str(tmp_path / "out")] if out else []
     if reason:  # without its reason it is refused and nothing is logged
         assert cli(*argv, *extra, "--config", str(live.path)) == 1
@@ -188,6 +198,14 @@ def test_every_identified_output_is_in_the_export_log(live, tmp_path, capsys, ro
     assert "ASH-LT-0002" in shown
     [entry] = log_entries(live)
     assert (entry.kind, entry.identified) == (kind, True) and entry.extra["included"]
+    # and the same command without the names shows none
+    plain = [a for a in argv if a != "--identified"]
+    if command.split()[0] in ("classify", "explain"):
+        capsys.readouterr()
+        assert cli(*plain, "--config", str(live.path)) == 0
+        text = capsys.readouterr().out
+        assert "ASH-LT-0002" not in text and "S2002" not in text and "3c:52:82:20:00:02" not in text
+        assert "Device " in text and len(log_entries(live)) == 1
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "jsonl"])
