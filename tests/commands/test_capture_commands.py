@@ -180,8 +180,8 @@ def test_classify_identified_needs_a_config_and_a_reason(tmp_path, capsys, examp
 
 
 @pytest.mark.parametrize(("extra", "field", "shown"), [
-    ([], "host.id", "Device 0"),
-    ([], "user.id", "Staff 0"),
+    ([], "host.id", "Device "),
+    ([], "user.id", "Staff "),
     ([], "source.mac", None),
     (["--identified", "--reason", "case 7"], "host.id", "ASH-LT-0002"),
     (["--identified", "--reason", "case 7"], "user.id", "S2002"),
@@ -202,7 +202,7 @@ def test_classify_with_config_names_only_for_a_reason(tmp_path, capsys, example_
     captured = capsys.readouterr()
     [row] = [json.loads(line) for line in captured.out.splitlines()]
     value = row.get(field)
-    assert value == shown or (shown and value.startswith(shown))
+    assert value == shown or (shown and value.startswith(shown) and value[len(shown):].isdigit())
     assert row["social.zone"] == "classrooms" and row["social.platform"] == "facebook"
     entries = read_log(tmp_path / "store.db.exports.jsonl").entries
     assert len(entries) == (1 if extra else 0)

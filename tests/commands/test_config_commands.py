@@ -255,8 +255,8 @@ SCIENCE = ["--client", "10.20.10.41", "--mac", "3c:52:82:20:00:02", "--host", "w
 
 
 @pytest.mark.parametrize(("extra", "field", "shown", "logged"), [
-    ([], "host.id", "Device 0", 0),
-    ([], "user.id", "Staff 0", 0),
+    ([], "host.id", "Device ", 0),
+    ([], "user.id", "Staff ", 0),
     ([], "source.mac", None, 0),
     ([], "host.type", None, 0),  # four people own Ash's laptops: a kind held by few
     (["--identified", "--reason", "case 7"], "host.id", "ASH-LT-0002", 1),
@@ -272,7 +272,7 @@ def test_explain_names_only_for_a_reason(tmp_path, capsys, example_data, write_c
     assert main(["explain", "--config", str(config), *SCIENCE, *extra]) == 0
     row = json.loads(capsys.readouterr().out)
     value = row.get(field)
-    assert value == shown or (shown and value.startswith(shown))
+    assert value == shown or (shown and value.startswith(shown) and value[len(shown):].isdigit())
     assert [f["name"] for f in row["social.flags"]] == ["contact_time", "pupil_area"]
     entries = read_log(tmp_path / "store.db.exports.jsonl").entries
     assert len(entries) == logged
