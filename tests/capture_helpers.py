@@ -104,3 +104,9 @@ def observe(frames: Iterable[bytes], linktype: int = 1, sensor: Sensor | None = 
     for i, frame in enumerate(frames):
         sensor.feed(1_700_000_000.0 + i * 0.001, linktype, frame)
     return out
+
+
+def inventory_hello(mac: str, ip: str, host: str, *, server: str = SERVER4) -> bytes:
+    """A TLS ClientHello from a given MAC and address (an inventory device, to be tagged as its owner's)."""
+    return bytes(Ether(src=mac, dst="66:77:88:99:aa:bb") / IP(src=ip, dst=server)
+                 / TCP(sport=50000, dport=443, seq=1000, flags="PA") / Raw(tls_records(client_hello(host))))

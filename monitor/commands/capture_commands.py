@@ -31,14 +31,18 @@ def _given_config(config_path: str | None) -> Config | None:
     return load_chosen_config(config_path)
 
 
-def _row_maker(config: Config | None) -> tuple[Callable[[Observation], dict[str, Any]], Any]:
-    """How an observation becomes an output row: through the core's tagger with a config,
-    else with the catalog's platform only. Returns (row maker, tagger or None)."""
+def _row_maker(config: Config | None, identified: bool = False
+               ) -> tuple[Callable[[Observation], dict[str, Any]], Any]:
+    """How an observation becomes an output row: through the core's tagger with a config (devices and
+    owners under aliases unless `identified`: monitor.exports.tagged), else with the catalog's platform
+    only. Returns (row maker, tagger or None)."""
     if config is not None:
+        from monitor.exports.tagged import TaggedRows
         from monitor.tagging.tagger import Tagger
 
         tagger = Tagger(config)
-        return (lambda obs: tagger.tag(obs).to_ecs()), tagger
+        rows = TaggedRows(config, identified)
+        return (lambda obs: rows.row(tagger.tag(obs))), tagger
     else:
         catalog = default_catalog()
 
@@ -97,42 +101,75 @@ def _unwrap_sink_errors(command: Callable[[argparse.Namespace], int]) -> Callabl
 
 
 def classify(args: argparse.Namespace) -> int:
-    from monitor.capture.sensor import Sensor
-    from monitor.capture.sources import ReadStats, open_capture, read_frames
+    from monitor.capture.sources import open_capture
 
+    reason = None
+    if args.config or args.identified:
+        from monitor.exports.tagged import check_tagged
+
+        if args.identified and not args.config:
+            raise UserError("--identified names the devices and people the config's inventory gives; "
+                            "add --config PATH")
+        reason = check_tagged(args.identified, args.reason)
     for path in args.pcap:  # fail before any output on a missing or foreign file
         f, _magic = open_capture(path)
         f.close()
     config = _given_config(args.config)
-    row, tagger = _row_maker(config)
+    if config is not None and reason is not None:  # a first pass finds whom it names, logged before a row
+        _log_identified_classify(args, config, reason)
+    row, tagger = _row_maker(config, args.identified)
     writer = _Writer(args.format, sys.stdout)
-    sensor = Sensor(lambda obs: writer.write(row(obs)), on_binding=_tagger_learns(tagger),
+    _, problems = _read_captures(args.pcap, lambda obs: writer.write(row(obs)), tagger, config)
+    sys.stdout.flush()
+    if problems:
+        print(f"social-monitor: parse errors: {', '.join(problems)}", file=sys.stderr)
+    return 0
+
+
+def _read_captures(paths: list[str], emit: Callable[[Observation], None], tagger: Any,
+                   config: Config | None, progress: bool = True) -> tuple[Any, list[str]]:
+    """Feed every file through one sensor (each file its own capture); (the sensor, the problems met)."""
+    from monitor.capture.sensor import Sensor
+    from monitor.capture.sources import ReadStats, read_frames
+
+    sensor = Sensor(emit, on_binding=_tagger_learns(tagger),
                     idle_gap=config.model.store.idle_gap_seconds if config else 300.0)
     truncated = []
     bad_times: list[str] = []
-    for path in args.pcap:
+    for path in paths:
         stats = ReadStats()
         size = os.path.getsize(path)
-        progress = _Progress(path, size) if sys.stderr.isatty() and size >= _PROGRESS_MIN_BYTES else None
+        bar = _Progress(path, size) if progress and sys.stderr.isatty() and size >= _PROGRESS_MIN_BYTES \
+            else None
         feed = sensor.feed
         for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
             feed(ts, linktype, frame)
-            if progress is not None and not n & 0x3FFF:
-                progress.update(n)
+            if bar is not None and not n & 0x3FFF:
+                bar.update(n)
         sensor.close()  # each file is its own capture: its flows end with it
-        if progress is not None:
-            progress.done()
+        if bar is not None:
+            bar.done()
         if stats.truncated:
             truncated.append(path)
         if stats.bad_timestamps:
             bad_times.append(f"{path}: {stats.bad_timestamps} frames with a time out of range skipped")
-    sys.stdout.flush()
     errors = {k: v for k, v in sensor.error_counts.items() if v}
-    if errors or truncated or bad_times:
-        parts = [f"{v} {k}" for k, v in sorted(errors.items())]
-        parts += [f"{p}: truncated" for p in truncated] + bad_times
-        print(f"social-monitor: parse errors: {', '.join(parts)}", file=sys.stderr)
-    return 0
+    problems = [f"{v} {k}" for k, v in sorted(errors.items())]
+    return sensor, problems + [f"{p}: truncated" for p in truncated] + bad_times
+
+
+def _log_identified_classify(args: argparse.Namespace, config: Config, reason: str) -> None:
+    """Tag the files once without printing, to enter in the export log whom the rows will name."""
+    from monitor.exports.tagged import Inclusion, log_tagged
+    from monitor.tagging.tagger import Tagger
+
+    tagger = Tagger(config)  # a fresh tagger: the printing pass learns the same bindings in the same order
+    inclusion = Inclusion()
+    _read_captures(args.pcap, lambda obs: inclusion.add(tagger.tag(obs)), tagger, config, progress=False)
+    entry = log_tagged(config, inclusion, command="classify", reason=reason, inputs=args.pcap,
+                       shown=f"stdout (classify --config --format {args.format})")
+    print(f"social-monitor: identified classify of {entry.sessions} rows, logged as export {entry.seq}",
+          file=sys.stderr)
 
 
 class _Progress:
@@ -199,8 +236,12 @@ def sense(args: argparse.Namespace) -> int:
 def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser("classify", help="read pcap/pcapng files and print one line per observation")
     p.add_argument("pcap", nargs="+", metavar="PCAP", help="capture files (pcap or pcapng)")
-    p.add_argument("--config", default=None, help="trust config: tag with the core (zones, periods, flags)")
+    p.add_argument("--config", default=None, help="trust config: tag with the core (zones, periods, flags); "
+                   "devices and staff under aliases unless --identified")
     p.add_argument("--format", choices=("jsonl", "table"), default="jsonl", help="output format")
+    p.add_argument("--identified", action="store_true", help="with --config: asset tags and staff ids "
+                   "instead of aliases (needs --reason; entered in the export log)")
+    p.add_argument("--reason", help="why names are needed; recorded in the export log")
     p.set_defaults(func=_unwrap_sink_errors(classify))
 
     s = sub.add_parser("sense", help="capture live and print one line per observation")

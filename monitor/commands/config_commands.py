@@ -72,8 +72,10 @@ def at_timestamp(text: str | None, tz: str) -> float:
 
 
 def explain(args: argparse.Namespace) -> int:
+    from monitor.exports.tagged import Inclusion, TaggedRows, check_tagged, log_tagged
     from monitor.tagging.tagger import Tagger  # the tagging core is imported where it is used
 
+    reason = check_tagged(args.identified, args.reason)
     config = load_chosen_config(args.config)
     try:
         client = str(ipaddress.ip_address(args.client))
@@ -102,7 +104,13 @@ def explain(args: argparse.Namespace) -> int:
 
     tagger = Tagger(config)
     event = tagger.tag(obs)
-    row = event.to_ecs()
+    if reason is not None:  # names the device and owner the inventory gives the address: logged first
+        inclusion = Inclusion()
+        inclusion.add(event)
+        entry = log_tagged(config, inclusion, command="explain", reason=reason, inputs=[],
+                           shown="stdout (explain)")
+        print(f"social-monitor: identified explain, logged as export {entry.seq}", file=sys.stderr)
+    row = TaggedRows(config, args.identified).row(event)
     row["social.recordable"] = event.recordable
     row["social.pupil_hours"] = event.pupil_hours
     row["social.why"] = why(event, tagger.policy)
@@ -139,6 +147,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     p.add_argument("--mac", help="client MAC address, if known")
     p.add_argument("--user", help="proxy-authenticated user, if any")
     p.add_argument("--pretty", action="store_true", help="indent the JSON")
+    p.add_argument("--identified", action="store_true", help="the asset tag, MAC and staff id the inventory "
+                   "gives instead of aliases (needs --reason; entered in the export log)")
+    p.add_argument("--reason", help="why names are needed; recorded in the export log")
     add_config_argument(p)
     p.set_defaults(func=explain)
 

@@ -186,7 +186,7 @@ def _table(sessions: Iterable[Session], tz: ZoneInfo, out: TextIO, labels: Label
 
 def events(args: argparse.Namespace) -> int:
     """Stored sessions under aliases; with `--identified --reason`, named and entered in the export log."""
-    from monitor.exports.listing import check_listing, listing_labels, log_listing
+    from monitor.exports.listing import check_listing, listing_labels, listing_minimiser, log_listing
     from monitor.exports.log import log_path_for
     from monitor.exports.pseudonyms import identity
 
@@ -222,6 +222,12 @@ def events(args: argparse.Namespace) -> int:
             print(f"social-monitor: identified listing of {entry.sessions} sessions, logged as export "
                   f"{entry.seq}", file=sys.stderr)
         labels = listing_labels(view, where, args.identified)
+        minimise = listing_minimiser(config, args.identified)
+
+        def read() -> Iterable[Session]:
+            rows = view.sessions(where)
+            return rows if minimise is None else map(minimise, rows)
+
         if args.format == "jsonl":
             write = out.write
             if labels is identity:
@@ -230,10 +236,10 @@ def events(args: argparse.Namespace) -> int:
                     write("\n")
             else:
                 encode = ecs.make_writer(json_style="compact", csv=False, labelled=True, newline=True)
-                for s in view.sessions(where):
+                for s in read():
                     write(encode(s, *labels(s), None))
             return 0
-        rows = view.sessions(where)
+        rows = read()
         if args.format == "csv":
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow(ecs.ECS_FIELDS)

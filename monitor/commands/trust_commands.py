@@ -88,7 +88,7 @@ def _table(sessions: Iterable[Any], tz: ZoneInfo, out: TextIO, labels: Any) -> i
 def central_events(args: argparse.Namespace, config: Config, where: Any, reason: str | None) -> int:
     """`events --central`: the trust's sessions under aliases (fresh for this listing), or identified and
     logged; each row names its gateway (`social.gateway`; session ids repeat across gateways)."""
-    from monitor.exports.listing import listing_labels, log_listing
+    from monitor.exports.listing import listing_labels, listing_minimiser, log_listing
     from monitor.exports.log import log_path_for
     from monitor.exports.pseudonyms import identity
     from monitor.exports.trust import GATEWAY_COLUMN
@@ -106,20 +106,26 @@ def central_events(args: argparse.Namespace, config: Config, where: Any, reason:
                   f"logged as export {entry.seq}", file=sys.stderr)
         labels = listing_labels(reader, where, args.identified)
         show_ids = labels is identity
+        minimise = listing_minimiser(config, args.identified)
+
+        def read() -> Any:
+            rows = reader.sessions(where)
+            return rows if minimise is None else map(minimise, rows)
+
         if args.format == "jsonl":
             encode = ecs.make_writer(json_style="compact", csv=False, labelled=True, newline=True)
             key = json.dumps(GATEWAY_COLUMN)
-            for s in reader.sessions(where):
+            for s in read():
                 line = encode(s, *labels(s), s.id if show_ids else None)
                 out.write(f"{line[:-2]},{key}:{json.dumps(s.gateway, ensure_ascii=False)}}}\n")
         elif args.format == "csv":
             writer = csv.writer(out, lineterminator="\n")
             writer.writerow((*ecs.ECS_FIELDS, GATEWAY_COLUMN))
             encode = ecs.make_writer(json_style=None, csv=True, labelled=True)
-            for s in reader.sessions(where):
+            for s in read():
                 writer.writerow((*encode(s, *labels(s), s.id if show_ids else None), s.gateway))
         else:
-            _table(reader.sessions(where), tz, out, labels)
+            _table(read(), tz, out, labels)
         return 0
 
     return int(_run(reader, listing))

@@ -30,6 +30,7 @@ from monitor.config.loader import Config
 from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
 from monitor.exports.evidence import EVIDENCE, write_evidence
+from monitor.exports.investigation_report import CaseFacts, InvestigationReport
 from monitor.exports.log import LogEntry, append, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
 from monitor.exports.sealed import ExportWriter, base_manifest
@@ -37,6 +38,7 @@ from monitor.store.base import SessionReader, SessionStore
 from monitor.store.filter import SessionFilter
 from monitor.store.holds import HoldError, check_case
 from monitor.store.sessions import Session
+from monitor.store.signing import public_key_text
 
 log = structlog.get_logger("monitor.exports.investigation")
 SCOPES = ("device", "staff")
@@ -114,9 +116,16 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
         nonlocal flagged
         flagged += s.flagged
 
+    tz = ZoneInfo(config.trust.timezone)
+    report = InvestigationReport(tz, store.reviews())
+
+    def observe(s: Session, device: str, owner: str | None) -> None:
+        count(s, device, owner)
+        report.add(s)
+
     writer = ExportWriter(request.out)
     try:
-        n = write_sessions(writer, store.sessions(where), observe=count)
+        n = write_sessions(writer, store.sessions(where), observe=observe, tz=tz)
         with writer.open_text(EVIDENCE) as fh:
             proved = write_evidence(fh, store.evidence(where))
         if proved != n:  # one snapshot: a difference means the store does not hold what it lists
@@ -124,6 +133,14 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
                               "`social-monitor verify`; nothing was exported")
         writer.add_text("README.txt", _readme(config, request, n, head.record_id))
         manifest = base_manifest(config, "investigation", user, now)
+        writer.add_text("report.html", report.render(CaseFacts(
+            trust=config.trust.name, case=request.case, reason=request.reason, scope=request.scope,
+            target=request.target, period=_period(request), timezone=config.trust.timezone,
+            created_at=manifest["created_at"], created_by=user,
+            chain_head={"record_id": head.record_id, "hash": head.hash},
+            signed_head=signed.to_dict() if signed else None,
+            public_key=public_key_text(signing_key.public_key()) if signing_key is not None else None,
+            evidence_records=proved, devices=sorted(devices), staff=sorted(owners))))
         manifest.update({
             "case": request.case,
             "scope": {request.scope: request.target},
@@ -167,15 +184,21 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)
 
 
+def _period(request: InvestigationRequest) -> str:
+    return f"from {request.first_day} to {request.last_day}" if request.first_day else \
+        "the whole history still stored"
+
+
 def _readme(config: Config, request: InvestigationRequest, n: int, head_id: int) -> str:
     what = f"device {request.target}" if request.scope == "device" else f"staff id {request.target} " \
         "(sessions whose owner is this person, on any device)"
-    period = f"from {request.first_day} to {request.last_day}" if request.first_day else \
-        "the whole history still stored"
+    period = _period(request)
     return (
         f"Investigation export, case {request.case}: {config.trust.name}\n\n"
         f"Scope: {what}; {period}. Sessions: {n}. Nothing outside this scope is included.\n"
         f"Reason given: {request.reason}\n\n"
+        "report.html: the investigator's report (the case, the sessions in local time with minutes, flags,\n"
+        "reviews, and the proof below), for any browser, offline.\n"
         "sessions.csv / sessions.jsonl: the sessions, identified (asset tags, staff ids, session ids).\n"
         f"{EVIDENCE}: the hash-chain record of each session's latest version, as the store holds it.\n"
         f"manifest.json: the SHA-256 of each file, the store's chain head at export (record {head_id}),\n"

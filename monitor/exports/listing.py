@@ -1,26 +1,33 @@
 """Listings on the command line (`events`): aliases by default, names only for a reason that is logged.
 
 A listing shown on a terminal discloses as much as an export: `events --user S2005 --format csv`
-is one person's month. So a listing is pseudonymised like an export (aliases numbered afresh for
-each listing, no MAC, no session id), a listing selected by one person or device is identified
-whatever its labels, and an identified listing needs a reason and is entered in the export log,
-with whom it included, before its first row is printed.
+is one person's month. So a listing is pseudonymised like an export: aliases numbered afresh for
+each listing, no MAC, no session id, and the rows minimised as an export's (times to the minute,
+the school's period kind, small exemptions unnamed, `host.type` only where it marks out no one).
+A listing selected by one person or device is identified whatever its labels, and an identified
+listing needs a reason and is entered in the export log, with whom it included, before its first
+row is printed.
 """
 
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
+from monitor.config.loader import Config
 from monitor.exports.log import LogEntry, append, current_user
+from monitor.exports.minimise import per_school
 from monitor.exports.pseudonyms import Labeller, Pseudonymiser, alias_labeller, identity
 from monitor.exports.request import ExportError
 from monitor.exports.subjects import Included
 from monitor.store.base import SessionReader
 from monitor.store.filter import SessionFilter, epoch
+from monitor.store.sessions import Session
 
 
 def check_listing(identified: bool, reason: str | None, selects_one: str | None) -> str | None:
@@ -41,6 +48,14 @@ def listing_labels(store: SessionReader, where: SessionFilter, identified: bool)
         return identity
     devices, owners = store.devices_and_owners(where)
     return alias_labeller(Pseudonymiser({"Device": devices, "Staff": owners}))
+
+
+def listing_minimiser(config: Config, identified: bool) -> Callable[[Session], Session] | None:
+    """None for an identified listing (times to the millisecond, as stored), else the rewrite a
+    pseudonymised export applies (`monitor.exports.minimise`), school by school."""
+    if identified:
+        return None
+    return per_school(config, ZoneInfo(config.trust.timezone))
 
 
 def log_listing(store: SessionReader, where: SessionFilter, log_path: Path, *, reason: str, shown: str,
@@ -71,4 +86,4 @@ def _iso(ts: float) -> str:
     return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
-__all__ = ["check_listing", "listing_labels", "log_listing"]
+__all__ = ["check_listing", "listing_labels", "listing_minimiser", "log_listing"]

@@ -28,6 +28,7 @@ export that reads them); the shared `Exemption` values are replaced, never chang
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import date
 from zoneinfo import ZoneInfo
@@ -95,7 +96,7 @@ def neutral(exemption: Exemption) -> Exemption:
 class Minimiser:
     """Rewrites a session as a pseudonymised export shows it (see the module's docstring)."""
 
-    clock: SchoolClock
+    clock: SchoolClock | None  # None: a school the config no longer has (no period kind is shown)
     named: frozenset[str]  # exemptions covering `MIN_GROUP` or more people of the school
     show_device_kind: bool  # `host.type` shown (`device_kinds_shown`)
     _period_kinds: dict[tuple[str, str], str | None] = field(default_factory=dict)
@@ -106,7 +107,15 @@ class Minimiser:
         named = exemptions_named(config.model.policy.exemptions, config.devices, school.id)
         return cls(SchoolClock(school, tz), named, device_kinds_shown(config.devices, school.id))
 
+    @classmethod
+    def unknown_school(cls) -> Minimiser:
+        """For sessions of a school the config no longer describes: nothing from it can be checked, so
+        times to the minute, no period kind, no device kind, no exemption named."""
+        return cls(None, frozenset(), False)
+
     def school_kind(self, local_date: str, period: str) -> str | None:
+        if self.clock is None:
+            return None
         key = (local_date, period)
         if key not in self._period_kinds:  # one lookup per period of a day, whatever the sessions
             self._period_kinds[key] = self.clock.period_kind(date.fromisoformat(local_date), period)
@@ -119,6 +128,8 @@ class Minimiser:
             kind = self.school_kind(s.local_date, s.period)
             if kind is not None:
                 s.period_kind = kind
+            elif self.clock is None:  # no timetable of the school's to show instead: none at all
+                s.period_kind = ""
         if not self.show_device_kind:
             s.device_kind = None
         exemption = s.exemption
@@ -136,5 +147,31 @@ class Minimiser:
                 "min_people": MIN_GROUP}
 
 
-__all__ = ["MINUTE", "MIN_GROUP", "WITHHELD_REASON", "Minimiser", "device_kinds_shown", "exemptions_named",
-           "neutral", "people_covered", "to_minute"]
+def per_school(config: Config, tz: ZoneInfo) -> Callable[[Session], Session]:
+    """A `Minimiser` for sessions of any school (a listing across schools): one per school, made when
+    its first session is met."""
+    made: dict[str, Minimiser] = {}
+
+    def minimise(s: Session) -> Session:
+        m = made.get(s.school)
+        if m is None:
+            school = config.school(s.school)
+            m = made[s.school] = (Minimiser.for_school(config, school, tz) if school is not None
+                                  else Minimiser.unknown_school())
+        return m(s)
+
+    return minimise
+
+
+__all__ = [
+    "MINUTE",
+    "MIN_GROUP",
+    "WITHHELD_REASON",
+    "Minimiser",
+    "device_kinds_shown",
+    "exemptions_named",
+    "neutral",
+    "people_covered",
+    "per_school",
+    "to_minute",
+]

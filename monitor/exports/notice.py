@@ -37,23 +37,34 @@ IDENTIFIED_OUTPUTS: tuple[tuple[str, str, str], ...] = (
     ("export --identify --reason", "export", "an audit export with asset tags and staff ids"),
     ("events --identified --reason", "listing", "a listing of records on the gateway with names"),
     ("sar --staff", "sar", "a subject access request, given to the person it is about"),
+    ("classify --config --identified --reason", "listing",
+     "tagged accesses read from a capture file, with the device and member of staff the inventory gives "
+     "each"),
+    ("explain --identified --reason", "listing",
+     "one access explained, with the device and member of staff the inventory gives its address"),
 )
 
 
 @dataclass(frozen=True, slots=True)
 class Retention:
-    """What the software deletes, and after how many days (None: it does not delete it)."""
+    """What the software deletes, and after how many days."""
 
-    sessions_days: int
-    exports_days: int | None
-    export_log_days: int | None
+    sessions_days: int  # sessions in the store (store.purge)
+    exports_days: int  # export folders in `exports_folder` (monitor.exports.expiry)
+    export_log_days: int  # export log entries, then folded into a summary of counts (monitor.exports.logfold)
+    exports_folder: str
 
 
 def enforced_retention(config: Config) -> Retention:
-    """The periods the purge enforces today. Sessions: `retention_days` (store.purge, daily). Exports
-    and the export log are not deleted by any purge yet: when one deletes them, set their fields here
-    from the config field it enforces (test_notice runs a real purge and fails until this says so)."""
-    return Retention(config.model.retention_days, None, None)
+    """The periods the daily purge enforces (`purge` and the daemon run the same three steps): sessions
+    after `retention_days`, export folders after `exports.retention_days` (default `retention_days`),
+    export log entries after `exports.log_retention_days`, folded into one summary that keeps counts.
+    test_notice runs a real purge on each side of each period."""
+    from monitor.config.exportsettings import export_retention_days
+
+    model = config.model
+    return Retention(model.retention_days, export_retention_days(model.exports, model.retention_days),
+                     model.exports.log_retention_days, str(config.exports_folder))
 
 
 def dashboard_dimensions() -> list[str]:
@@ -197,14 +208,14 @@ def _retention_section(config: Config) -> Section:
         f"Records of accesses are kept for {kept.sessions_days} days and then deleted by the gateway's daily "
         "purge. The record store is tamper-evident (each record is chained to the one before), so records "
         "cannot be edited without it being detected.",
-        (f"Exports (reports given to principals and investigators) are deleted after {kept.exports_days} "
-         "days."
-         if kept.exports_days is not None else
-         "Exports already given to principals or investigators are files outside the record store: the "
-         "monitoring software does not delete them. Ask the contact below which are held about you."),
-        (f"The export log is kept for {kept.export_log_days} days." if kept.export_log_days is not None else
-         "The export log is kept without a time limit, so that the trust can always tell you who received "
-         "your data; it records whom each output included only as keyed codes, not names."),
+        f"Exports (reports given to principals and investigators) kept by the gateway in "
+        f"{kept.exports_folder} are deleted {kept.exports_days} days after they were made, by the same daily "
+        "purge, except an investigation's while its case is under legal hold. A copy someone took elsewhere "
+        "is theirs to delete: ask the contact below which are held about you.",
+        f"The export log, which says who received your data, keeps each entry for {kept.export_log_days} "
+        "days; the daily purge then folds older entries into one summary that keeps only counts (how many "
+        "exports of each kind, how many sessions, the first and last dates), not whom they included. The "
+        "log records whom each output included only as keyed codes, not names.",
         "The monitoring gateway signs its records and every export with its own key. Anyone can check an "
         "export, on any computer, against this public key (social-monitor verify DIR --public-key KEY): "
         f"{_public_key(config)}.",

@@ -16,7 +16,7 @@ from monitor.exports.report_words import e, number
 def table_html(st: ReportStats, identified: bool) -> str:
     if not st.rows:
         return '<p id="no-flagged" class="empty">No accesses were flagged or exempted in this period.</p>'
-    return _table("flagged-table", st.rows, identified) + _left_out(st)
+    return sessions_table("flagged-table", st.rows, identified) + _left_out(st)
 
 
 def _left_out(st: ReportStats) -> str:
@@ -33,16 +33,16 @@ def apart_html(st: ReportStats, identified: bool) -> str:
         out.append(f'<h3>Probably teaching ({number(st.teaching)})</h3><p class="note">Flagged, but a '
                    "teaching platform in a teaching zone during a lesson: most likely a teacher showing "
                    "a video or an article (professional use, clause 4.1). Review after the rest.</p>"
-                   + _table("teaching-table", st.teaching_rows, identified))
+                   + sessions_table("teaching-table", st.teaching_rows, identified))
     if st.embed_rows:
         out.append(f'<h3>Embedded content only ({number(st.embed_only)})</h3><p class="note">Not flagged: '
                    "only a platform's widgets, pixels, embedded players or shared CDN, which ordinary "
                    "sites load. Not use of the platform.</p>"
-                   + _table("embed-table", st.embed_rows, identified))
+                   + sessions_table("embed-table", st.embed_rows, identified))
     return "".join(out)
 
 
-def _table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
+def sessions_table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
     who = "Device / owner" if identified else "Device / staff alias"
     reviewed = bool(rows) and "review" in rows[0]
     head = ("<tr><th>When (local time)</th><th>Minutes</th><th>" + who + "</th><th>Zone</th><th>Period</th>"
@@ -50,7 +50,7 @@ def _table(table_id: str, rows: list[dict[str, Any]], identified: bool) -> str:
             + ("<th>Review</th>" if reviewed else "") + "</tr>")
     body = []
     for r in rows:
-        cls = "flagged" if r["social.flagged"] else "exempt"
+        cls = "flagged" if r["social.flagged"] else "exempt" if r["social.exemption"] else "plain"
         owner = r["user.id"]
         person = e(r["host.id"]) + (f"<br><span class=\"muted\">{e(owner)}</span>" if owner else "")
         body.append(
@@ -71,4 +71,4 @@ def exemptions_html(st: ReportStats) -> str:
     return f'<h3>Exemptions applied (clause 4.1)</h3><ul id="exemptions">{items}</ul>'
 
 
-__all__ = ["apart_html", "exemptions_html", "table_html"]
+__all__ = ["apart_html", "exemptions_html", "sessions_table", "table_html"]

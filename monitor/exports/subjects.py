@@ -135,10 +135,14 @@ class Included:
         self.devices: set[str] = set()
 
     def add(self, s: Session, *_: Any) -> None:
-        if s.owner:
-            self.people.add(normal_form(s.owner))
-        else:
-            self.devices.add(s.device)
+        self.add_access(s.owner, s.device)
+
+    def add_access(self, owner: str | None, device: str) -> None:
+        """One access (a session, or a tagged row that was never stored): its owner, else its device."""
+        if owner:
+            self.people.add(normal_form(owner))
+        elif device:
+            self.devices.add(device)
 
     def tokens(self, log_path: str | Path) -> list[str]:
         key = log_key(log_path)

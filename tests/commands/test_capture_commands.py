@@ -158,3 +158,61 @@ def test_classify_continues_a_long_flow_until_the_file_ends(tmp_path, capsys, wr
     times = [datetime.fromisoformat(row["@timestamp"].replace("Z", "+00:00")).timestamp() - t0 for row in out]
     assert times[-1] == last
     assert max(b - a for a, b in itertools.pairwise(times)) == min(60.0, (idle_gap or 300) / 2)
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--identified", "--reason", "case 7"], "--identified names the devices and people the config's"),
+    (["--config", "{config}", "--identified"], "--identified shows asset tags and staff ids and needs"),
+])
+def test_classify_identified_needs_a_config_and_a_reason(tmp_path, capsys, example_data, write_config,
+                                                         argv, message):
+    from tests.capture_helpers import inventory_hello
+
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    path = tmp_path / "laptop.pcap"
+    wrpcap(str(path), [inventory_hello("3c:52:82:20:00:02", "10.20.10.41", "www.facebook.com")])
+    argv = [str(config) if a == "{config}" else a for a in argv]
+    assert main(["classify", *argv, str(path)]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err
+    assert not (tmp_path / "store.db.exports.jsonl").exists()
+
+
+@pytest.mark.parametrize(("extra", "field", "shown"), [
+    ([], "host.id", "Device "),
+    ([], "user.id", "Staff "),
+    ([], "source.mac", None),
+    (["--identified", "--reason", "case 7"], "host.id", "ASH-LT-0002"),
+    (["--identified", "--reason", "case 7"], "user.id", "S2002"),
+    (["--identified", "--reason", "case 7"], "source.mac", "3c:52:82:20:00:02"),
+])
+def test_classify_with_config_names_only_for_a_reason(tmp_path, capsys, example_data, write_config, extra,
+                                                      field, shown):
+    """The tagged rows of a capture name the inventory's device and owner only with --identified --reason,
+    which is entered in the export log before the rows are printed; the rows of both runs agree."""
+    from monitor.exports.log import read_log
+    from tests.capture_helpers import inventory_hello
+
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    path = tmp_path / "laptop.pcap"
+    wrpcap(str(path), [inventory_hello("3c:52:82:20:00:02", "10.20.10.41", "www.facebook.com")] * 2)
+    assert main(["classify", "--config", str(config), *extra, str(path)]) == 0
+    captured = capsys.readouterr()
+    [row] = [json.loads(line) for line in captured.out.splitlines()]
+    value = row.get(field)
+    assert value == shown or (shown and value.startswith(shown) and value[len(shown):].isdigit())
+    assert row["social.zone"] == "classrooms" and row["social.platform"] == "facebook"
+    entries = read_log(tmp_path / "store.db.exports.jsonl").entries
+    assert len(entries) == (1 if extra else 0)
+    if extra:
+        assert (entries[0].sessions, entries[0].extra["command"]) == (1, "classify")
+        assert "logged as export 1" in captured.err
+
+
+def test_classify_without_config_is_unchanged_by_naming(capture, capsys):
+    """The scorers' command: no tagging, no inventory, so nothing to alias or log."""
+    assert main(["classify", str(capture)]) == 0
+    [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert "host.id" not in row and "user.id" not in row and row["source.mac"] == "00:11:22:33:44:55"

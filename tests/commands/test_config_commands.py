@@ -248,3 +248,43 @@ def test_explain_special_categories_are_counted_only(capsys, host, category, say
     row = explain(capsys, *TEACHER, "--host", host, "--at", "2026-09-08T09:30")
     assert row["social.category"] == category and row["social.recordable"] is False
     assert any(says in line for line in row["social.why"]), row["social.why"]
+
+
+SCIENCE = ["--client", "10.20.10.41", "--mac", "3c:52:82:20:00:02", "--host", "www.facebook.com",
+           "--at", "2026-11-02T10:05"]  # ASH-LT-0002, S2002's, in a classroom in P2
+
+
+@pytest.mark.parametrize(("extra", "field", "shown", "logged"), [
+    ([], "host.id", "Device ", 0),
+    ([], "user.id", "Staff ", 0),
+    ([], "source.mac", None, 0),
+    ([], "host.type", None, 0),  # four people own Ash's laptops: a kind held by few
+    (["--identified", "--reason", "case 7"], "host.id", "ASH-LT-0002", 1),
+    (["--identified", "--reason", "case 7"], "user.id", "S2002", 1),
+    (["--identified", "--reason", "case 7"], "source.mac", "3c:52:82:20:00:02", 1),
+])
+def test_explain_names_only_for_a_reason(tmp_path, capsys, example_data, write_config, extra, field, shown,
+                                         logged):
+    from monitor.exports.log import read_log
+
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    assert main(["explain", "--config", str(config), *SCIENCE, *extra]) == 0
+    row = json.loads(capsys.readouterr().out)
+    value = row.get(field)
+    assert value == shown or (shown and value.startswith(shown) and value[len(shown):].isdigit())
+    assert [f["name"] for f in row["social.flags"]] == ["contact_time", "pupil_area"]
+    entries = read_log(tmp_path / "store.db.exports.jsonl").entries
+    assert len(entries) == logged
+    if logged:
+        entry = entries[0]
+        assert (entry.kind, entry.extra["command"], entry.reason) == ("listing", "explain", "case 7")
+
+
+def test_explain_identified_without_a_reason_prints_nothing(tmp_path, capsys, example_data, write_config):
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    assert main(["explain", "--config", str(config), *SCIENCE, "--identified"]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and "needs --reason" in captured.err
+    assert not (tmp_path / "store.db.exports.jsonl").exists()

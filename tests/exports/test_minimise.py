@@ -31,6 +31,7 @@ from monitor.exports.minimise import (
     exemptions_named,
     neutral,
     people_covered,
+    per_school,
     to_minute,
 )
 from monitor.observation import Exemption, Observation
@@ -140,6 +141,18 @@ def minimiser(example_config):
 ])
 def test_minimiser(minimiser, given, field, shown):
     assert getattr(minimiser(given), field) == shown
+
+
+@pytest.mark.parametrize(("given", "field", "shown"), [
+    (session(school="closed-school"), "first_seen", london(2026, 11, 27, 13, 20)),
+    (session(school="closed-school"), "period_kind", ""),  # no timetable to give everyone's kind
+    (session(school="closed-school"), "device_kind", None),
+    (session(school="closed-school", exemption=Exemption("big", "posts", "4.1")), "exemption",
+     Exemption("exempt (clause 4.1)", WITHHELD_REASON, "4.1")),
+    (session(), "period_kind", "contact"),  # a configured school: its own minimiser
+])
+def test_per_school_minimises_a_school_no_longer_configured(example_config, given, field, shown):
+    assert getattr(per_school(example_config, LONDON)(given), field) == shown
 
 
 def test_minimiser_manifest_says_what_it_left_out(minimiser):
@@ -465,3 +478,72 @@ def test_exemption_named_only_for_five_or_more(exports, rows, team, shown, ident
     assert shown in report and ("small-team-posts" in report) is False
     manifest = json.loads((exports["month"] / "manifest.json").read_text())
     assert manifest["minimised"]["exemptions_named"] == ["big-team-posts"]
+
+
+# --- the same minimisation in a listing: `events` under aliases -----------------------------------
+
+SHOWN = ("event.start", "event.end", "event.duration", "social.minutes", "social.period_kind", "host.type",
+         "social.exemption", "social.platform", "social.zone", "social.local_date", "social.flags")
+
+
+def events_rows(trust: Path, capsys, *extra: str) -> list[dict[str, str]]:
+    capsys.readouterr()
+    assert main(["events", "--config", str(trust), "--school", "ash-secondary", "--format", "csv",
+                 "--since", MONTH[0].isoformat(), "--until", MONTH[1].isoformat(), *extra]) == 0
+    return list(csv.DictReader(capsys.readouterr().out.splitlines()))
+
+
+def facts(rows: list[dict[str, str]]) -> list[tuple[str, ...]]:
+    return sorted(tuple(r[c] for c in SHOWN) for r in rows)
+
+
+def test_events_listing_shows_what_a_pseudonymised_export_shows(trust, rows, capsys):
+    """A listing discloses what an export does, so it is minimised the same way: every time, minute,
+    period kind, device kind and exemption label of `events` is the month export's."""
+    listed = events_rows(trust, capsys)
+    assert len(listed) == len(rows["month"]) > 100
+    assert facts(listed) == facts(rows["month"])
+    # and not the identified export's: the check can fail
+    assert facts(listed) != facts(rows["identified"])
+
+
+@pytest.mark.parametrize(("column", "pseudonymised", "identified"), [
+    ("event.start", lambda v: v.endswith(":00.000Z"), lambda v: not v.endswith(":00.000Z")),
+    ("event.end", lambda v: v.endswith(":00.000Z"), lambda v: not v.endswith(":00.000Z")),
+    ("event.duration", lambda v: int(v) % 60_000_000_000 == 0, lambda v: int(v) % 60_000_000_000 != 0),
+    ("social.minutes", lambda v: float(v) == int(float(v)), lambda v: float(v) != int(float(v))),
+    ("host.type", lambda v: v == "", lambda v: v == "laptop"),  # the only tablet would be its owner's
+    ("social.exemption", lambda v: "marketing" not in v and "small-team" not in v, lambda v: True),
+])
+def test_events_fields_minimised_unless_identified(trust, capsys, column, pseudonymised, identified):
+    listed = events_rows(trust, capsys)
+    assert all(pseudonymised(r[column]) for r in listed), column
+    named = events_rows(trust, capsys, "--identified", "--reason", "test: listing keeps what it stored")
+    assert any(identified(r[column]) for r in named), column
+
+
+@pytest.mark.parametrize(("exemption", "listed", "named"), [
+    ("marketing-team", 0, 4),  # one person: unnamed in a listing (the example's S2004, four Mondays)
+    ("small-team-posts", 0, 16),  # four people, four Tuesdays
+    ("big-team-posts", 20, 20),  # five people (and the small ones together are five too): named
+])
+def test_events_exemptions_named_only_for_groups(trust, capsys, exemption, listed, named):
+    plain = events_rows(trust, capsys)
+    ident = events_rows(trust, capsys, "--identified", "--reason", "test: exemption names")
+    assert sum(exemption in r["social.exemption"] for r in plain) == listed
+    assert sum(exemption in r["social.exemption"] for r in ident) == named
+
+
+def test_events_table_and_jsonl_are_minimised(trust, capsys):
+    """The table shows exemption labels and the JSON lines every field: neither names a small exemption
+    or shows a time finer than a minute."""
+    capsys.readouterr()
+    assert main(["events", "--config", str(trust), "--school", "ash-secondary", "--format", "jsonl"]) == 0
+    lines = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
+    assert lines and all(line["event.start"].endswith(":00.000Z") for line in lines)
+    exemptions = " ".join(json.dumps(line["social.exemption"]) for line in lines)
+    assert "big-team-posts" in exemptions and "small-team" not in exemptions and "marketing" not in exemptions
+    assert main(["events", "--config", str(trust), "--school", "ash-secondary", "--format", "table"]) == 0
+    table = capsys.readouterr().out
+    assert "exempt:exempt (clause 4.1)" in table and "exempt:big-team-posts" in table
+    assert "small-team" not in table and "marketing" not in table

@@ -68,7 +68,7 @@ def test_notice_follows_what_config_changes(edited):
     # no longer a sensitive category in this config: now listed as recorded, not as never recorded
     assert "employee-assistance" not in never and "(employee-assistance)" in recorded
     assert "UNISON" in never and "UNISON" not in recorded
-    assert "90 days" not in text
+    assert not re.search(r"\b90 days", text)  # the example's retention_days, replaced by 45
 
 
 def test_notice_escapes_config_text(edited):
@@ -143,6 +143,13 @@ def live(example_data, write_config, tmp_path):
     return config
 
 
+def notice_text(config) -> str:
+    """The notice's words before Markdown or HTML escapes them (a path's underscores, say)."""
+    from monitor.exports.notice import notice_sections
+
+    return "\n".join(p for s in notice_sections(config) for p in (*s.paragraphs, *s.bullets))
+
+
 def cli(*argv: str) -> int:
     from monitor.cli import main
 
@@ -155,22 +162,32 @@ def log_entries(config):
     return read_log(log_path_for(config.store_path)).entries
 
 
-# how each IDENTIFIED_OUTPUTS row is run, with its reason and without
+# how each IDENTIFIED_OUTPUTS row is run (by its command), with its reason and without
 RUN = {
     "export": (["export", "--school", "ash-secondary", "--from", "2026-11-02", "--to", "2026-11-08",
                 "--identify"], ["--reason", "case 7"], "--out"),
-    "listing": (["events", "--identified", "--format", "csv"], ["--reason", "case 7"], None),
+    "events": (["events", "--identified", "--format", "csv"], ["--reason", "case 7"], None),
     "sar": (["sar", "--staff", "S2002"], [], "--out"),
+    "classify": (["classify", "--identified", "{pcap}"], ["--reason", "case 7"], None),
+    "explain": (["explain", "--identified", "--client", "10.20.10.41", "--mac", "3c:52:82:20:00:02", "--host",
+                 "www.facebook.com", "--at", "2026-11-02T10:05"], ["--reason", "case 7"], None),
 }
 
 
 @pytest.mark.parametrize("row", __import__("monitor.exports.notice", fromlist=["x"]).IDENTIFIED_OUTPUTS,
-                         ids=lambda row: row[1])
+                         ids=lambda row: row[0].split()[0])
 def test_every_identified_output_is_in_the_export_log(live, tmp_path, capsys, row):
     """The notice lists these as the outputs that name people, each entered in the export log."""
+    from scapy.utils import wrpcap
+
+    from tests.capture_helpers import inventory_hello
+
     command, kind, what = row
-    argv, reason, out = RUN[kind]
-    assert command.split()[0] == argv[0] and f"{what} (social-monitor {command})" in render_notice(live)
+    argv, reason, out = RUN[command.split()[0]]
+    pcap = tmp_path / "laptop.pcap"  # ASH-LT-0002 reaches Facebook from a classroom
+    wrpcap(str(pcap), [inventory_hello("3c:52:82:20:00:02", "10.20.10.41", "www.facebook.com")])
+    argv = [str(pcap) if a == "{pcap}" else a for a in argv]
+    assert f"{what} (social-monitor {command})" in render_notice(live)
     extra = [out, str(tmp_path / "out")] if out else []
     if reason:  # without its reason it is refused and nothing is logged
         assert cli(*argv, *extra, "--config", str(live.path)) == 1
@@ -181,6 +198,14 @@ def test_every_identified_output_is_in_the_export_log(live, tmp_path, capsys, ro
     assert "ASH-LT-0002" in shown
     [entry] = log_entries(live)
     assert (entry.kind, entry.identified) == (kind, True) and entry.extra["included"]
+    # and the same command without the names shows none
+    plain = [a for a in argv if a != "--identified"]
+    if command.split()[0] in ("classify", "explain"):
+        capsys.readouterr()
+        assert cli(*plain, "--config", str(live.path)) == 0
+        text = capsys.readouterr().out
+        assert "ASH-LT-0002" not in text and "S2002" not in text and "3c:52:82:20:00:02" not in text
+        assert "Device " in text and len(log_entries(live)) == 1
 
 
 @pytest.mark.parametrize("fmt", ["table", "csv", "jsonl"])
@@ -216,28 +241,52 @@ def test_the_dashboard_counts_name_no_device_person_or_address(live):
     assert f"counts of accesses by {', '.join(dashboard_dimensions())}: never a device" in render_notice(live)
 
 
-def test_retention_claims_are_what_the_purge_deletes(live, tmp_path, capsys):
-    """Sessions go after retention_days; exports and the export log stay as long as the notice says."""
-    import os
+@pytest.fixture
+def short_lived(example_data, write_config, tmp_path):
+    """The example trust, its exports kept 30 days and its export log 400, with a populated store."""
+    from tests.export_helpers import populate
 
-    from monitor.exports.notice import enforced_retention
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    example_data["exports"] = {"retention_days": 30, "log_retention_days": 400}
+    config = load_config(write_config(example_data))
+    populate(config, config.store_path).close()
+    return config
 
+
+@pytest.mark.parametrize(("days_later", "sessions_left", "export_left", "log_folded"), [
+    (29, True, True, False),  # nothing is past its period yet (the store's November is < 90 days old)
+    (31, True, False, False),  # the export is past 30 days: deleted, the log keeps its entry
+    (399, False, False, False),  # the sessions are past 90 days; the log entry is not past 400
+    (401, False, False, True),  # the log entry is past 400 days: folded into a summary of counts
+])
+def test_retention_claims_are_what_the_purge_deletes(short_lived, capsys, days_later, sessions_left,
+                                                     export_left, log_folded):
+    """The notice's three periods are the ones a real purge enforces, on each side of each period."""
+    import time
+    from datetime import UTC, datetime
+
+    from monitor.exports.notice import Retention, enforced_retention
+
+    config = short_lived
+    kept = enforced_retention(config)
+    assert kept == Retention(90, 30, 400, str(config.exports_folder))
+    out = config.exports_folder / "ash-week"
     assert cli("export", "--school", "ash-secondary", "--from", "2026-11-02", "--to", "2026-11-08",
-               "--out", str(tmp_path / "old"), "--config", str(live.path)) == 0
-    long_ago = london(2026, 11, 9, 12, 0)
-    for path in (tmp_path / "old", *(tmp_path / "old").iterdir()):
-        os.utime(path, (long_ago, long_ago))
-    kept = enforced_retention(live)
-    assert cli("purge", "--now", "2027-06-01T12:00", "--config", str(live.path)) == 0
-    with open_store(live.store_path, create=False) as store:
-        assert store.count() == 0  # all four weeks are older than retention_days
-    assert kept.sessions_days == live.model.retention_days
-    assert (tmp_path / "old").exists() == (kept.exports_days is None)
-    assert bool(log_entries(live)) == (kept.export_log_days is None)
-    text = render_notice(live)
-    assert f"kept for {live.model.retention_days} days and then deleted by the gateway's daily purge" in text
-    assert ("the monitoring software does not delete them" in text) == (kept.exports_days is None)
-    assert ("kept without a time limit" in text) == (kept.export_log_days is None)
+               "--identify", "--reason", "case 7", "--out", str(out), "--config", str(config.path)) == 0
+    [made] = log_entries(config)
+    now = datetime.fromtimestamp(time.time() + days_later * 86400 + 3600, UTC).isoformat()
+    assert cli("purge", "--now", now, "--config", str(config.path)) == 0
+    with open_store(config.store_path, create=False) as store:
+        assert (store.count() > 0) == sessions_left
+    assert out.exists() == export_left
+    log = log_entries(config)
+    assert (made.hash in {e.hash for e in log}) != log_folded
+    assert any(e.kind == "folded" for e in log) == log_folded
+    assert not [e for e in log if e.kind == "folded" and "included" in e.extra]  # counts, not whom
+    text = notice_text(config)
+    assert f"kept for {kept.sessions_days} days and then deleted by the gateway's daily purge" in text
+    assert f"in {kept.exports_folder} are deleted {kept.exports_days} days after they were made" in text
+    assert f"keeps each entry for {kept.export_log_days} days" in text
 
 
 @pytest.mark.parametrize(
