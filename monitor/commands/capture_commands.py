@@ -61,13 +61,14 @@ class _Writer:
     def __init__(self, fmt: str, out: TextIO):
         self.fmt = fmt
         self.out = out
+        self._encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps makes one per call
         if fmt == "table":
             head = " ".join(f"{title:<{w}}" for _name, w, title in self.COLUMNS)
             out.write(f"{head} HOSTNAME\n")
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            self.out.write(self._encode(row) + "\n")
             return
         host = row.get("tls.client.server_name") or row.get("dns.question.name") or row.get("url.domain")
         cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w, _title in self.COLUMNS)
@@ -97,8 +98,9 @@ def _unwrap_sink_errors(command: Callable[[argparse.Namespace], int]) -> Callabl
 
 
 def classify(args: argparse.Namespace) -> int:
+    from monitor.capture.pcap_feed import feed_pcap
     from monitor.capture.sensor import Sensor
-    from monitor.capture.sources import ReadStats, open_capture, read_frames
+    from monitor.capture.sources import PCAP_MAGICS, ReadStats, open_capture, read_frames
 
     for path in args.pcap:  # fail before any output on a missing or foreign file
         f, _magic = open_capture(path)
@@ -114,11 +116,16 @@ def classify(args: argparse.Namespace) -> int:
         stats = ReadStats()
         size = os.path.getsize(path)
         progress = _Progress(path, size) if sys.stderr.isatty() and size >= _PROGRESS_MIN_BYTES else None
-        feed = sensor.feed
-        for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
-            feed(ts, linktype, frame)
-            if progress is not None and not n & 0x3FFF:
-                progress.update(n)
+        f, magic = open_capture(path)
+        if magic in PCAP_MAGICS:  # a classic pcap: its common packets read in place (pcap_feed.py)
+            feed_pcap(sensor, f, magic, stats, progress.update if progress is not None else None)
+        else:
+            f.close()
+            feed = sensor.feed
+            for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
+                feed(ts, linktype, frame)
+                if progress is not None and not n & 0x3FFF:
+                    progress.update(n)
         sensor.close()  # each file is its own capture: its flows end with it
         if progress is not None:
             progress.done()
