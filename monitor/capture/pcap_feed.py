@@ -76,7 +76,8 @@ def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
         return
     linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
     ethernet = linktype == LINKTYPE_ETHERNET
-    record = struct.Struct(order + "IIII").unpack_from
+    record = struct.Struct(order + "III4x").unpack_from  # seconds, fraction, captured length
+    max_record = MAX_RECORD
     feed = sensor.feed
     flow_life = sensor.flows.get
     touch = sensor.flows.touch
@@ -92,7 +93,7 @@ def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
     buf = bytearray(CHUNK)  # read into again and again: no new pages per block
     view = memoryview(buf)
     n = pos = 0  # buf[:n] holds data, records from `pos` on are still to read
-    frames = 0
+    fed_before = sensor.packets  # `feed` counts the frames it is given
     skipped = 0  # packets read here without `feed`: added to `sensor.packets`
     try:
         while True:
@@ -108,18 +109,17 @@ def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
             if not got:
                 break
             if progress is not None:
-                progress(frames)
+                progress(sensor.packets - fed_before + skipped)
             last_header = n - 16  # a record header starting after this is cut by the block's end
             while pos <= last_header:
-                sec, frac, caplen, _orig = record(buf, pos)
-                if caplen > MAX_RECORD:
+                sec, frac, caplen = record(buf, pos)
+                if caplen > max_record:
                     stats.truncated = True
                     return
                 fp = pos + 16  # the frame is buf[fp:end]
                 end = fp + caplen
                 if end > n:
                     break
-                frames += 1
                 pos = end
                 ts = sec + frac * tick
                 # -- the few bytes that decide: what is not plainly one of the quiet kinds goes to `feed`
@@ -212,5 +212,5 @@ def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
                     open_stream((src, sport, dst, dport), (seq + 1) & 0xFFFFFFFF, ts)
         stats.truncated = n > 0
     finally:
-        stats.frames = frames
         sensor.packets += skipped
+        stats.frames = sensor.packets - fed_before
