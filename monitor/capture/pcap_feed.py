@@ -17,9 +17,10 @@ the shared captures.
 
 from __future__ import annotations
 
+import io
 import struct
 from collections.abc import Callable
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, cast
 
 from monitor.capture import http, tls
 from monitor.capture.bypass import FIRST_BYTES as _BYPASS_FIRST
@@ -104,7 +105,7 @@ def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
                 view.release()
                 buf += bytes(len(buf))
                 view = memoryview(buf)
-            got = f.readinto(view[rest:])
+            got = cast(io.BufferedReader, f).readinto(view[rest:])  # open() in "rb" mode
             n, pos = rest + (got or 0), 0
             if not got:
                 break
