@@ -38,6 +38,9 @@ SHARED = ROOT.parent / "shared" / "pcaps"
 OUT = ROOT / "bench" / "out"
 # this tree's code, whichever interpreter runs the benchmark (PYTHONPATH picks the tree)
 CLASSIFY = [sys.executable, "-m", "monitor", "classify", "--format", "jsonl"]
+# issue 22: classify at least as fast as ndpiReader on the same mix, in under 100 MB
+TARGETS = {"ndpiReader": " (target: 1.00x the speed or more)"}
+MAX_RSS_MB = 100
 TSHARK_FIELDS = ["dns.qry.name", "tls.handshake.extensions_server_name", "http.host", "gquic.tag.sni"]
 
 
@@ -215,8 +218,10 @@ def main() -> int:
     ours = results["classify"]
     for name, r in results.items():
         if name != "classify":
+            target = TARGETS.get(name, "")
             print(f"classify vs {name}: {r['wall'] / ours['wall']:.2f}x the speed, "
-                  f"{ours['rss_mb'] / r['rss_mb']:.2f}x the memory")
+                  f"{ours['rss_mb'] / r['rss_mb']:.2f}x the memory{target}")
+    print(f"classify peak memory: {ours['rss_mb']:.0f} MB (target: under {MAX_RSS_MB} MB)")
     print(f"load average at the end: {os.getloadavg()[0]:.2f} on {os.cpu_count()} cores")
     return 0
 

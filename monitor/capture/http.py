@@ -19,16 +19,16 @@ METHODS = (
 # First four bytes of the common requests, for a cheap test before any parsing.
 METHOD_PREFIXES = frozenset(m[:4] for m in METHODS)
 MAX_HEAD = 8192  # a request head is read this far and no further
-_MAX_METHOD = 32
+MAX_METHOD = 32
 # A method token (RFC 9110 tchar) and the space after it: the test for a request with any other method.
 _TCHAR = rb"[!#$%&'*+\-.^_`|~0-9A-Za-z]"
-_REQUEST_START = re.compile(_TCHAR + rb"{1," + str(_MAX_METHOD).encode() + rb"} ")
+REQUEST_START = re.compile(_TCHAR + rb"{1," + str(MAX_METHOD).encode() + rb"} ")
 _METHOD_UNDER_WAY = re.compile(_TCHAR + rb"+")  # all token so far: the space may be in the next segment
 
 
 def request_start(data: bytes | bytearray, start: int, end: int) -> bool:
     """Whether data[start:end] begins like a request line: a method token and a space."""
-    return _REQUEST_START.match(data, start, min(end, start + _MAX_METHOD + 1)) is not None
+    return REQUEST_START.match(data, start, min(end, start + MAX_METHOD + 1)) is not None
 
 
 class HTTPParseError(ValueError):
@@ -65,7 +65,7 @@ def request_host(data: bytes | bytearray) -> tuple[str | None, bool]:
     parts = bytes(head[:line_end]).rstrip(b"\r").split(b" ")
     if len(parts) == 2:
         parts.insert(1, b"")  # "GET HTTP/1.1": no target, the Host header says where
-    if len(parts) != 3 or not parts[2].startswith(b"HTTP/") or not _REQUEST_START.match(parts[0] + b" "):
+    if len(parts) != 3 or not parts[2].startswith(b"HTTP/") or not REQUEST_START.match(parts[0] + b" "):
         raise HTTPParseError("not an HTTP/1.x request line")
     method, target = parts[0], parts[1].decode("latin-1")
     if method == b"CONNECT":
@@ -112,9 +112,9 @@ class HeadScanner:
         method: the space may come in the next segment. Looks at no more than
         33 bytes, so asking again on each new segment costs nothing that grows.
         """
-        if bytes(head[:4]) in METHOD_PREFIXES or _REQUEST_START.match(head, 0, _MAX_METHOD + 1):
+        if bytes(head[:4]) in METHOD_PREFIXES or REQUEST_START.match(head, 0, MAX_METHOD + 1):
             return True
-        if len(head) <= _MAX_METHOD and _METHOD_UNDER_WAY.fullmatch(head):
+        if len(head) <= MAX_METHOD and _METHOD_UNDER_WAY.fullmatch(head):
             return None
         return False
 

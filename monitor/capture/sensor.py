@@ -43,8 +43,8 @@ DHCP_PORTS: Final = frozenset({67, 68})
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _HTTP_REQUEST_START = http.request_start  # any other method token and a space: tried as HTTP too
 _BYPASS_FIRST: Final = bypass.FIRST_BYTES  # a VPN's first byte: only these go to bypass.udp_protocol
-_SPECIAL_PORTS: Final = DNS_PORTS | DHCP_PORTS | bypass.IKE_PORTS
-_OVPN_TCP: Final = frozenset({7 << 3, 8 << 3, 10 << 3})  # OpenVPN resets after TCP's 2-byte length
+SPECIAL_PORTS: Final = DNS_PORTS | DHCP_PORTS | bypass.IKE_PORTS
+OVPN_TCP: Final = frozenset({7 << 3, 8 << 3, 10 << 3})  # OpenVPN resets after TCP's 2-byte length
 _EXPIRE_EVERY: Final = 10.0  # seconds of packet time between sweeps of idle state
 
 ObservationSink = Callable[[Observation], object]  # what it returns (the tagged event, if any) is unused
@@ -152,7 +152,7 @@ class Sensor:
                             self._dns_over_tcp(ts, frame, d)
                         elif _HTTP_REQUEST_START(frame, start, end):
                             self._tcp_payload(ts, frame, d, key, None)
-                        elif end - start > 15 and frame[start + 2] in _OVPN_TCP:
+                        elif end - start > 15 and frame[start + 2] in OVPN_TCP:
                             self._tunnel(ts, frame, d, "tcp", bypass.tcp_protocol(frame, start, end))
                         return
                     self._tcp_payload(ts, frame, d, key, pending)
@@ -172,7 +172,7 @@ class Sensor:
                 break
             if end - start < 8:
                 return
-            special = sport in _SPECIAL_PORTS or dport in _SPECIAL_PORTS  # DNS, DHCP, IKE: two lookups
+            special = sport in SPECIAL_PORTS or dport in SPECIAL_PORTS  # DNS, DHCP, IKE: two lookups
             if special and (sport in DNS_PORTS or dport in DNS_PORTS):
                 self._dns(ts, frame, frame[start:end], d, "udp")
             elif special and sport in DHCP_PORTS and dport in DHCP_PORTS:

@@ -28,8 +28,8 @@ PCAP_MAGICS: Final = {
     b"\x4d\x3c\xb2\xa1": ("<", 1e-9), b"\xa1\xb2\x3c\x4d": (">", 1e-9),
 }
 PCAPNG_SHB: Final = b"\x0a\x0d\x0d\x0a"
-_MAX_RECORD: Final = 1 << 24
-_CHUNK: Final = 4 << 20
+MAX_RECORD: Final = 1 << 24
+CHUNK: Final = 4 << 20
 # A pcapng timestamp is a 64-bit count of units as small or large as its interface says: a
 # damaged or hostile file can put a frame in the year 586524. Frames outside what a classic
 # pcap can hold (1970 to 2106) are counted in ReadStats.bad_timestamps and skipped, never
@@ -88,7 +88,7 @@ def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
         pos = 0
         frames = 0
         while True:
-            chunk = f.read(_CHUNK)
+            chunk = f.read(CHUNK)
             if not chunk:
                 break
             buf = buf[pos:] + chunk
@@ -96,7 +96,7 @@ def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
             n = len(buf)
             while pos + 16 <= n:
                 sec, frac, caplen, _orig = unpack(buf, pos)
-                if caplen > _MAX_RECORD:
+                if caplen > MAX_RECORD:
                     stats.truncated = True
                     stats.frames = frames
                     return
@@ -142,7 +142,7 @@ def _pcapng_blocks(f: BinaryIO, stats: ReadStats) -> Iterator[Frame]:
             interfaces = []
         else:
             block_type, total = struct.unpack(order + "II", head)
-            if total < 12 or total > _MAX_RECORD:
+            if total < 12 or total > MAX_RECORD:
                 stats.truncated = True
                 return
             body = f.read(total - 8)

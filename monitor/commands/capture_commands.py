@@ -65,13 +65,14 @@ class _Writer:
     def __init__(self, fmt: str, out: TextIO):
         self.fmt = fmt
         self.out = out
+        self._encode = json.JSONEncoder(separators=(",", ":")).encode  # json.dumps makes one per call
         if fmt == "table":
             head = " ".join(f"{title:<{w}}" for _name, w, title in self.COLUMNS)
             out.write(f"{head} HOSTNAME\n")
 
     def write(self, row: dict[str, Any]) -> None:
         if self.fmt == "jsonl":
-            self.out.write(json.dumps(row, separators=(",", ":")) + "\n")
+            self.out.write(self._encode(row) + "\n")
             return
         host = row.get("tls.client.server_name") or row.get("dns.question.name") or row.get("url.domain")
         cells = " ".join(f"{row.get(name) or '-'!s:<{w}}" for name, w, _title in self.COLUMNS)
@@ -129,8 +130,9 @@ def classify(args: argparse.Namespace) -> int:
 def _read_captures(paths: list[str], emit: Callable[[Observation], None], tagger: Any,
                    config: Config | None, progress: bool = True) -> tuple[Any, list[str]]:
     """Feed every file through one sensor (each file its own capture); (the sensor, the problems met)."""
+    from monitor.capture.pcap_feed import feed_pcap
     from monitor.capture.sensor import Sensor
-    from monitor.capture.sources import ReadStats, read_frames
+    from monitor.capture.sources import PCAP_MAGICS, ReadStats, open_capture, read_frames
 
     sensor = Sensor(emit, on_binding=_tagger_learns(tagger),
                     idle_gap=config.model.store.idle_gap_seconds if config else 300.0)
@@ -141,11 +143,16 @@ def _read_captures(paths: list[str], emit: Callable[[Observation], None], tagger
         size = os.path.getsize(path)
         bar = _Progress(path, size) if progress and sys.stderr.isatty() and size >= _PROGRESS_MIN_BYTES \
             else None
-        feed = sensor.feed
-        for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
-            feed(ts, linktype, frame)
-            if bar is not None and not n & 0x3FFF:
-                bar.update(n)
+        f, magic = open_capture(path)
+        if magic in PCAP_MAGICS:  # a classic pcap: its common packets read in place (pcap_feed.py)
+            feed_pcap(sensor, f, magic, stats, bar.update if bar is not None else None)
+        else:
+            f.close()
+            feed = sensor.feed
+            for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
+                feed(ts, linktype, frame)
+                if bar is not None and not n & 0x3FFF:
+                    bar.update(n)
         sensor.close()  # each file is its own capture: its flows end with it
         if bar is not None:
             bar.done()
