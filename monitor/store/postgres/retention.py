@@ -16,6 +16,12 @@ things happen first, in the same transaction:
 
 A released hold's sessions go at the next purge once past retention (their records
 become tombstones). Opening and releasing a hold are logged in ``retention_log`` too.
+
+A gateway's own hold (`social-monitor hold`: a record of session 0 ``{"hold": ...}`` in its
+chain, `monitor.store.holds`) reaches the central store with the rest of the chain; a purge
+first opens a central hold for each one placed (on that gateway only) and releases it when
+the chain's release record arrives (`adopt_gateway_holds`), so the central copy of evidence
+a gateway keeps for a case is not dropped while the gateway keeps it.
 """
 
 from __future__ import annotations
@@ -172,8 +178,51 @@ def month_end(month: str) -> datetime:
 def purge(con: Any, retention_days: int, now: datetime) -> PurgeReport:
     """Drop every month wholly older than `retention_days` before `now`, keeping what open holds cover."""
     cutoff = now - timedelta(days=retention_days)
+    adopt_gateway_holds(con)
     dropped = [drop_month(con, month) for month in months(con) if month_end(month) <= cutoff]
     return PurgeReport(cutoff, dropped, _release_expired(con, cutoff))
+
+
+_ADOPTED = "gateway {gateway} record {seq}"  # holds.opened_by of a hold a gateway placed in its chain
+
+
+def adopt_gateway_holds(con: Any) -> int:
+    """Open a central hold for each hold placed in a gateway's chain, release it with the chain's release
+    record; returns how many were opened. The place record's key (`_ADOPTED`, kept as ``opened_by``)
+    makes this idempotent: a hold whose place record has since become a tombstone stays as it was."""
+    adopted = {by: [hid, case, gw, is_open] for by, hid, case, gw, is_open in con.execute(
+        "SELECT opened_by, id, case_ref, gateway_id, released_at IS NULL FROM holds "
+        "WHERE opened_by LIKE 'gateway % record %'")}
+    opened = 0
+    with con.transaction():
+        for gateway, seq, body in con.execute(
+                f"SELECT gateway_id, seq, body FROM records WHERE session_id = {PURGE_SESSION} AND body "
+                "LIKE %s ORDER BY gateway_id, seq", ('{"hold":%',)).fetchall():
+            try:
+                h = json.loads(body)["hold"]
+                action, case, reason = h["action"], str(h["case"]), str(h["reason"])
+            except (ValueError, KeyError, TypeError):
+                continue  # not a hold body a gateway writes: `central verify` judges the record
+            key = _ADOPTED.format(gateway=gateway, seq=seq)
+            if action == "place" and h.get("scope") in ("device", "staff") and key not in adopted:
+                column = "device" if h["scope"] == "device" else "owner"
+                hid = int(con.execute(
+                    f"INSERT INTO holds (case_ref, gateway_id, {column}, reason, opened_by) "
+                    "VALUES (%s, %s, %s, %s, %s) RETURNING id", (case, gateway, str(h.get("target")), reason,
+                                                                 key)).fetchone()[0])
+                adopted[key] = [hid, case, gateway, True]
+                opened += 1
+                _log(con, "hold", {"hold": hid, "case": case, "gateway": gateway, column: h.get("target"),
+                                   "reason": reason, "chain_record": seq})
+            elif action == "release":
+                ids = [row[0] for row in adopted.values() if row[3] and row[1:3] == [case, gateway]]
+                for row in adopted.values():
+                    row[3] = row[3] and row[0] not in ids
+                if ids:
+                    con.execute("UPDATE holds SET released_at = now(), released_by = %s, release_reason = %s "
+                                "WHERE id = ANY(%s)", (key, reason, ids))
+                    _log(con, "release", {"case": case, "holds": ids, "reason": reason, "chain_record": seq})
+    return opened
 
 
 def drop_month(con: Any, month: str) -> MonthDropped:
@@ -275,5 +324,5 @@ CHAIN_SQL = f"""SELECT seq, session_id, version, recorded_at, body, body_sha256,
     UNION ALL SELECT {_HEADER}, NULL FROM record_tombstones
 ) chain WHERE gateway_id = %s AND seq > %s ORDER BY seq"""
 
-__all__ = ["CHAIN_SQL", "Hold", "MonthDropped", "PurgeReport", "drop_month", "migration", "month_end",
-           "months", "open_hold", "open_holds", "purge", "release_hold"]
+__all__ = ["CHAIN_SQL", "Hold", "MonthDropped", "PurgeReport", "adopt_gateway_holds", "drop_month",
+           "migration", "month_end", "months", "open_hold", "open_holds", "purge", "release_hold"]

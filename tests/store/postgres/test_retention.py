@@ -249,3 +249,50 @@ def test_a_held_sessions_evidence_is_read_from_its_held_copy(central, pg_server)
         sessions = [(s.record_id, s.first_seen < T0 + 30 * DAY) for s in reader.sessions(where)]
         evidence = [r[0] for _, r in reader.gateway_evidence(where)]
     assert [rid for rid, _ in sessions] == evidence and sum(held for _, held in sessions) == 2
+
+
+# --- a gateway's own holds (`social-monitor hold`, records in its chain) are kept at the centre too ---------
+
+
+def _gateway_holds(path, steps: list[tuple[str, ...]]) -> None:
+    """Place and release holds in the gateway's chain as `social-monitor hold` does, in December."""
+    from monitor.store import holds, transactions
+    from monitor.store.chain import GENESIS, ChainHead
+
+    for action, case, *scope in steps:
+        with transactions.own_connection(path) as con:
+            if action == "place":
+                holds.place(con, ChainHead(0, GENESIS), T0 + 90 * DAY, case=case, scope=scope[0],
+                            target=scope[1], reason="case opened", by="dpo")
+            else:
+                holds.release(con, ChainHead(0, GENESIS), T0 + 90 * DAY, case=case, reason="closed", by="dpo")
+
+
+@pytest.mark.parametrize(
+    ("steps", "open_holds", "held"),
+    [
+        ([], [], 0),
+        ([("place", "C-1", "device", "OAK-0001")], [("C-1", "oak", "OAK-0001", None)], 2),
+        ([("place", "C-1", "staff", "staff-0001")], [("C-1", "oak", None, "staff-0001")], 4),
+        ([("place", "C-1", "device", "OAK-0001"), ("release", "C-1")], [], 0),
+        ([("place", "C-1", "device", "OAK-0001"), ("release", "C-1"), ("place", "C-1", "device", "OAK-0002")],
+         [("C-1", "oak", "OAK-0002", None)], 2),
+        ([("place", "C-1", "device", "OAK-0001"), ("place", "C-2", "device", "OAK-0002"), ("release", "C-1")],
+         [("C-2", "oak", "OAK-0002", None)], 2),
+    ],
+    ids=["none", "device", "staff", "released", "placed again", "other case released"],
+)
+def test_a_hold_placed_in_a_gateways_chain_keeps_its_sessions_at_the_centre(pg_server, tmp_path, steps,
+                                                                          open_holds, held):
+    name, roles = central_db(pg_server, ["oak"])
+    _gateway_store(tmp_path / "oak.db")
+    _gateway_holds(tmp_path / "oak.db", steps)
+    with CentralStore(pg_server.dsn(roles["oak"], name)) as oak:
+        oak.ingest("oak", local_records(tmp_path / "oak.db"))
+    with CentralStore(pg_server.dsn(SUPERUSER, name)) as owner:
+        report = retention.purge(owner.con, 60, NOW)
+        assert [(h.case_ref, h.gateway_id, h.device, h.owner) for h in retention.open_holds(owner.con)] == \
+            open_holds
+        assert [(m.month, m.held) for m in report.months] == [("2026_09", held)]
+        assert retention.adopt_gateway_holds(owner.con) == 0  # each chain hold is opened once
+        assert owner.verify_gateway("oak")[1] is None
