@@ -92,7 +92,16 @@ TAMPERS = [
 ]
 
 
-def test_a_gateways_term_end_to_end(pg_server, write_config, example_data, tmp_path, capsys):
+# reviews, holds and their releases are stamped with the clock when recorded: the term below is planned for
+# a clock in late November 2026, so the clock runs from there, whatever day the suite runs on
+TERM_CLOCK = ts("2026-11-30", 12)
+
+
+def test_a_gateways_term_end_to_end(pg_server, write_config, example_data, tmp_path, capsys, monkeypatch):
+    import time
+
+    started, real_time = time.time(), time.time
+    monkeypatch.setattr(time, "time", lambda: TERM_CLOCK + (real_time() - started))
     name, roles = central_db(pg_server, ["oak"])
     owner = pg_server.url(pg.SUPERUSER, name)
     store = tmp_path / "oak.db"
