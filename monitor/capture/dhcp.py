@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+PORTS = frozenset({67, 68})  # server, client
 MAGIC_COOKIE = b"\x63\x82\x53\x63"
 OPT_HOSTNAME = 12
 OPT_REQUESTED_IP = 50

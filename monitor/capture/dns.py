@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+PORTS = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
 TYPE_A = 1
 TYPE_AAAA = 28
 _MAX_POINTERS = 32

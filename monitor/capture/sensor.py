@@ -14,11 +14,13 @@ from any source in `sources.py`.
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Final, cast
+from typing import Final
 
 from monitor.capture import bypass, dhcp, dns, http, quic, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
-from monitor.capture.flows import TABLE_BYTES, DnsAnswers, FlowLives, PendingStream, TcpReassembly, flow_key
+from monitor.capture.emit import observation_key, observation_of
+from monitor.capture.error_labels import parser_meant
+from monitor.capture.flows import TABLE_BYTES, DnsAnswers, FlowLives, PendingStream, TcpReassembly
 from monitor.capture.fragments import IpFragments
 from monitor.capture.packets import (
     MAX_TUNNELS,
@@ -36,10 +38,10 @@ from monitor.capture.packets import (
     resume,
 )
 from monitor.capture.packets import mac_text as _mac
-from monitor.observation import Attribution, ObscuredBy, Observation, Protocol, Transport
+from monitor.observation import Observation
 
-DNS_PORTS: Final = frozenset({53, 5353, 5355})  # DNS, mDNS, LLMNR
-DHCP_PORTS: Final = frozenset({67, 68})
+DNS_PORTS: Final = dns.PORTS  # DNS, mDNS, LLMNR
+DHCP_PORTS: Final = dhcp.PORTS
 _HTTP_PREFIXES: Final = http.METHOD_PREFIXES
 _HTTP_REQUEST_START = http.request_start  # any other method token and a space: tried as HTTP too
 _BYPASS_FIRST: Final = bypass.FIRST_BYTES  # a VPN's first byte: only these go to bypass.udp_protocol
@@ -194,27 +196,7 @@ class Sensor:
         except Exception:  # a hostile frame is counted, it never stops capture
             if self.strict:
                 raise
-            self._error(self._protocol_of(linktype, frame))
-
-    def _protocol_of(self, linktype: int, frame: bytes) -> str:
-        """Which parser a frame that raised was meant for, for the parse-error label."""
-        try:
-            d = decode(linktype, frame)
-        except Exception:  # only labelling the error here
-            return "packet"
-        if d is None:
-            return "packet"
-        if d[0] == PROTO_FRAGMENT or d[0] == PROTO_TOO_DEEP:
-            return "fragment" if d[0] == PROTO_FRAGMENT else "tunnel"
-        sport, dport = d[3], d[4]
-        if sport in DNS_PORTS or dport in DNS_PORTS:
-            return "dns"
-        if sport in DHCP_PORTS and dport in DHCP_PORTS:
-            return "dhcp"
-        if d[0] == PROTO_UDP:
-            return "quic"
-        head = frame[d[5] : d[5] + 4]
-        return "http" if head in _HTTP_PREFIXES or _HTTP_REQUEST_START(frame, d[5], d[6]) else "tls"
+            self._error(parser_meant(linktype, frame))
 
     # -- protocols ----------------------------------------------------------------------------
 
@@ -430,27 +412,11 @@ class Sensor:
     def _emit(self, ts: float, frame: bytes, d: tuple, from_client: bool, transport: str,
               protocol: str, name: str, *, obscured_by: str | None = None, obscured: bool = False,
               attribution: str = "direct") -> None:
-        _p, src, dst, sport, dport, _s, _e, _q, _f, vlan, l2, encapsulation = d
-        if from_client:
-            client, cport, server, sport_ = src, sport, dst, dport
-        else:
-            client, cport, server, sport_ = dst, dport, src, sport
-        key = flow_key(_p, src, sport, dst, dport)
-        if protocol == "dns":
-            key = (*key, name)  # a DNS name lives by its own queries, not by the socket's other names
+        key = observation_key(d, protocol, name)
         if self.flows.known(key, protocol, name, ts):
             return
-        mac = None
-        if l2 >= 0 and frame:
-            mac = _mac(frame[l2 + 6 : l2 + 12] if from_client else frame[l2 : l2 + 6])
-        obs = Observation(
-            timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
-            server_ip=packed_ip_text(server),
-            server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
-            hostname=name, client_mac=mac, attribution=cast(Attribution, attribution), vlan=vlan,
-            encapsulation=encapsulation,
-            obscured=obscured or obscured_by is not None, obscured_by=cast(ObscuredBy, obscured_by),
-        )
+        obs = observation_of(ts, frame, d, from_client, transport, protocol, name, obscured_by=obscured_by,
+                             obscured=obscured, attribution=attribution)
         self.flows.add(key, obs)
         self._deliver(obs)
 
