@@ -44,7 +44,6 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable
-from dataclasses import dataclass
 from typing import Any
 
 import structlog
@@ -52,9 +51,10 @@ import structlog
 from monitor.config.loader import Config
 from monitor.errors import UserError
 from monitor.metrics.registry import Metrics
-from monitor.observation import AccessEvent, Flag
+from monitor.observation import AccessEvent
 from monitor.store.base import SessionStore, StoreError
 from monitor.store.damage import RECOVERY, StoreDamaged, UnusableStore, error_reason, is_damage
+from monitor.store.recent_writes import RecentWrites
 from monitor.store.sessions import Session, SessionMerger
 from monitor.store.signing import SIGN_INTERVAL, key_path_for, load_or_create_key
 from monitor.store.sqlite import open_config_store
@@ -104,7 +104,6 @@ class StoreWriter:
         self.retry_max = retry_max
         self.retention_days = retention_days
         self.upkeep: Callable[[set[str]], object] | None = None  # exports and export log, after each purge
-        self.extend_interval = extend_interval
         self.signing_key, self.sign_interval, self._next_sign = signing_key, sign_interval, 0.0
         # A deque, not queue.Queue: append and popleft are atomic under the GIL and cost a tenth
         # of Queue's lock and condition per event; the bound is checked on submit.
@@ -119,11 +118,9 @@ class StoreWriter:
         self._failures = 0  # consecutive failed commits
         self._fresh = 0  # events taken since the last commit
         self._chunk = batch_size  # most segments per transaction; halved after each failure
-        # key -> (when committed, last seen, signals, flags, exempt): what was written recently, so
-        # that a long session is re-versioned at most once per extend_interval, not once per batch
-        self._written: dict[tuple[str, ...], _Written] = {}
+        # what was written recently: a long session is re-versioned at most once per extend_interval
+        self.recent = RecentWrites(extend_interval, store.idle_gap)
         self._due_at = float("inf")  # when held extensions must be written
-        self._next_sweep = 0.0
         self._flush_requested = threading.Event()
         self._next_purge_check = 0.0
         self._thread = threading.Thread(target=self._run, name="store-writer", daemon=True)
@@ -237,21 +234,6 @@ class StoreWriter:
         self._taken += taken
         return taken
 
-    def _hold(self, seg: Session, now: float) -> bool:
-        """Whether a segment only extends what was committed moments ago (more of the same)."""
-        written = self._written.get(_key(seg))
-        if written is None:
-            return False  # a new access is written promptly
-        return (
-            now - written.at < self.extend_interval
-            and seg.first_seen <= written.last_seen + self.store.idle_gap
-            and written.signals.issuperset(seg.signals)
-            and written.flags.issuperset(seg.flags)
-            # an embed-only session that reaches the platform itself becomes flaggable evidence
-            and ("platform" in written.roles or "platform" not in seg.roles)
-            and (written.exempt or seg.exemption is None)
-        )
-
     def _commit(self, force: bool) -> bool:
         merger = self._merger
         if not len(merger):
@@ -262,7 +244,7 @@ class StoreWriter:
         held: list[Session] = []
         may_hold = not force and not self._failures
         for seg in segments:
-            (held if may_hold and self._hold(seg, now) else due).append(seg)
+            (held if may_hold and self.recent.may_wait(seg, now) else due).append(seg)
         overflow: list[Session] = []
         if self._failures and len(due) > self._chunk:
             # after a failure, smaller transactions: a nearly full disk still takes part of the backlog
@@ -302,30 +284,14 @@ class StoreWriter:
                 self.last_error = None
             elif self._failures:
                 self._chunk = min(self.batch_size, self._chunk * 2)
-            for seg in due:
-                key = _key(seg)
-                before = self._written.get(key)
-                if before is None or seg.first_seen > before.last_seen + self.store.idle_gap:
-                    self._written[key] = _Written(now, seg.last_seen, set(seg.signals), set(seg.flags),
-                                                  set(seg.roles), seg.exemption is not None)
-                else:
-                    before.at, before.last_seen = now, max(before.last_seen, seg.last_seen)
-                    before.signals.update(seg.signals)
-                    before.flags.update(seg.flags)
-                    before.roles.update(seg.roles)
-                    before.exempt = before.exempt or seg.exemption is not None
+            self.recent.committed(due, now)
         for seg in overflow:
             merger.add_session(seg)
-        self._due_at = float("inf")
         for seg in held:
             merger.add_session(seg)
-            written_at = self._written.get(_key(seg))
-            self._due_at = min(self._due_at, written_at.at + self.extend_interval if written_at else now)
+        self._due_at = self.recent.due_at(held, now)
         self._fresh = 0
-        if now >= self._next_sweep:  # forget what can no longer be held: bounded by active sessions
-            self._next_sweep = now + max(self.extend_interval, 1.0)
-            for key in [k for k, w in self._written.items() if now - w.at >= self.extend_interval]:
-                del self._written[key]
+        self.recent.forget_old(now)
         with self._cond:
             self._settled += sum(seg.events for seg in due)
             self._cond.notify_all()
@@ -447,18 +413,3 @@ class StoreWriter:
             self._maybe_purge()
             self._sign()
 
-
-@dataclass(slots=True)
-class _Written:
-    """What the store last received for a session key: a segment adding nothing to it may wait."""
-
-    at: float  # monotonic time of the commit
-    last_seen: float
-    signals: set[str]
-    flags: set[Flag]
-    roles: set[str]
-    exempt: bool
-
-
-def _key(seg: Session) -> tuple[str, ...]:
-    return (seg.device, seg.platform, seg.school, seg.zone, seg.period or "", seg.local_date, seg.owner or "")
