@@ -18,7 +18,8 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable
 
-from monitor.config.models import ListenSettings, TrustFile
+from monitor.config.listensettings import ListenSettings
+from monitor.config.models import TrustFile
 from monitor.config.values import split_hostport
 
 Network = ipaddress.IPv4Network | ipaddress.IPv6Network

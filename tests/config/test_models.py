@@ -10,7 +10,6 @@ from pydantic import ValidationError
 from monitor.config.models import (
     DateRange,
     ExemptionRule,
-    ListenSettings,
     Period,
     Reservation,
     School,
@@ -60,9 +59,6 @@ BAD_MODELS = [
     (Reservation, {"mac": "zz", "ip": "10.0.0.1"}, "'zz' is not a MAC address"),
     (ExemptionRule, {"name": "all", "reason": "r"},
      "exemption 'all' names no group, platform, zone or period"),
-    (ListenSettings, {"metrics": "localhost"}, "'localhost' is not host:port"),
-    (ListenSettings, {"metrics_tls_cert": "cert.pem"},
-     "metrics_tls_cert and metrics_tls_key go together: set both or neither"),
     (StaffPeriod, {"staff_id": "S1", "week": None, "weekday": "funday", "period": "P1", "kind": "contact"},
      "Input should be 'monday'"),
 ]
@@ -81,7 +77,6 @@ GOOD_MODELS = [
     (Timetable, {**TWO_WEEK, "rotation_anchor": "2026-09-07"}),
     (School, SCHOOL),
     (ExemptionRule, {"name": "media", "reason": "lessons", "zones": ["media-suite"]}),
-    (ListenSettings, {"metrics_tls_cert": "c.pem", "metrics_tls_key": "k.pem"}),
 ]
 
 
