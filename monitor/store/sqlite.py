@@ -3,7 +3,7 @@
 Each write is one ``BEGIN IMMEDIATE`` transaction (SQLite's write lock, with a
 busy timeout); WAL mode lets readers work on a snapshot while writers commit.
 Ids are allocated from `store_meta` inside the transaction. Only this module
-knows about pragmas and file headers.
+(with `sqlite_open`, its checks on opening) knows about pragmas and file headers.
 """
 
 from __future__ import annotations
@@ -21,7 +21,17 @@ from typing import Any, TypeVar
 import structlog
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-from monitor.store import anchors, damage, files, integrity, reclaim, retention, schema, transactions
+from monitor.store import (
+    anchors,
+    damage,
+    files,
+    integrity,
+    reclaim,
+    retention,
+    schema,
+    sqlite_open,
+    transactions,
+)
 from monitor.store.base import PurgeResult, SessionReader, SessionStore, StoreError, VerifyResult
 from monitor.store.chain import GENESIS, ChainHead, Record, body_digest, record_hash
 from monitor.store.codec import MUTABLE_COLUMNS, MUTABLE_INDEXES, row_session, session_row
@@ -31,13 +41,12 @@ from monitor.store.ecs import ECS_JSON_SQL
 from monitor.store.filter import EVERY_SESSION, SessionFilter
 from monitor.store.holds import Hold, read_holds
 from monitor.store.reviews import Review, read_reviews
-from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, STORE_FORMAT, Migration
+from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, Migration
 from monitor.store.sessions import Session, canonical_json, merge_into, within_gap
 from monitor.store.signing import SignedHead
 
 log = structlog.get_logger("monitor.store.sqlite")
 
-SQLITE_HEADER = b"SQLite format 3\x00"
 DAY = 86400.0
 T = TypeVar("T")
 _SELECT_SESSIONS = f"SELECT {', '.join(SESSION_COLUMNS)} FROM sessions"
@@ -60,7 +69,7 @@ class SQLiteSessionStore(SessionStore):
         if not exists and not create:
             raise StoreError(f"{self._shown}: no such store (nothing has been recorded yet?)")
         if exists:
-            self._check_header()
+            sqlite_open.check_header(self.path, self._shown)
             if problem := damage.wal_problem(self.path):  # before SQLite's recovery would drop it
                 raise StoreDamaged(self._shown, problem)
         if create:  # 0700 folders, a 0600 file (SQLite gives -wal and -shm the file's mode)
@@ -76,7 +85,7 @@ class SQLiteSessionStore(SessionStore):
             mode = reclaim.tune(con, create=create, busy_timeout=busy_timeout)
             if mode.lower() != "wal":
                 log.warning("store_not_wal", path=self._shown, journal_mode=mode)
-            self._migrate(create)
+            sqlite_open.migrate(con, self._shown, self._version, migrations, create)
         except sqlite3.DatabaseError as exc:
             if damage.is_damage(exc):
                 self.mark_damaged(str(exc))
@@ -88,58 +97,13 @@ class SQLiteSessionStore(SessionStore):
             self._con.close()
             raise
 
-    # --- opening --------------------------------------------------------------------------
-
-    def _check_header(self) -> None:
-        try:
-            with self.path.open("rb") as fh:
-                head = fh.read(len(SQLITE_HEADER))
-        except OSError as exc:
-            raise StoreError(f"{self._shown}: cannot read store: {exc.strerror or exc}") from None
-        if head and head != SQLITE_HEADER:
-            raise StoreError(f"{self._shown}: not a social-monitor store (not an SQLite database)")
-
-    def _tables(self) -> set[str]:
-        return {r[0] for r in self._con.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
-
-    def _read_version(self) -> int:
-        current = self._con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-        fmt = self._meta("format")
-        if fmt != STORE_FORMAT:
-            raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
-        return int(current)
-
-    def _migrate(self, create: bool) -> None:
-        con = self._con
-        tables = self._tables()
-        if "schema_version" not in tables:
-            foreign = sorted(t for t in tables if not t.startswith("sqlite_"))
-            if foreign:
-                raise StoreError(f"{self._shown}: not a social-monitor store (it holds tables "
-                                 f"{', '.join(foreign[:5])})")
-            if not create:
-                raise StoreError(f"{self._shown}: empty file, not a social-monitor store")
-        elif (current := self._read_version()) == self._version or (
-                not create and schema.read_in_place(con, current, self._migrations)):
-            return  # no write lock: readers open while writers write; a reader leaves an older file as it is
-        with self._writing():
-            current = 0
-            if "schema_version" in self._tables():
-                current = con.execute("SELECT MAX(version) FROM schema_version").fetchone()[0] or 0
-            if current > self._version:
-                raise StoreError(f"{self._shown}: store schema {current} is newer than this social-monitor "
-                                 f"understands ({self._version}): upgrade social-monitor")
-            for version in schema.apply(con, current, self._migrations, time.time()):
-                log.info("store_migrated", path=self._shown, version=version)
-            fmt = con.execute("SELECT value FROM store_meta WHERE name = 'format'").fetchone()
-            if not fmt or fmt[0] != STORE_FORMAT:
-                raise StoreError(f"{self._shown}: not a social-monitor store (format {fmt!r})")
-
     @contextlib.contextmanager
     def _writing(self) -> Iterator[None]:
         """One BEGIN IMMEDIATE transaction, committed when the block ends, rolled back on any error."""
         with transactions.immediate(self._con):
             yield
+
+    # --- opening and closing (the checks on opening: monitor.store.sqlite_open) -------------
 
     def relieve(self) -> None:
         """Copy committed WAL frames into the database and truncate the WAL: on a full disk the WAL has

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import itertools
-import sqlite3
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from monitor.store.base import StoreError
 from monitor.store.chain import GENESIS
 from monitor.store.filter import SessionFilter
 from monitor.store.sessions import SessionMerger
@@ -38,16 +36,6 @@ def test_write_merge_and_read_back(store):
 def test_empty_store_head_is_genesis(store):
     assert store.chain_head().hash == GENESIS
     assert store.verify().ok
-
-
-def test_foreign_sqlite_file_is_refused(tmp_path):
-    path = tmp_path / "other.db"
-    con = sqlite3.connect(path)
-    con.execute("CREATE TABLE customers (id INTEGER)")
-    con.commit()
-    con.close()
-    with pytest.raises(StoreError, match=r"other\.db: not a social-monitor store"):
-        open_store(path)
 
 
 def test_sessions_filters_use_indexes(store):
