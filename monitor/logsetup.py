@@ -21,7 +21,10 @@ import sys
 from collections.abc import Callable
 from importlib.machinery import ModuleSpec
 from types import ModuleType
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO, cast
+
+if TYPE_CHECKING:
+    from importlib.abc import Loader
 
 _configured = False
 
@@ -98,7 +101,7 @@ class _ConfigureOnImport:
         spec = importlib.util.find_spec(name)
         if spec is None or spec.loader is None:
             return spec
-        spec.loader = _ThenLoader(spec.loader, self.then)
+        spec.loader = cast("Loader", _ThenLoader(spec.loader, self.then))  # a Loader by duck typing
         return spec
 
 
