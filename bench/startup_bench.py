@@ -4,7 +4,8 @@
   .venv/bin/python bench/startup_bench.py [--repeat 5] [--baseline /work/main] [--importtime]
 
 Runs `python -m monitor COMMAND` for `--help`, `platforms`, `check-config` (on a copy of
-config/example) and `events` (on an empty store made for the run), alternately with
+config/example), `events` (on an empty store made for the run) and `classify` on the shared
+quic.pcap (a handful of packets: its start-up and first QUIC Initial keys), alternately with
 PYTHONPATH=this checkout and PYTHONPATH=BASELINE (another tree holding a `monitor` package,
 e.g. main's worktree or `git archive main monitor config | tar -x -C /tmp/before`), so both
 see the same machine load. Byte code is cached (one unrecorded warm-up run per command writes
@@ -31,13 +32,19 @@ TARGET = 0.3
 IMPORT_LINE = re.compile(r"import time:\s+(\d+) \|\s+(\d+) \|( *)(\S+)")
 
 
+QUIC_PCAP = ROOT.parent / "shared" / "pcaps" / "quic.pcap"  # a few packets: start-up, QUIC keys
+
+
 def commands(cfg: Path) -> dict[str, list[str]]:
-    return {
+    quick = {
         "--help": ["--help"],
         "platforms": ["platforms", "--config", str(cfg)],
         "check-config": ["check-config", str(cfg)],
         "events (empty store)": ["events", "--config", str(cfg)],
     }
+    if QUIC_PCAP.exists():
+        quick["classify (quic.pcap)"] = ["classify", str(QUIC_PCAP)]
+    return quick
 
 
 def make_workspace(tree: Path, into: Path) -> Path:
@@ -106,7 +113,8 @@ def main() -> int:
                 for label, argv in commands(configs[name]).items():
                     elapsed, _ = run_once(tree, argv)
                     best[(name, label)] = min(best.get((name, label), elapsed), elapsed)
-        print(f"best of {args.repeat}, as a process ({sys.executable}); target {TARGET:.2f} s")
+        print(f"best of {args.repeat}, as a process ({sys.executable}); target {TARGET:.2f} s; "
+              f"load average {os.getloadavg()[0]:.1f} at the end")
         print(f"{'command':<22} {'this':>7} {'baseline':>9} {'ratio':>6}  target")
         failed = 0
         for label in commands(configs["this"]):

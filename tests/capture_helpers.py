@@ -9,7 +9,7 @@ from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 
-from monitor.capture.quic import VERSION_2, client_initial_context
+from monitor.capture.quic import VERSION_2, initial_salt
 from monitor.capture.sensor import Sensor
 from monitor.observation import Observation
 
@@ -72,9 +72,24 @@ def quic_initial(version: int, dcid: bytes, frames: bytes, *, pn: int = 0, pad_t
     header = (bytes([0xC0 | (ptype << 4) | 0x03]) + version.to_bytes(4, "big") + bytes([len(dcid)]) + dcid
               + bytes([len(scid)]) + scid + varint(0) + (0x4000 | (len(payload) + 4 + 16)).to_bytes(2, "big")
               + pn.to_bytes(4, "big"))
-    context = client_initial_context(version, key_dcid or dcid)
-    assert context is not None
-    return context.encrypt_packet(header, payload, pn)
+    return aioquic_initial_keys(version, key_dcid or dcid).encrypt_packet(header, payload, pn)
+
+
+def aioquic_initial_keys(version: int, dcid: bytes):
+    """aioquic's own client Initial keys (its TLS module's HKDF), not monitor.capture.quic's: packets
+    built here check the sensor's key derivation against an independent one."""
+    from aioquic.quic.crypto import INITIAL_CIPHER_SUITE, CryptoContext
+    from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
+
+    salt = initial_salt(version)
+    assert salt is not None
+    algorithm = cipher_suite_hash(INITIAL_CIPHER_SUITE)
+    secret = hkdf_expand_label(algorithm, hkdf_extract(algorithm, salt, dcid), b"client in", b"",
+                               algorithm.digest_size)
+    context = CryptoContext()  # aioquic uses the "quicv2" labels for v2, "quic" for every other version
+    context.setup(cipher_suite=INITIAL_CIPHER_SUITE, secret=secret,
+                  version=VERSION_2 if version == VERSION_2 else 1)
+    return context
 
 
 def tcp_frame(payload: bytes = b"", *, seq: int = 1000, flags: str = "PA", sport: int = 50000,

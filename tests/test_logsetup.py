@@ -70,3 +70,38 @@ def test_stdout_is_looked_up_at_each_write(capsys):
         assert json.loads(capsys.readouterr().out)["message"] == "running"
     finally:
         logsetup.configure(sys.stderr)
+
+
+# `configure()` in a fresh process that has not imported structlog (issue 22: commands that never
+# log must not pay for it); each row: what the process does after configuring, what stderr holds.
+DEFERRED = [
+    ("import structlog; structlog.get_logger('t').info('first', n=1)",
+     [{"message": "first", "level": "info", "n": 1}]),
+    ("import structlog; structlog.get_logger('t').debug('noise')", []),
+    ("logging.getLogger('lib').warning('from %s', 'stdlib')",
+     [{"message": "from stdlib", "level": "warning", "logger": "lib"}]),
+    ("logging.getLogger('lib').warning('w'); import structlog; structlog.get_logger().error('e')",
+     [{"message": "w", "level": "warning"}, {"message": "e", "level": "error"}]),
+    ("logsetup.configure(sys.stderr, logging.DEBUG); import structlog; structlog.get_logger().debug('d')",
+     [{"message": "d", "level": "debug"}]),
+    ("print('structlog' in sys.modules, file=sys.stderr)", "False"),
+]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize(("then", "expected"), DEFERRED,
+                         ids=["structlog-later", "structlog-debug-later", "stdlib-first",
+                              "stdlib-then-structlog", "latest-configure-wins", "never-imported"])
+def test_structlog_is_configured_when_first_imported(then, expected):
+    import subprocess
+
+    code = f"import logging, sys\nfrom monitor import logsetup\nlogsetup.configure(sys.stderr)\n{then}\n"
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert run.returncode == 0, run.stderr
+    if isinstance(expected, str):
+        assert run.stderr.strip() == expected
+        return
+    got = [json.loads(line) for line in run.stderr.splitlines()]
+    assert [{k: line.get(k) for k in want} for line, want in zip(got, expected, strict=False)] == expected
+    assert len(got) == len(expected)
+    assert all("@timestamp" in line for line in got)

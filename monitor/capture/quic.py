@@ -3,7 +3,9 @@
 IETF QUIC (RFC 9000/9001 v1, RFC 9369 v2, drafts 23 to 32) protects Initial
 packets with keys derived from the client's first Destination Connection ID
 and a public, version-specific salt, so any observer can decrypt them. We
-reuse aioquic's AEAD and header protection, and reassemble the CRYPTO stream
+derive those keys (HKDF-SHA256, a few HMACs), use aioquic's AEAD and header
+protection (its C extension: importing aioquic's TLS and connection modules
+would cost `classify` 0.1 s of start-up), and reassemble the CRYPTO stream
 across packets and datagrams (out of order, coalesced, several Initials in
 one datagram) until the ClientHello is complete.
 
@@ -15,12 +17,13 @@ long header. The CHLO is a tag/value map; the server name is the `SNI` tag.
 from __future__ import annotations
 
 import binascii
+import hashlib
+import hmac
 from collections import OrderedDict
 from dataclasses import dataclass, field
 from typing import Final
 
-from aioquic.quic.crypto import INITIAL_CIPHER_SUITE, CryptoContext
-from aioquic.tls import cipher_suite_hash, hkdf_expand_label, hkdf_extract
+from aioquic._crypto import AEAD, HeaderProtection
 
 from monitor.capture.tls import ClientHelloInfo, TLSParseError, parse_client_hello
 
@@ -89,20 +92,42 @@ def read_varint(buf: bytes, pos: int) -> tuple[int, int]:
     return value, pos + size
 
 
-def client_initial_context(version: int, dcid: bytes) -> CryptoContext | None:
-    """Keys that decrypt a client's Initial packets (RFC 9001 section 5.2)."""
+def hkdf_expand_label(secret: bytes, label: bytes, length: int) -> bytes:
+    """TLS 1.3's HKDF-Expand-Label with SHA-256 and no context (RFC 8446 section 7.1), for
+    `length` up to one SHA-256 block (all QUIC Initial keys are)."""
+    full = b"tls13 " + label
+    info = length.to_bytes(2, "big") + bytes([len(full)]) + full + b"\x00"
+    return hmac.digest(secret, info + b"\x01", hashlib.sha256)[:length]
+
+
+@dataclass(frozen=True, slots=True)
+class InitialKeys:
+    """The keys that protect a client's Initial packets: AES-128-GCM and AES-128 header protection."""
+
+    aead: AEAD
+    hp: HeaderProtection
+
+    def decrypt_packet(self, packet: bytes, pn_offset: int) -> tuple[bytes, bytes]:
+        """(plain header, payload) of one protected long-header packet (RFC 9001 section 5.3-5.4).
+
+        The packet number is taken as sent: decoding it against an expected number of 0 (RFC 9000
+        appendix A.3) leaves it unchanged. Raises ValueError on wrong keys or a damaged packet."""
+        plain_header, packet_number = self.hp.remove(packet, pn_offset)
+        return plain_header, self.aead.decrypt(packet[len(plain_header):], plain_header, packet_number)
+
+
+def client_initial_context(version: int, dcid: bytes) -> InitialKeys | None:
+    """Keys that decrypt a client's Initial packets (RFC 9001 section 5.2; RFC 9369 section 3.3.2
+    for v2's labels, which no other version uses)."""
     salt = initial_salt(version)
     if salt is None:
         return None
-    algorithm = cipher_suite_hash(INITIAL_CIPHER_SUITE)
-    secret = hkdf_expand_label(
-        algorithm, hkdf_extract(algorithm, salt, dcid), b"client in", b"", algorithm.digest_size
-    )
-    context = CryptoContext()
-    # aioquic picks the "quicv2" labels for v2 and the "quic" labels for everything else.
-    context.setup(cipher_suite=INITIAL_CIPHER_SUITE, secret=secret,
-                  version=VERSION_2 if version == VERSION_2 else VERSION_1)
-    return context
+    secret = hkdf_expand_label(hmac.digest(salt, dcid, hashlib.sha256), b"client in", 32)
+    prefix = b"quicv2 " if version == VERSION_2 else b"quic "
+    key = hkdf_expand_label(secret, prefix + b"key", 16)
+    iv = hkdf_expand_label(secret, prefix + b"iv", 12)
+    hp = hkdf_expand_label(secret, prefix + b"hp", 16)
+    return InitialKeys(AEAD(b"aes-128-gcm", key, iv), HeaderProtection(b"aes-128-ecb", hp))
 
 
 def crypto_frames(payload: bytes) -> list[tuple[int, bytes]]:
@@ -148,7 +173,7 @@ def crypto_frames(payload: bytes) -> list[tuple[int, bytes]]:
 class CryptoStream:
     """The client's Initial CRYPTO stream of one connection, until the ClientHello is whole."""
 
-    context: CryptoContext | None
+    context: InitialKeys | None
     chunks: dict[int, bytes] = field(default_factory=dict)
     size: int = 0
     last_seen: float = 0.0
@@ -254,7 +279,7 @@ class QuicInitials:
             payload = None
             for context in self._contexts(stream, version, dcid):
                 try:
-                    _header, payload, _pn, _ = context.decrypt_packet(packet, pn_offset - start, 0)
+                    _header, payload = context.decrypt_packet(packet, pn_offset - start)
                     break
                 except Exception:  # wrong keys (a server's Initial) or a damaged packet
                     payload = None
@@ -289,7 +314,7 @@ class QuicInitials:
         if context is not None:
             yield context
 
-    def _new_stream(self, key: tuple, context: CryptoContext | None, now: float) -> CryptoStream:
+    def _new_stream(self, key: tuple, context: InitialKeys | None, now: float) -> CryptoStream:
         if len(self.streams) >= self.max_connections:
             self.streams.popitem(last=False)  # the oldest, in O(1)
             if self._on_evict:

@@ -13,7 +13,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING, TextIO
 from zoneinfo import ZoneInfo
 
-from monitor.commands.central_verify import verify_against_central
 from monitor.commands.config_commands import add_config_argument, load_chosen_config
 from monitor.commands.trust_commands import add_central_argument
 from monitor.config.exportsettings import export_retention_days
@@ -73,6 +72,8 @@ def verify(args: argparse.Namespace) -> int:
     with store:
         result = store.verify()
         if result.ok and central:
+            from monitor.commands.central_verify import verify_against_central
+
             return verify_against_central(store, store_path, central, _config(args), result.summary())
         if result.ok and args.against:
             return _verify_against(store, store_path, args.against, args.public_key, result.summary())

@@ -101,4 +101,4 @@ class Strict(BaseModel):
     """Unknown keys are errors (a misspelt key must not switch a rule off); values are frozen and
     strict: a boolean is never a number, a number never a string (see `parse_clock`)."""
 
-    model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, strict=True, defer_build=True)

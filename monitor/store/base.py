@@ -50,7 +50,7 @@ import abc
 import contextlib
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from monitor.errors import UserError
 from monitor.observation import AccessEvent
@@ -58,7 +58,9 @@ from monitor.store.chain import ChainHead, Record
 from monitor.store.filter import EVERY_SESSION, SessionFilter
 from monitor.store.holds import Hold
 from monitor.store.sessions import Session, SessionMerger
-from monitor.store.signing import SignedHead
+
+if TYPE_CHECKING:  # signing pulls in cryptography and structlog: readers of the interface need neither
+    from monitor.store.signing import SignedHead
 
 T = TypeVar("T")
 
