@@ -141,19 +141,8 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
             signed_head=signed.to_dict() if signed else None,
             public_key=public_key_text(signing_key.public_key()) if signing_key is not None else None,
             evidence_records=proved, devices=sorted(devices), staff=sorted(owners))))
+        manifest.update(case_manifest(config, request, devices, owners, n, flagged))
         manifest.update({
-            "case": request.case,
-            "scope": {request.scope: request.target},
-            "period": {"from": request.first_day.isoformat() if request.first_day else None,
-                       "to": request.last_day.isoformat() if request.last_day else None,
-                       "timezone": config.trust.timezone},
-            "identified": True,
-            "pseudonymised": False,
-            "reason": request.reason,
-            "devices": sorted(devices),
-            "staff": sorted(owners),
-            "sessions": n,
-            "flagged": flagged,
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": export_log_head,
             "signed_head": signed.to_dict() if signed else None,
@@ -184,6 +173,25 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)
 
 
+def case_manifest(config: Config, request: InvestigationRequest, devices: set[str], owners: set[str], n: int,
+                  flagged: int) -> dict[str, Any]:
+    """What every investigation's manifest says of its case, from a gateway's store or the central one."""
+    return {
+        "case": request.case,
+        "scope": {request.scope: request.target},
+        "period": {"from": request.first_day.isoformat() if request.first_day else None,
+                   "to": request.last_day.isoformat() if request.last_day else None,
+                   "timezone": config.trust.timezone},
+        "identified": True,
+        "pseudonymised": False,
+        "reason": request.reason,
+        "devices": sorted(devices),
+        "staff": sorted(owners),
+        "sessions": n,
+        "flagged": flagged,
+    }
+
+
 def _period(request: InvestigationRequest) -> str:
     return f"from {request.first_day} to {request.last_day}" if request.first_day else \
         "the whole history still stored"
@@ -210,4 +218,4 @@ def _readme(config: Config, request: InvestigationRequest, n: int, head_id: int)
     )
 
 
-__all__ = ["InvestigationRequest", "checked", "run_investigation", "scope_filter"]
+__all__ = ["InvestigationRequest", "case_manifest", "checked", "run_investigation", "scope_filter"]

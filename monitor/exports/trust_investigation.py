@@ -24,7 +24,7 @@ import structlog
 from monitor.config.loader import Config
 from monitor.exports.encode import write_sessions
 from monitor.exports.evidence import EVIDENCE, write_gateway_evidence
-from monitor.exports.investigation import InvestigationRequest, checked, scope_filter
+from monitor.exports.investigation import InvestigationRequest, case_manifest, checked, scope_filter
 from monitor.exports.log import LogEntry, append, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
 from monitor.exports.sealed import ExportWriter, base_manifest
@@ -65,19 +65,8 @@ def run_trust_investigation(config: Config, reader: CentralReader, request: Inve
                               "`social-monitor central verify`; nothing was exported")
         writer.add_text("README.txt", _readme(config, request, n, sources))
         manifest = base_manifest(config, "investigation", user, now)
+        manifest.update(case_manifest(config, request, devices, owners, n, flagged))
         manifest.update({
-            "case": request.case,
-            "scope": {request.scope: request.target},
-            "period": {"from": request.first_day.isoformat() if request.first_day else None,
-                       "to": request.last_day.isoformat() if request.last_day else None,
-                       "timezone": config.trust.timezone},
-            "identified": True,
-            "pseudonymised": False,
-            "reason": request.reason,
-            "devices": sorted(devices),
-            "staff": sorted(owners),
-            "sessions": n,
-            "flagged": flagged,
             "reviews": {"reviewed": columns.reviewed, "open": columns.open},
             "gateways_in_sessions": sorted(gateways),
             "central": {"store": reader.where, "gateways": reader.gateways},

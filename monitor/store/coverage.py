@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from monitor.store import transactions
-from monitor.store.chain import GENESIS, PURGE_SESSION, body_digest, record_hash
+from monitor.store.entries import append_entry
 from monitor.store.sessions import canonical_json
 
 COVERAGE_PREFIX = '{"coverage":'  # canonical JSON of a coverage body begins so (its only key)
@@ -97,21 +97,7 @@ def coverage_body(interval: Interval) -> str:
 
 def append(con: Any, interval: Interval, now: float) -> int:
     """Append an interval at the chain's head, inside the caller's write transaction; returns its id."""
-    row = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone()
-    if row is None:
-        cp = con.execute("SELECT through_record, hash FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone()
-        row = cp if cp is not None else (0, GENESIS)
-    rid, prev = int(row[0]) + 1, row[1]
-    body = coverage_body(interval)
-    digest = body_digest(body)
-    recorded_at = round(now, 6)
-    con.execute(
-        "INSERT INTO records (id, session_id, version, recorded_at, body, body_sha256, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (rid, PURGE_SESSION, 1, recorded_at, body, digest, prev,
-         record_hash(rid, PURGE_SESSION, 1, recorded_at, digest, prev)),
-    )
-    return rid
+    return append_entry(con, coverage_body(interval), now).record_id
 
 
 def append_to_file(path: str | Path, interval: Interval, now: float) -> int:

@@ -21,7 +21,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from monitor.errors import UserError
-from monitor.store.chain import PURGE_SESSION, ChainHead, body_digest, record_hash
+from monitor.store.chain import PURGE_SESSION, ChainHead
+from monitor.store.entries import append_entry
 from monitor.store.sessions import canonical_json
 
 SCOPES = ("device", "staff")
@@ -111,22 +112,6 @@ def held_clause(holds: list[Hold]) -> tuple[str, list[Any]]:
     return "(" + " OR ".join(parts) + ")", [h.target for h in holds]
 
 
-def append_note(con: Any, body: str, start: ChainHead, now: float) -> int:
-    """Append a record of session 0 (a purge, a hold) at the chain's head, inside the caller's
-    write transaction; returns its id."""
-    row = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone()
-    rid, prev = (row[0] + 1, row[1]) if row else (start.record_id + 1, start.hash)
-    digest = body_digest(body)
-    recorded_at = round(now, 6)
-    con.execute(
-        "INSERT INTO records (id, session_id, version, recorded_at, body, body_sha256, prev_hash, hash) "
-        "VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-        (rid, PURGE_SESSION, 1, recorded_at, body, digest, prev,
-         record_hash(rid, PURGE_SESSION, 1, recorded_at, digest, prev)),
-    )
-    return int(rid)
-
-
 def place(con: Any, start: ChainHead, now: float, *, case: str, scope: str, target: str, reason: str,
           by: str) -> Hold:
     """Place a hold (inside the caller's write transaction); the same case on the same target twice is
@@ -139,7 +124,7 @@ def place(con: Any, start: ChainHead, now: float, *, case: str, scope: str, targ
     for h in open_holds(con):
         if (h.case, h.scope, h.target) == (case, scope, target):
             raise HoldError(f"case {case} already holds {scope} {target} (since record {h.record_id})")
-    rid = append_note(con, hold_body("place", case, reason, by, scope, target), start, now)
+    rid = append_entry(con, hold_body("place", case, reason, by, scope, target), now).record_id
     return Hold(case, scope, target, reason, by, round(now, 6), rid)
 
 
@@ -149,7 +134,7 @@ def release(con: Any, start: ChainHead, now: float, *, case: str, reason: str, b
     if not held:
         known = sorted({h.case for h in open_holds(con)})
         raise HoldError(f"--case {case}: no open hold has that case (open: {', '.join(known) or 'none'})")
-    append_note(con, hold_body("release", case, reason, by), start, now)
+    append_entry(con, hold_body("release", case, reason, by), now)
     return held
 
 
@@ -159,5 +144,5 @@ def count_held(con: Any, hold: Hold) -> int:
     return int(con.execute(f"SELECT count(*) FROM sessions WHERE {clause}", params).fetchone()[0])
 
 
-__all__ = ["CASE_RE", "SCOPES", "Hold", "HoldError", "append_note", "check_case", "check_reason",
+__all__ = ["CASE_RE", "SCOPES", "Hold", "HoldError", "check_case", "check_reason",
            "count_held", "held_clause", "hold_body", "open_holds", "place", "read_holds", "release"]

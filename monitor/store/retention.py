@@ -39,7 +39,8 @@ from monitor.store import coverage, reviews
 from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
 from monitor.store.chain import PURGE_SESSION, ChainHead, follow, purge_body
-from monitor.store.holds import append_note, held_clause, open_holds
+from monitor.store.entries import append_entry
+from monitor.store.holds import held_clause, open_holds
 from monitor.store.integrity import RECORD_COLUMNS
 
 log = structlog.get_logger("monitor.store.retention")
@@ -78,7 +79,7 @@ def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: s
     held = {case: n for case, n in held.items() if n}
     # a review goes with its session; coverage intervals with their time's sessions: the purge names both
     entries = reviews.of_sessions(con, ids) + coverage.due_ids(con, cutoff, acked)
-    purge_record = (append_note(con, purge_body(cutoff, ids, entries, held), start, now)
+    purge_record = (append_entry(con, purge_body(cutoff, ids, entries, held), now).record_id
                     if ids or held or entries else None)
     con.execute(f"UPDATE records SET body = NULL WHERE body IS NOT NULL AND session_id IN ({doomed})", args)
     reviews.blank(con, entries)  # the entries of session 0 it names: reviews and coverage intervals

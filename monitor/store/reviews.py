@@ -25,7 +25,8 @@ from typing import Any
 import structlog
 
 from monitor.errors import UserError
-from monitor.store.chain import GENESIS, PURGE_SESSION, body_digest, purged_entries, record_hash
+from monitor.store.chain import PURGE_SESSION, purged_entries
+from monitor.store.entries import append_entry, chain_tip
 from monitor.store.transactions import own_connection
 
 log = structlog.get_logger("monitor.store.reviews")
@@ -188,19 +189,10 @@ def append_review(
             raise ReviewError(f"session {session_id} is not flagged (no clause 4.3 flag, or exempt under "
                               "4.1): only flagged sessions are reviewed; nothing was recorded")
         previous = latest(r for r in read_reviews(con) if r.session_id == session_id).get(session_id)
-        head = con.execute("SELECT id, hash FROM records ORDER BY id DESC LIMIT 1").fetchone() or \
-            con.execute("SELECT through_record, hash FROM checkpoints ORDER BY id DESC LIMIT 1").fetchone() \
-            or (0, GENESIS)
-        rid, prev = int(head[0]) + 1, head[1]
-        recorded_at = round(now, 6)
-        review = Review(rid, recorded_at, session_id, int(version), int(session_record), outcome, note,
+        rid = chain_tip(con).record_id + 1
+        review = Review(rid, round(now, 6), session_id, int(version), int(session_record), outcome, note,
                         reason, by, os_user, previous.record_id if previous else None)
-        body = canonical(review.body())
-        digest = body_digest(body)
-        hashed = record_hash(rid, PURGE_SESSION, 1, recorded_at, digest, prev)
-        con.execute("INSERT INTO records (id, session_id, version, recorded_at, body, body_sha256, "
-                    "prev_hash, hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
-                    (rid, PURGE_SESSION, 1, recorded_at, body, digest, prev, hashed))
+        hashed = append_entry(con, canonical(review.body()), now).hash
         if before_commit is not None:
             before_commit(review, ReviewedSession(session_id, owner, device, school), hashed)
     log.info("session_reviewed", store=str(path), session=session_id, record=rid, outcome=outcome)
