@@ -34,7 +34,7 @@ from monitor.capture.packets import (
     TCP_SYN,
 )
 from monitor.capture.sensor import OVPN_TCP, SPECIAL_PORTS, Sensor
-from monitor.capture.sources import CHUNK, MAX_RECORD, PCAP_MAGICS, ReadStats
+from monitor.capture.sources import CHUNK, MAX_RECORD, ReadStats, pcap_header
 from monitor.capture.tunnels import UDP_TUNNEL_PORTS
 
 # First payload bytes of a TCP segment `feed` looks further at: a TLS record (0x16), and the
@@ -70,12 +70,10 @@ def feed_pcap(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
 
 def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
           progress: Callable[[int], None] | None) -> None:
-    order, tick = PCAP_MAGICS[magic]
-    header = f.read(20)
-    if len(header) < 20:
-        stats.truncated = True
+    opened = pcap_header(f, magic, stats)
+    if opened is None:
         return
-    linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+    order, tick, linktype = opened
     ethernet = linktype == LINKTYPE_ETHERNET
     record = struct.Struct(order + "III4x").unpack_from  # seconds, fraction, captured length
     max_record = MAX_RECORD

@@ -74,15 +74,24 @@ def read_frames(path: str | Path, stats: ReadStats | None = None) -> Iterator[Fr
     return _pcapng(f, stats) if magic == PCAPNG_SHB else _pcap(f, magic, stats)
 
 
+def pcap_header(f: BinaryIO, magic: bytes, stats: ReadStats) -> tuple[str, float, int] | None:
+    """A classic pcap's byte order, timestamp unit and link type, read after its magic; None (and
+    `stats.truncated`) when the file ends inside its header."""
+    order, tick = PCAP_MAGICS[magic]
+    header = f.read(20)
+    if len(header) < 20:
+        stats.truncated = True
+        return None
+    return order, tick, struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+
+
 def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:
     """Records parsed from 4 MB reads: one struct call and one slice per packet, no read call."""
     try:
-        order, tick = PCAP_MAGICS[magic]
-        header = f.read(20)
-        if len(header) < 20:
-            stats.truncated = True
+        opened = pcap_header(f, magic, stats)
+        if opened is None:
             return
-        linktype = struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+        order, tick, linktype = opened
         unpack = struct.Struct(order + "IIII").unpack_from
         buf = b""
         pos = 0

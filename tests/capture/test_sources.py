@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import io
+import struct
+
 import pytest
 from scapy.layers.inet import IP, UDP
 from scapy.layers.l2 import Ether
 from scapy.utils import PcapNgWriter, wrpcap
 
-from monitor.capture.sources import ReadStats, read_frames
+from monitor.capture.sources import ReadStats, pcap_header, read_frames
 from monitor.errors import UserError
 from tests.pcapgen import dns_query_frame, write_pcapng
 
@@ -150,3 +153,15 @@ def test_daemon_reads_the_file_after_one_with_bad_times(tmp_path, write_config, 
             if process.poll() is None:
                 process.kill()
     assert read > 0
+
+
+@pytest.mark.parametrize(("magic", "header", "expected"), [
+    (b"\xd4\xc3\xb2\xa1", struct.pack("<HHiIII", 2, 4, 0, 0, 65535, 1), ("<", 1e-6, 1)),
+    (b"\xa1\xb2\xc3\xd4", struct.pack(">HHiIII", 2, 4, 0, 0, 65535, 113), (">", 1e-6, 113)),
+    (b"\x4d\x3c\xb2\xa1", struct.pack("<HHiIII", 2, 4, 0, 0, 65535, 0x1000_0001), ("<", 1e-9, 1)),  # FCS bits
+    (b"\xd4\xc3\xb2\xa1", b"\x02\x00\x04\x00", None),  # the file ends inside its header
+])
+def test_pcap_header(magic, header, expected):
+    stats = ReadStats()
+    assert pcap_header(io.BytesIO(header), magic, stats) == expected
+    assert stats.truncated is (expected is None)
