@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import httpx
 import pytest
@@ -58,6 +59,9 @@ class Gateway:
         outside = f"smo{len(self.outer)}{self.tag}"
         ip("link", "add", outside, "type", "veth", "peer", "name", inside, "netns", self.ns)
         self.outer.append(outside)
+        # no IPv6 on either end: no router solicitations or MLD reports counted as captured packets
+        Path(f"/proc/sys/net/ipv6/conf/{outside}/disable_ipv6").write_text("1")
+        ip("netns", "exec", self.ns, "sh", "-c", f"echo 1 > /proc/sys/net/ipv6/conf/{inside}/disable_ipv6")
         ip("link", "set", outside, "up")
         ip("-n", self.ns, "link", "set", inside, "up")
         if address:

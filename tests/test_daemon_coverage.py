@@ -81,19 +81,22 @@ def flood(outside: str, frames: int) -> None:
             out.send(dns_query_frame(CLIENT, "192.0.2.53", 20000 + k % 20000, f"x{k}.example.org"))
 
 
+WATCHED = ("social_monitor_kernel", "social_monitor_obscured", "social_monitor_packets")
+
+
 def settled(daemon: GatewayDaemon) -> dict[tuple, float]:
     """Scrape until two scrapes a stats period apart agree (the capture publishes counts every 10 s)."""
     before = daemon.scrape()
-    deadline = time.monotonic() + 60
+    deadline = time.monotonic() + 90
+    moving: list[tuple] = []
     while time.monotonic() < deadline:
         time.sleep(11)
         after = daemon.scrape()
-        if after == before or all(after.get(k) == v for k, v in before.items()
-                                  if k[0].startswith(("social_monitor_kernel", "social_monitor_obscured",
-                                                      "social_monitor_packets"))):
+        if all(after.get(k) == v for k, v in before.items() if k[0].startswith(WATCHED)):
             return after
+        moving = sorted(k for k, v in before.items() if after.get(k) != v and k[0].startswith(WATCHED))
         before = after
-    raise AssertionError("the counters never settled")
+    raise AssertionError(f"the counters never settled; still moving: {moving}")
 
 
 @needs_netns
