@@ -16,7 +16,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Final
 
-from monitor.capture import bypass, dhcp, dns, http, quic, tls
+from monitor.capture import bypass, dhcp, dns, http, quic, server_cert, tls
 from monitor.capture.counters import CaptureCounters, PlainCounters
 from monitor.capture.emit import observation_key, observation_of
 from monitor.capture.error_labels import parser_meant
@@ -79,6 +79,7 @@ class Sensor:
     ):
         self.on_observation = on_observation
         self.bypass = bypass_catalog if bypass_catalog is not None else bypass.default_catalog()
+        self.nameless = server_cert.NamelessHellos()  # hellos with no name: their server's certificate
         # strict: let an unexpected exception out instead of counting it (fuzz tests use this
         # to tell a parser bug from a counted malformed packet).
         self.strict = strict
@@ -224,8 +225,11 @@ class Sensor:
         if pending is None:  # the first segment seen of a connection: read it as it is
             data = frame[d[5] : d[6]]
             if data[0] == tls.CONTENT_HANDSHAKE:
-                if len(data) > 5 and data[5] != tls.HANDSHAKE_CLIENT_HELLO:
-                    return  # a ServerHello or other handshake: nothing to read, and not an error
+                if len(data) > 5 and data[5] != tls.HANDSHAKE_CLIENT_HELLO:  # a ServerHello...: not an error
+                    kind = self.nameless.server_kind(d, data, self.bypass) if self.nameless else None
+                    if kind is not None:
+                        self._emit(ts, frame, d, False, "tcp", "tls", "", obscured_by=kind)
+                    return
                 self._tls(ts, frame, d, key, None, data, tls.HelloReader())
             else:
                 self._http(ts, frame, d, key, None, data, None)
@@ -396,6 +400,8 @@ class Sensor:
             self._emit(ts, frame, d, True, transport, protocol, info.server_name or "", obscured_by=kind,
                        obscured=info.encrypted)
         if info.encrypted or not info.server_name:
+            if not info.server_name and transport == "tcp":
+                self.nameless.note(d)
             # No readable real name: fall back to what DNS said this server address is.
             name = self.dns_answers.name_for(d[2], ts)
             if name and name != info.server_name:
