@@ -255,7 +255,7 @@ def sense(args: argparse.Namespace) -> int:
     finally:
         done = live.complete()
         print(f"social-monitor sense: identified live stream completed as export {done.seq}: "
-              f"{done.extra['rows']} rows naming {done.extra["people"]} staff and "
+              f"{done.extra['rows']} rows naming {done.extra['people']} staff and "
               f"{done.extra['devices']} devices", file=sys.stderr, flush=True)
     return 0
 
