@@ -200,12 +200,20 @@ def sense(args: argparse.Namespace) -> int:
     from monitor.capture.live import InterfaceState, LiveCapture
     from monitor.capture.ring import RingSize
     from monitor.capture.sensor import Sensor
+    from monitor.exports.live_tagged import LiveStream, check_live
 
+    reason = check_live(args.identified, args.reason, args.config)  # before anything is captured
     config = _given_config(args.config)
     interfaces_named = args.interface or (config.model.capture.interfaces if config else [])
     if not interfaces_named:
         raise UserError("sense: name at least one --interface (or capture.interfaces in the config)")
-    row, tagger = _row_maker(config)
+    live = None
+    if config is not None and reason is not None:  # identified: logged at start and at stop
+        live = LiveStream(config, list(interfaces_named), reason,
+                          f"stdout (sense --config --identified --format {args.format})")
+        row, tagger = live.row_maker()
+    else:
+        row, tagger = _row_maker(config)
     writer = _Writer(args.format, sys.stdout)
 
     def write(obs: Observation) -> None:
@@ -236,7 +244,19 @@ def sense(args: argparse.Namespace) -> int:
           file=sys.stderr, flush=True)
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: capture.request_stop())
-    capture.run()
+    if live is None:
+        capture.run()
+        return 0
+    started = live.start()  # before the first row
+    print(f"social-monitor sense: identified live stream logged as export {started.seq}; completed "
+          "in the export log when it stops", file=sys.stderr, flush=True)
+    try:
+        capture.run()
+    finally:
+        done = live.complete()
+        print(f"social-monitor sense: identified live stream completed as export {done.seq}: "
+              f"{done.extra['rows']} rows naming {done.extra['people']} staff and "
+              f"{done.extra['devices']} devices", file=sys.stderr, flush=True)
     return 0
 
 
@@ -262,4 +282,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     s.add_argument("--ring-mb", type=int, default=64,
                    help="size of each interface's ring in MiB (kernel memory, held while capturing)")
     s.add_argument("--stats-interval", type=float, default=10.0, help="seconds between counter lines")
+    s.add_argument("--identified", action="store_true", help="with --config: asset tags and staff ids "
+                   "instead of aliases (needs --reason; logged in the export log at start and at stop)")
+    s.add_argument("--reason", help="why names are needed; recorded in the export log")
     s.set_defaults(func=_unwrap_sink_errors(sense))

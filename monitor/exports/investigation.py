@@ -9,7 +9,10 @@ name), so it needs a reason and a case reference, and it is entered in the
 export log as kind "investigation" with the case, the scope, and the staff ids
 and devices it names (what a subject access request lists as recipients).
 
-Beside sessions.csv and sessions.jsonl it carries evidence.jsonl
+sessions.csv and sessions.jsonl carry each session's current review in the
+`social.review.*` columns the school export has (`monitor.exports.reviews`), note and
+reason included: the same review report.html shows, so an investigator working from
+the CSV sees what was already decided about each flag. Beside them it carries evidence.jsonl
 (`monitor.exports.evidence`): the chain record behind each session, so the
 records can be shown unaltered; the manifest holds the snapshot's chain head,
 signed with the gateway's key, and `verify-export` checks all of it.
@@ -125,7 +128,9 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
 
     writer = ExportWriter(request.out)
     try:
-        n = write_sessions(writer, store.sessions(where), observe=observe, tz=tz)
+        # the report's review cells are the CSV's too: one current review per session, as the report shows it
+        columns = report.review_cells
+        n = write_sessions(writer, store.sessions(where), observe=observe, extra=columns, tz=tz)
         with writer.open_text(EVIDENCE) as fh:
             proved = write_evidence(fh, store.evidence(where))
         if proved != n:  # one snapshot: a difference means the store does not hold what it lists
@@ -143,6 +148,7 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
             evidence_records=proved, devices=sorted(devices), staff=sorted(owners))))
         manifest.update(case_manifest(config, request, devices, owners, n, flagged))
         manifest.update({
+            "reviews": {"reviewed": columns.reviewed, "open": columns.open},
             "chain_head": {"record_id": head.record_id, "hash": head.hash},
             "export_log_head": export_log_head,
             "signed_head": signed.to_dict() if signed else None,
@@ -207,7 +213,8 @@ def _readme(config: Config, request: InvestigationRequest, n: int, head_id: int)
         f"Reason given: {request.reason}\n\n"
         "report.html: the investigator's report (the case, the sessions in local time with minutes, flags,\n"
         "reviews, and the proof below), for any browser, offline.\n"
-        "sessions.csv / sessions.jsonl: the sessions, identified (asset tags, staff ids, session ids).\n"
+        "sessions.csv / sessions.jsonl: the sessions, identified (asset tags, staff ids, session ids), each\n"
+        "flagged one with its current review (social.review.*: outcome, when, by, note, reason) or 'open'.\n"
         f"{EVIDENCE}: the hash-chain record of each session's latest version, as the store holds it.\n"
         f"manifest.json: the SHA-256 of each file, the store's chain head at export (record {head_id}),\n"
         "signed with the gateway's key.\n\n"

@@ -171,14 +171,17 @@ class Disclosures:
 def disclosures(log_path: str | Path, forms: IdentityForms, entries: Iterable[LogEntry] | None = None
                 ) -> Disclosures:
     """Every export, listing or investigation in the log that included the person (their SARs are not
-    disclosures to anyone else)."""
-    if entries is None:
-        entries = read_log(log_path).entries
+    disclosures to anyone else).
+
+    A live stream's first entry is read through the entry that completes it (`monitor.exports.live_tagged`);
+    one never completed (the stream was killed) did not record whom it held."""
+    entries = read_log(log_path).entries if entries is None else list(entries)
+    completed = {e.extra["completes"] for e in entries if isinstance(e.extra.get("completes"), int)}
     mine = subject_tokens(log_path, forms)
     found: list[LogEntry] = []
     unrecorded = 0
     for e in entries:
-        if e.kind not in DISCLOSING_KINDS:
+        if e.kind not in DISCLOSING_KINDS or e.seq in completed:
             continue
         included = e.extra.get("included")
         if included is None:

@@ -216,3 +216,84 @@ def test_classify_without_config_is_unchanged_by_naming(capture, capsys):
     assert main(["classify", str(capture)]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert "host.id" not in row and "user.id" not in row and row["source.mac"] == "00:11:22:33:44:55"
+
+
+@pytest.mark.parametrize(("argv", "message"), [
+    (["--identified", "--reason", "case 7"], "sense --identified names the devices and people the config's"),
+    (["--config", "{config}", "--identified"], "sense --identified prints asset tags and staff ids as they"),
+    (["--config", "{config}", "--identified", "--reason", "  "], "needs --reason TEXT"),
+], ids=["no-config", "no-reason", "blank-reason"])
+def test_sense_identified_is_refused_without_a_reason_before_capturing(tmp_path, capsys, example_data,
+                                                                       write_config, argv, message):
+    """Refused before any interface is opened (this runs without CAP_NET_RAW), nothing logged."""
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    argv = [str(config) if a == "{config}" else a for a in argv]
+    assert main(["sense", "-i", "lo", *argv]) == 1
+    captured = capsys.readouterr()
+    assert captured.out == "" and message in captured.err
+    assert not (tmp_path / "store.db.exports.jsonl").exists()
+
+
+def _dns_query(name: str) -> bytes:
+    from scapy.layers.dns import DNS, DNSQR
+
+    return bytes(DNS(id=7, rd=1, qd=DNSQR(qname=name)))
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(os.geteuid() != 0, reason="live capture needs CAP_NET_RAW")
+def test_sense_identified_is_logged_at_start_and_completed_at_stop(tmp_path, example_data, write_config):
+    """`sense --config --identified --reason` on lo: the start is in the export log before the first row;
+    SIGTERM completes it with the rows printed and whom they named (the example inventory's loopback
+    laptop DEMO-0001 of S9001), and a SAR for S9001 lists it."""
+    import selectors
+    import socket
+
+    from monitor.exports.log import read_log
+    from monitor.exports.subjects import IdentityForms, disclosures
+
+    example_data["store"]["path"] = str(tmp_path / "store.db")
+    config = write_config(example_data)
+    log = tmp_path / "store.db.exports.jsonl"
+    process = subprocess.Popen([sys.executable, "-m", "monitor", "sense", "--config", str(config), "-i", "lo",
+                                "--identified", "--reason", "INV-7: loopback demo"],
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    rows: list[str] = []
+    try:
+        err: list[str] = []
+        deadline = time.monotonic() + 30
+        while not any("logged as export" in line for line in err) and time.monotonic() < deadline:
+            line = process.stderr.readline() if process.stderr else ""
+            if not line:
+                break
+            err.append(line)
+        assert any("identified live stream logged as export 1" in line for line in err), err
+        [started] = read_log(log).entries  # before any row
+        assert started.extra["live"] == "started" and "included" not in started.extra
+        sender = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+        watch = selectors.DefaultSelector()
+        assert process.stdout is not None
+        watch.register(process.stdout, selectors.EVENT_READ)
+        deadline = time.monotonic() + 30
+        n = 0
+        while len(rows) < 3 and time.monotonic() < deadline:  # the ring may take a moment to see lo
+            sender.sendto(_dns_query(f"www{n}.facebook.com"), ("127.0.0.1", 53))  # a new name: a new row
+            n += 1
+            if watch.select(timeout=0.5):
+                rows.append(process.stdout.readline())
+        sender.close()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        out, tail = process.communicate(timeout=30)
+    rows += [line for line in out.splitlines() if line.strip()]
+    assert process.returncode == 0, tail
+    assert rows and all(json.loads(r)["user.id"] == "S9001" for r in rows), tail
+    started, done = read_log(log).entries
+    assert (done.extra["live"], done.extra["completes"], done.extra["rows"]) == ("completed", started.seq,
+                                                                               len(rows))
+    assert (done.extra["people"], done.extra["interfaces"], done.reason) == (1, ["lo"],
+                                                                            "INV-7: loopback demo")
+    assert f"completed as export {done.seq}: {len(rows)} rows naming 1 staff and 0 devices" in tail
+    sar = disclosures(log, IdentityForms("S9001", names={"s9001"}))
+    assert ([e.seq for e in sar.entries], sar.unrecorded) == ([done.seq], 0)

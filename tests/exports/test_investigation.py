@@ -12,7 +12,9 @@ from monitor.exports.evidence import EVIDENCE
 from monitor.exports.investigation import InvestigationRequest, run_investigation
 from monitor.exports.log import read_log
 from monitor.exports.request import ExportError
+from monitor.exports.reviews import COLUMNS
 from monitor.exports.verify import verify_export
+from monitor.store.reviews import append_review
 from monitor.store.signing import load_or_create_key
 from monitor.store.sqlite import open_store
 from tests.store_helpers import T0, event
@@ -71,6 +73,73 @@ def test_only_the_scope_is_exported_identified(example_config, store, tmp_path, 
     ok, lines = verify_export(result.out, log_path=tmp_path / "log.jsonl")
     assert ok, lines
     assert any(line.startswith(f"{EVIDENCE}: {len(expected)} chain records") for line in lines)
+
+
+# OAK-0009's three sessions: flagged and reviewed twice, flagged and never reviewed, not flagged
+REVIEWED, OPEN, UNFLAGGED = 0, 1, 2
+
+
+@pytest.fixture
+def reviewed(example_config, tmp_path):
+    """An investigation of OAK-0009 after its first session was reviewed twice (the second supersedes)."""
+    path = tmp_path / "reviewed.db"
+    s = open_store(path)
+    for day, flags in ((0, None), (1, None), (2, ())):
+        kw = {} if flags is None else {"flags": flags}
+        s.write([event(T0 + day * DAY, device="OAK-0009", owner="S9", **kw)])
+    ids = [x.id for x in sorted(s.sessions(), key=lambda x: x.first_seen)]
+    append_review(path, ids[REVIEWED], "personal use: spoken to", "first look", "weekly review", "Mrs Patel",
+                  "dpo", T0 + 5 * DAY)
+    append_review(path, ids[REVIEWED], "teaching use", "a lesson on, it turned out", "second look",
+                  "Mr Okafor", "head", T0 + 6 * DAY)
+    try:
+        yield investigate(example_config, s, tmp_path, "device", "OAK-0009"), ids
+    finally:
+        s.close()
+
+
+def csv_rows(out: Path) -> list[dict[str, str]]:
+    import csv
+
+    with (out / "sessions.csv").open(newline="") as fh:
+        return list(csv.DictReader(fh))
+
+
+@pytest.mark.parametrize(
+    ("row", "column", "value"),
+    [
+        (REVIEWED, "social.review.status", "reviewed"),
+        (REVIEWED, "social.review.outcome", "teaching use"),  # the latest review, not the superseded one
+        (REVIEWED, "social.review.by", "Mr Okafor"),
+        (REVIEWED, "social.review.os_user", "head"),
+        (REVIEWED, "social.review.reviewed_at", "2026-09-27T14:13:20Z"),
+        (REVIEWED, "social.review.version", 1),
+        (REVIEWED, "social.review.note", "a lesson on, it turned out"),  # identified: never withheld
+        (REVIEWED, "social.review.reason", "second look"),
+        (OPEN, "social.review.status", "open"),
+        (OPEN, "social.review.outcome", None),
+        (OPEN, "social.review.by", None),
+        (UNFLAGGED, "social.review.status", None),
+        (UNFLAGGED, "social.review.note", None),
+    ],
+    ids=["status", "latest-outcome", "by", "os-user", "when-utc", "version", "note", "reason",
+         "open-status", "open-no-outcome", "open-no-reviewer", "unflagged-empty", "unflagged-no-note"],
+)
+def test_each_session_carries_its_current_review(reviewed, row, column, value):
+    result, _ = reviewed
+    jsonl = sorted(exported(result.out), key=lambda r: r["event.start"])[row]
+    csv_row = sorted(csv_rows(result.out), key=lambda r: r["event.start"])[row]
+    assert jsonl[column] == value
+    assert csv_row[column] == ("" if value is None else str(value))
+
+
+def test_review_columns_follow_the_ecs_ones_and_are_counted(reviewed):
+    result, _ = reviewed
+    with (result.out / "sessions.csv").open() as fh:
+        header = fh.readline().rstrip("\n").split(",")
+    assert tuple(header[-len(COLUMNS):]) == COLUMNS
+    assert result.manifest["reviews"] == {"reviewed": 1, "open": 1}
+    assert "current review" in (result.out / "README.txt").read_text()
 
 
 def test_evidence_holds_the_stores_own_records(example_config, store, tmp_path):

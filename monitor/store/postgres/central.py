@@ -11,9 +11,10 @@ whole central chain again with the same pure code the gateway uses
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import re
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -47,6 +48,8 @@ _WORK_MEM = "SET LOCAL work_mem = '64MB'"
 # the cursor the first left, after it, and sends only what follows (cheaper than ON CONFLICT per row)
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('social_monitor_ship'), hashtext(%s))"
 _DAY = 86400.0
+# records walked per round trip: a batch of a gateway's chain is all a walk holds (a few MB), however long
+CHAIN_BATCH = 5000
 
 
 @dataclass(frozen=True, slots=True)
@@ -102,6 +105,8 @@ class CentralStore:
         else:
             self.con = psycopg.connect(**params, autocommit=True)
         self._months: set[str] = set()  # partitions known to exist
+        self._walks = itertools.count(1)  # names of server-side cursors, one per walk of a chain
+        self.chain_batch = CHAIN_BATCH
 
     def close(self) -> None:
         self.con.close()
@@ -196,11 +201,24 @@ class CentralStore:
         """The gateway's last head accepted, and the registered key it is to be checked with."""
         return heads.latest_head(self.con, gateway_id)
 
-    def records(self, gateway_id: str, after: int = 0) -> Iterable[Record]:
-        cur = self.con.cursor()
-        cur.execute(CHAIN_SQL, (gateway_id, after))  # with held copies and dropped months' tombstones
-        while batch := cur.fetchmany(5000):
-            yield from batch
+    def records(self, gateway_id: str, after: int = 0) -> Iterator[Record]:
+        """The gateway's central chain after record `after`, in order, with held copies and dropped
+        months' tombstones: streamed through a server-side cursor, `chain_batch` records per round trip.
+
+        A client-side cursor would hold the whole result (millions of records for a gateway) in memory
+        before the first was walked. The cursor lives in a transaction: the caller's if it has one (one
+        snapshot for all it reads), else one of its own, open until the chain is read or left."""
+        if self.con.info.transaction_status == psycopg.pq.TransactionStatus.INTRANS:
+            yield from self._stream(gateway_id, after)
+            return
+        with self.con.transaction():
+            yield from self._stream(gateway_id, after)
+
+    def _stream(self, gateway_id: str, after: int) -> Iterator[Record]:
+        with self.con.cursor(name=f"social_monitor_chain_{next(self._walks)}") as cur:
+            cur.itersize = self.chain_batch
+            cur.execute(CHAIN_SQL, (gateway_id, after))
+            yield from cur
 
     def verify_gateway(self, gateway_id: str) -> tuple[int, ChainBreak | None]:
         """Walk the gateway's central chain from its anchor: how many records held, and the first break."""

@@ -171,3 +171,57 @@ def test_a_review_in_the_chain_ships_and_verifies_without_becoming_a_session(pg_
         assert oak.count("records", "oak") == 61
     with CentralStore(pg_server.dsn(dbname=name)) as owner:
         assert owner.count("sessions", "oak") == 30
+
+
+# --- walking a long chain: a server-side cursor, one batch at a time ---------------------------------
+
+
+@pytest.mark.parametrize("batch", [1, 7, 59, 60, 61, 5000], ids=lambda b: f"batch-{b}")
+def test_a_chain_longer_than_a_batch_is_walked_whole(pg_server, trust, batch):
+    name, roles, records = trust
+    with connect(pg_server, name, roles["oak"]) as oak:
+        oak.ingest("oak", records)
+        oak.chain_batch = batch
+        assert oak.verify_gateway("oak") == (60, None)
+        assert [tuple(r) for r in oak.records("oak")] == [tuple(r) for r in records]
+        assert [r[0] for r in oak.records("oak", 45)] == list(range(46, 61))
+
+
+def test_a_walk_reads_through_a_server_side_cursor_and_closes_it(pg_server, trust):
+    """A client-side cursor would have the whole chain in memory before the first record is walked."""
+    name, roles, records = trust
+    with connect(pg_server, name, roles["oak"]) as oak:
+        oak.ingest("oak", records)
+        oak.chain_batch = 7
+        walk = oak.records("oak")
+        assert next(walk)[0] == 1
+        cursors = [n for (n,) in oak.con.execute("SELECT name FROM pg_cursors") if n.startswith("social_")]
+        assert cursors == ["social_monitor_chain_1"]
+        assert sum(1 for _ in walk) == 59
+        assert oak.con.info.transaction_status == psycopg.pq.TransactionStatus.IDLE  # its own, ended
+        assert not oak.con.execute("SELECT name FROM pg_cursors").fetchall()
+
+
+@pytest.mark.parametrize(
+    ("statement", "held", "kind", "record"),
+    [
+        ("UPDATE records SET body = replace(body, 'OAK-', 'OAX-') "
+         "WHERE gateway_id = 'oak' AND seq = 50", 49, "changed", 50),
+        ("UPDATE records SET recorded_at = recorded_at + 1 WHERE gateway_id = 'oak' AND seq = 50",
+         49, "inserted", 50),
+        ("UPDATE records SET prev_hash = repeat('e', 64) WHERE gateway_id = 'oak' AND seq = 57",
+         56, "inserted", 57),
+        ("DELETE FROM records WHERE gateway_id = 'oak' AND seq = 44", 43, "removed", 44),
+    ],
+    ids=["body-in-batch-8", "time-in-batch-8", "link-in-batch-9", "deleted-in-batch-7"],
+)
+def test_a_rewritten_record_in_a_later_batch_is_found(pg_server, trust, statement, held, kind, record):
+    name, roles, records = trust
+    with connect(pg_server, name, roles["oak"]) as oak:
+        oak.ingest("oak", records)
+    with CentralStore(pg_server.dsn(dbname=name)) as owner:
+        owner.con.execute(statement)
+        owner.chain_batch = 7
+        count, fault = owner.verify_gateway("oak")
+        assert (count, fault.kind if fault else None, fault.record_id if fault else None) == \
+            (held, kind, record)

@@ -94,14 +94,17 @@ def cursor_beyond(_owner: CentralStore, sources: dict) -> None:
 )
 def test_a_change_after_the_export_fails_naming_the_gateway_and_record(trust, tamper, gateway, problem):
     central, owner, sources = trust
+    central.chain_batch = 1  # each record a batch of its own: a fault after the first batch is still found
     tamper(owner, sources)
     checks = {c.gateway_id: c for c in check_sources(central, sources)}
     assert not checks[gateway].ok and problem in checks[gateway].line, checks[gateway].line
     assert checks["elm"].ok, checks["elm"].line  # the other gateway still holds
 
 
-def test_untouched_sources_hold(trust):
+@pytest.mark.parametrize("batch", [1, 2, 5000], ids=lambda b: f"batch-{b}")
+def test_untouched_sources_hold(trust, batch):
     central, _, sources = trust
+    central.chain_batch = batch
     checks = check_sources(central, sources)
     assert [(c.gateway_id, c.ok) for c in checks] == [("elm", True), ("oak", True)]
     assert "central chain intact through record 4" in checks[1].line and "signed head 1" in checks[1].line
