@@ -216,3 +216,24 @@ def test_classify_without_config_is_unchanged_by_naming(capture, capsys):
     assert main(["classify", str(capture)]) == 0
     [row] = [json.loads(line) for line in capsys.readouterr().out.splitlines()]
     assert "host.id" not in row and "user.id" not in row and row["source.mac"] == "00:11:22:33:44:55"
+
+
+GOLDEN = json.loads((REPO / "tests" / "data" / "capture" / "classify-golden.json").read_text())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "table"])
+@pytest.mark.parametrize("name", sorted(k for k in GOLDEN if not k.startswith("_")))
+def test_classify_output_is_byte_for_byte_the_recorded_one(name, fmt, capsys):
+    """The ECS field names, order and values are a contract (../shared/DESIGN.md): any changed byte fails."""
+    import hashlib
+
+    path = SHARED_PCAPS / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    assert main(["classify", "--format", fmt, str(path)]) == 0
+    out = capsys.readouterr().out
+    want = GOLDEN[name]
+    if fmt == "jsonl":
+        assert out.splitlines()[:2] == want["first_rows"]
+        assert out.count("\n") == want["rows"]
+    assert hashlib.sha256(out.encode()).hexdigest() == want[f"{fmt}_sha256"]
