@@ -31,6 +31,8 @@ from monitor.observation import normalise_hostname
 PLATFORM_ROLE = "platform"
 EMBED_ROLES = ("embed", "widget", "tracker", "cdn")  # loaded by other sites: never use of the platform
 ROLES = (PLATFORM_ROLE, *EMBED_ROLES)
+MEMO_CAP = 8192  # hostnames whose match is remembered (cleared when full: memory bounded on any traffic)
+_UNSEEN = object()
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,8 +59,10 @@ class CatalogError(ValueError):
 class Catalog:
     """Suffix table from domain to platform."""
 
-    def __init__(self, platforms: Iterable[Platform]):
+    def __init__(self, platforms: Iterable[Platform], memo_cap: int = MEMO_CAP):
         self.platforms: dict[str, Platform] = {}
+        self._memo: dict[str, Match | None] = {}  # hostname -> match: a client asks the same few names
+        self._memo_cap = memo_cap
         self._by_suffix: dict[str, Match] = {}
         # label patterns, keyed by the suffix after the patterned label:
         # "igcdn-photos-*.akamaihd.net" -> {"akamaihd.net": [("igcdn-photos-", "", instagram)]}
@@ -115,6 +119,17 @@ class Catalog:
 
     def match(self, hostname: str) -> Match | None:
         """The platform and role of the longest matching suffix of `hostname`, or None."""
+        memo = self._memo
+        hit = memo.get(hostname, _UNSEEN)
+        if hit is not _UNSEEN:
+            return hit  # type: ignore[return-value]
+        found = self._match(hostname)
+        if len(memo) >= self._memo_cap:
+            memo.clear()
+        memo[hostname] = found
+        return found
+
+    def _match(self, hostname: str) -> Match | None:
         if not hostname:
             return None
         name = hostname.lower().rstrip(".") if hostname.isascii() else normalise_hostname(hostname)
