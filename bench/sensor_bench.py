@@ -2,13 +2,17 @@
 """Packet sensor benchmark: `social-monitor classify` beside tshark and nDPI on ~1M real packets.
 
   .venv/bin/python bench/sensor_bench.py [--packets 1000000] [--runs 1] [--mix PCAP]
-                                         [--compare SRC_DIR] [--classify-only] [--feed]
+                                         [--compare SRC_DIR] [--classify-only] [--feed] [--parts]
 
 --compare runs `classify` from another source tree (e.g. the previous commit, unpacked
 with `git archive HEAD~1 | tar -x -C /tmp/prev`) beside this one, the runs interleaved
 so that load on the machine hits both alike. With --feed it times only the sensor
 (`Sensor.feed` over frames already in memory, no output: CPU seconds of the process,
-best of 3 passes) in each tree, alternately, and prints the ratio.
+best of 3 passes) in each tree, alternately, and prints the ratio. --parts splits
+`classify` into its parts in each tree (best of --runs, alternately): start-up (the process
+on a capture with no packets), `Sensor.feed` for the packets that reach it, the output of
+the rows (`Sensor._deliver`: row, JSON, write) and the rest (the packet walk, the
+catalog and the modules `classify` imports once it runs); in-process parts by perf_counter.
 
 Builds bench/out/mix.pcap from ../shared/pcaps: every Ethernet capture is
 converted to pcap (editcap), concatenated (mergecap), then copied N times
@@ -155,6 +159,65 @@ def compare_feed(mix: Path, other: Path, runs: int) -> None:
     print(f"feed: this tree takes {ours['cpu'] / theirs['cpu']:.3f}x the CPU of {other}")
 
 
+PARTS_SCRIPT = """
+import io, json, sys, time
+from monitor.capture.sensor import Sensor
+from monitor.cli import main
+feed, deliver = Sensor.feed, Sensor._deliver
+spent = {"feed": 0.0, "deliver": 0.0, "deliver_in_feed": 0.0}
+inside = [False]
+def timed_feed(self, *a):
+    t = time.perf_counter(); inside[0] = True
+    try:
+        return feed(self, *a)
+    finally:
+        inside[0] = False; spent["feed"] += time.perf_counter() - t
+def timed_deliver(self, obs):
+    t = time.perf_counter()
+    try:
+        return deliver(self, obs)
+    finally:
+        d = time.perf_counter() - t; spent["deliver"] += d
+        if inside[0]:
+            spent["deliver_in_feed"] += d
+Sensor.feed, Sensor._deliver = timed_feed, timed_deliver
+out, sys.stdout = sys.stdout, io.StringIO()
+t = time.perf_counter()
+main(["classify", "--format", "jsonl", sys.argv[1]])
+total = time.perf_counter() - t
+sys.stdout = out
+sensor = spent["feed"] - spent["deliver_in_feed"]
+print(json.dumps({"run": total, "sensor": sensor, "output": spent["deliver"]}))
+"""
+
+
+def classify_parts(mix: Path, source: Path, empty: Path) -> dict:
+    """Seconds of each part of `classify` on `mix` in `source`'s code (one process each)."""
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    startup = timed("startup", [*CLASSIFY, str(empty)], OUT / "empty.out", source)["cpu"]
+    r = json.loads(run([sys.executable, "-c", PARTS_SCRIPT, str(mix)], env=env, cwd=source).stdout)
+    return {"start-up": startup, "packet walk and the rest": r["run"] - r["sensor"] - r["output"],
+            "Sensor.feed": r["sensor"], "output": r["output"]}
+
+
+def compare_parts(mix: Path, other: Path, runs: int) -> None:
+    empty = OUT / "empty.pcap"  # a pcap header and no packets: start-up alone
+    with mix.open("rb") as f:
+        empty.write_bytes(f.read(24))
+    best: dict[str, dict[str, float]] = {}
+    for _ in range(runs):  # alternately, so that load on the machine hits both alike
+        for name, source in (("this tree", ROOT), (str(other), other)):
+            parts = classify_parts(mix, source, empty)
+            mine = best.setdefault(name, {})
+            for part, secs in parts.items():
+                mine[part] = min(mine.get(part, secs), secs)
+    ours, theirs = best["this tree"], best[str(other)]
+    head = f"part of classify (best of {runs})"
+    print(f"{head:<32} {'this tree':>10} {str(other)[-16:]:>16}  ratio")
+    for part in ours:
+        print(f"{part:<32} {ours[part]:9.3f}s {theirs[part]:15.3f}s  {ours[part] / theirs[part]:.2f}x")
+
+
 def names_found(name: str, path: Path) -> int:
     if name.startswith("classify"):
         return sum(1 for _ in path.open())
@@ -171,6 +234,7 @@ def main() -> int:
     ap.add_argument("--compare", type=Path, help="another source tree whose classify runs beside this one")
     ap.add_argument("--classify-only", action="store_true", help="leave out tshark and ndpiReader")
     ap.add_argument("--feed", action="store_true", help="with --compare: time the sensor alone, in process")
+    ap.add_argument("--parts", action="store_true", help="with --compare: classify's parts in each tree")
     args = ap.parse_args()
     for tool in ("editcap", "mergecap", "tcprewrite", "capinfos"):
         if shutil.which(tool) is None:
@@ -186,6 +250,8 @@ def main() -> int:
     print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
     if args.feed and args.compare:
         compare_feed(mix, args.compare.resolve(), args.runs)
+    if args.parts and args.compare:
+        compare_parts(mix, args.compare.resolve(), args.runs)
     tools: list[tuple[str, list[str], Path]] = [("classify", [*CLASSIFY, str(mix)], ROOT)]
     if args.compare:
         tools.append(("classify@compare", [*CLASSIFY, str(mix)], args.compare.resolve()))

@@ -79,3 +79,72 @@ def test_to_ecs_of_a_hidden_destination(protocol, hostname, obscured_by, expecte
     names = {"tls.client.server_name", "url.domain", "dns.question.name"}
     assert bool(names & set(out)) == bool(hostname)  # a name-less flow shows no empty name field
     assert ("social.obscured_by" in out) == (obscured_by is not None)
+
+
+def _datetime_iso(ts: float) -> str:
+    """What iso_utc returned before it cached seconds: the reference it must match byte for byte."""
+    from datetime import UTC, datetime
+
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+
+
+@pytest.mark.parametrize("ts", [
+    0.0, -0.0, 1.0, 1796032800.25, 1581109488.0814, 1581109488.9999995, 1581109488.9999994,
+    1581109488.0005, 1581109488.0004999, 0.0000005, 0.0000015, -0.5, -1.0000004, -1.9999996, -86400.75,
+    253402300799.999, 1e9 + 0.999999, 1e9 + 0.9999996,
+])
+def test_iso_utc_is_the_text_datetime_gives(ts):
+    assert iso_utc(ts) == _datetime_iso(ts)
+
+
+@pytest.mark.parametrize("seed", [1, 2, 3])
+def test_iso_utc_agrees_with_datetime_on_random_times(seed):
+    import random
+
+    rng = random.Random(seed)
+    times = [rng.uniform(-1e9, 4e9) for _ in range(20000)]
+    times += [rng.randrange(0, 4_000_000_000) + rng.randrange(0, 1_000_000) / 1e6 for _ in range(20000)]
+    assert [t for t in times if iso_utc(t) != _datetime_iso(t)] == []
+
+
+@pytest.mark.parametrize("ts", [float("nan"), float("inf"), 1e20])
+def test_iso_utc_refuses_what_datetime_refuses(ts):
+    with pytest.raises((ValueError, OverflowError, OSError)):
+        _datetime_iso(ts)
+    with pytest.raises((ValueError, OverflowError, OSError)):
+        iso_utc(ts)
+
+
+_BASE = dict(timestamp=1581109488.0814, client_ip="10.0.0.1", client_port=50000, server_ip="192.0.2.1",
+             server_port=443, transport="tcp", protocol="tls", hostname="www.example.org")
+
+
+@pytest.mark.parametrize("changes", [
+    {},
+    {"protocol": "dns", "transport": "udp", "server_port": 53},
+    {"protocol": "quic", "transport": "udp"},
+    {"protocol": "http", "server_port": 80},
+    {"protocol": "wireguard", "hostname": "", "transport": "udp"},
+    {"protocol": "tls", "hostname": ""},
+    {"client_mac": "aa:bb:cc:dd:ee:ff"},
+    {"user": "jsmith", "source": "proxy"},
+    {"vlan": 0},
+    {"vlan": 4094, "encapsulation": "gre,vxlan"},
+    {"attribution": "dns-answer"},
+    {"obscured": True},
+    {"obscured_by": "vpn", "obscured": True},
+    {"obscured_by": "ech"},
+    {"continuation": True},
+    {"hostname": 'quo"te\\back\x01ctl\u00e9\U0001f600.example'},  # http's Host can hold anything
+    {"client_ip": "2001:db8::1", "server_ip": "2001:db8::2"},
+    {"client_port": True},  # not a plain int: json's own text ("true"), not the int's
+    {"vlan": None, "client_mac": "", "encapsulation": "", "user": ""},
+    {"client_mac": 5},  # not text where text belongs: as json writes it
+    {"client_mac": "aa:bb:cc:dd:ee:ff", "user": "u", "vlan": 7, "encapsulation": "vxlan",
+     "attribution": "dns-answer", "obscured_by": "tor", "continuation": True, "source": "proxy"},
+])
+def test_ecs_json_head_is_the_json_of_to_ecs(changes):
+    import json
+
+    obs = Observation(**{**_BASE, **changes})
+    assert obs.ecs_json_head() + "}" == json.dumps(obs.to_ecs(), separators=(",", ":"))

@@ -20,11 +20,9 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from importlib import resources
 from typing import Any, Final, Literal
 
-import yaml
-
+from monitor import datafiles
 from monitor.capture.tls import ClientHelloInfo
 from monitor.observation import normalise_hostname
 
@@ -38,10 +36,6 @@ DNS_ALPN: Final = ("dot", "doq")  # "doq", "doq-i00".."doq-i11" (drafts)
 IKE_PORTS: Final = frozenset({500, 4500})  # RFC 7296 section 2, NAT-T RFC 3948
 # A server's port of the protocols here: that side of a flow is the server, whichever sent.
 SERVER_PORTS: Final = frozenset({443, 500, 4500, 1194, 51820, 5004, 5555, 992, 853, 784, 8853})
-# libyaml's parser when present (every command that loads the config reads the catalog): the
-# safe loader's constructor either way, so both give the same data
-_LOADER: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-
 # WireGuard (whitepaper section 5.4): type, three reserved zero bytes; fixed sizes for the handshake.
 _WG_SIZES: Final = {1: 148, 2: 92, 3: 64}
 # OpenVPN (ssl_pkt.h): opcode << 3 | key id. A hard reset carries key id 0.
@@ -90,7 +84,12 @@ class BypassCatalog:
 
 def load_catalog(text: str) -> BypassCatalog:
     """The catalog from its YAML text: a list of domains under each of `CATALOG_KINDS`."""
-    data = yaml.load(text, Loader=_LOADER) or {}
+    return catalog_of(datafiles.parse_yaml(text))
+
+
+def catalog_of(data: Any) -> BypassCatalog:
+    """The catalog from its parsed data (the YAML file's, or its compiled copy: monitor.datafiles)."""
+    data = data or {}
     if not isinstance(data, dict) or set(data) - set(CATALOG_KINDS):
         raise ValueError(f"bypass catalog: top-level keys must be {', '.join(CATALOG_KINDS)}")
     kinds: dict[str, str] = {}
@@ -110,7 +109,7 @@ def default_catalog() -> BypassCatalog:
     """monitor/data/bypass.yaml, read once."""
     global _default
     if _default is None:
-        _default = load_catalog(resources.files("monitor.data").joinpath("bypass.yaml").read_text("utf-8"))
+        _default = catalog_of(datafiles.load("bypass"))
     return _default
 
 

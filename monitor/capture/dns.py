@@ -33,7 +33,7 @@ class DNSMessage:
 
 def read_name(msg: bytes, pos: int) -> tuple[str, int]:
     """A possibly compressed domain name at `pos`; returns it and the offset after it."""
-    labels: list[str] = []
+    labels: list[bytes] = []
     end = -1
     jumps = 0
     n = len(msg)
@@ -64,9 +64,10 @@ def read_name(msg: bytes, pos: int) -> tuple[str, int]:
         total += length + 1
         if total > 255:
             raise DNSParseError("name longer than 255 octets")
-        labels.append(label.decode("ascii", "backslashreplace"))
+        labels.append(label)
         pos += 1 + length
-    return ".".join(labels).lower(), (end if end >= 0 else pos)
+    # decoded once, whole: the same text as label by label (a dot is ASCII, escapes stay per byte)
+    return b".".join(labels).decode("ascii", "backslashreplace").lower(), (end if end >= 0 else pos)
 
 
 def parse_message(msg: bytes) -> DNSMessage:

@@ -8,11 +8,32 @@ other names on its socket). Pure functions of the decoded tuple, so each choice 
 
 from __future__ import annotations
 
-from typing import cast
-
 from monitor.capture.flows import flow_key
 from monitor.capture.packets import mac_text, packed_ip_text
-from monitor.observation import Attribution, ObscuredBy, Observation, Protocol, Transport
+from monitor.observation import Observation
+
+_TEXT_CAP = 65536  # addresses and MACs whose text is kept (cleared when full: bounded on any traffic)
+_ip_texts: dict[bytes, str] = {}
+_mac_texts: dict[bytes, str] = {}
+
+
+def _ip_text(addr: bytes) -> str:
+    """`packed_ip_text`, once per address: a client's address is in every one of its observations."""
+    text = _ip_texts.get(addr)
+    if text is None:
+        if len(_ip_texts) >= _TEXT_CAP:
+            _ip_texts.clear()
+        text = _ip_texts[addr] = packed_ip_text(addr)
+    return text
+
+
+def _mac_text(mac: bytes) -> str:
+    text = _mac_texts.get(mac)
+    if text is None:
+        if len(_mac_texts) >= _TEXT_CAP:
+            _mac_texts.clear()
+        text = _mac_texts[mac] = mac_text(mac)
+    return text
 
 
 def observation_key(d: tuple, protocol: str, name: str) -> tuple:
@@ -32,12 +53,12 @@ def observation_of(ts: float, frame: bytes, d: tuple, from_client: bool, transpo
         client, cport, server, sport_ = dst, dport, src, sport
     mac = None
     if l2 >= 0 and frame:
-        mac = mac_text(frame[l2 + 6 : l2 + 12] if from_client else frame[l2 : l2 + 6])
+        mac = _mac_text(frame[l2 + 6 : l2 + 12] if from_client else frame[l2 : l2 + 6])
+    # The sensor passes only the Literals' values (no cast(): four calls a row on the hot path).
     return Observation(
-        timestamp=ts, client_ip=packed_ip_text(client), client_port=cport,
-        server_ip=packed_ip_text(server),
-        server_port=sport_, transport=cast(Transport, transport), protocol=cast(Protocol, protocol),
-        hostname=name, client_mac=mac, attribution=cast(Attribution, attribution), vlan=vlan,
+        timestamp=ts, client_ip=_ip_text(client), client_port=cport, server_ip=_ip_text(server),
+        server_port=sport_, transport=transport, protocol=protocol,  # type: ignore[arg-type]
+        hostname=name, client_mac=mac, attribution=attribution, vlan=vlan,  # type: ignore[arg-type]
         encapsulation=encapsulation,
-        obscured=obscured or obscured_by is not None, obscured_by=cast(ObscuredBy, obscured_by),
+        obscured=obscured or obscured_by is not None, obscured_by=obscured_by,  # type: ignore[arg-type]
     )

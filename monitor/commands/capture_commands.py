@@ -56,6 +56,31 @@ def _row_maker(config: Config | None, identified: bool = False
     return row, None
 
 
+_TAILS_CAP = 8192  # hostnames whose platform fields are kept: memory bounded whatever the capture
+
+
+def _platform_line() -> Callable[[Observation], str]:
+    """The JSON line `_Writer` would print for `_row_maker(None)`'s row, built as text: the observation's
+    fields (`Observation.ecs_json_head`), then the platform and category, looked up once per hostname."""
+    catalog = default_catalog()
+    encode = json.JSONEncoder(separators=(",", ":")).encode
+    tails: dict[str, str] = {}
+
+    def line(obs: Observation) -> str:
+        host = obs.hostname
+        tail = tails.get(host)
+        if tail is None:
+            platform = catalog.lookup(host)
+            tail = (f',"social.platform":{encode(platform.id if platform else None)},'
+                    f'"social.category":{encode(platform.category if platform else None)}}}\n')
+            if len(tails) >= _TAILS_CAP:
+                tails.clear()
+            tails[host] = tail
+        return obs.ecs_json_head() + tail
+
+    return line
+
+
 class _Writer:
     """JSON lines or a fixed-width table on stdout."""
 
@@ -118,16 +143,20 @@ def classify(args: argparse.Namespace) -> int:
     config = _given_config(args.config)
     if config is not None and reason is not None:  # a first pass finds whom it names, logged before a row
         _log_identified_classify(args, config, reason)
-    row, tagger = _row_maker(config, args.identified)
-    writer = _Writer(args.format, sys.stdout)
-    _, problems = _read_captures(args.pcap, lambda obs: writer.write(row(obs)), tagger, config)
+    if config is None and args.format == "jsonl":  # the common case: each line written as text, no dict
+        line, write = _platform_line(), sys.stdout.write
+        _, problems = _read_captures(args.pcap, lambda obs: write(line(obs)), None, config)
+    else:
+        row, tagger = _row_maker(config, args.identified)
+        writer = _Writer(args.format, sys.stdout)
+        _, problems = _read_captures(args.pcap, lambda obs: writer.write(row(obs)), tagger, config)
     sys.stdout.flush()
     if problems:
         print(f"social-monitor: parse errors: {', '.join(problems)}", file=sys.stderr)
     return 0
 
 
-def _read_captures(paths: list[str], emit: Callable[[Observation], None], tagger: Any,
+def _read_captures(paths: list[str], emit: Callable[[Observation], object], tagger: Any,
                    config: Config | None, progress: bool = True) -> tuple[Any, list[str]]:
     """Feed every file through one sensor (each file its own capture); (the sensor, the problems met)."""
     from monitor.capture.pcap_feed import feed_pcap

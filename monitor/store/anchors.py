@@ -14,14 +14,16 @@ import json
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from monitor.store.chain import ChainHead
 from monitor.store.signing import HeadError, SignedHead, sign
 from monitor.store.transactions import own_connection
+
+if TYPE_CHECKING:  # imported where a key is used: reading the store needs none
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = structlog.get_logger("monitor.store.anchors")
 
@@ -74,6 +76,8 @@ def sign_store_file(path: Path, key: Ed25519PrivateKey | Callable[[Any], SignedH
     (`key` may instead make the head itself from the connection: a key rotation does.)
 
     The head goes to the journal as one ``chain_head_signed`` line as it is made."""
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # on first signing
+
     with own_connection(path, busy_timeout) as con:
         signed = (record_signed(con, key, head, reason, now) if isinstance(key, Ed25519PrivateKey)
                   else keep(con, key(con)))

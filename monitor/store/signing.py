@@ -37,15 +37,16 @@ import os
 from dataclasses import asdict, dataclass, fields, replace
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
-from cryptography.exceptions import InvalidSignature
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from monitor.errors import UserError
 from monitor.store.chain import GENESIS, ChainHead
 from monitor.store.sessions import canonical_json
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used: reading the store needs none (~40 ms)
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = structlog.get_logger("monitor.store.signing")
 
@@ -64,6 +65,13 @@ def _serialization() -> Any:
     from cryptography.hazmat.primitives import serialization
 
     return serialization
+
+
+def _ed25519() -> Any:
+    """cryptography's Ed25519 module, imported on first use (as `_serialization`)."""
+    from cryptography.hazmat.primitives.asymmetric import ed25519
+
+    return ed25519
 
 
 def key_path_for(store_path: str | Path) -> Path:
@@ -94,7 +102,7 @@ def parse_public_key(text: str, where: str = "--public-key") -> Ed25519PublicKey
                 key = _serialization().load_pem_public_key(data)
             except ValueError as exc:
                 raise HeadError(f"{where}: not a PEM public key: {exc}") from None
-            if not isinstance(key, Ed25519PublicKey):
+            if not isinstance(key, _ed25519().Ed25519PublicKey):
                 raise HeadError(f"{where}: not an Ed25519 public key")
             return key
         value = data.decode("utf-8", "replace").strip()
@@ -103,7 +111,7 @@ def parse_public_key(text: str, where: str = "--public-key") -> Ed25519PublicKey
                         "or a file)")
     try:
         raw = base64.b64decode(value[len(KEY_PREFIX):], validate=True)
-        return Ed25519PublicKey.from_public_bytes(raw)
+        return _ed25519().Ed25519PublicKey.from_public_bytes(raw)
     except (binascii.Error, ValueError):
         raise HeadError(f"{where}: {value[:40]!r} is not an Ed25519 public key (32 bytes in "
                         "base64)") from None
@@ -122,13 +130,13 @@ def load_or_create_key(path: str | Path) -> Ed25519PrivateKey:
         key = _serialization().load_pem_private_key(data, password=None)
     except (ValueError, TypeError) as exc:
         raise HeadError(f"{path}: not a usable signing key: {exc}") from None
-    if not isinstance(key, Ed25519PrivateKey):
+    if not isinstance(key, _ed25519().Ed25519PrivateKey):
         raise HeadError(f"{path}: not an Ed25519 private key")
     return key
 
 
 def _create_key(path: Path, replace_existing: bool = False) -> Ed25519PrivateKey:
-    key = Ed25519PrivateKey.generate()
+    key = _ed25519().Ed25519PrivateKey.generate()
     pem = key.private_bytes(_serialization().Encoding.PEM, _serialization().PrivateFormat.PKCS8,
                             _serialization().NoEncryption())
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
@@ -198,6 +206,8 @@ class SignedHead:
 
     def verify(self, public_key: Ed25519PublicKey) -> str | None:
         """None when `public_key` (the receiver's own copy) signed this head; else the problem in words."""
+        from cryptography.exceptions import InvalidSignature  # loaded already: `public_key` is its object
+
         if public_key_text(public_key) != self.key:
             return (f"signed head {self.seq} was signed by key {fingerprint(self.key)}, not the expected "
                     f"key {fingerprint(public_key_text(public_key))}")

@@ -16,10 +16,9 @@ import sqlite3
 import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import structlog
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from monitor.store import (
     anchors,
@@ -44,6 +43,9 @@ from monitor.store.reviews import Review, read_reviews
 from monitor.store.schema import MIGRATIONS, SESSION_COLUMNS, Migration
 from monitor.store.sessions import Session, canonical_json, merge_into, within_gap
 from monitor.store.signing import SignedHead
+
+if TYPE_CHECKING:  # cryptography is imported where a key is used (signing._ed25519): `events` needs none
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 log = structlog.get_logger("monitor.store.sqlite")
 

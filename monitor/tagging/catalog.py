@@ -21,16 +21,16 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from importlib import resources
 from typing import Any
 
-import yaml
-
+from monitor import datafiles
 from monitor.observation import normalise_hostname
 
 PLATFORM_ROLE = "platform"
 EMBED_ROLES = ("embed", "widget", "tracker", "cdn")  # loaded by other sites: never use of the platform
 ROLES = (PLATFORM_ROLE, *EMBED_ROLES)
+MEMO_CAP = 8192  # hostnames whose match is remembered (cleared when full: memory bounded on any traffic)
+_UNSEEN = object()
 
 
 @dataclass(slots=True, frozen=True)
@@ -57,8 +57,10 @@ class CatalogError(ValueError):
 class Catalog:
     """Suffix table from domain to platform."""
 
-    def __init__(self, platforms: Iterable[Platform]):
+    def __init__(self, platforms: Iterable[Platform], memo_cap: int = MEMO_CAP):
         self.platforms: dict[str, Platform] = {}
+        self._memo: dict[str, Match | None] = {}  # hostname -> match: a client asks the same few names
+        self._memo_cap = memo_cap
         self._by_suffix: dict[str, Match] = {}
         # label patterns, keyed by the suffix after the patterned label:
         # "igcdn-photos-*.akamaihd.net" -> {"akamaihd.net": [("igcdn-photos-", "", instagram)]}
@@ -115,6 +117,17 @@ class Catalog:
 
     def match(self, hostname: str) -> Match | None:
         """The platform and role of the longest matching suffix of `hostname`, or None."""
+        memo = self._memo
+        hit = memo.get(hostname, _UNSEEN)
+        if hit is not _UNSEEN:
+            return hit  # type: ignore[return-value]
+        found = self._match(hostname)
+        if len(memo) >= self._memo_cap:
+            memo.clear()
+        memo[hostname] = found
+        return found
+
+    def _match(self, hostname: str) -> Match | None:
         if not hostname:
             return None
         name = hostname.lower().rstrip(".") if hostname.isascii() else normalise_hostname(hostname)
@@ -199,9 +212,7 @@ def parse_embeds(raw: dict[str, Any]) -> tuple[tuple[str, str], ...]:
 
 def default_platforms() -> list[Platform]:
     """The catalog shipped with the package."""
-    text = resources.files("monitor").joinpath("data/platforms.yaml").read_text("utf-8")
-    loader: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml: ten times faster at start-up
-    return parse_platforms(yaml.load(text, Loader=loader), "monitor/data/platforms.yaml")
+    return parse_platforms(datafiles.load("platforms"), "monitor/data/platforms.yaml")  # compiled if current
 
 
 def default_catalog() -> Catalog:

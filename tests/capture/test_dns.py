@@ -110,8 +110,11 @@ def test_malformed_message_raises(message, error):
         (RESPONSE, 72, ("www.tiktok.com.edgekey.net", 74)),
         # non-ASCII bytes in a label are kept visibly, never decoded as something else
         ("03 77ff77 00", 0, ("w\\xffw", 5)),
+        # escapes stay per byte and lower-cased with the rest, across labels
+        ("02 41c3 03 C4 42 e9 00", 0, ("a\\xc3.\\xc4b\\xe9", 8)),
+        ("01 2e 01 5c 00", 0, ("..\\", 5)),  # a dot or backslash inside a label is kept as it is
     ],
-    ids=["plain", "pointer", "pointer-into-rdata", "non-ascii"],
+    ids=["plain", "pointer", "pointer-into-rdata", "non-ascii", "non-ascii-labels", "dot-in-label"],
 )
 def test_read_name(message, pos, expected):
     assert read_name(b(message), pos) == expected

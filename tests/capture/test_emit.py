@@ -78,3 +78,25 @@ def test_key_is_the_flow_and_for_dns_the_name(protocol, name, with_name):
 def test_key_is_the_same_from_either_end():
     there, back = decoded(tcp_frame(b"x")), decoded(tcp_frame(b"x", reverse=True))
     assert observation_key(there, "tls", "a") == observation_key(back, "tls", "a")
+
+
+@pytest.mark.parametrize("address", [bytes([10, 0, 0, 1]), bytes([192, 0, 2, 255]), bytes(16),
+                                     bytes.fromhex("20010db8000000000000000000000001"),
+                                     bytes.fromhex("00000000000000000000ffff0a000001")])
+def test_address_text_is_packed_ip_text_every_time(address):
+    from monitor.capture import emit
+    from monitor.capture.packets import packed_ip_text
+
+    assert emit._ip_text(address) == emit._ip_text(address) == packed_ip_text(address)
+
+
+@pytest.mark.parametrize("addresses", [10, 1000, 5000])
+def test_the_text_memos_stay_within_their_cap(monkeypatch, addresses):
+    from monitor.capture import emit
+
+    monkeypatch.setattr(emit, "_TEXT_CAP", 64)
+    for i in range(addresses):
+        emit._ip_text(i.to_bytes(4, "big"))
+        emit._mac_text(i.to_bytes(6, "big"))
+    assert len(emit._ip_texts) <= 64 and len(emit._mac_texts) <= 64
+    assert emit._ip_text(bytes([10, 0, 0, 1])) == "10.0.0.1"

@@ -297,3 +297,24 @@ def test_sense_identified_is_logged_at_start_and_completed_at_stop(tmp_path, exa
     assert f"completed as export {done.seq}: {len(rows)} rows naming 1 staff and 0 devices" in tail
     sar = disclosures(log, IdentityForms("S9001", names={"s9001"}))
     assert ([e.seq for e in sar.entries], sar.unrecorded) == ([done.seq], 0)
+
+
+GOLDEN = json.loads((REPO / "tests" / "data" / "capture" / "classify-golden.json").read_text())
+
+
+@pytest.mark.parametrize("fmt", ["jsonl", "table"])
+@pytest.mark.parametrize("name", sorted(k for k in GOLDEN if not k.startswith("_")))
+def test_classify_output_is_byte_for_byte_the_recorded_one(name, fmt, capsys):
+    """The ECS field names, order and values are a contract (../shared/DESIGN.md): any changed byte fails."""
+    import hashlib
+
+    path = SHARED_PCAPS / name
+    if not path.exists():
+        pytest.skip(f"{path} not present")
+    assert main(["classify", "--format", fmt, str(path)]) == 0
+    out = capsys.readouterr().out
+    want = GOLDEN[name]
+    if fmt == "jsonl":
+        assert out.splitlines()[:2] == want["first_rows"]
+        assert out.count("\n") == want["rows"]
+    assert hashlib.sha256(out.encode()).hexdigest() == want[f"{fmt}_sha256"]

@@ -120,3 +120,19 @@ def test_rotation_is_announced_by_the_old_key(tmp_path):
     after = sign(new, ChainHead(10, "c" * 64), announce, "interval", 1_790_000_900.0)
     assert successor_problem(announce, after) is None
     assert [p.name for p in tmp_path.iterdir() if "retired" in p.name] == [f"{path.name}.retired-1790000600"]
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("module", ["monitor.store.signing", "monitor.store.anchors", "monitor.store.sqlite",
+                                    "monitor.commands.store_commands"])
+def test_reading_the_store_imports_no_cryptography(module):
+    """`events` on a store starts in under 0.3 s: cryptography (~40 ms) loads only where a key is used."""
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    code = f"import sys, {module}; print(sorted(m for m in sys.modules if m.startswith('cryptography')))"
+    done = subprocess.run([sys.executable, "-c", code], cwd=REPO, capture_output=True, text=True, check=True,
+                          env={"PYTHONPATH": str(REPO), "PATH": "/usr/bin:/bin"})
+    assert done.stdout.strip() == "[]"

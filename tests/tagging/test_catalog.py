@@ -258,3 +258,22 @@ def test_catalog_coverage_from_public_domain_lists(hostname, platform, role):
 def test_catalog_coverage_from_tracker_lists(hostname, platform, role):
     match = default_catalog().match(hostname)
     assert (match.platform.id if match else None, match.role if match else None) == (platform, role)
+
+
+@pytest.mark.parametrize(("hostname", "platform"), [
+    ("www.facebook.com", "facebook"), ("WWW.Facebook.COM.", "facebook"), ("notfacebook.com", None),
+    ("", None), ("igcdn-photos-e-a.akamaihd.net", "instagram"), ("example.org", None),
+])
+def test_a_remembered_match_is_the_match_computed_again(hostname, platform):
+    catalog = default_catalog()
+    first = catalog.lookup(hostname)
+    again = catalog.lookup(hostname)  # from the memo
+    assert (first.id if first else None) == (again.id if again else None) == platform
+
+
+@pytest.mark.parametrize("names", [1, 3, 4, 50])
+def test_the_memo_stays_within_its_cap(names):
+    catalog = Catalog(default_catalog().platforms.values(), memo_cap=4)
+    for i in range(names):
+        catalog.match(f"h{i}.example.org")
+    assert len(catalog._memo) <= 4 and catalog.match("m.facebook.com").platform.id == "facebook"
