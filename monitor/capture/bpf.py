@@ -55,9 +55,11 @@ BPF_FILTER = f"udp or {_TCP4_KEEP} or {_TCP6_KEEP} or {_IP6_OTHER} or {_IP4_OTHE
 def capture_filter(linktype: int = LINKTYPE_ETHERNET, extra: str | None = None) -> str:
     """The pre-filter for a link type, optionally narrowed by an operator's own expression.
 
-    `vlan` exists only on Ethernet (libpcap refuses it on cooked or raw-IP links).
+    `vlan` exists only on Ethernet (libpcap refuses it on cooked or raw-IP links). The operator's
+    expression comes first: after `vlan` every offset is shifted by the tag, so `udp port 53`
+    placed after it would read an untagged frame four bytes off (and pass tagged frames only).
     """
     expression = f"{BPF_FILTER} or {_ETHERTYPES}" if linktype in _ETHERTYPE_LINKS else BPF_FILTER
     if linktype == LINKTYPE_ETHERNET:
         expression += " or vlan"  # last: it shifts the offsets of whatever follows it
-    return f"({expression}) and ({extra})" if extra else expression
+    return f"({extra}) and ({expression})" if extra else expression

@@ -81,18 +81,22 @@ FRAMES = [
 ]
 
 
-@pytest.fixture(scope="module")
-def kept(tmp_path_factory) -> set[bytes]:
-    """Every row's frame through the Ethernet filter in one tcpdump run: the frames it passed."""
+def passed_by(folder, packets: list, expression: str) -> set[bytes]:
+    """The frames libpcap's compiled `expression` passes, in one tcpdump run."""
     if shutil.which("tcpdump") is None:
         pytest.skip("tcpdump not installed")
-    folder = tmp_path_factory.mktemp("bpf")
     source, filtered = folder / "in.pcap", folder / "out.pcap"
-    wrpcap(str(source), [packet for _, packet, _ in FRAMES])
+    wrpcap(str(source), packets)
     as_root = ["-Z", "root"] if os.geteuid() == 0 else []  # tcpdump drops privileges before writing
-    subprocess.run(["tcpdump", *as_root, "-r", str(source), "-w", str(filtered), capture_filter()],
+    subprocess.run(["tcpdump", *as_root, "-r", str(source), "-w", str(filtered), expression],
                    check=True, capture_output=True, timeout=60)
     return {bytes(p) for p in rdpcap(str(filtered))}
+
+
+@pytest.fixture(scope="module")
+def kept(tmp_path_factory) -> set[bytes]:
+    """Every row's frame through the Ethernet filter: the frames it passed."""
+    return passed_by(tmp_path_factory.mktemp("bpf"), [packet for _, packet, _ in FRAMES], capture_filter())
 
 
 @pytest.mark.integration
@@ -101,14 +105,31 @@ def test_prefilter_keeps_what_can_carry_a_name(kept, packet, passes):
     assert (bytes(packet) in kept) is passes
 
 
+NARROWED = [  # `sense --filter "udp port 53"`: the operator's expression, untagged and tagged
+    ("dns", ETH / V4 / UDP(sport=40000, dport=53) / Raw(bytes(12)), True),
+    ("dns-in-vlan", ETH / Dot1Q(vlan=5) / V4 / UDP(sport=40000, dport=53) / Raw(bytes(12)), False),
+    ("quic", ETH / V4 / UDP(sport=40000, dport=443) / Raw(b"\xc0" + bytes(40)), False),
+    ("tls", ETH / V4 / TCP(sport=40000, dport=443, flags="PA") / Raw(b"\x16\x03\x01" + bytes(40)), False),
+]
+
+
+@pytest.mark.integration
+def test_an_operator_filter_narrows_untagged_frames_as_written(tmp_path):
+    """The operator's expression is read at untagged offsets (before the pre-filter's `vlan`)."""
+    packets = [packet for _, packet, _ in NARROWED]
+    got = passed_by(tmp_path, packets, capture_filter(LINKTYPE_ETHERNET, "udp port 53"))
+    assert {name for name, packet, _ in NARROWED if bytes(packet) in got} == {
+        name for name, _, passes in NARROWED if passes}
+
+
 @pytest.mark.parametrize(
     ("linktype", "extra", "expected"),
     [
         (LINKTYPE_ETHERNET, None, f"{BPF_FILTER} or {ETHERTYPES} or vlan"),
         (LINKTYPE_LINUX_SLL, None, f"{BPF_FILTER} or {ETHERTYPES}"),  # libpcap refuses `vlan` on cooked links
         (LINKTYPE_RAW, None, BPF_FILTER),  # and `ether proto` on raw IP
-        (LINKTYPE_ETHERNET, "net 10.0.0.0/8", f"({BPF_FILTER} or {ETHERTYPES} or vlan) and (net 10.0.0.0/8)"),
-        (LINKTYPE_RAW, "not port 22", f"({BPF_FILTER}) and (not port 22)"),
+        (LINKTYPE_ETHERNET, "net 10.0.0.0/8", f"(net 10.0.0.0/8) and ({BPF_FILTER} or {ETHERTYPES} or vlan)"),
+        (LINKTYPE_RAW, "not port 22", f"(not port 22) and ({BPF_FILTER})"),
     ],
     ids=["ethernet", "cooked", "raw-ip", "ethernet-narrowed", "raw-narrowed"],
 )
