@@ -8,32 +8,17 @@ other names on its socket). Pure functions of the decoded tuple, so each choice 
 
 from __future__ import annotations
 
+from functools import lru_cache
+
 from monitor.capture.flows import flow_key
 from monitor.capture.packets import mac_text, packed_ip_text
 from monitor.observation import Observation
 
-_TEXT_CAP = 65536  # addresses and MACs whose text is kept (cleared when full: bounded on any traffic)
-_ip_texts: dict[bytes, str] = {}
-_mac_texts: dict[bytes, str] = {}
-
-
-def _ip_text(addr: bytes) -> str:
-    """`packed_ip_text`, once per address: a client's address is in every one of its observations."""
-    text = _ip_texts.get(addr)
-    if text is None:
-        if len(_ip_texts) >= _TEXT_CAP:
-            _ip_texts.clear()
-        text = _ip_texts[addr] = packed_ip_text(addr)
-    return text
-
-
-def _mac_text(mac: bytes) -> str:
-    text = _mac_texts.get(mac)
-    if text is None:
-        if len(_mac_texts) >= _TEXT_CAP:
-            _mac_texts.clear()
-        text = _mac_texts[mac] = mac_text(mac)
-    return text
+# A client's address and MAC are in every one of its observations: their text once each, in bounded
+# caches (least recently used dropped), whatever the traffic.
+_TEXT_CAP = 65536
+_ip_text = lru_cache(maxsize=_TEXT_CAP)(packed_ip_text)
+_mac_text = lru_cache(maxsize=_TEXT_CAP)(mac_text)
 
 
 def observation_key(d: tuple, protocol: str, name: str) -> tuple:
