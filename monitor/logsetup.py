@@ -145,3 +145,26 @@ def configure(stream: TextIO | None = None, level: int = logging.INFO) -> None:
     root.addHandler(handler)
     root.setLevel(max(level, logging.WARNING))
     _configured = True
+
+
+class LazyLogger:
+    """`structlog.get_logger(name)` for a module on a command's start-up path: structlog (and asyncio,
+    ~30 ms) is imported at its first log line, not when the module is imported."""
+
+    __slots__ = ("_logger", "_name")
+
+    def __init__(self, name: str):
+        self._name = name
+        self._logger: Any = None
+
+    def __getattr__(self, method: str) -> Any:
+        if self._logger is None:
+            import structlog
+
+            self._logger = structlog.get_logger(self._name)
+        return getattr(self._logger, method)
+
+
+def get_logger(name: str) -> Any:
+    """The logger a module keeps as `log`; structlog itself is loaded only when it first logs."""
+    return LazyLogger(name)

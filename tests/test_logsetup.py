@@ -85,13 +85,17 @@ DEFERRED = [
     ("logsetup.configure(sys.stderr, logging.DEBUG); import structlog; structlog.get_logger().debug('d')",
      [{"message": "d", "level": "debug"}]),
     ("print('structlog' in sys.modules, file=sys.stderr)", "False"),
+    ("log = logsetup.get_logger('lazy'); print('structlog' in sys.modules, file=sys.stderr)", "False"),
+    ("logsetup.get_logger('lazy').warning('late', n=2)", [{"message": "late", "level": "warning", "n": 2}]),
+    ("logsetup.get_logger('lazy').debug('noise')", []),
 ]
 
 
 @pytest.mark.integration
 @pytest.mark.parametrize(("then", "expected"), DEFERRED,
                          ids=["structlog-later", "structlog-debug-later", "stdlib-first",
-                              "stdlib-then-structlog", "latest-configure-wins", "never-imported"])
+                              "stdlib-then-structlog", "latest-configure-wins", "never-imported",
+                              "lazy-logger-not-imported", "lazy-logger-logs", "lazy-logger-level"])
 def test_structlog_is_configured_when_first_imported(then, expected):
     import subprocess
 

@@ -16,11 +16,10 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import structlog
-
+from monitor.logsetup import get_logger
 from monitor.store.transactions import own_connection
 
-log = structlog.get_logger("monitor.store.acks")
+log = get_logger("monitor.store.acks")
 
 META_NAME = "central_acknowledged"
 

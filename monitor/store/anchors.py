@@ -16,8 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
+from monitor.logsetup import get_logger
 from monitor.store.chain import ChainHead
 from monitor.store.signing import HeadError, SignedHead, sign
 from monitor.store.transactions import own_connection
@@ -25,7 +24,7 @@ from monitor.store.transactions import own_connection
 if TYPE_CHECKING:  # imported where a key is used: reading the store needs none
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-log = structlog.get_logger("monitor.store.anchors")
+log = get_logger("monitor.store.anchors")
 
 META_NAME = "signed_head"
 

@@ -19,9 +19,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-import structlog
+from monitor.logsetup import get_logger
 
-log = structlog.get_logger("monitor.store.reclaim")
+log = get_logger("monitor.store.reclaim")
 
 INCREMENTAL = 2  # PRAGMA auto_vacuum: 0 none, 1 full, 2 incremental
 

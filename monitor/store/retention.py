@@ -33,8 +33,7 @@ from __future__ import annotations
 
 from typing import Any
 
-import structlog
-
+from monitor.logsetup import get_logger
 from monitor.store import coverage, reviews
 from monitor.store.acks import acknowledged
 from monitor.store.base import PurgeResult
@@ -43,7 +42,7 @@ from monitor.store.entries import append_entry
 from monitor.store.holds import held_clause, open_holds
 from monitor.store.integrity import RECORD_COLUMNS
 
-log = structlog.get_logger("monitor.store.retention")
+log = get_logger("monitor.store.retention")
 
 
 def purge_before(con: Any, cutoff: float, start: ChainHead, now: float, shown: str) -> PurgeResult:

@@ -22,14 +22,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import structlog
-
 from monitor.errors import UserError
+from monitor.logsetup import get_logger
 from monitor.store.chain import PURGE_SESSION, purged_entries
 from monitor.store.entries import append_entry, chain_tip
 from monitor.store.transactions import own_connection
 
-log = structlog.get_logger("monitor.store.reviews")
+log = get_logger("monitor.store.reviews")
 
 # The outcomes a school records, each with what it means (docs/exports.md, `review --outcomes`).
 OUTCOMES: dict[str, str] = {

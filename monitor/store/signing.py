@@ -39,16 +39,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import structlog
-
 from monitor.errors import UserError
+from monitor.logsetup import get_logger
 from monitor.store.chain import GENESIS, ChainHead
 from monitor.store.sessions import canonical_json
 
 if TYPE_CHECKING:  # cryptography is imported where a key is used: reading the store needs none (~40 ms)
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-log = structlog.get_logger("monitor.store.signing")
+log = get_logger("monitor.store.signing")
 
 HEAD_FORMAT = "social-monitor-signed-head/1"
 KEY_PREFIX = "ed25519:"

@@ -18,8 +18,7 @@ from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
-import structlog
-
+from monitor.logsetup import get_logger
 from monitor.store import (
     anchors,
     damage,
@@ -47,7 +46,7 @@ from monitor.store.signing import SignedHead
 if TYPE_CHECKING:  # cryptography is imported where a key is used (signing._ed25519): `events` needs none
     from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
-log = structlog.get_logger("monitor.store.sqlite")
+log = get_logger("monitor.store.sqlite")
 
 DAY = 86400.0
 T = TypeVar("T")

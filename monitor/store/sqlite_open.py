@@ -14,13 +14,12 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 
-import structlog
-
+from monitor.logsetup import get_logger
 from monitor.store import schema, transactions
 from monitor.store.base import StoreError
 from monitor.store.schema import STORE_FORMAT, Migration
 
-log = structlog.get_logger("monitor.store.sqlite")  # the store's logger: store_migrated keeps its name
+log = get_logger("monitor.store.sqlite")  # the store's logger: store_migrated keeps its name
 
 SQLITE_HEADER = b"SQLite format 3\x00"
 
