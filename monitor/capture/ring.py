@@ -8,7 +8,9 @@ buffer per packet, only one slice of the shared memory. `LiveInterface`
 
 Same contract as `LiveInterface` for `monitor.capture.live`: `fileno()` for
 select, `statistics()` as (received, dropped) since opening, `close()`; and
-`drain(feed, limit)` instead of `recv()`, feeding whole blocks. The kernel BPF
+`drain(frame, limit)` instead of `recv()`, handing over whole blocks, each frame
+where it lies (`triage.Triage.frame`: only the frames that can matter are
+copied out and fed to the sensor, as `classify` does with a file). The kernel BPF
 pre-filter is attached before the socket is bound, so nothing unfiltered ever
 reaches the ring. PACKET_STATISTICS of a V3 socket adds `tp_freeze_q_cnt`:
 how often every block was full (the ring "froze" until one was handed back),
@@ -23,7 +25,7 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Any, Final
 
 from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from monitor.errors import UserError
@@ -50,7 +52,8 @@ _BLOCK = struct.Struct("<IIIII")
 _PACKET = struct.Struct("<IIIIIIHHIIH")
 _STATS_V3 = struct.Struct("III")  # struct tpacket_stats_v3: tp_packets, tp_drops, tp_freeze_q_cnt
 
-Feed = Callable[[float, int, bytes], object]
+# (timestamp, link type, buffer, start, end): the frame is buffer[start:end] (`triage.Triage.frame`)
+FrameSink = Callable[[float, int, Any, int, int], object]
 
 
 class RingUnavailable(UserError):
@@ -152,10 +155,11 @@ class RingInterface:
     def fileno(self) -> int:
         return self.socket.fileno()
 
-    def drain(self, feed: Feed, limit: int) -> int:
-        """Feed every frame of the blocks the kernel has handed over, whole blocks at a time, until
-        none is ready or `limit` frames were fed; the number fed. An error on the socket (the link
-        went down or away: ENETDOWN) is raised as OSError once nothing is left to read."""
+    def drain(self, frame: FrameSink, limit: int) -> int:
+        """Hand every frame of the blocks the kernel has handed over to `frame`, in place in the ring
+        (copied only with a VLAN tag put back), whole blocks at a time, until none is ready or `limit`
+        frames were handed; the number handed. An error on the socket (the link went down or away:
+        ENETDOWN) is raised as OSError once nothing is left to read."""
         ring = self._map
         if ring is None:
             raise OSError(9, "ring closed")
@@ -174,10 +178,11 @@ class RingInterface:
                 (next_offset, sec, nsec, snaplen, _len, pstatus, mac, _net, _hash, tci,
                  tpid) = unpack_packet(ring, at)
                 start = at + mac
-                frame = ring[start:start + snaplen]
                 if pstatus & TP_STATUS_VLAN_VALID or tci:
-                    frame = with_vlan_tag(frame, pstatus, tci, tpid)
-                feed(sec + nsec * 1e-9, linktype, frame)
+                    tagged = with_vlan_tag(ring[start:start + snaplen], pstatus, tci, tpid)
+                    frame(sec + nsec * 1e-9, linktype, tagged, 0, len(tagged))
+                else:
+                    frame(sec + nsec * 1e-9, linktype, ring, start, start + snaplen)
                 at += next_offset
             fed += count
             ring[base + 8:base + 12] = b"\0\0\0\0"  # block_status = TP_STATUS_KERNEL: hand it back
