@@ -159,7 +159,8 @@ class LiveCapture:
         if not self._opened:
             self.open()
         # the frames that can matter go to the sensor's `feed`; the rest only move their flow's life
-        frame_sink = Triage(self.sensor).frame
+        triage = Triage(self.sensor)
+        frame_sink = triage.frame
         stop = self._stop
         packets = self.packets
         poll = self.poll_seconds
@@ -192,7 +193,7 @@ class LiveCapture:
                     failure: OSError | None = None
                     if isinstance(source, RingInterface):
                         try:
-                            count = source.drain(frame_sink, _BURST)
+                            count = source.drain(triage, _BURST)
                         except OSError as exc:  # ENETDOWN: the link went down or away
                             failure = exc
                     else:

@@ -8,9 +8,10 @@ buffer per packet, only one slice of the shared memory. `LiveInterface`
 
 Same contract as `LiveInterface` for `monitor.capture.live`: `fileno()` for
 select, `statistics()` as (received, dropped) since opening, `close()`; and
-`drain(frame, limit)` instead of `recv()`, handing over whole blocks, each frame
-where it lies (`triage.Triage.frame`: only the frames that can matter are
-copied out and fed to the sensor, as `classify` does with a file). The kernel BPF
+`drain(reader, limit)` instead of `recv()`, handing over whole blocks, whose
+frames the reader reads where they lie (`triage.Triage.block`: only the frames
+that can matter are copied out and fed to the sensor, as `classify` does with a
+file). The kernel BPF
 pre-filter is attached before the socket is bound, so nothing unfiltered ever
 reaches the ring. PACKET_STATISTICS of a V3 socket adds `tp_freeze_q_cnt`:
 how often every block was full (the ring "froze" until one was handed back),
@@ -25,9 +26,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Final, Protocol
 
 from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from monitor.capture.triage import TP_STATUS_VLAN_VALID, Retag
 from monitor.errors import UserError
 
 SOL_PACKET: Final = 263
@@ -40,20 +42,20 @@ PACKET_MR_PROMISC: Final = 1
 ETH_P_ALL: Final = 0x0003
 TP_STATUS_KERNEL: Final = 0
 TP_STATUS_USER: Final = 1
-TP_STATUS_VLAN_VALID: Final = 0x10
 TP_STATUS_VLAN_TPID_VALID: Final = 0x40
 _ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})
 
 # struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status,
 # num_pkts, offset_to_first_pkt (the rest, lengths and timestamps, is not needed)
 _BLOCK = struct.Struct("<IIIII")
-# struct tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac,
-# tp_net, then hv1: tp_rxhash, tp_vlan_tci, tp_vlan_tpid
-_PACKET = struct.Struct("<IIIIIIHHIIH")
 _STATS_V3 = struct.Struct("III")  # struct tpacket_stats_v3: tp_packets, tp_drops, tp_freeze_q_cnt
 
-# (timestamp, link type, buffer, start, end): the frame is buffer[start:end] (`triage.Triage.frame`)
-FrameSink = Callable[[float, int, Any, int, int], object]
+
+
+class BlockReader(Protocol):
+    """What reads a block's frames where they lie (`triage.Triage`)."""
+
+    def block(self, ring: mmap.mmap, at: int, count: int, linktype: int, retag: Retag) -> None: ...
 
 
 class RingUnavailable(UserError):
@@ -155,35 +157,25 @@ class RingInterface:
     def fileno(self) -> int:
         return self.socket.fileno()
 
-    def drain(self, frame: FrameSink, limit: int) -> int:
-        """Hand every frame of the blocks the kernel has handed over to `frame`, in place in the ring
-        (copied only with a VLAN tag put back), whole blocks at a time, until none is ready or `limit`
-        frames were handed; the number handed. An error on the socket (the link went down or away:
-        ENETDOWN) is raised as OSError once nothing is left to read."""
+    def drain(self, reader: BlockReader, limit: int) -> int:
+        """Hand every block the kernel has handed over to `reader`, whole blocks at a time, until none
+        is ready or `limit` frames were handed; the number handed. An error on the socket (the link
+        went down or away: ENETDOWN) is raised as OSError once nothing is left to read."""
         ring = self._map
         if ring is None:
             raise OSError(9, "ring closed")
         size = self.size.block_bytes
         blocks = self.size.blocks
         linktype = self.linktype
-        unpack_block, unpack_packet = _BLOCK.unpack_from, _PACKET.unpack_from
+        unpack_block = _BLOCK.unpack_from
+        read_block = reader.block
         fed = 0
         while fed < limit:
             base = self._block * size
             _version, _priv, status, count, offset = unpack_block(ring, base)
             if not status & TP_STATUS_USER:
                 break
-            at = base + offset
-            for _ in range(count):
-                (next_offset, sec, nsec, snaplen, _len, pstatus, mac, _net, _hash, tci,
-                 tpid) = unpack_packet(ring, at)
-                start = at + mac
-                if pstatus & TP_STATUS_VLAN_VALID or tci:
-                    tagged = with_vlan_tag(ring[start:start + snaplen], pstatus, tci, tpid)
-                    frame(sec + nsec * 1e-9, linktype, tagged, 0, len(tagged))
-                else:
-                    frame(sec + nsec * 1e-9, linktype, ring, start, start + snaplen)
-                at += next_offset
+            read_block(ring, base + offset, count, linktype, with_vlan_tag)
             fed += count
             ring[base + 8:base + 12] = b"\0\0\0\0"  # block_status = TP_STATUS_KERNEL: hand it back
             self._block = (self._block + 1) % blocks

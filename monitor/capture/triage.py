@@ -62,6 +62,11 @@ FEED, READ_ON, QUIET, QUIET_UNLESS_HELD, OPEN, END = range(6)
 # "sequence number" is its length and checksum).
 _V4 = struct.Struct("!HBxHxxHxB2x4s4sHHI4xBB").unpack_from
 _V6 = struct.Struct("!HB3xHBx16s16sHHI4xBB").unpack_from  # version, payload length, next header
+# struct tpacket3_hdr of a TPACKET_V3 ring: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len,
+# tp_status, tp_mac, tp_net, then hv1: tp_rxhash, tp_vlan_tci, tp_vlan_tpid
+TPACKET3_HDR: Final = struct.Struct("<IIIIIIHHIIH")
+TP_STATUS_VLAN_VALID: Final = 0x10
+Retag = Callable[[bytes, int, int, int], bytes]  # (frame, tp_status, tci, tpid): the tag put back
 
 Handle = Callable[[float, object, int, int], None]
 
@@ -174,7 +179,8 @@ def frame_handler(sensor: Sensor) -> Handle:
 
 
 class PureTriage:
-    """The triage in Python, bound to one sensor: frames one at a time (a ring), or a pcap block."""
+    """The triage in Python, bound to one sensor: a frame (read with recvmsg), a ring's block, or a
+block of pcap records."""
 
     def __init__(self, sensor: Sensor):
         self.sensor = sensor
@@ -186,6 +192,23 @@ class PureTriage:
             self._handle(ts, buf, fp, end)
         else:
             self.sensor.feed(ts, linktype, bytes(buf[fp:end]))
+
+    def block(self, ring, at: int, count: int, linktype: int, retag: Retag) -> None:
+        """The `count` frames of a TPACKET_V3 block whose first tpacket3_hdr is at ring[at:], each read
+        where it lies; a frame whose VLAN tag the kernel took off gets it back from `retag`, copied."""
+        unpack = TPACKET3_HDR.unpack_from
+        handle = self._handle if linktype == LINKTYPE_ETHERNET else None
+        feed = self.sensor.feed
+        for _ in range(count):
+            next_offset, sec, nsec, snaplen, _len, status, mac, _net, _hash, tci, tpid = unpack(ring, at)
+            start = at + mac
+            if status & TP_STATUS_VLAN_VALID or tci:
+                feed(sec + nsec * 1e-9, linktype, retag(ring[start:start + snaplen], status, tci, tpid))
+            elif handle is not None:
+                handle(sec + nsec * 1e-9, ring, start, start + snaplen)
+            else:
+                feed(sec + nsec * 1e-9, linktype, bytes(ring[start:start + snaplen]))
+            at += next_offset
 
     def records(self, buf: bytearray, pos: int, n: int, big_endian: bool, tick: float, linktype: int) -> int:
         """Every whole pcap record of buf[pos:n]; where the first record not read starts (a record cut
