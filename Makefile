@@ -15,7 +15,8 @@ DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py compiles the optional frame triage (monitor/capture/_triage.pyx) in place: a change rebuilds it
+$(STAMP): pyproject.toml setup.py monitor/capture/_triage.pyx
 	@$(MAKE) --no-print-directory debs
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -55,4 +56,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info monitor/capture/_triage.*.so

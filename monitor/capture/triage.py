@@ -43,8 +43,8 @@ from monitor.capture.tunnels import UDP_TUNNEL_PORTS
 
 # First payload bytes of a TCP segment `feed` looks further at: a TLS record (0x16), and the
 # characters an HTTP method token (RFC 9110 tchar) can begin with.
-_TCHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
-TCP_FIRST: Final = frozenset(_TCHARS) | {0x16}
+TCHARS: Final = b"!#$%&'*+-.^_`|~0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
+TCP_FIRST: Final = frozenset(TCHARS) | {0x16}
 assert all(m[0] in TCP_FIRST for m in http.METHOD_PREFIXES)
 # `feed` reads a segment as HTTP when its first 4 bytes (padding included) are a method prefix,
 # or a method token and a space start its payload: both tried here, on any buffer (bytes, mmap).

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import importlib
 import mmap
+import os
 import struct
+from pathlib import Path
 
 import pytest
 from scapy.layers.inet import IP, TCP
@@ -160,6 +162,15 @@ def test_records_reads_either_byte_order_and_its_timestamps(implementation, orde
 def test_records_refuses_a_record_longer_than_any_capture(implementation):
     block = bytearray(struct.pack("<IIII", 1, 0, MAX_RECORD + 1, 60)) + bytes(60)
     assert implementation(Sensor(lambda obs: None)).records(block, 0, len(block), False, 1e-6, 1) == -1
+
+
+def test_a_built_twin_is_the_one_in_use():
+    """A compiled twin built here (by `pip install -e .`) that does not import (stale, another Python)
+    would leave the Python one in use unseen: it must be the one in use."""
+    built = sorted(Path(triage.__file__).parent.glob("_triage*.so"))
+    if not built or os.environ.get("SOCIAL_MONITOR_PURE_TRIAGE") == "1":
+        pytest.skip("no compiled triage built here (no C compiler or Cython when installed), or turned off")
+    assert COMPILED is not None and triage.COMPILED
 
 
 def test_which_triage_is_in_use_is_said():
