@@ -4,6 +4,7 @@
   sudo .venv/bin/python bench/sensor_live_bench.py [--packets 200000] [--max-rate 400000]
   sudo .venv/bin/python bench/sensor_live_bench.py --compare-with /tmp/before [--rates 0,150000] [--repeat 3]
   sudo .venv/bin/python bench/sensor_live_bench.py --compare-ring [--rates 0,300000,200000] [--repeat 2]
+  sudo .venv/bin/python bench/sensor_live_bench.py --senders 2 --max-rate 600000   # two replayers at once
 
 Needs root, iproute2 and tcpreplay, and bench/out/mix.pcap (built by
 bench/sensor_bench.py). Creates a network namespace with one end of a veth
@@ -13,10 +14,12 @@ reads the sensor's own counters (packets seen, kernel drops from
 PACKET_STATISTICS). Bisects on the rate. Everything it creates is removed.
 
 The sender is tcpreplay with the file preloaded into memory (`-K`): with no listener it sends
-~680k packets/s of the mix here, far above the rates measured (without `-K`, ~520k; with a
-listener the receive path runs in the sender's context, so the rate it reaches then is the
-figure that counts). The sensor reads through the memory-mapped TPACKET_V3 ring unless
-`--no-ring` (one recvmsg per packet, the fallback path).
+~680k to 950k packets/s of the mix here (without `-K`, ~520k); with a listener the receive path
+runs in the sender's context, so one tcpreplay reaches 250k to 350k packets/s, below what the
+sensor now reads: `--senders N` runs N of them at once (each at its share of the rate). At
+their top speed two senders take both cores from the sensor, so ask for rates instead.
+The sensor reads through the memory-mapped TPACKET_V3 ring unless `--no-ring` (one recvmsg
+per packet, the fallback path).
 
 `--compare-ring` replays at fixed rates alternately into a sensor reading through the ring and
 one reading with recvmsg, so both see the same machine load.
@@ -91,8 +94,9 @@ def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extr
     seen, drops = (int(lines[-1].group(1)), int(lines[-1].group(2))) if lines else (0, -1)
     sent = sum(int(m.group(1)) for out in outputs for m in re.finditer(r"Actual: (\d+) packets", out))
     actual = [float(m.group(1)) for out in outputs for m in re.finditer(r"([\d.]+) pps", out)]
-    # one sender: its own rate; several: all they sent over the wall time of the slowest
-    pps = (actual[0] if actual else sent / elapsed) if SENDERS == 1 else sent / elapsed
+    # the senders run side by side, each at its own rate (tcpreplay's, from its first packet to its
+    # last, without the time it takes to load the file): together, the sum
+    pps = sum(actual) if len(actual) == SENDERS else sent / elapsed
     return {"rate": rate, "sent": sent, "seen": seen, "drops": drops, "actual_pps": pps,
             "us_per_packet": 1e6 * max(cpu, 0.0) / max(seen, 1)}
 
