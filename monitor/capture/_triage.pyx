@@ -297,7 +297,8 @@ cdef class Triage:
                 elif not flags & TCP_OPEN_OR_END:
                     at = fp + start
                     first = p[at]
-                    if first == 0x16 and p[at + 1] == 3:  # a TLS record: only a ClientHello is read
+                    # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end)
+                    if first == 0x16 and at + 1 < end and p[at + 1] == 3:
                         if stop - start > 5 and p[at + 5] != CLIENT_HELLO:
                             action = QUIET_UNLESS_HELD
                     elif not (

@@ -121,7 +121,8 @@ def frame_handler(sensor: Sensor) -> Handle:
                 elif not flags & TCP_OPEN_OR_END:
                     at = fp + start
                     first = buf[at]
-                    if first == 0x16 and buf[at + 1] == 3:  # a TLS record: only a ClientHello is read
+                    # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end)
+                    if first == 0x16 and at + 1 < end and buf[at + 1] == 3:
                         if stop - start > 5 and buf[at + 5] != CLIENT_HELLO:
                             action = QUIET_UNLESS_HELD
                     elif not (

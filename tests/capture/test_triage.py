@@ -13,6 +13,8 @@ import struct
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 from scapy.layers.inet import IP, TCP
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
@@ -224,3 +226,26 @@ def test_a_ring_block_gives_what_feeding_every_frame_gives(implementation, frame
         results.append((out, sensor.error_counts, sensor.packets))
     assert results[1] == results[0]
     assert results[0][0]  # names found: the comparison is not between two empty lists
+
+
+TEMPLATES = {
+    "tcp with a hello": tcp_frame(HELLO)[:120], "tcp data": tcp_frame(APP_DATA),
+    "a bare ack": tcp_frame(flags="A"),
+    "udp quic": udp_frame(b"\xc3\x00\x00\x00\x01" + bytes(40)), "ipv6 tcp": tcp_frame(APP_DATA, v6=True),
+    "ipv6 udp": udp_frame(b"\x41" + bytes(30), v6=True),
+}
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
+@pytest.mark.parametrize("template", TEMPLATES.values(), ids=TEMPLATES.keys())
+@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(data=st.data())
+def test_damaged_frames_give_what_feeding_them_gives(implementation, template, data):
+    """Any byte of a real header changed, the frame cut anywhere: the same as `feed`, in bytes that end
+    where the frame ends (nothing past it may be read)."""
+    frame = bytearray(template)
+    for _ in range(data.draw(st.integers(0, 4))):
+        frame[data.draw(st.integers(0, len(frame) - 1))] = data.draw(st.integers(0, 255))
+    frame = bytes(frame[:data.draw(st.integers(1, len(frame)))])
+    every, triaged, _handed = both_ways(implementation, [tcp_frame(flags="S", seq=999), frame], in_bytes)
+    assert triaged == every
