@@ -7,9 +7,10 @@ CONFIG ?= config/example.yaml
 # tcpreplay (benchmarks, live replay tests), libndpi-bin (ndpiReader, the sensor
 # benchmark's peer), prometheus (promtool), chromium (report rendering test),
 # iproute2 (network namespaces), curl (proxy tests), postgresql (the trust's central store: the tests
-# start a throw-away server from its binaries, as an unprivileged user).
+# start a throw-away server from its binaries, as an unprivileged user), gcc, libc6-dev and python3-dev
+# (the optional compiled frame triage; without them the install uses the Python one).
 DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl sqlite3 nftables systemd \
-          postgresql
+          postgresql gcc libc6-dev python3-dev
 
 .PHONY: install run test quick lint bench clean debs
 
