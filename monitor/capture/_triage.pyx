@@ -13,8 +13,6 @@ from cpython.dict cimport PyDict_GetItem
 from cpython.ref cimport PyObject
 from libc.string cimport memcmp, memcpy
 
-from monitor.capture import triage as _py
-
 cdef extern from *:
     """
     static inline unsigned int sm_be16(const unsigned char *p) { return ((unsigned int)p[0] << 8) | p[1]; }
@@ -43,16 +41,12 @@ cdef enum Action:
     OPEN = 4
     END = 5
 
-cdef unsigned int PROTO_TCP = _py.PROTO_TCP
-cdef unsigned int PROTO_UDP = _py.PROTO_UDP
-cdef unsigned int TCP_SYN = _py.TCP_SYN
-cdef unsigned int TCP_ACK = _py.TCP_ACK
-cdef unsigned int TCP_END = _py.TCP_END
-cdef unsigned int TCP_OPEN_OR_END = _py.TCP_OPEN_OR_END
-cdef unsigned int CLIENT_HELLO = _py.CLIENT_HELLO
-cdef unsigned int SPAN = _py.SPAN
-cdef unsigned int VLAN_VALID = _py.TP_STATUS_VLAN_VALID
-cdef long long MAX_RECORD = _py.MAX_RECORD
+# The constants of triage.py, read from it when the first Triage is made (not at import: triage.py
+# imports this module at its end, so importing this one first would find it half made).
+cdef unsigned int PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK, TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO, SPAN
+cdef unsigned int VLAN_VALID
+cdef long long MAX_RECORD
+cdef bint READY = False
 
 # One byte per value: which first bytes and ports matter (the frozensets of triage.py as tables).
 cdef unsigned char TCP_FIRST[256]
@@ -65,9 +59,18 @@ cdef unsigned int METHOD_PREFIXES[MAX_METHODS]  # each 4-byte method prefix, big
 cdef int N_METHODS = 0
 
 
-cdef void _tables() except *:
-    global N_METHODS
+cdef int _tables() except -1:
+    global N_METHODS, READY, PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK, TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO
+    global SPAN, VLAN_VALID, MAX_RECORD
+    from monitor.capture import triage as _py
+
     cdef int i
+    prefixes = sorted(_py.http.METHOD_PREFIXES)
+    if len(prefixes) > MAX_METHODS or any(len(p) != 4 for p in prefixes):
+        raise ValueError("method prefixes the compiled triage cannot hold: use triage.PureTriage")
+    PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK = _py.PROTO_TCP, _py.PROTO_UDP, _py.TCP_SYN, _py.TCP_ACK
+    TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO, SPAN = _py.TCP_END, _py.TCP_OPEN_OR_END, _py.CLIENT_HELLO, _py.SPAN
+    VLAN_VALID, MAX_RECORD = _py.TP_STATUS_VLAN_VALID, _py.MAX_RECORD
     for i in range(256):
         TCP_FIRST[i] = i in _py.TCP_FIRST
         TCHAR[i] = i in _py.TCHARS
@@ -76,15 +79,11 @@ cdef void _tables() except *:
     for i in range(65536):
         PORT_SPECIAL[i] = i in _py.SPECIAL_PORTS
         PORT_TUNNEL[i] = i in _py.UDP_TUNNEL_PORTS
-    prefixes = sorted(_py.http.METHOD_PREFIXES)
-    if len(prefixes) > MAX_METHODS or any(len(p) != 4 for p in prefixes):
-        raise ImportError("method prefixes the compiled triage cannot hold: use triage.PureTriage")
     for i, p in enumerate(prefixes):
         METHOD_PREFIXES[i] = (p[0] << 24) | (p[1] << 16) | (p[2] << 8) | p[3]
     N_METHODS = len(prefixes)
-
-
-_tables()
+    READY = True
+    return 0
 
 
 cdef inline bint _http_start(const unsigned char *p, Py_ssize_t at, Py_ssize_t end, Py_ssize_t stop):
@@ -119,6 +118,8 @@ cdef class Triage:
     cdef object flow, stream
 
     def __init__(self, sensor):
+        if not READY:
+            _tables()
         self.sensor = sensor
         self.feed = sensor.feed
         self.lives = sensor.flows.lives

@@ -10,6 +10,8 @@ import importlib
 import mmap
 import os
 import struct
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -249,3 +251,16 @@ def test_damaged_frames_give_what_feeding_them_gives(implementation, template, d
     frame = bytes(frame[:data.draw(st.integers(1, len(frame)))])
     every, triaged, _handed = both_ways(implementation, [tcp_frame(flags="S", seq=999), frame], in_bytes)
     assert triaged == every
+
+
+@pytest.mark.integration
+@pytest.mark.skipif(COMPILED is None, reason="no compiled triage built here")
+def test_the_twin_imported_before_triage_is_still_the_one_in_use():
+    """triage.py imports the twin at its end: a process importing the twin first must get it too."""
+    probe = ("import monitor.capture._triage as twin\nfrom monitor.capture import triage\n"
+             "print(triage.COMPILED and triage.Triage is twin.Triage)")
+    env = {k: v for k, v in os.environ.items() if k != "SOCIAL_MONITOR_PURE_TRIAGE"}
+    env["PYTHONPATH"] = str(Path(triage.__file__).resolve().parents[2])
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                            timeout=60)
+    assert result.stdout.strip() == "True", result.stderr
