@@ -25,10 +25,10 @@ from monitor.capture import triage
 from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from monitor.capture.ring import with_vlan_tag
 from monitor.capture.sensor import Sensor
-from monitor.capture.sources import MAX_RECORD
+from monitor.capture.sources import MAX_RECORD, read_frames
 from monitor.capture.triage import TP_STATUS_VLAN_VALID, TPACKET3_HDR, PureTriage
 from tests import pcapgen
-from tests.capture.test_pcap_feed import CASES, HELLO
+from tests.capture.test_pcap_feed import CAPTURES, CASES, HELLO
 from tests.capture_helpers import CLIENT4, SERVER4, tcp_frame, udp_frame
 
 T0 = 1_700_000_000.0
@@ -264,3 +264,32 @@ def test_the_twin_imported_before_triage_is_still_the_one_in_use():
     result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
                             timeout=60)
     assert result.stdout.strip() == "True", result.stderr
+
+
+@pytest.mark.parametrize("implementation", IMPLEMENTATIONS.values(), ids=IMPLEMENTATIONS.keys())
+@pytest.mark.parametrize("capture", CAPTURES, ids=lambda p: p.name)
+def test_shared_captures_through_each_triage_give_what_feed_gives(implementation, capture):
+    """Each shared capture's frames (those of its first link type) as one block of pcap records."""
+    frames = list(read_frames(capture))
+    linktype = frames[0][1]
+    records = []  # (seconds, microseconds, frame): the times as a pcap of microseconds holds them
+    for ts, lt, frame in frames:
+        if lt == linktype:
+            seconds = int(ts)
+            records.append((seconds, min(round((ts - seconds) * 1e6), 999_999), frame))
+    block = bytearray()
+    for seconds, micros, frame in records:
+        block += struct.pack("<IIII", seconds, micros, len(frame), len(frame)) + frame
+    results = []
+    for triaged in (False, True):
+        out: list = []
+        sensor = Sensor(out.append)
+        if triaged:
+            assert implementation(sensor).records(block, 0, len(block), False, 1e-6, linktype) == len(block)
+        else:
+            for seconds, micros, frame in records:
+                sensor.feed(seconds + micros * 1e-6, linktype, frame)
+        sensor.close()
+        results.append((out, sensor.error_counts, sensor.packets))
+    assert results[1] == results[0]
+    assert results[0][2] == len(records)
