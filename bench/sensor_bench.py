@@ -155,6 +155,15 @@ def compare_feed(mix: Path, other: Path, runs: int) -> None:
     print(f"feed: this tree takes {ours['cpu'] / theirs['cpu']:.3f}x the CPU of {other}")
 
 
+def triage_in_use(source: Path) -> str:
+    """Which frame triage `classify` runs in `source`: compiled (built by `pip install -e .`) or not."""
+    probe = "from monitor.capture import triage; print('compiled' if triage.COMPILED else 'pure Python')"
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                            cwd=source)
+    return result.stdout.strip() or "none (older code)"
+
+
 def names_found(name: str, path: Path) -> int:
     if name.startswith("classify"):
         return sum(1 for _ in path.open())
@@ -184,6 +193,7 @@ def main() -> int:
         meta = json.loads((OUT / "mix.json").read_text())
     size_mb = mix.stat().st_size / 1e6
     print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
+    print(f"frame triage in this tree: {triage_in_use(ROOT)}")
     if args.feed and args.compare:
         compare_feed(mix, args.compare.resolve(), args.runs)
     tools: list[tuple[str, list[str], Path]] = [("classify", [*CLASSIFY, str(mix)], ROOT)]
