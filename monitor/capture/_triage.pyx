@@ -131,14 +131,16 @@ cdef class Triage:
         self.expire = sensor._expire
         self.last_len = 0
 
-    cdef inline void _begin(self):
+    cdef inline int _begin(self) except -1:
         self.skipped = 0
         self.next_expiry = self.sensor._next_expiry
+        return 0
 
-    cdef inline void _end(self):
+    cdef inline int _end(self) except -1:
         if self.skipped:
             self.sensor.packets += self.skipped
             self.skipped = 0
+        return 0
 
     cdef int _fed(self, double ts, int linktype, object frame) except -1:
         self.feed(ts, linktype, frame)
