@@ -7,15 +7,17 @@ CONFIG ?= config/example.yaml
 # tcpreplay (benchmarks, live replay tests), libndpi-bin (ndpiReader, the sensor
 # benchmark's peer), prometheus (promtool), chromium (report rendering test),
 # iproute2 (network namespaces), curl (proxy tests), postgresql (the trust's central store: the tests
-# start a throw-away server from its binaries, as an unprivileged user).
+# start a throw-away server from its binaries, as an unprivileged user), gcc, libc6-dev and python3-dev
+# (the optional compiled frame triage; without them the install uses the Python one).
 DEBS   := tcpdump tshark tcpreplay libndpi-bin prometheus chromium iproute2 curl sqlite3 nftables systemd \
-          postgresql
+          postgresql gcc libc6-dev python3-dev
 
 .PHONY: install run test quick lint bench clean debs
 
 install: $(STAMP)
 
-$(STAMP): pyproject.toml
+# setup.py compiles the optional frame triage (monitor/capture/_triage.pyx) in place: a change rebuilds it
+$(STAMP): pyproject.toml setup.py monitor/capture/_triage.pyx
 	@$(MAKE) --no-print-directory debs
 	python3 -m venv $(VENV)
 	$(PY) -m pip install --quiet --upgrade pip
@@ -55,4 +57,4 @@ bench: install
 	$(PY) bench/run_all.py
 
 clean:
-	rm -rf $(VENV) .pytest_cache build *.egg-info
+	rm -rf $(VENV) .pytest_cache build *.egg-info monitor/capture/_triage.*.so

@@ -19,8 +19,9 @@ ORDER = [
     "tagging_bench.py",
     "tls_parse_bench.py",
     "sensor_bench.py",
-    "sensor_live_bench.py",
-    "sensor_live_bench.py --compare-ring",
+    # two replayers: one tcpreplay cannot outrun the ring and triage here
+    "sensor_live_bench.py --senders 2 --max-rate 600000",
+    "sensor_live_bench.py --compare-ring --senders 2 --rates 300000,450000,600000",
     "hostile_bench.py",
     "store_bench.py",
     "export_bench.py",

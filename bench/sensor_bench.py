@@ -218,6 +218,15 @@ def compare_parts(mix: Path, other: Path, runs: int) -> None:
         print(f"{part:<32} {ours[part]:9.3f}s {theirs[part]:15.3f}s  {ours[part] / theirs[part]:.2f}x")
 
 
+def triage_in_use(source: Path) -> str:
+    """Which frame triage `classify` runs in `source`: compiled (built by `pip install -e .`) or not."""
+    probe = "from monitor.capture import triage; print('compiled' if triage.COMPILED else 'pure Python')"
+    env = {**os.environ, "PYTHONPATH": str(source)}
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, env=env,
+                            cwd=source)
+    return result.stdout.strip() or "none (older code)"
+
+
 def names_found(name: str, path: Path) -> int:
     if name.startswith("classify"):
         return sum(1 for _ in path.open())
@@ -248,6 +257,7 @@ def main() -> int:
         meta = json.loads((OUT / "mix.json").read_text())
     size_mb = mix.stat().st_size / 1e6
     print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
+    print(f"frame triage in this tree: {triage_in_use(ROOT)}")
     if args.feed and args.compare:
         compare_feed(mix, args.compare.resolve(), args.runs)
     if args.parts and args.compare:

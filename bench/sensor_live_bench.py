@@ -4,6 +4,7 @@
   sudo .venv/bin/python bench/sensor_live_bench.py [--packets 200000] [--max-rate 400000]
   sudo .venv/bin/python bench/sensor_live_bench.py --compare-with /tmp/before [--rates 0,150000] [--repeat 3]
   sudo .venv/bin/python bench/sensor_live_bench.py --compare-ring [--rates 0,300000,200000] [--repeat 2]
+  sudo .venv/bin/python bench/sensor_live_bench.py --senders 2 --max-rate 600000   # two replayers at once
 
 Needs root, iproute2 and tcpreplay, and bench/out/mix.pcap (built by
 bench/sensor_bench.py). Creates a network namespace with one end of a veth
@@ -13,10 +14,12 @@ reads the sensor's own counters (packets seen, kernel drops from
 PACKET_STATISTICS). Bisects on the rate. Everything it creates is removed.
 
 The sender is tcpreplay with the file preloaded into memory (`-K`): with no listener it sends
-~680k packets/s of the mix here, far above the rates measured (without `-K`, ~520k; with a
-listener the receive path runs in the sender's context, so the rate it reaches then is the
-figure that counts). The sensor reads through the memory-mapped TPACKET_V3 ring unless
-`--no-ring` (one recvmsg per packet, the fallback path).
+~680k to 950k packets/s of the mix here (without `-K`, ~520k); with a listener the receive path
+runs in the sender's context, so one tcpreplay reaches 250k to 350k packets/s, below what the
+sensor now reads: `--senders N` runs N of them at once (each at its share of the rate). At
+their top speed two senders take both cores from the sensor, so ask for rates instead.
+The sensor reads through the memory-mapped TPACKET_V3 ring unless `--no-ring` (one recvmsg
+per packet, the fallback path).
 
 `--compare-ring` replays at fixed rates alternately into a sensor reading through the ring and
 one reading with recvmsg, so both see the same machine load.
@@ -44,6 +47,7 @@ ROOT = Path(__file__).resolve().parents[1]
 MIX = ROOT / "bench" / "out" / "mix.pcap"
 STATS = re.compile(r"(\d+) packets, (\d+) kernel drops")
 LOOPS = 1  # replays of the file per trial (--loops): long enough that buffers cannot hide a slow reader
+SENDERS = 1  # tcpreplay processes sending at once (--senders): the file LOOPS times each
 TARGET_PPS = 300_000  # issue 22: packets/s of the mix with zero kernel drops, on this 2-core machine
 
 
@@ -65,12 +69,14 @@ def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extr
         if time.monotonic() > deadline or sensor.poll() is not None:
             raise RuntimeError(f"sensor did not start: {err_path.read_text()[-300:]}")
         time.sleep(0.1)
-    packets = packet_count(replay_file)
     cpu_before = cpu_seconds(sensor.pid)
     started = time.monotonic()
-    speed = f"--pps={rate}" if rate else "--topspeed"
-    replay = sh("tcpreplay", "-K", f"--loop={LOOPS}", "-i", outside, speed, "-q", str(replay_file),
-                check=False)
+    # SENDERS replayers at once, each at its share of the rate: together faster than one tcpreplay
+    speed = f"--pps={rate / SENDERS:.0f}" if rate else "--topspeed"
+    command = ["tcpreplay", "-K", f"--loop={LOOPS}", "-i", outside, speed, "-q", str(replay_file)]
+    replays = [subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+               for _ in range(SENDERS)]
+    outputs = [replay.communicate()[0] for replay in replays]
     elapsed = time.monotonic() - started
     last, still = None, 0
     for _ in range(120):  # let the sensor drain its socket: until its count stops moving
@@ -86,10 +92,12 @@ def trial(ns: str, inside: str, outside: str, rate: int, replay_file: Path, extr
     sensor.wait(timeout=20)
     lines = list(STATS.finditer(err_path.read_text()))
     seen, drops = (int(lines[-1].group(1)), int(lines[-1].group(2))) if lines else (0, -1)
-    sent = re.search(r"Actual: (\d+) packets", replay.stdout + replay.stderr)
-    actual = re.search(r"([\d.]+) pps", replay.stdout + replay.stderr)
-    return {"rate": rate, "sent": int(sent.group(1)) if sent else 0, "seen": seen, "drops": drops,
-            "actual_pps": float(actual.group(1)) if actual else packets / elapsed,
+    sent = sum(int(m.group(1)) for out in outputs for m in re.finditer(r"Actual: (\d+) packets", out))
+    actual = [float(m.group(1)) for out in outputs for m in re.finditer(r"([\d.]+) pps", out)]
+    # the senders run side by side, each at its own rate (tcpreplay's, from its first packet to its
+    # last, without the time it takes to load the file): together, the sum
+    pps = sum(actual) if len(actual) == SENDERS else sent / elapsed
+    return {"rate": rate, "sent": sent, "seen": seen, "drops": drops, "actual_pps": pps,
             "us_per_packet": 1e6 * max(cpu, 0.0) / max(seen, 1)}
 
 
@@ -126,6 +134,10 @@ def main() -> int:
     ap.add_argument("--loops", type=int, default=3,
                     help="replay the file this many times per trial: the kernel buffers (64 MiB ring, "
                     "128 MiB socket buffer) hold one replay's ~123k filtered packets whole")
+    ap.add_argument("--senders", type=int, default=1,
+                    help="tcpreplay processes at once, each sending the file --loops times at its share of "
+                    "the rate: past one tcpreplay's top speed (which the sensor's receive path slows: it runs"
+                    " in the sender's context)")
     ap.add_argument("--ring-mb", type=int, default=None, help="the sensor's ring size (sense --ring-mb)")
     ap.add_argument("--min-rate", type=int, default=5_000)
     ap.add_argument("--max-rate", type=int, default=400_000)
@@ -149,13 +161,14 @@ def main() -> int:
         return 1
     tag = uuid.uuid4().hex[:6]
     ns, outside, inside = f"smbench{tag}", f"smo{tag}", f"smi{tag}"
-    global LOOPS
-    LOOPS = args.loops
+    global LOOPS, SENDERS
+    LOOPS, SENDERS = args.loops, args.senders
     extra = (["--no-filter"] if args.no_filter else []) + (["--no-ring"] if args.no_ring else []) + \
         (["--ring-mb", str(args.ring_mb)] if args.ring_mb else [])
     replay_file, expected = prepare(args.packets, not args.no_filter)
-    expected *= LOOPS
-    print(f"replaying {args.packets:,} packets of the mix {LOOPS} time(s); the sensor should see "
+    expected *= LOOPS * SENDERS
+    print(f"replaying {args.packets:,} packets of the mix {LOOPS} time(s) from {SENDERS} sender(s); "
+          f"the sensor should see "
           f"{expected:,} of them")
     sh("ip", "netns", "add", ns)
     try:

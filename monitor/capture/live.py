@@ -41,6 +41,7 @@ from monitor.capture.links import default_route_interface, link_state
 from monitor.capture.ring import RingInterface, RingSize, RingUnavailable
 from monitor.capture.sensor import Sensor
 from monitor.capture.sources import LiveInterface
+from monitor.capture.triage import Triage
 from monitor.errors import UserError
 
 log = structlog.get_logger("monitor.capture")
@@ -157,7 +158,9 @@ class LiveCapture:
         """Capture until stop() (or a signal handler setting it); call from any one thread."""
         if not self._opened:
             self.open()
-        feed = self.sensor.feed
+        # the frames that can matter go to the sensor's `feed`; the rest only move their flow's life
+        triage = Triage(self.sensor)
+        frame_sink = triage.frame
         stop = self._stop
         packets = self.packets
         poll = self.poll_seconds
@@ -190,7 +193,7 @@ class LiveCapture:
                     failure: OSError | None = None
                     if isinstance(source, RingInterface):
                         try:
-                            count = source.drain(feed, _BURST)
+                            count = source.drain(triage, _BURST)
                         except OSError as exc:  # ENETDOWN: the link went down or away
                             failure = exc
                     else:
@@ -204,7 +207,7 @@ class LiveCapture:
                                 failure = exc
                                 break
                             count += 1
-                            feed(ts, linktype, frame)
+                            frame_sink(ts, linktype, frame, 0, len(frame))
                     packets[slot.label] += count
                     if failure is not None:
                         self._lost(slot, failure, now)

@@ -8,7 +8,10 @@ buffer per packet, only one slice of the shared memory. `LiveInterface`
 
 Same contract as `LiveInterface` for `monitor.capture.live`: `fileno()` for
 select, `statistics()` as (received, dropped) since opening, `close()`; and
-`drain(feed, limit)` instead of `recv()`, feeding whole blocks. The kernel BPF
+`drain(reader, limit)` instead of `recv()`, handing over whole blocks, whose
+frames the reader reads where they lie (`triage.Triage.block`: only the frames
+that can matter are copied out and fed to the sensor, as `classify` does with a
+file). The kernel BPF
 pre-filter is attached before the socket is bound, so nothing unfiltered ever
 reaches the ring. PACKET_STATISTICS of a V3 socket adds `tp_freeze_q_cnt`:
 how often every block was full (the ring "froze" until one was handed back),
@@ -23,9 +26,10 @@ import struct
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Final
+from typing import Final, Protocol
 
 from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
+from monitor.capture.triage import TP_STATUS_VLAN_VALID, Retag
 from monitor.errors import UserError
 
 SOL_PACKET: Final = 263
@@ -38,19 +42,20 @@ PACKET_MR_PROMISC: Final = 1
 ETH_P_ALL: Final = 0x0003
 TP_STATUS_KERNEL: Final = 0
 TP_STATUS_USER: Final = 1
-TP_STATUS_VLAN_VALID: Final = 0x10
 TP_STATUS_VLAN_TPID_VALID: Final = 0x40
 _ARPHRD_RAW_IP: Final = frozenset({0xFFFE, 519, 778})
 
 # struct tpacket_block_desc: version, offset_to_priv, then tpacket_hdr_v1: block_status,
 # num_pkts, offset_to_first_pkt (the rest, lengths and timestamps, is not needed)
 _BLOCK = struct.Struct("<IIIII")
-# struct tpacket3_hdr: tp_next_offset, tp_sec, tp_nsec, tp_snaplen, tp_len, tp_status, tp_mac,
-# tp_net, then hv1: tp_rxhash, tp_vlan_tci, tp_vlan_tpid
-_PACKET = struct.Struct("<IIIIIIHHIIH")
 _STATS_V3 = struct.Struct("III")  # struct tpacket_stats_v3: tp_packets, tp_drops, tp_freeze_q_cnt
 
-Feed = Callable[[float, int, bytes], object]
+
+
+class BlockReader(Protocol):
+    """What reads a block's frames where they lie (`triage.Triage`)."""
+
+    def block(self, ring: mmap.mmap, at: int, count: int, linktype: int, retag: Retag) -> None: ...
 
 
 class RingUnavailable(UserError):
@@ -152,9 +157,9 @@ class RingInterface:
     def fileno(self) -> int:
         return self.socket.fileno()
 
-    def drain(self, feed: Feed, limit: int) -> int:
-        """Feed every frame of the blocks the kernel has handed over, whole blocks at a time, until
-        none is ready or `limit` frames were fed; the number fed. An error on the socket (the link
+    def drain(self, reader: BlockReader, limit: int) -> int:
+        """Hand every block the kernel has handed over to `reader`, whole blocks at a time, until none
+        is ready or `limit` frames were handed; the number handed. An error on the socket (the link
         went down or away: ENETDOWN) is raised as OSError once nothing is left to read."""
         ring = self._map
         if ring is None:
@@ -162,23 +167,15 @@ class RingInterface:
         size = self.size.block_bytes
         blocks = self.size.blocks
         linktype = self.linktype
-        unpack_block, unpack_packet = _BLOCK.unpack_from, _PACKET.unpack_from
+        unpack_block = _BLOCK.unpack_from
+        read_block = reader.block
         fed = 0
         while fed < limit:
             base = self._block * size
             _version, _priv, status, count, offset = unpack_block(ring, base)
             if not status & TP_STATUS_USER:
                 break
-            at = base + offset
-            for _ in range(count):
-                (next_offset, sec, nsec, snaplen, _len, pstatus, mac, _net, _hash, tci,
-                 tpid) = unpack_packet(ring, at)
-                start = at + mac
-                frame = ring[start:start + snaplen]
-                if pstatus & TP_STATUS_VLAN_VALID or tci:
-                    frame = with_vlan_tag(frame, pstatus, tci, tpid)
-                feed(sec + nsec * 1e-9, linktype, frame)
-                at += next_offset
+            read_block(ring, base + offset, count, linktype, with_vlan_tag)
             fed += count
             ring[base + 8:base + 12] = b"\0\0\0\0"  # block_status = TP_STATUS_KERNEL: hand it back
             self._block = (self._block + 1) % blocks

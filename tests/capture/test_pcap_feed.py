@@ -113,6 +113,7 @@ CASES = {
     "vxlan": [bytes(Ether() / IP(src="10.0.0.1", dst="10.0.0.2") / UDP(sport=4789, dport=4789) / VXLAN(vni=5)
                     / Ether() / IP(src=CLIENT4, dst=SERVER4) / TCP(flags="PA") / Raw(HELLO))],
     "a truncated tcp header": [tcp_frame(HELLO)[:60]],
+    "a one-byte payload of 0x16 ending the frame": [tcp_frame(b"\x16")],
     "arp": [bytes(Ether(type=0x0806) / bytes(46))],
 }
 
