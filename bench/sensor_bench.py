@@ -3,6 +3,7 @@
 
   .venv/bin/python bench/sensor_bench.py [--packets 1000000] [--runs 1] [--mix PCAP]
                                          [--compare SRC_DIR] [--classify-only] [--feed] [--parts]
+                                         [--pcapng]
 
 --compare runs `classify` from another source tree (e.g. the previous commit, unpacked
 with `git archive HEAD~1 | tar -x -C /tmp/prev`) beside this one, the runs interleaved
@@ -13,6 +14,9 @@ best of 3 passes) in each tree, alternately, and prints the ratio. --parts split
 on a capture with no packets), `Sensor.feed` for the packets that reach it, the output of
 the rows (`Sensor._deliver`: row, JSON, write) and the rest (the packet walk, the
 catalog and the modules `classify` imports once it runs); in-process parts by perf_counter.
+
+--pcapng times the same mix written as pcapng (bench/out/mix.pcapng, by `editcap -F pcapng`),
+every tool reading that file.
 
 Builds bench/out/mix.pcap from ../shared/pcaps: every Ethernet capture is
 converted to pcap (editcap), concatenated (mergecap), then copied N times
@@ -98,6 +102,16 @@ def build_mix(target_packets: int, name: str = "mix") -> Path:
     shutil.rmtree(work)
     stamp.write_text(json.dumps({"target": target_packets, "packets": packet_count(mix)}))
     return mix
+
+
+def as_pcapng(mix: Path) -> Path:
+    """The capture written as pcapng beside the pcap ones, rewritten when the pcap is newer."""
+    if mix.suffix == ".pcapng":
+        return mix
+    target = OUT / f"{mix.stem}.pcapng"
+    if not target.exists() or target.stat().st_mtime < mix.stat().st_mtime:
+        run(["editcap", "-F", "pcapng", str(mix), str(target)])
+    return target
 
 
 def timed(name: str, cmd: list[str], stdout_path: Path, source: Path = ROOT) -> dict:
@@ -244,6 +258,7 @@ def main() -> int:
     ap.add_argument("--classify-only", action="store_true", help="leave out tshark and ndpiReader")
     ap.add_argument("--feed", action="store_true", help="with --compare: time the sensor alone, in process")
     ap.add_argument("--parts", action="store_true", help="with --compare: classify's parts in each tree")
+    ap.add_argument("--pcapng", action="store_true", help="time the mix written as pcapng (editcap)")
     args = ap.parse_args()
     for tool in ("editcap", "mergecap", "tcprewrite", "capinfos"):
         if shutil.which(tool) is None:
@@ -255,6 +270,8 @@ def main() -> int:
     else:
         mix = build_mix(args.packets)
         meta = json.loads((OUT / "mix.json").read_text())
+    if args.pcapng:
+        mix = as_pcapng(mix)
     size_mb = mix.stat().st_size / 1e6
     print(f"capture: {mix} ({meta['packets']:,} packets, {size_mb:.0f} MB)")
     print(f"frame triage in this tree: {triage_in_use(ROOT)}")

@@ -285,18 +285,17 @@ class Daemon:
             self.metrics.up.labels("sensor").set(0)
 
     def _read_files(self, sensor, paths: list[Path]) -> None:
-        from monitor.capture.sources import read_frames
+        from monitor.capture.pcap_feed import feed_file
+        from monitor.capture.sources import ReadStats
 
         for path in paths:
-            packets = 0
-            for ts, linktype, frame in read_frames(path):
-                if self.stop_event.is_set():
-                    return
-                sensor.feed(ts, linktype, frame)
-                packets += 1
+            stats = ReadStats()
+            feed_file(sensor, path, stats, stop=self.stop_event)  # through the triage, as `classify` reads
+            if self.stop_event.is_set():
+                return
             sensor.close()  # each file is its own capture: its flows end with it
-            self.metrics.packets.labels(f"file:{Path(path).name}"[:64]).inc(packets)
-            log.info("capture_file_read", file=str(path), packets=packets,
+            self.metrics.packets.labels(f"file:{Path(path).name}"[:64]).inc(stats.frames)
+            log.info("capture_file_read", file=str(path), packets=stats.frames,
                      parse_errors=sum(sensor.error_counts.values()))
 
     def _snapshot(self, config: Config) -> Path:

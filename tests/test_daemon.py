@@ -24,6 +24,7 @@ import pytest
 import yaml
 from prometheus_client.parser import text_string_to_metric_families
 
+from monitor.capture.sources import read_frames
 from monitor.config.loader import load_config
 from monitor.daemon import Daemon as Daemon_
 from monitor.daemon import RunOptions
@@ -45,14 +46,15 @@ def free_port() -> int:
 
 
 def shift_to_now(source: Path, target: Path) -> None:
-    """The shared capture with its packets moved to the last minute (so retention keeps them)."""
-    from scapy.utils import rdpcap, wrpcap
+    """The shared capture with its packets moved to the last minute (so retention keeps them), written
+    as pcapng when `target` ends in .pcapng."""
+    from scapy.utils import rdpcap, wrpcap, wrpcapng
 
     packets = rdpcap(str(source))
     offset = time.time() - 60 - float(packets[0].time)
     for packet in packets:
         packet.time = float(packet.time) + offset
-    wrpcap(str(target), packets)
+    (wrpcapng if target.suffix == ".pcapng" else wrpcap)(str(target), packets)
 
 
 @pytest.fixture
@@ -196,6 +198,24 @@ def test_pcap_source_metrics_reload_and_clean_stop(tmp_path, trust):
         assert counted == len(sessions) and signals == sum(s.observations for s in sessions) > counted
         assert all(s.school == "oak-primary" and s.zone == "lab" for s in sessions)
         assert store.verify().ok
+
+
+@pytest.mark.integration
+@pytest.mark.parametrize("suffix", [".pcap", ".pcapng"])
+def test_either_capture_format_is_replayed_into_the_store(tmp_path, trust, suffix):
+    capture = tmp_path / f"facebook-now{suffix}"
+    shift_to_now(FACEBOOK_PCAP, capture)
+    daemon = Daemon(trust, "--pcap", str(capture))
+    try:
+        packets = daemon.wait_for(lambda: daemon.total("social_monitor_packets_total"), what="the file read")
+        daemon.wait_for(lambda: daemon.total("social_monitor_accesses_total", platform="facebook"),
+                        what="facebook accesses counted")
+    finally:
+        assert daemon.stop() == 0
+    [read] = [e for e in daemon.events() if e.get("message") == "capture_file_read"]
+    assert packets == read["packets"] == len(list(read_frames(capture))) and read["parse_errors"] == 0
+    with open_store(tmp_path / "store.db", create=False) as store:
+        assert {s.platform for s in store.sessions()} == {"facebook"}
 
 
 @pytest.mark.integration

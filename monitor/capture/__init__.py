@@ -16,7 +16,8 @@ One module per stage:
 - `sensor`: `Sensor.feed(ts, linktype, frame)`, the hot path that ties them
 - `triage`: which frames reach `feed`, decided in place from a few bytes (a pcap block,
   a ring block, a frame); `_triage.pyx` is its compiled twin, built when it can be
-- `pcap_feed`, `ring`: a classic pcap's records and a TPACKET_V3 ring's blocks, through the triage
+- `pcap_feed`, `pcapng_feed`, `ring`: a classic pcap's records, a pcapng's packet blocks and a TPACKET_V3
+  ring's blocks, through the triage
 - `live`: `LiveCapture`, the sensor on live interfaces in one thread, for the daemon: each
   interface on its own socket, reopened with back-off when it goes down or away
 - `links`: what the kernel says of an interface (present, up) and of the default route

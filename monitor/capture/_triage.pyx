@@ -46,6 +46,7 @@ cdef enum Action:
 cdef unsigned int PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK, TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO, SPAN
 cdef unsigned int VLAN_VALID
 cdef long long MAX_RECORD
+cdef double MAX_TIMESTAMP
 cdef bint READY = False
 
 # One byte per value: which first bytes and ports matter (the frozensets of triage.py as tables).
@@ -61,7 +62,7 @@ cdef int N_METHODS = 0
 
 cdef int _tables() except -1:
     global N_METHODS, READY, PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK, TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO
-    global SPAN, VLAN_VALID, MAX_RECORD
+    global SPAN, VLAN_VALID, MAX_RECORD, MAX_TIMESTAMP
     from monitor.capture import triage as _py
 
     cdef int i
@@ -71,6 +72,7 @@ cdef int _tables() except -1:
     PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK = _py.PROTO_TCP, _py.PROTO_UDP, _py.TCP_SYN, _py.TCP_ACK
     TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO, SPAN = _py.TCP_END, _py.TCP_OPEN_OR_END, _py.CLIENT_HELLO, _py.SPAN
     VLAN_VALID, MAX_RECORD = _py.TP_STATUS_VLAN_VALID, _py.MAX_RECORD
+    MAX_TIMESTAMP = _py.MAX_TIMESTAMP
     for i in range(256):
         TCP_FIRST[i] = i in _py.TCP_FIRST
         TCHAR[i] = i in _py.TCHARS
@@ -254,6 +256,49 @@ cdef class Triage:
             else:
                 self._fed(ts, linktype, PyBytes_FromStringAndSize(<const char *>p + fp, caplen))
         return pos
+
+    def packet_blocks(self, bytearray buf, Py_ssize_t pos, Py_ssize_t n, bint big_endian, list interfaces):
+        """The run of whole pcapng enhanced packet blocks from buf[pos:n] on; (where the first block not
+        read starts, the frames read)."""
+        cdef const unsigned char[::1] view = buf
+        cdef const unsigned char *p = &view[0]
+        if n > view.shape[0] or pos < 0:
+            raise ValueError("blocks outside their buffer")
+        self._begin()
+        try:
+            return self._packet_blocks(p, pos, n, big_endian, interfaces)
+        finally:
+            self._end()
+
+    cdef tuple _packet_blocks(self, const unsigned char *p, Py_ssize_t pos, Py_ssize_t n, bint big_endian,
+                              list interfaces):
+        cdef Py_ssize_t frames = 0, fp, stop, end
+        cdef unsigned int block_type, total, iface, high, low, caplen
+        cdef int linktype
+        cdef double ts, tick
+        cdef Py_ssize_t count = len(interfaces)
+        while pos + 32 <= n:
+            if big_endian:
+                block_type, total, iface = sm_be32(p + pos), sm_be32(p + pos + 4), sm_be32(p + pos + 8)
+                high, low, caplen = sm_be32(p + pos + 12), sm_be32(p + pos + 16), sm_be32(p + pos + 20)
+            else:
+                block_type, total, iface = sm_le32(p + pos), sm_le32(p + pos + 4), sm_le32(p + pos + 8)
+                high, low, caplen = sm_le32(p + pos + 12), sm_le32(p + pos + 16), sm_le32(p + pos + 20)
+            if block_type != 6 or total < 32 or total > MAX_RECORD or pos + total > n or iface >= count:
+                break
+            linktype, tick = interfaces[iface]
+            ts = (((<unsigned long long>high) << 32) | low) * tick
+            if not 0.0 <= ts < MAX_TIMESTAMP:
+                break
+            fp, stop = pos + 28, pos + total - 4
+            end = fp + caplen if caplen < stop - fp else stop
+            if linktype == ETHERNET and end > fp:
+                self._handle(ts, p, fp, end)
+            else:
+                self._fed(ts, linktype, PyBytes_FromStringAndSize(<const char *>p + fp, end - fp))
+            frames += 1
+            pos += total
+        return pos, frames
 
     cdef int _handle(self, double ts, const unsigned char *p, Py_ssize_t fp, Py_ssize_t end) except -1:
         """`triage.frame_handler`'s `handle`, on the Ethernet frame p[fp:end] (at least one byte)."""

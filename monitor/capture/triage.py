@@ -38,7 +38,7 @@ from monitor.capture.packets import (
     TCP_SYN,
 )
 from monitor.capture.sensor import OVPN_TCP, SPECIAL_PORTS, Sensor
-from monitor.capture.sources import MAX_RECORD
+from monitor.capture.sources import MAX_RECORD, MAX_TIMESTAMP
 from monitor.capture.tunnels import UDP_TUNNEL_PORTS
 
 # First payload bytes of a TCP segment `feed` looks further at: a TLS record (0x16), and the
@@ -232,6 +232,35 @@ block of pcap records."""
             else:
                 feed(sec + frac * tick, linktype, bytes(buf[fp:end]))
         return pos
+
+    def packet_blocks(self, buf: bytearray, pos: int, n: int, big_endian: bool,
+                      interfaces: list[tuple[int, float]]) -> tuple[int, int]:
+        """The run of whole pcapng enhanced packet blocks from buf[pos:n] on, each frame read where it
+        lies; (where the first block not read starts, the frames read). A block this does not read
+        (another type, cut by `n`, damaged, an unknown interface, a time out of range) is left to
+        `pcapng_feed`, which knows every rule."""
+        head = struct.Struct((">" if big_endian else "<") + "IIIIII").unpack_from
+        handle, feed = self._handle, self.sensor.feed
+        frames = 0
+        while pos + 32 <= n:
+            block_type, total, iface, high, low, caplen = head(buf, pos)
+            if block_type != 6 or not 32 <= total <= MAX_RECORD or pos + total > n:
+                break
+            if iface >= len(interfaces):
+                break
+            linktype, tick = interfaces[iface]
+            ts = ((high << 32) | low) * tick
+            if not 0.0 <= ts < MAX_TIMESTAMP:
+                break
+            fp, stop = pos + 28, pos + total - 4
+            end = min(fp + caplen, stop)
+            if linktype == LINKTYPE_ETHERNET:
+                handle(ts, buf, fp, end)
+            else:
+                feed(ts, linktype, bytes(buf[fp:end]))
+            frames += 1
+            pos += total
+        return pos, frames
 
 
 Triage: type[PureTriage] = PureTriage

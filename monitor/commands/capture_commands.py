@@ -159,9 +159,9 @@ def classify(args: argparse.Namespace) -> int:
 def _read_captures(paths: list[str], emit: Callable[[Observation], object], tagger: Any,
                    config: Config | None, progress: bool = True) -> tuple[Any, list[str]]:
     """Feed every file through one sensor (each file its own capture); (the sensor, the problems met)."""
-    from monitor.capture.pcap_feed import feed_pcap
+    from monitor.capture.pcap_feed import feed_file
     from monitor.capture.sensor import Sensor
-    from monitor.capture.sources import PCAP_MAGICS, ReadStats, open_capture, read_frames
+    from monitor.capture.sources import ReadStats
 
     sensor = Sensor(emit, on_binding=_tagger_learns(tagger),
                     idle_gap=config.model.store.idle_gap_seconds if config else 300.0)
@@ -172,16 +172,8 @@ def _read_captures(paths: list[str], emit: Callable[[Observation], object], tagg
         size = os.path.getsize(path)
         bar = _Progress(path, size) if progress and sys.stderr.isatty() and size >= _PROGRESS_MIN_BYTES \
             else None
-        f, magic = open_capture(path)
-        if magic in PCAP_MAGICS:  # a classic pcap: its common packets read in place (pcap_feed.py)
-            feed_pcap(sensor, f, magic, stats, bar.update if bar is not None else None)
-        else:
-            f.close()
-            feed = sensor.feed
-            for n, (ts, linktype, frame) in enumerate(read_frames(path, stats)):
-                feed(ts, linktype, frame)
-                if bar is not None and not n & 0x3FFF:
-                    bar.update(n)
+        # pcap or pcapng: the common packets read in place, through the frame triage (pcap_feed.py)
+        feed_file(sensor, path, stats, bar.update if bar is not None else None)
         sensor.close()  # each file is its own capture: its flows end with it
         if bar is not None:
             bar.done()
