@@ -245,14 +245,15 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--pcaps", type=Path, default=ROOT.parent / "shared" / "pcaps")
     ap.add_argument("--tools", type=Path, default=ROOT.parent / "shared" / "tools")
-    ap.add_argument("--passes", default="filter,no-filter", help="live passes: filter, no-filter")
+    ap.add_argument("--passes", default="filter,no-filter",
+                    help="live passes: filter, no-filter, no-ring (recvmsg, not the ring; with the filter)")
     ap.add_argument("--keep", type=Path, default=None, help="keep the rows and logs in this folder")
     args = ap.parse_args()
     missing = [t for t in ("tcpreplay", "ip", "sysctl") if not shutil.which(t)]
     if os.geteuid() != 0 or missing:
         print(f"needs root, iproute2 and tcpreplay (missing: {', '.join(missing) or 'root'})")
         return 1
-    passes = {"filter": [], "no-filter": ["--no-filter"]}
+    passes = {"filter": [], "no-filter": ["--no-filter"], "no-ring": ["--no-ring"]}  # no-ring: recvmsg
     labels = [p for p in args.passes.split(",") if p in passes]
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)

@@ -126,9 +126,9 @@ def frame_handler(sensor: Sensor) -> Handle:
                     # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end),
                     # and a ServerHello answering a hello with no name (its certificate: server_cert.py)
                     if first == 0x16 and at + 1 < end and buf[at + 1] == 3:
-                        handshake = buf[at + 5] if stop - start > 5 else CLIENT_HELLO
-                        if handshake != CLIENT_HELLO and not (
-                                handshake == SERVER_HELLO and nameless and (dst, dport, src, sport) in nameless):
+                        shake = buf[at + 5] if stop - start > 5 else CLIENT_HELLO  # the handshake type
+                        if shake != CLIENT_HELLO and not (
+                                shake == SERVER_HELLO and nameless and (dst, dport, src, sport) in nameless):
                             action = QUIET_UNLESS_HELD
                     elif not (
                         first == 0x16 or sport == 53 or dport == 53
