@@ -255,32 +255,37 @@ def main() -> int:
         return 1
     passes = {"filter": [], "no-filter": ["--no-filter"], "no-ring": ["--no-ring"]}  # no-ring: recvmsg
     labels = [p for p in args.passes.split(",") if p in passes]
+    unknown = [p for p in args.passes.split(",") if p not in passes]
+    if unknown or not labels:
+        print(f"--passes: unknown {', '.join(unknown) or '(none given)'}; known: {', '.join(passes)}")
+        return 2
     if args.keep:
         args.keep.mkdir(parents=True, exist_ok=True)
-    work = Path(tempfile.mkdtemp(prefix="live-score-", dir=args.keep)) if args.keep else \
-        Path(tempfile.mkdtemp(prefix="live-score-"))
-    pcaps = args.pcaps.resolve()
-    captures = [Capture(p) for p in captures_scored(pcaps)]
-    for capture in captures:
-        make_replayable(capture, work)
-    tag = uuid.uuid4().hex[:6]
-    ns, outside, inside = f"smls{tag}", f"smlo{tag}", f"smli{tag}"
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally below still runs
+    work = Path(tempfile.mkdtemp(prefix="live-score-", dir=args.keep))
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))  # the finally blocks below still run
     try:
-        setup(ns, inside, outside)
-        for label in labels:
-            for capture in captures:
-                if capture.replay is not None:
-                    replay(capture, ns, inside, outside, label, passes[label], work)
+        pcaps = args.pcaps.resolve()
+        captures = [Capture(p) for p in captures_scored(pcaps)]
+        for capture in captures:
+            make_replayable(capture, work)
+        tag = uuid.uuid4().hex[:6]
+        ns, outside, inside = f"smls{tag}", f"smlo{tag}", f"smli{tag}"
+        try:
+            setup(ns, inside, outside)
+            for label in labels:
+                for capture in captures:
+                    if capture.replay is not None:
+                        replay(capture, ns, inside, outside, label, passes[label], work)
+        finally:  # the veth pair and the namespace go whatever happened
+            sh("ip", "link", "del", outside, check=False)
+            sh("ip", "netns", "del", ns, check=False)
+        report(captures, labels, {label: score(args.tools, pcaps, write_shims(work, captures, label))
+                                  for label in [None, *labels]})
     finally:
-        sh("ip", "link", "del", outside, check=False)
-        sh("ip", "netns", "del", ns, check=False)
-    report(captures, labels, {label: score(args.tools, pcaps, write_shims(work, captures, label))
-                              for label in [None, *labels]})
-    if not args.keep:
-        shutil.rmtree(work, ignore_errors=True)
-    else:
-        print(f"rows and logs kept in {work}")
+        if args.keep:
+            print(f"rows and logs kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
     return 0
 
 
