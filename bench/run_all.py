@@ -22,6 +22,9 @@ ORDER = [
     # two replayers: one tcpreplay cannot outrun the ring and triage here
     "sensor_live_bench.py --senders 2 --max-rate 600000",
     "sensor_live_bench.py --compare-ring --senders 2 --rates 300000,450000,600000",
+    # the shared and bypass captures replayed live into `sense`, with and without the pre-filter,
+    # scored by ../shared/tools next to `classify` (about 4 minutes)
+    "live_score.py",
     "hostile_bench.py",
     "store_bench.py",
     "export_bench.py",

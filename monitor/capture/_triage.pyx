@@ -9,7 +9,7 @@ the same frames and buffers and requires the same observations.
 """
 
 from cpython.bytes cimport PyBytes_FromStringAndSize
-from cpython.dict cimport PyDict_GetItem
+from cpython.dict cimport PyDict_GetItem, PyDict_Size
 from cpython.ref cimport PyObject
 from libc.string cimport memcmp, memcpy
 
@@ -44,6 +44,7 @@ cdef enum Action:
 # The constants of triage.py, read from it when the first Triage is made (not at import: triage.py
 # imports this module at its end, so importing this one first would find it half made).
 cdef unsigned int PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK, TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO, SPAN
+cdef unsigned int SERVER_HELLO
 cdef unsigned int VLAN_VALID
 cdef long long MAX_RECORD
 cdef double MAX_TIMESTAMP
@@ -62,7 +63,7 @@ cdef int N_METHODS = 0
 
 cdef int _tables() except -1:
     global N_METHODS, READY, PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK, TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO
-    global SPAN, VLAN_VALID, MAX_RECORD, MAX_TIMESTAMP
+    global SPAN, VLAN_VALID, MAX_RECORD, MAX_TIMESTAMP, SERVER_HELLO
     from monitor.capture import triage as _py
 
     cdef int i
@@ -71,7 +72,7 @@ cdef int _tables() except -1:
         raise ValueError("method prefixes the compiled triage cannot hold: use triage.PureTriage")
     PROTO_TCP, PROTO_UDP, TCP_SYN, TCP_ACK = _py.PROTO_TCP, _py.PROTO_UDP, _py.TCP_SYN, _py.TCP_ACK
     TCP_END, TCP_OPEN_OR_END, CLIENT_HELLO, SPAN = _py.TCP_END, _py.TCP_OPEN_OR_END, _py.CLIENT_HELLO, _py.SPAN
-    VLAN_VALID, MAX_RECORD = _py.TP_STATUS_VLAN_VALID, _py.MAX_RECORD
+    VLAN_VALID, MAX_RECORD, SERVER_HELLO = _py.TP_STATUS_VLAN_VALID, _py.MAX_RECORD, _py.SERVER_HELLO
     MAX_TIMESTAMP = _py.MAX_TIMESTAMP
     for i in range(256):
         TCP_FIRST[i] = i in _py.TCP_FIRST
@@ -110,7 +111,7 @@ cdef class Triage:
     """The triage bound to one sensor (`triage.PureTriage`'s methods, compiled)."""
 
     cdef readonly object sensor
-    cdef object feed, lives, touch, streams, drop_stream, open_stream, end_flow, expire
+    cdef object feed, lives, touch, streams, drop_stream, open_stream, end_flow, expire, nameless
     cdef Py_ssize_t skipped  # frames read here without `feed`: added to `sensor.packets` on return
     cdef double next_expiry  # `sensor._next_expiry`, read again after each call that can move it
     # The last frame's addresses, ports and protocol as they lie in it, and the keys made of them: a
@@ -130,6 +131,7 @@ cdef class Triage:
         self.streams = sensor.tcp.streams
         self.drop_stream = sensor.tcp.drop
         self.open_stream = sensor.tcp.open
+        self.nameless = sensor.nameless.waiting
         self.expire = sensor._expire
         self.last_len = 0
 
@@ -345,10 +347,16 @@ cdef class Triage:
                 elif not flags & TCP_OPEN_OR_END:
                     at = fp + start
                     first = p[at]
-                    # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end)
+                    # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end),
+                    # and a ServerHello answering a hello with no name (its certificate: server_cert.py)
                     if first == 0x16 and at + 1 < end and p[at + 1] == 3:
                         if stop - start > 5 and p[at + 5] != CLIENT_HELLO:
                             action = QUIET_UNLESS_HELD
+                            if p[at + 5] == SERVER_HELLO and PyDict_Size(self.nameless):
+                                self._keys(p, fp + l4 - 2 * alen, alen, proto, sport, dport)
+                                s = self.stream
+                                if PyDict_GetItem(self.nameless, (s[2], s[3], s[0], s[1])) is not NULL:
+                                    action = FEED
                     elif not (
                         first == 0x16 or sport == 53 or dport == 53
                         or (TCP_FIRST[first] and _http_start(p, at, end, fp + stop))

@@ -105,26 +105,27 @@ class NamelessHellos:
     """TCP flows whose ClientHello named no server, keyed (client, cport, server, sport), until
     the server's first segment; at most `MAX_PENDING`, then the oldest half is forgotten."""
 
-    __slots__ = ("_flows",)
+    __slots__ = ("waiting",)
 
     def __init__(self) -> None:
-        self._flows: dict[tuple, None] = {}
+        # read by the frame triage too: a server's first segment on one of these goes to `feed`
+        self.waiting: dict[tuple, None] = {}
 
     def __len__(self) -> int:
-        return len(self._flows)
+        return len(self.waiting)
 
     def note(self, d: tuple) -> None:
         """A nameless hello, `d` the sensor's decoded packet (src, dst, sport, dport at 1-4)."""
-        if len(self._flows) >= MAX_PENDING:
-            for key in list(self._flows)[: MAX_PENDING // 2]:
-                del self._flows[key]
-        self._flows[(d[1], d[3], d[2], d[4])] = None
+        if len(self.waiting) >= MAX_PENDING:
+            for key in list(self.waiting)[: MAX_PENDING // 2]:
+                del self.waiting[key]
+        self.waiting[(d[1], d[3], d[2], d[4])] = None
 
     def server_kind(self, d: tuple, data: bytes | bytearray, catalog: BypassCatalog) -> str | None:
         """For a server's first segment `data`: the kind its certificate names, if the client's
         hello on this flow had no name; each flow is read once."""
         key = (d[2], d[4], d[1], d[3])
-        if key not in self._flows:
+        if key not in self.waiting:
             return None
-        del self._flows[key]
+        del self.waiting[key]
         return certificate_kind(data, catalog)

@@ -26,7 +26,7 @@ import struct
 from collections.abc import Callable
 from typing import Final
 
-from monitor.capture import http, tls
+from monitor.capture import http, server_cert, tls
 from monitor.capture.bypass import FIRST_BYTES as BYPASS_FIRST
 from monitor.capture.packets import (
     LINKTYPE_ETHERNET,
@@ -54,6 +54,7 @@ SPAN: Final = http.MAX_METHOD + 1
 TCP_END: Final = TCP_FIN | TCP_RST
 TCP_OPEN_OR_END: Final = TCP_SYN | TCP_FIN | TCP_RST
 CLIENT_HELLO: Final = tls.HANDSHAKE_CLIENT_HELLO
+SERVER_HELLO: Final = server_cert.HANDSHAKE_SERVER_HELLO
 # What a frame needs: `feed` it whole; or, read in place, only its flow's life moved (quiet), a
 # client's stream opened (a bare SYN), its flow ended (a bare FIN or RST).
 FEED, READ_ON, QUIET, QUIET_UNLESS_HELD, OPEN, END = range(6)
@@ -82,6 +83,7 @@ def frame_handler(sensor: Sensor) -> Handle:
     drop_stream = sensor.tcp.drop
     open_stream = sensor.tcp.open
     end_flow = sensor.flows.end
+    nameless = sensor.nameless.waiting  # (client, cport, server, sport) of hellos with no name
     method_prefix, request_start = METHOD_PREFIX.match, REQUEST_START.match
     tcp_first, bypass_first, ovpn = TCP_FIRST, BYPASS_FIRST, OVPN_TCP
     special, tunnels = SPECIAL_PORTS, UDP_TUNNEL_PORTS
@@ -121,9 +123,12 @@ def frame_handler(sensor: Sensor) -> Handle:
                 elif not flags & TCP_OPEN_OR_END:
                     at = fp + start
                     first = buf[at]
-                    # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end)
+                    # a TLS record: only a ClientHello is read (`feed` reads its head to the frame's end),
+                    # and a ServerHello answering a hello with no name (its certificate: server_cert.py)
                     if first == 0x16 and at + 1 < end and buf[at + 1] == 3:
-                        if stop - start > 5 and buf[at + 5] != CLIENT_HELLO:
+                        shake = buf[at + 5] if stop - start > 5 else CLIENT_HELLO  # the handshake type
+                        if shake != CLIENT_HELLO and not (
+                                shake == SERVER_HELLO and nameless and (dst, dport, src, sport) in nameless):
                             action = QUIET_UNLESS_HELD
                     elif not (
                         first == 0x16 or sport == 53 or dport == 53

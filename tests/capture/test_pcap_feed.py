@@ -18,6 +18,7 @@ from monitor.capture.sensor import Sensor
 from monitor.capture.sources import ReadStats, open_capture, read_frames
 from monitor.observation import Observation
 from tests import pcapgen
+from tests.capture.test_server_cert import server_flight
 from tests.capture_helpers import CLIENT4, SERVER4, client_hello, tcp_frame, tls_records, udp_frame
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "pcaps"
@@ -63,6 +64,17 @@ def test_shared_captures_give_the_same_observations(capture, tmp_path):
     assert in_place == frame_by_frame
 
 
+@pytest.mark.skipif(not (SHARED / "bypass" / "psiphon3.pcap").exists(), reason="shared captures not present")
+def test_the_psiphon_capture_with_an_ethernet_header_is_marked_in_place(tmp_path):
+    """psiphon3.pcap is raw IP (fed frame by frame); with an Ethernet header, as a live interface
+    gives it, the triage reads it in place and must still hand over the server's certificate."""
+    frames = [(ts, bytes(Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02") / IP(frame)))
+              for ts, _lt, frame in read_frames(SHARED / "bypass" / "psiphon3.pcap")]
+    frame_by_frame, in_place = both_ways(write_pcap(tmp_path / "c.pcap", frames))
+    assert in_place == frame_by_frame
+    assert [o.obscured_by for o in in_place[0] if o.obscured_by] == ["vpn"]
+
+
 def ether(ip, l4, payload: bytes = b"") -> bytes:
     return bytes(Ether(src="00:11:22:33:44:55", dst="66:77:88:99:aa:bb") / ip / l4 / Raw(payload))
 
@@ -70,6 +82,8 @@ def ether(ip, l4, payload: bytes = b"") -> bytes:
 HELLO = tls_records(client_hello("www.facebook.com"))
 SERVER_HELLO = b"\x16\x03\x03\x00\x30\x02" + bytes(0x2F)
 DNS_QUERY = pcapgen.dns_query_frame(CLIENT4, SERVER4, 5353, "a.example")[42:]  # the DNS message alone
+NAMELESS_HELLO = tls_records(client_hello(None))
+PSIPHON_FLIGHT = server_flight(["sni.cloudflaressl.com", "psiphon3.net"])  # ServerHello, Certificate
 PADDED = ether(IP(src=CLIENT4, dst=SERVER4), TCP(sport=50000, dport=443, flags="PA")) + bytes(6)
 # Each row: frames in time order (1 ms apart), and what the row is about.
 CASES = {
@@ -115,6 +129,12 @@ CASES = {
     "a truncated tcp header": [tcp_frame(HELLO)[:60]],
     "a one-byte payload of 0x16 ending the frame": [tcp_frame(b"\x16")],
     "arp": [bytes(Ether(type=0x0806) / bytes(46))],
+    "a server's certificate after a hello with no name": [tcp_frame(NAMELESS_HELLO),
+                                                          tcp_frame(PSIPHON_FLIGHT, reverse=True)],
+    "the same over ipv6": [tcp_frame(NAMELESS_HELLO, v6=True),
+                           tcp_frame(PSIPHON_FLIGHT, reverse=True, v6=True)],
+    "a server's certificate after a hello with a name": [tcp_frame(HELLO),
+                                                         tcp_frame(PSIPHON_FLIGHT, reverse=True)],
 }
 
 

@@ -28,7 +28,7 @@ from monitor.capture.sensor import Sensor
 from monitor.capture.sources import MAX_RECORD, read_frames
 from monitor.capture.triage import TP_STATUS_VLAN_VALID, TPACKET3_HDR, PureTriage
 from tests import pcapgen
-from tests.capture.test_pcap_feed import CAPTURES, CASES, HELLO
+from tests.capture.test_pcap_feed import CAPTURES, CASES, HELLO, NAMELESS_HELLO, PSIPHON_FLIGHT
 from tests.capture_helpers import CLIENT4, SERVER4, tcp_frame, udp_frame
 
 T0 = 1_700_000_000.0
@@ -103,6 +103,12 @@ FED = {
     "a bare fin (ends the flow in place)": ([tcp_frame(flags="FA")], False),
     "a segment of a held stream": ([tcp_frame(flags="S", seq=999), tcp_frame(b"\x17" * 30)], True),
     "a server hello": ([tcp_frame(b"\x16\x03\x03\x00\x30\x02" + bytes(0x2F), reverse=True)], False),
+    "a server hello after a hello with no name (its certificate)": (
+        [tcp_frame(NAMELESS_HELLO), tcp_frame(PSIPHON_FLIGHT, reverse=True)], True),
+    "a server hello after a hello with a name": (
+        [tcp_frame(HELLO), tcp_frame(PSIPHON_FLIGHT, reverse=True)], False),
+    "a server hello after a nameless hello on another flow": (
+        [tcp_frame(NAMELESS_HELLO, sport=50001), tcp_frame(PSIPHON_FLIGHT, reverse=True)], False),
     "an http request line": ([tcp_frame(b"GET / HTTP/1.1\r\n", dport=80)], True),
     "a payload starting with a letter but no method": ([tcp_frame(b"Hello,there,no,space" * 2)], False),
     "dns over udp": ([pcapgen.dns_query_frame(CLIENT4, SERVER4, 5353, "a.example")], True),
