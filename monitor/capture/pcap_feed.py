@@ -11,15 +11,14 @@ flow's life. The output is the same as feeding every frame:
 
 from __future__ import annotations
 
-import io
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from typing import BinaryIO, cast
+from typing import BinaryIO
 
 from monitor.capture.pcapng_feed import feed_pcapng
 from monitor.capture.sensor import Sensor
-from monitor.capture.sources import CHUNK, PCAP_MAGICS, ReadStats, open_capture, pcap_header
+from monitor.capture.sources import PCAP_MAGICS, ReadBuffer, ReadStats, open_capture, pcap_header
 from monitor.capture.triage import Triage
 
 
@@ -53,32 +52,23 @@ def _feed(sensor: Sensor, f: BinaryIO, magic: bytes, stats: ReadStats,
     order, tick, linktype = opened
     records = Triage(sensor).records
     big_endian = order == ">"
-    buf = bytearray(CHUNK)  # read into again and again: no new pages per block
-    view = memoryview(buf)
-    n = pos = 0  # buf[:n] holds data, records from `pos` on are still to read
+    reader = ReadBuffer(f)
+    pos = 0  # records from `pos` on are still to read
     packets_before = sensor.packets  # `feed` and the triage count the frames they are given
     try:
         while True:
-            rest = n - pos
-            if pos:
-                view[:rest] = view[pos:n]  # the record cut by the end of the last block, to the front
-            elif rest == len(buf):  # one record larger than the buffer (at most MAX_RECORD): grow it
-                view.release()
-                buf += bytes(len(buf))
-                view = memoryview(buf)
-            got = cast(io.BufferedReader, f).readinto(view[rest:])  # open() in "rb" mode
-            n, pos = rest + (got or 0), 0
+            got = reader.refill(pos)
             if not got:
                 break
             if stop is not None and stop.is_set():
                 return
             if progress is not None:
                 progress(sensor.packets - packets_before)
-            pos = records(buf, 0, n, big_endian, tick, linktype)
+            pos = records(reader.buf, 0, reader.n, big_endian, tick, linktype)
             if pos < 0:  # a record longer than any capture holds: the file is damaged from there
                 stats.truncated = True
                 return
-        stats.truncated = n > 0
+        stats.truncated = reader.n > 0
     finally:
-        view.release()
+        reader.release()
         stats.frames = sensor.packets - packets_before

@@ -10,14 +10,13 @@ same output as feeding every frame: `tests/capture/test_pcapng_feed.py`.
 
 from __future__ import annotations
 
-import io
 import struct
 import threading
 from collections.abc import Callable
-from typing import BinaryIO, Final, cast
+from typing import BinaryIO, Final
 
 from monitor.capture.sensor import Sensor
-from monitor.capture.sources import CHUNK, MAX_RECORD, MAX_TIMESTAMP, PCAPNG_SHB, ReadStats, _if_tsresol
+from monitor.capture.sources import MAX_RECORD, MAX_TIMESTAMP, PCAPNG_SHB, ReadBuffer, ReadStats, _if_tsresol
 from monitor.capture.triage import Triage
 
 # (timestamp, link type, buffer, frame start, frame end): the frame is buffer[start:end]
@@ -49,30 +48,19 @@ def read_pcapng(f: BinaryIO, stats: ReadStats, frame: FrameSink,
     """Hand each frame of the pcapng `f` (its magic already read) to `frame`, in file order: the
     frames `sources.read_frames` gives, with the same `stats`. `packet_blocks` (the triage's), when
     given, reads each run of plain enhanced packet blocks instead, in one call."""
-    buf = bytearray(CHUNK)  # read into again and again: no new pages per block
-    buf[:4] = PCAPNG_SHB  # the magic already read: the first block is parsed like any other
-    view = memoryview(buf)
+    reader = ReadBuffer(f, PCAPNG_SHB)  # the magic already read: the first block is parsed like any other
     walk = _Walk(stats, frame, packet_blocks)
-    n, pos, eof = 4, 0, False  # buf[:n] holds data, blocks from `pos` on are still to read
+    pos, eof = 0, False  # blocks from `pos` on are still to read
     try:
         while True:
-            pos = walk.blocks(buf, pos, n, eof)
+            pos = walk.blocks(reader.buf, pos, reader.n, eof)
             if pos < 0 or eof or (stop is not None and stop.is_set()):
                 return
-            rest = n - pos
-            if pos:
-                view[:rest] = view[pos:n]  # the block cut by the end of the last read, to the front
-            elif rest == len(buf):  # one block larger than the buffer (at most MAX_RECORD): grow it
-                view.release()
-                buf += bytes(len(buf))
-                view = memoryview(buf)
-            got = cast(io.BufferedReader, f).readinto(view[rest:]) or 0  # open() in "rb" mode
-            n, pos = rest + got, 0
+            got, pos = reader.refill(pos), 0
             if walk.skip:  # the rest of a section header longer than the buffer: passed over
-                passed = min(walk.skip, n)
+                passed = min(walk.skip, reader.n)
                 walk.skip -= passed
-                view[: n - passed] = view[passed:n]
-                n -= passed
+                reader.drop_front(passed)
             eof = not got
             if eof and walk.skip:
                 stats.truncated = True
@@ -80,7 +68,7 @@ def read_pcapng(f: BinaryIO, stats: ReadStats, frame: FrameSink,
             if progress is not None:
                 progress(stats.frames)
     finally:
-        view.release()
+        reader.release()
 
 
 class _Walk:

@@ -9,6 +9,7 @@ kernel drops come from the socket's PACKET_STATISTICS.
 
 from __future__ import annotations
 
+import io
 import logging
 import select
 import socket
@@ -18,7 +19,7 @@ import time
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import BinaryIO, Final
+from typing import BinaryIO, Final, cast
 
 from monitor.capture.packets import LINKTYPE_ETHERNET, LINKTYPE_RAW
 from monitor.errors import UserError
@@ -83,6 +84,42 @@ def pcap_header(f: BinaryIO, magic: bytes, stats: ReadStats) -> tuple[str, float
         stats.truncated = True
         return None
     return order, tick, struct.unpack(order + "HHiIII", header)[5] & 0x0FFFFFFF
+
+
+class ReadBuffer:
+    """A capture file read in blocks of `CHUNK` bytes into one reused buffer (no new pages per
+    block), for the readers that walk records in place: `buf[:n]` holds data."""
+
+    def __init__(self, f: BinaryIO, start: bytes = b""):
+        self.f = cast(io.BufferedReader, f)  # open() in "rb" mode
+        self.buf = bytearray(CHUNK)
+        self.buf[: len(start)] = start
+        self.view = memoryview(self.buf)
+        self.n = len(start)
+
+    def refill(self, pos: int) -> int:
+        """Keep what is unread (from `pos` on) at the front and read on after it; the bytes read,
+        0 at the end of the file. A record that fills the whole buffer (at most `MAX_RECORD`)
+        grows it."""
+        rest = self.n - pos
+        view = self.view
+        if pos:
+            view[:rest] = view[pos : self.n]
+        elif rest == len(self.buf):
+            view.release()
+            self.buf += bytes(len(self.buf))
+            self.view = view = memoryview(self.buf)
+        got = self.f.readinto(view[rest:]) or 0
+        self.n = rest + got
+        return got
+
+    def drop_front(self, count: int) -> None:
+        """Pass over the first `count` bytes held (at most `n`)."""
+        self.view[: self.n - count] = self.view[count : self.n]
+        self.n -= count
+
+    def release(self) -> None:
+        self.view.release()
 
 
 def _pcap(f: BinaryIO, magic: bytes, stats: ReadStats) -> Iterator[Frame]:

@@ -12,7 +12,7 @@ from scapy.layers.l2 import Dot1Q, Ether
 from scapy.layers.vxlan import VXLAN
 from scapy.packet import Raw
 
-from monitor.capture import pcap_feed
+from monitor.capture import sources
 from monitor.capture.pcap_feed import feed_pcap
 from monitor.capture.sensor import Sensor
 from monitor.capture.sources import ReadStats, open_capture, read_frames
@@ -176,7 +176,7 @@ def test_a_record_longer_than_its_cap_ends_the_file(tmp_path):
 
 @pytest.mark.parametrize("block", [64, 100, 4096], ids=["smaller than a frame", "odd", "many frames"])
 def test_records_across_block_boundaries(block, tmp_path, monkeypatch):
-    monkeypatch.setattr(pcap_feed, "CHUNK", block)
+    monkeypatch.setattr(sources, "CHUNK", block)
     frames = [tcp_frame(flags="S", seq=999)] + [tcp_frame(part, seq=1000 + i * 90)
                                                  for i, part in enumerate(HELLO[j : j + 90]
                                                                           for j in range(0, len(HELLO), 90))]

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from monitor.capture import pcapng_feed
+from monitor.capture import pcapng_feed, sources
 from monitor.capture.pcap_feed import feed_file
 from monitor.capture.pcapng_feed import feed_pcapng, read_pcapng
 from monitor.capture.sensor import Sensor
@@ -177,7 +177,7 @@ def test_a_damaged_tail_is_counted_like_the_reader(data, truncated, triage, tmp_
 
 @pytest.mark.parametrize("chunk", [64, 100, 4096], ids=["smaller than a block", "odd", "many blocks"])
 def test_blocks_across_read_boundaries(chunk, triage, tmp_path, monkeypatch):
-    monkeypatch.setattr(pcapng_feed, "CHUNK", chunk)
+    monkeypatch.setattr(sources, "CHUNK", chunk)
     split = [tcp_frame(flags="S", seq=999)] + [tcp_frame(HELLO[j : j + 90], seq=1000 + j)
                                                for j in range(0, len(HELLO), 90)]
     long_header = block(0x0A0D0D0A, struct.pack("<IHHq", 0x1A2B3C4D, 1, 0, -1) + bytes(300))

@@ -165,3 +165,43 @@ def test_pcap_header(magic, header, expected):
     stats = ReadStats()
     assert pcap_header(io.BytesIO(header), magic, stats) == expected
     assert stats.truncated is (expected is None)
+
+
+# ReadBuffer: (file bytes, buffer size, the `pos` of each refill) -> what buf[:n] holds after each
+READ_BUFFER = [
+    ("first-read", b"abcdefgh", 4, [0], [b"abcd"]),
+    ("tail-kept", b"abcdefgh", 4, [0, 3], [b"abcd", b"defg"]),
+    ("all-read-then-end", b"abcdef", 4, [0, 4, 2], [b"abcd", b"ef", b""]),
+    ("grows-when-one-record-fills-it", b"abcdefghij", 4, [0, 0], [b"abcd", b"abcdefgh"]),
+    ("empty-file", b"", 4, [0], [b""]),
+]
+
+
+@pytest.mark.parametrize(("data", "size", "positions", "held"), [r[1:] for r in READ_BUFFER],
+                         ids=[r[0] for r in READ_BUFFER])
+def test_read_buffer_keeps_the_unread_tail(monkeypatch, data, size, positions, held):
+    import io
+
+    from monitor.capture import sources
+
+    monkeypatch.setattr(sources, "CHUNK", size)
+    reader = sources.ReadBuffer(io.BytesIO(data))
+    got = []
+    for pos in positions:
+        reader.refill(pos)
+        got.append(bytes(reader.buf[: reader.n]))
+    reader.release()
+    assert got == held
+
+
+def test_read_buffer_starts_with_bytes_already_read_and_drops_from_the_front():
+    import io
+
+    from monitor.capture.sources import ReadBuffer
+
+    reader = ReadBuffer(io.BytesIO(b"6789"), b"12345")
+    assert bytes(reader.buf[: reader.n]) == b"12345"
+    assert reader.refill(0) == 4 and bytes(reader.buf[: reader.n]) == b"123456789"
+    reader.drop_front(3)
+    assert bytes(reader.buf[: reader.n]) == b"456789"
+    reader.release()
