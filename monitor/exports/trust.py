@@ -95,6 +95,17 @@ def sources_dict(sources: Iterable[Source]) -> dict[str, Any]:
     return {s.gateway_id: s.to_dict() for s in sources}
 
 
+def central_provenance(reader: CentralReader, sources: dict[str, Any]) -> dict[str, Any]:
+    """Where an export from the central store was read: the store, its gateways, and each gateway's
+    cursor and signed head (`sources_dict`), for the manifest (`verify DIR --against central`)."""
+    return {"central": {"store": reader.where, "gateways": reader.gateways}, "sources": sources}
+
+
+def central_log_extra(reader: CentralReader, sources: dict[str, Any]) -> dict[str, Any]:
+    """The same for the export log's entry: the store and each gateway's cursor."""
+    return {"central": reader.where, "sources": {g: s["cursor"] for g, s in sources.items()}}
+
+
 def run_trust_export(
     config: Config,
     reader: CentralReader,
@@ -159,8 +170,7 @@ def run_trust_export(
             "sessions": n,
             "flagged": stats.flagged,
             "reviews": {"reviewed": columns.reviewed, "open": columns.open},
-            "central": {"store": reader.where, "gateways": reader.gateways},
-            "sources": sources,
+            **central_provenance(reader, sources),
             "export_log_head": export_log_head,
         })
         chosen = [school] if school is not None else list(config.schools)
@@ -188,8 +198,7 @@ def run_trust_export(
                     manifest_sha256=manifest_hash, sessions=n, school=scope,
                     period_from=request.first_day.isoformat(), period_to=request.last_day.isoformat(),
                     flagged_only=request.flagged_only, identified=request.identify, reason=reason,
-                    extra={"included": included.tokens(log_path), "central": reader.where,
-                           "sources": {g: s["cursor"] for g, s in sources.items()},
+                    extra={"included": included.tokens(log_path), **central_log_extra(reader, sources),
                            "reviews": columns.reviewed},
                 ))
 

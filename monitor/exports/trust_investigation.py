@@ -28,7 +28,13 @@ from monitor.exports.investigation import InvestigationRequest, case_manifest, c
 from monitor.exports.log import LogEntry, append, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
 from monitor.exports.sealed import ExportWriter, base_manifest
-from monitor.exports.trust import GatewayReviewColumns, gateway_of, sources_dict
+from monitor.exports.trust import (
+    GatewayReviewColumns,
+    central_log_extra,
+    central_provenance,
+    gateway_of,
+    sources_dict,
+)
 from monitor.store.postgres.reader import CentralReader
 
 log = structlog.get_logger("monitor.exports.trust_investigation")
@@ -69,8 +75,7 @@ def run_trust_investigation(config: Config, reader: CentralReader, request: Inve
         manifest.update({
             "reviews": {"reviewed": columns.reviewed, "open": columns.open},
             "gateways_in_sessions": sorted(gateways),
-            "central": {"store": reader.where, "gateways": reader.gateways},
-            "sources": sources,
+            **central_provenance(reader, sources),
             "export_log_head": export_log_head,
         })
         entry = None
@@ -85,8 +90,8 @@ def run_trust_investigation(config: Config, reader: CentralReader, request: Inve
                     identified=True, reason=request.reason,
                     subject=request.target if request.scope == "staff" else None,
                     extra={"case": request.case, "scope": {request.scope: request.target},
-                           "staff": sorted(owners), "devices": sorted(devices), "central": reader.where,
-                           "sources": {g: s["cursor"] for g, s in sources.items()}},
+                           "staff": sorted(owners), "devices": sorted(devices),
+                           **central_log_extra(reader, sources)},
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)

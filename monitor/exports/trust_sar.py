@@ -27,7 +27,13 @@ from monitor.exports.reviews import iso
 from monitor.exports.sar import _sar_readme
 from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.exports.subjects import Disclosures, IdentityForms, Included, disclosures, identity_forms
-from monitor.exports.trust import GatewayReviewColumns, gateway_of, sources_dict
+from monitor.exports.trust import (
+    GatewayReviewColumns,
+    central_log_extra,
+    central_provenance,
+    gateway_of,
+    sources_dict,
+)
 from monitor.store.filter import SessionFilter
 from monitor.store.postgres.reader import CentralReader, CentralSession
 from monitor.store.reviews import Review, latest
@@ -128,8 +134,7 @@ def run_trust_sar(
             "flagged": flagged,
             "reviews": n_reviews,
             "retention_days": config.model.retention_days,
-            "central": {"store": reader.where, "gateways": reader.gateways},
-            "sources": sources,
+            **central_provenance(reader, sources),
             "export_log_head": export_log_head,
         })
         entry = None
@@ -141,8 +146,7 @@ def run_trust_sar(
                     kind="sar", at=manifest["created_at"], user=user, out=str(out.resolve()),
                     manifest_sha256=manifest_hash, sessions=n, identified=True,
                     reason=reference or "subject access request", subject=forms.staff_id,
-                    extra={"included": included.tokens(log_path), "central": reader.where,
-                           "sources": {g: s["cursor"] for g, s in sources.items()}},
+                    extra={"included": included.tokens(log_path), **central_log_extra(reader, sources)},
                 ))
 
         out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)

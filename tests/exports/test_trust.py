@@ -165,3 +165,21 @@ def test_gateway_review_columns(gateway, sid, flagged, status):
 def test_sources_anchor(sources, named):
     anchor = SourcesAnchor.of(sources)
     assert anchor.record_id == named and len(anchor.hash) == 64
+
+
+SOURCES = {"gw-oak": {"cursor": {"record_id": 7}, "head": "h1"}, "gw-ash": {"cursor": {"record_id": 0}}}
+
+
+@pytest.mark.parametrize(("helper", "expected"), [
+    ("central_provenance", {"central": {"store": "pg://central", "gateways": ["gw-ash", "gw-oak"]},
+                            "sources": SOURCES}),
+    ("central_log_extra", {"central": "pg://central",
+                           "sources": {"gw-oak": {"record_id": 7}, "gw-ash": {"record_id": 0}}}),
+], ids=["manifest", "log-entry"])
+def test_where_a_central_export_was_read(helper, expected):
+    from types import SimpleNamespace
+
+    from monitor.exports import trust
+
+    reader = SimpleNamespace(where="pg://central", gateways=["gw-ash", "gw-oak"])
+    assert getattr(trust, helper)(reader, SOURCES) == expected
