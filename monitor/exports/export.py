@@ -45,7 +45,7 @@ from monitor.config.loader import Config
 from monitor.exports.completeness import DnsOnlyTally, assess
 from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
-from monitor.exports.log import LogEntry, append, current_user, log_head
+from monitor.exports.log import LogEntry, current_user, log_head
 from monitor.exports.minimise import Minimiser
 from monitor.exports.pseudonyms import Labeller, Pseudonymiser, alias_labeller, identity
 from monitor.exports.report import ReportContext, ReportStats, render_report
@@ -173,30 +173,26 @@ def _export(
             completeness=completeness,
         )
         writer.add_text("report.html", render_report(context, stats))
-        entry = None
+        def entry_for(log: Path, out: Path, manifest_hash: str) -> LogEntry:
+            return LogEntry(
+                kind="export",
+                at=manifest["created_at"],
+                user=user,
+                out=str(out.resolve()),
+                manifest_sha256=manifest_hash,
+                sessions=n,
+                school=school.id,
+                period_from=request.first_day.isoformat(),
+                period_to=request.last_day.isoformat(),
+                flagged_only=request.flagged_only,
+                identified=request.identify,
+                reason=reason,
+                extra={"included": included.tokens(log),
+                       **({"signed_head": signed.to_dict()} if signed else {}),
+                       "reviews": review_columns.reviewed},
+            )
 
-        def log_it(out: Path, manifest_hash: str) -> None:
-            nonlocal entry
-            if log_path is not None:
-                entry = append(log_path, LogEntry(
-                    kind="export",
-                    at=manifest["created_at"],
-                    user=user,
-                    out=str(out.resolve()),
-                    manifest_sha256=manifest_hash,
-                    sessions=n,
-                    school=school.id,
-                    period_from=request.first_day.isoformat(),
-                    period_to=request.last_day.isoformat(),
-                    flagged_only=request.flagged_only,
-                    identified=request.identify,
-                    reason=reason,
-                    extra={"included": included.tokens(log_path),
-                           **({"signed_head": signed.to_dict()} if signed else {}),
-                           "reviews": review_columns.reviewed},
-                ))
-
-        out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)
+        out, manifest_hash, entry = writer.seal_logged(manifest, log_path, entry_for, signing_key)
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started

@@ -34,7 +34,7 @@ from monitor.exports.dates import day_bounds
 from monitor.exports.encode import write_sessions
 from monitor.exports.evidence import EVIDENCE, write_evidence
 from monitor.exports.investigation_report import CaseFacts, InvestigationReport
-from monitor.exports.log import LogEntry, append, current_user, log_head
+from monitor.exports.log import LogEntry, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
 from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.store.base import SessionReader, SessionStore
@@ -153,30 +153,33 @@ def _investigation(config: Config, store: SessionReader, request: InvestigationR
             "export_log_head": export_log_head,
             "signed_head": signed.to_dict() if signed else None,
         })
-        entry = None
 
-        def log_it(out: Path, manifest_hash: str) -> None:
-            nonlocal entry
-            if log_path is not None:
-                extra: dict[str, Any] = {"case": request.case, "scope": {request.scope: request.target},
-                                         "staff": sorted(owners), "devices": sorted(devices)}
-                if signed:
-                    extra["signed_head"] = signed.to_dict()
-                entry = append(log_path, LogEntry(
-                    kind="investigation", at=manifest["created_at"], user=user, out=str(out.resolve()),
-                    manifest_sha256=manifest_hash, sessions=n,
-                    period_from=manifest["period"]["from"], period_to=manifest["period"]["to"],
-                    identified=True, reason=request.reason,
-                    subject=request.target if request.scope == "staff" else None, extra=extra,
-                ))
+        def entry_for(_log: Path, out: Path, manifest_hash: str) -> LogEntry:
+            return case_log_entry(manifest, request, user, out, manifest_hash, n, owners, devices,
+                                  {"signed_head": signed.to_dict()} if signed else {})
 
-        out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)
+        out, manifest_hash, entry = writer.seal_logged(manifest, log_path, entry_for, signing_key)
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started
     log.info("investigation_written", case=request.case, scope=request.scope, sessions=n, out=str(out),
              seconds=round(seconds, 3))
     return ExportResult(out, n, flagged, manifest_hash, seconds, entry, manifest)
+
+
+def case_log_entry(manifest: dict[str, Any], request: InvestigationRequest, user: str, out: Path,
+                   manifest_hash: str, n: int, owners: set[str], devices: set[str], extra: dict[str, Any]
+                   ) -> LogEntry:
+    """The export log's entry for an investigation export, from a gateway or the central store (`extra`
+    says which): the case, its scope and whom it names."""
+    return LogEntry(
+        kind="investigation", at=manifest["created_at"], user=user, out=str(out.resolve()),
+        manifest_sha256=manifest_hash, sessions=n,
+        period_from=manifest["period"]["from"], period_to=manifest["period"]["to"],
+        identified=True, reason=request.reason, subject=request.target if request.scope == "staff" else None,
+        extra={"case": request.case, "scope": {request.scope: request.target}, "staff": sorted(owners),
+               "devices": sorted(devices), **extra},
+    )
 
 
 def case_manifest(config: Config, request: InvestigationRequest, devices: set[str], owners: set[str], n: int,

@@ -12,7 +12,7 @@ import structlog
 
 from monitor.config.loader import Config
 from monitor.exports.encode import write_sessions
-from monitor.exports.log import LogEntry, append, current_user, log_head
+from monitor.exports.log import LogEntry, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
 from monitor.exports.reviews import ReviewColumns, sar_reviews
 from monitor.exports.sealed import ExportWriter, base_manifest
@@ -99,20 +99,17 @@ def _sar(
             "signed_head": signed.to_dict() if signed else None,
             "export_log_head": export_log_head,
         })
-        entry = None
 
-        def log_it(out: Path, manifest_hash: str) -> None:
-            nonlocal entry
-            if log_path is not None:
-                entry = append(log_path, LogEntry(
-                    kind="sar", at=manifest["created_at"], user=user, out=str(out.resolve()),
-                    manifest_sha256=manifest_hash, sessions=n, identified=True,
-                    reason=reference or "subject access request", subject=staff_id,
-                    extra={"included": included.tokens(log_path),
-                           **({"signed_head": signed.to_dict()} if signed else {})},
-                ))
+        def entry_for(log: Path, out: Path, manifest_hash: str) -> LogEntry:
+            return LogEntry(
+                kind="sar", at=manifest["created_at"], user=user, out=str(out.resolve()),
+                manifest_sha256=manifest_hash, sessions=n, identified=True,
+                reason=reference or "subject access request", subject=staff_id,
+                extra={"included": included.tokens(log),
+                       **({"signed_head": signed.to_dict()} if signed else {})},
+            )
 
-        out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)
+        out, manifest_hash, entry = writer.seal_logged(manifest, log_path, entry_for, signing_key)
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started

@@ -30,7 +30,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey,
 
 from monitor import __version__
 from monitor.config.loader import Config
-from monitor.exports.log import write_failure
+from monitor.exports.log import LogEntry, append, write_failure
 from monitor.exports.request import ExportError
 from monitor.store.files import make_private_dirs
 from monitor.store.sessions import canonical_json
@@ -109,6 +109,21 @@ class ExportWriter:
             self.abort()
             raise ExportError(f"{self.out}: cannot move the export into place: {exc.strerror}") from None
         return self.out, manifest_hash
+
+    def seal_logged(
+        self, manifest: dict[str, Any], log_path: Path | None,
+        entry_for: Callable[[Path, Path, str], LogEntry], signing_key: Ed25519PrivateKey | None = None,
+    ) -> tuple[Path, str, LogEntry | None]:
+        """`seal`, with `entry_for(log_path, out, manifest_sha256)` appended to the export log at `log_path`
+        (when there is one) just before the rename; (where, the manifest's hash, the entry appended)."""
+        logged: list[LogEntry] = []
+
+        def log_it(out: Path, manifest_hash: str) -> None:
+            if log_path is not None:
+                logged.append(append(log_path, entry_for(log_path, out, manifest_hash)))
+
+        out, manifest_hash = self.seal(manifest, before_rename=log_it, signing_key=signing_key)
+        return out, manifest_hash, logged[0] if logged else None
 
     def abort(self) -> None:
         shutil.rmtree(self.tmp, ignore_errors=True)

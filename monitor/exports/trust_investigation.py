@@ -24,8 +24,14 @@ import structlog
 from monitor.config.loader import Config
 from monitor.exports.encode import write_sessions
 from monitor.exports.evidence import EVIDENCE, write_gateway_evidence
-from monitor.exports.investigation import InvestigationRequest, case_manifest, checked, scope_filter
-from monitor.exports.log import LogEntry, append, current_user, log_head
+from monitor.exports.investigation import (
+    InvestigationRequest,
+    case_log_entry,
+    case_manifest,
+    checked,
+    scope_filter,
+)
+from monitor.exports.log import LogEntry, current_user, log_head
 from monitor.exports.request import ExportError, ExportResult
 from monitor.exports.sealed import ExportWriter, base_manifest
 from monitor.exports.trust import (
@@ -78,23 +84,12 @@ def run_trust_investigation(config: Config, reader: CentralReader, request: Inve
             **central_provenance(reader, sources),
             "export_log_head": export_log_head,
         })
-        entry = None
 
-        def log_it(out: Path, manifest_hash: str) -> None:
-            nonlocal entry
-            if log_path is not None:
-                entry = append(log_path, LogEntry(
-                    kind="investigation", at=manifest["created_at"], user=user, out=str(out.resolve()),
-                    manifest_sha256=manifest_hash, sessions=n,
-                    period_from=manifest["period"]["from"], period_to=manifest["period"]["to"],
-                    identified=True, reason=request.reason,
-                    subject=request.target if request.scope == "staff" else None,
-                    extra={"case": request.case, "scope": {request.scope: request.target},
-                           "staff": sorted(owners), "devices": sorted(devices),
-                           **central_log_extra(reader, sources)},
-                ))
+        def entry_for(_log: Path, out: Path, manifest_hash: str) -> LogEntry:
+            return case_log_entry(manifest, request, user, out, manifest_hash, n, owners, devices,
+                                  central_log_extra(reader, sources))
 
-        out, manifest_hash = writer.seal(manifest, before_rename=log_it, signing_key=signing_key)
+        out, manifest_hash, entry = writer.seal_logged(manifest, log_path, entry_for, signing_key)
     except BaseException as exc:
         raise writer.failed(exc) from None
     seconds = time.perf_counter() - started

@@ -176,3 +176,22 @@ def test_refused_before_anything_is_written(example_config, store, tmp_path, kw,
     with pytest.raises(ExportError, match=message):
         investigate(example_config, store, tmp_path, "device", "OAK-0001", **kw)
     assert not (tmp_path / "inv").exists() and not (tmp_path / "log.jsonl").exists()
+
+
+@pytest.mark.parametrize(("scope", "target", "extra", "subject", "extra_out"), [
+    ("staff", "S2003", {}, "S2003", {}),
+    ("device", "ASH-LT-0003", {}, None, {}),
+    ("device", "ASH-LT-0003", {"central": "pg://central"}, None, {"central": "pg://central"}),
+], ids=["staff-is-the-subject", "device-has-no-subject", "central-extra-kept"])
+def test_case_log_entry(tmp_path, scope, target, extra, subject, extra_out):
+    from monitor.exports.investigation import InvestigationRequest, case_log_entry
+
+    request = InvestigationRequest(scope, target, "INV-9", "complaint", tmp_path / "out")
+    manifest = {"created_at": "2026-11-30T12:00:00Z", "period": {"from": "2026-11-02", "to": "2026-11-27"}}
+    entry = case_log_entry(manifest, request, "dpo", tmp_path / "out", "ab" * 32, 4, {"S2009", "S2003"},
+                           {"ASH-LT-0003"}, extra)
+    assert (entry.kind, entry.subject, entry.sessions, entry.identified, entry.reason) == (
+        "investigation", subject, 4, True, "complaint")
+    assert (entry.period_from, entry.period_to) == ("2026-11-02", "2026-11-27")
+    assert entry.extra == {"case": "INV-9", "scope": {scope: target}, "staff": ["S2003", "S2009"],
+                           "devices": ["ASH-LT-0003"], **extra_out}

@@ -97,3 +97,41 @@ def test_base_manifest(example_config, key, expected):
     manifest = base_manifest(example_config, "sar", "dpo", 1_799_996_400.0)
     assert manifest[key] == expected
     assert manifest["config_fingerprint"] == example_config.fingerprint
+
+
+@pytest.mark.parametrize("logged", [True, False], ids=["with-log", "without-log"])
+def test_seal_logged_appends_the_entry_before_the_export_appears(tmp_path, logged):
+    from monitor.exports.log import LogEntry, read_log
+    from monitor.exports.sealed import ExportWriter
+
+    log_path = tmp_path / "exports.jsonl" if logged else None
+    writer = ExportWriter(tmp_path / "out")
+    writer.add_text("README.txt", "hello\n")
+    seen: list[tuple] = []
+
+    def entry_for(log, out, manifest_hash):
+        seen.append((log, out.exists(), manifest_hash))  # the export is not in place yet
+        return LogEntry(kind="export", at="2026-11-30T12:00:00Z", user="it", out=str(out),
+                        manifest_sha256=manifest_hash, sessions=0)
+
+    out, manifest_hash, entry = writer.seal_logged({"kind": "export"}, log_path, entry_for)
+    assert out.is_dir()
+    if logged:
+        assert seen == [(log_path, False, manifest_hash)]
+        assert entry is not None and entry.manifest_sha256 == manifest_hash
+        assert [e.manifest_sha256 for e in read_log(log_path).entries] == [manifest_hash]
+    else:
+        assert seen == [] and entry is None
+
+
+def test_seal_logged_leaves_no_export_when_the_entry_cannot_be_made(tmp_path):
+    from monitor.exports.sealed import ExportWriter
+
+    writer = ExportWriter(tmp_path / "out")
+
+    def entry_for(log, out, manifest_hash):
+        raise OSError(28, "No space left on device")
+
+    with pytest.raises(OSError):
+        writer.seal_logged({"kind": "export"}, tmp_path / "exports.jsonl", entry_for)
+    assert not (tmp_path / "out").exists() and not (tmp_path / "exports.jsonl").exists()
